@@ -1,0 +1,346 @@
+//! Index checkpoints: a snapshot of the indexes and record offsets up to some durable record, so
+//! that opening the log scans only what was written after it.
+//!
+//! A checkpoint is an optimisation, never the source of truth: one that fails its CRC or does not
+//! match the segments on disk is ignored and the log is scanned from the start. It is written to a
+//! temporary file, synced, renamed into place and the directory synced, so a crash leaves either
+//! the old checkpoint or the new one. Layout in `FORMAT.md`.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::primary::{PrimaryIndex, Slot};
+use super::secondary::SecondaryIndexes;
+use crate::log::record::Position;
+use crate::log::segment::sync_dir;
+
+/// First bytes of a checkpoint file.
+pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"SPINECKP";
+/// Version of the checkpoint layout.
+pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+const SUFFIX: &str = ".ckpt";
+const TEMPORARY_SUFFIX: &str = ".ckpt.tmp";
+
+/// One segment's part of a checkpoint.
+pub(crate) struct CheckpointSegment {
+    pub(crate) first_index: u64,
+    pub(crate) offsets: Vec<u32>,
+}
+
+/// What a checkpoint holds.
+pub(crate) struct Checkpoint {
+    /// Last record the checkpoint covers.
+    pub(crate) last: Position,
+    /// Where the record after `last` goes: in the last listed segment, at this offset.
+    pub(crate) write_offset: u32,
+    pub(crate) segments: Vec<CheckpointSegment>,
+    pub(crate) primary: PrimaryIndex,
+    pub(crate) secondary: SecondaryIndexes,
+}
+
+fn file_name(last_index: u64) -> String {
+    format!("checkpoint-{last_index:020}{SUFFIX}")
+}
+
+/// Serialises the parts of a checkpoint. Done under the state's read lock, so it borrows.
+pub(crate) fn encode(
+    last: Position,
+    write_offset: u32,
+    segments: &[(u64, &[u32])],
+    primary: &PrimaryIndex,
+    secondary: &SecondaryIndexes,
+) -> Vec<u8> {
+    let offsets_total: usize = segments.iter().map(|(_, offsets)| offsets.len()).sum();
+    let mut out = Vec::with_capacity(64 + offsets_total * 4 + primary.memory_bytes());
+    out.extend_from_slice(&CHECKPOINT_MAGIC);
+    out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    out.extend_from_slice(&write_offset.to_le_bytes());
+    out.extend_from_slice(&last.term.to_le_bytes());
+    out.extend_from_slice(&last.index.to_le_bytes());
+    out.extend_from_slice(&(segments.len() as u64).to_le_bytes());
+    for (first_index, offsets) in segments {
+        out.extend_from_slice(&first_index.to_le_bytes());
+        out.extend_from_slice(&(offsets.len() as u64).to_le_bytes());
+        for offset in *offsets {
+            out.extend_from_slice(&offset.to_le_bytes());
+        }
+    }
+    let slots = primary.raw_slots();
+    out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(primary.len() as u64).to_le_bytes());
+    for slot in slots {
+        out.extend_from_slice(&slot.key.to_le_bytes());
+        out.extend_from_slice(&slot.location.to_le_bytes());
+    }
+    out.extend_from_slice(&(secondary.index_count() as u64).to_le_bytes());
+    for set in secondary.sets() {
+        out.extend_from_slice(&(set.len() as u64).to_le_bytes());
+        for (key, primary_key) in set {
+            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(&primary_key.to_le_bytes());
+        }
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Writes an encoded checkpoint for `last_index` into `dir` atomically and removes older ones.
+pub(crate) fn write(dir: &Path, last_index: u64, encoded: &[u8]) -> io::Result<PathBuf> {
+    let path = dir.join(file_name(last_index));
+    let temporary = dir.join(format!("checkpoint-{last_index:020}{TEMPORARY_SUFFIX}"));
+    {
+        let mut file = File::create(&temporary)?;
+        file.write_all(encoded)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temporary, &path)?;
+    sync_dir(dir)?;
+    for (index, older) in list(dir)? {
+        if index < last_index {
+            fs::remove_file(older)?;
+        }
+    }
+    Ok(path)
+}
+
+/// Checkpoint files in `dir` with the last index each covers, oldest first. Removes leftover
+/// temporary files.
+fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(TEMPORARY_SUFFIX) {
+            fs::remove_file(entry.path())?;
+            continue;
+        }
+        let index = name
+            .strip_prefix("checkpoint-")
+            .and_then(|rest| rest.strip_suffix(SUFFIX))
+            .and_then(|digits| digits.parse::<u64>().ok());
+        if let Some(index) = index {
+            found.push((index, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Loads the newest checkpoint in `dir`. `Ok(None)` when there is none or it is unusable (the
+/// reason is logged; the caller scans the whole log instead).
+pub(crate) fn load_latest(dir: &Path) -> io::Result<Option<(PathBuf, Checkpoint)>> {
+    let Some((_, path)) = list(dir)?.pop() else {
+        return Ok(None);
+    };
+    let bytes = fs::read(&path)?;
+    match decode(&bytes) {
+        Ok(checkpoint) => Ok(Some((path, checkpoint))),
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), reason, "ignoring unusable checkpoint");
+            Ok(None)
+        }
+    }
+}
+
+/// A bounds-checked little-endian reader.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], &'static str> {
+        let end = self.at.checked_add(count).ok_or("length overflow")?;
+        let slice = self.bytes.get(self.at..end).ok_or("truncated")?;
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u32(&mut self) -> Result<u32, &'static str> {
+        let mut word = [0u8; 4];
+        word.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(word))
+    }
+
+    fn u64(&mut self) -> Result<u64, &'static str> {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(word))
+    }
+
+    /// A count that must fit in what is left, at `unit` bytes an item, before anything is
+    /// allocated for it.
+    fn count(&mut self, unit: usize) -> Result<usize, &'static str> {
+        let count = usize::try_from(self.u64()?).map_err(|_| "count too large")?;
+        if count.saturating_mul(unit) > self.bytes.len() - self.at {
+            return Err("count larger than the file");
+        }
+        Ok(count)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
+    let body_len = bytes.len().checked_sub(4).ok_or("truncated")?;
+    let (body, crc) = bytes.split_at(body_len);
+    let mut crc_word = [0u8; 4];
+    crc_word.copy_from_slice(crc);
+    if crc32c::crc32c(body) != u32::from_le_bytes(crc_word) {
+        return Err("checksum mismatch");
+    }
+    let mut reader = Reader { bytes: body, at: 0 };
+    if reader.take(8)? != CHECKPOINT_MAGIC {
+        return Err("not a checkpoint");
+    }
+    if reader.u32()? != CHECKPOINT_VERSION {
+        return Err("unsupported checkpoint version");
+    }
+    let write_offset = reader.u32()?;
+    let last = Position {
+        term: reader.u64()?,
+        index: reader.u64()?,
+    };
+    let segment_count = reader.count(16)?;
+    let mut segments = Vec::with_capacity(segment_count);
+    for _ in 0..segment_count {
+        let first_index = reader.u64()?;
+        let offset_count = reader.count(4)?;
+        let offsets = (0..offset_count)
+            .map(|_| reader.u32())
+            .collect::<Result<Vec<_>, _>>()?;
+        segments.push(CheckpointSegment {
+            first_index,
+            offsets,
+        });
+    }
+    let slot_count = reader.count(16)?;
+    let len = usize::try_from(reader.u64()?).map_err(|_| "count too large")?;
+    let mut slots = Vec::with_capacity(slot_count);
+    for _ in 0..slot_count {
+        slots.push(Slot {
+            key: reader.u64()?,
+            location: reader.u64()?,
+        });
+    }
+    let primary = PrimaryIndex::from_raw_slots(slots, len).ok_or("inconsistent primary index")?;
+    let index_count = reader.count(8)?;
+    if index_count > usize::from(u8::MAX) {
+        return Err("too many secondary indexes");
+    }
+    let mut sets = Vec::with_capacity(index_count);
+    for _ in 0..index_count {
+        let entry_count = reader.count(12)?;
+        let mut set = BTreeSet::new();
+        for _ in 0..entry_count {
+            let key_len = reader.u32()? as usize;
+            let key: Box<[u8]> = reader.take(key_len)?.into();
+            set.insert((key, reader.u64()?));
+        }
+        sets.push(set);
+    }
+    if reader.at != body.len() {
+        return Err("trailing bytes");
+    }
+    let checkpoint = Checkpoint {
+        last,
+        write_offset,
+        segments,
+        primary,
+        secondary: SecondaryIndexes::from_sets(sets),
+    };
+    let recorded: usize = checkpoint.segments.iter().map(|s| s.offsets.len()).sum();
+    if recorded as u64 != checkpoint.last.index
+        || checkpoint.segments.is_empty() != (last.index == 0)
+    {
+        return Err("record count disagrees with the last index");
+    }
+    Ok(checkpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Location;
+    use crate::index::secondary::SecondaryKey;
+
+    fn sample() -> Vec<u8> {
+        let mut primary = PrimaryIndex::with_capacity(10);
+        primary.insert(
+            5,
+            Location {
+                segment: 0,
+                offset: 64,
+            },
+        );
+        primary.insert(
+            6,
+            Location {
+                segment: 1,
+                offset: 64,
+            },
+        );
+        let mut secondary = SecondaryIndexes::new(1);
+        secondary.insert(
+            SecondaryKey {
+                index: 0,
+                key: b"SMITH".to_vec(),
+            },
+            5,
+        );
+        let offsets_a = [64u32, 104];
+        let offsets_b = [64u32];
+        encode(
+            Position { term: 1, index: 3 },
+            104,
+            &[(1, &offsets_a), (3, &offsets_b)],
+            &primary,
+            &secondary,
+        )
+    }
+
+    #[test]
+    fn round_trips() {
+        let checkpoint = decode(&sample()).unwrap();
+        assert_eq!(checkpoint.last, Position { term: 1, index: 3 });
+        assert_eq!(checkpoint.write_offset, 104);
+        assert_eq!(checkpoint.segments.len(), 2);
+        assert_eq!(
+            checkpoint.primary.get(6),
+            Some(Location {
+                segment: 1,
+                offset: 64
+            })
+        );
+        assert_eq!(checkpoint.secondary.prefix(0, b"SMI", 10), vec![5]);
+    }
+
+    #[test]
+    fn any_damage_is_refused() {
+        let bytes = sample();
+        for at in (0..bytes.len()).step_by(7) {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(
+                decode(&damaged).is_err(),
+                "damage at byte {at} went unnoticed"
+            );
+        }
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn writes_atomically_and_keeps_only_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 3, &sample()).unwrap();
+        write(dir.path(), 9, &sample()).unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![file_name(9)]);
+        assert!(load_latest(dir.path()).unwrap().is_some());
+    }
+}

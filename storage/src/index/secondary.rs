@@ -1,0 +1,151 @@
+//! Ordered secondary indexes: derived key -> primary keys, for range and prefix search.
+//!
+//! The application says how to derive secondary keys from a record ([`SecondaryKeys`]); the log
+//! keeps the indexes in step with the primary index: when a key's record is replaced or deleted,
+//! the old record's secondary keys are removed and the new record's added.
+
+use std::collections::BTreeSet;
+
+use crate::log::RecordView;
+
+/// One derived key of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondaryKey {
+    /// Which secondary index (`0..index_count()`).
+    pub index: u8,
+    /// The derived key; ordered bytewise.
+    pub key: Vec<u8>,
+}
+
+/// How to derive secondary keys from a record. Must be deterministic: recovery derives them
+/// again from the same bytes.
+pub trait SecondaryKeys: Send + Sync + 'static {
+    /// How many secondary indexes there are.
+    fn index_count(&self) -> usize;
+
+    /// Appends the secondary keys of `record` (a keyed record that is not a delete) to `out`.
+    fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>);
+}
+
+/// No secondary indexes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSecondaryKeys;
+
+impl SecondaryKeys for NoSecondaryKeys {
+    fn index_count(&self) -> usize {
+        0
+    }
+
+    fn extract(&self, _record: &RecordView<'_>, _out: &mut Vec<SecondaryKey>) {}
+}
+
+/// The ordered sets, one per secondary index, of (derived key, primary key).
+#[derive(Clone, Debug, Default)]
+pub struct SecondaryIndexes {
+    sets: Vec<BTreeSet<(Box<[u8]>, u64)>>,
+}
+
+impl SecondaryIndexes {
+    /// `count` empty indexes.
+    pub fn new(count: usize) -> Self {
+        assert!(
+            count <= usize::from(u8::MAX),
+            "at most 255 secondary indexes"
+        );
+        Self {
+            sets: vec![BTreeSet::new(); count],
+        }
+    }
+
+    /// How many indexes there are.
+    pub fn index_count(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Entries in index `index`.
+    pub fn len(&self, index: u8) -> usize {
+        self.sets.get(usize::from(index)).map_or(0, BTreeSet::len)
+    }
+
+    pub(crate) fn insert(&mut self, key: SecondaryKey, primary: u64) {
+        let set = self.set_mut(key.index);
+        set.insert((key.key.into_boxed_slice(), primary));
+    }
+
+    pub(crate) fn remove(&mut self, key: SecondaryKey, primary: u64) {
+        let set = self.set_mut(key.index);
+        let removed = set.remove(&(key.key.into_boxed_slice(), primary));
+        assert!(removed, "secondary key of an indexed record was missing");
+    }
+
+    fn set_mut(&mut self, index: u8) -> &mut BTreeSet<(Box<[u8]>, u64)> {
+        let count = self.sets.len();
+        self.sets
+            .get_mut(usize::from(index))
+            .unwrap_or_else(|| panic!("secondary index {index} out of range 0..{count}"))
+    }
+
+    /// Primary keys whose derived key in `index` lies in `from..to` (`to` exclusive, `None` for
+    /// no upper end), in derived-key order, at most `limit` of them.
+    pub fn range(&self, index: u8, from: &[u8], to: Option<&[u8]>, limit: usize) -> Vec<u64> {
+        self.scan(index, from, limit, |key| to.is_none_or(|to| key < to))
+    }
+
+    /// Primary keys whose derived key in `index` starts with `prefix`, at most `limit`.
+    pub fn prefix(&self, index: u8, prefix: &[u8], limit: usize) -> Vec<u64> {
+        self.scan(index, prefix, limit, |key| key.starts_with(prefix))
+    }
+
+    fn scan(&self, index: u8, from: &[u8], limit: usize, keep: impl Fn(&[u8]) -> bool) -> Vec<u64> {
+        let Some(set) = self.sets.get(usize::from(index)) else {
+            return Vec::new();
+        };
+        let start = (Box::<[u8]>::from(from), 0u64);
+        set.range(start..)
+            .take_while(|(key, _)| keep(key))
+            .take(limit)
+            .map(|(_, primary)| *primary)
+            .collect()
+    }
+
+    /// Every entry of every index, for checkpoints.
+    pub(crate) fn sets(&self) -> &[BTreeSet<(Box<[u8]>, u64)>] {
+        &self.sets
+    }
+
+    /// Rebuilds from checkpointed sets.
+    pub(crate) fn from_sets(sets: Vec<BTreeSet<(Box<[u8]>, u64)>>) -> Self {
+        Self { sets }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(index: u8, text: &str) -> SecondaryKey {
+        SecondaryKey {
+            index,
+            key: text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn range_and_prefix_are_ordered_and_limited() {
+        let mut indexes = SecondaryIndexes::new(2);
+        indexes.insert(key(0, "SMITH"), 3);
+        indexes.insert(key(0, "SMITH"), 1);
+        indexes.insert(key(0, "SMYTHE"), 2);
+        indexes.insert(key(0, "JONES"), 4);
+        indexes.insert(key(1, "SMITH"), 9);
+        assert_eq!(indexes.prefix(0, b"SMITH", 10), vec![1, 3]);
+        assert_eq!(indexes.prefix(0, b"SM", 10), vec![1, 3, 2]);
+        assert_eq!(indexes.prefix(0, b"SM", 2), vec![1, 3]);
+        assert_eq!(indexes.range(0, b"A", Some(b"SMITH"), 10), vec![4]);
+        assert_eq!(indexes.range(0, b"K", None, 10), vec![1, 3, 2]);
+        indexes.remove(key(0, "SMITH"), 1);
+        assert_eq!(indexes.prefix(0, b"SMITH", 10), vec![3]);
+        assert_eq!(indexes.prefix(1, b"", 10), vec![9]);
+        assert!(indexes.prefix(5, b"", 10).is_empty());
+    }
+}

@@ -1,0 +1,25 @@
+//! Spine storage: a segmented, append-only, memory-mapped log with group commit, crash recovery
+//! and in-memory indexes. Everything Spine core stores goes through it.
+//!
+//! Where things are:
+//! - [`format`]: the byte layout's constants (documented, and tested against, `FORMAT.md`).
+//! - [`log`]: the [`Log`] handle; `log/record.rs` encodes and verifies records (sans-IO),
+//!   `log/segment.rs` owns segment files and maps, `log/group_commit.rs` decides when a batch
+//!   closes (sans-IO), `log/recovery.rs` tells torn tails from corruption (sans-IO scan),
+//!   `log/writer.rs` is the group-commit thread.
+//! - [`io`]: the io backends (io_uring, portable `pwrite` + `fdatasync`, fault injection).
+//! - [`index`]: the primary hash index, ordered secondary indexes and checkpoints.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod format;
+pub mod index;
+pub mod io;
+pub mod log;
+
+pub use index::Location;
+pub use index::secondary::{NoSecondaryKeys, SecondaryKey, SecondaryKeys};
+pub use io::{BackendChoice, BackendKind, FaultInjection};
+pub use log::{
+    AppendError, Key, Log, LogConfig, LogStats, NewRecord, OpenError, Position, ReadError,
+    RecordView, RecoveryReport, TornTail,
+};

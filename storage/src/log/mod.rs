@@ -1,0 +1,762 @@
+//! The log: open (with recovery), append (group commit), read (zero-copy, verified).
+//!
+//! Threads: appends from any thread or task go through a bounded queue to one writer thread,
+//! which batches them, writes each batch with one write and one `fdatasync` through the io
+//! backend, then publishes the batch to the indexes and acknowledges it. A preparer thread keeps
+//! a zero-filled spare segment ready so that rolling to a new segment does not stall appenders,
+//! and a checkpointer thread snapshots the indexes in the background. Reads take a read lock on
+//! the indexes and see exactly the durable records.
+
+pub mod group_commit;
+pub mod record;
+mod recovery;
+pub(crate) mod segment;
+mod state;
+mod writer;
+
+use std::fs::{self, File};
+use std::io;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::format::{RECORD_FLAG_DELETE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, record_size};
+use crate::index::checkpoint;
+use crate::index::secondary::{NoSecondaryKeys, SecondaryKeys};
+use crate::io::{BackendChoice, BackendKind, FaultInjection};
+use group_commit::BatchPolicy;
+pub use record::{Position, RecordHeader};
+use state::State;
+
+/// Name of the lock file that keeps a second process from opening the same log.
+const LOCK_FILE_NAME: &str = "LOCK";
+
+/// A record's primary key: non-zero, because 0 means "no key" on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(NonZeroU64);
+
+impl Key {
+    /// `None` for 0, which is reserved.
+    pub const fn new(value: u64) -> Option<Self> {
+        match NonZeroU64::new(value) {
+            Some(value) => Some(Self(value)),
+            None => None,
+        }
+    }
+
+    /// The key's value.
+    pub const fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A record to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRecord {
+    /// The key the record is indexed under, if any.
+    pub key: Option<Key>,
+    /// Application-defined kind.
+    pub kind: u8,
+    /// Whether the record deletes its key from the indexes.
+    pub delete: bool,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+impl NewRecord {
+    /// A record that becomes `key`'s latest value.
+    pub fn put(key: Key, kind: u8, payload: impl Into<Bytes>) -> Self {
+        Self {
+            key: Some(key),
+            kind,
+            delete: false,
+            payload: payload.into(),
+        }
+    }
+
+    /// A record that removes `key` from the indexes (the record itself stays in the log).
+    pub fn delete(key: Key, kind: u8) -> Self {
+        Self {
+            key: Some(key),
+            kind,
+            delete: true,
+            payload: Bytes::new(),
+        }
+    }
+
+    /// A record with no key, reachable by position only (for example an audit event).
+    pub fn unkeyed(kind: u8, payload: impl Into<Bytes>) -> Self {
+        Self {
+            key: None,
+            kind,
+            delete: false,
+            payload: payload.into(),
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        if self.delete { RECORD_FLAG_DELETE } else { 0 }
+    }
+}
+
+/// A verified record borrowed from a segment's memory map (zero-copy).
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    pub(crate) header: RecordHeader,
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// The record's position.
+    pub fn position(&self) -> Position {
+        self.header.position
+    }
+
+    /// The record's key, if it has one.
+    pub fn key(&self) -> Option<Key> {
+        Key::new(self.header.key)
+    }
+
+    /// The application-defined kind.
+    pub fn kind(&self) -> u8 {
+        self.header.kind
+    }
+
+    /// Whether this record deleted its key.
+    pub fn is_delete(&self) -> bool {
+        self.header.flags & RECORD_FLAG_DELETE != 0
+    }
+
+    /// The payload, straight from the map.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+}
+
+/// Configuration of a log. [`LogConfig::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Directory holding the segments, checkpoints and the lock file; created if missing.
+    pub dir: PathBuf,
+    /// Size of each preallocated segment file (at most 4 GiB - 1, since offsets are `u32`).
+    /// Default 64 MiB.
+    pub segment_size: u64,
+    /// Largest payload accepted; larger appends fail with [`AppendError::RecordTooLarge`].
+    /// Default 1 MiB.
+    pub payload_bytes_max: u32,
+    /// A batch closes at this many encoded bytes. Default 1 MiB.
+    pub batch_bytes_max: usize,
+    /// A batch closes at this many records. Default 8,192.
+    pub batch_records_max: usize,
+    /// Longest wait for more records once the queue is empty (see [`group_commit`]).
+    /// Default 100 µs.
+    pub batch_delay: Duration,
+    /// Appends queued or in flight at most; further appenders wait (backpressure). Worst-case
+    /// memory is this times `payload_bytes_max`. Default 16,384.
+    pub appends_pending_max: usize,
+    /// Term written into new records' positions. Default 1.
+    pub term: u64,
+    /// Which io backend to use. Default [`BackendChoice::Auto`].
+    pub backend: BackendChoice,
+    /// Keys the primary index is sized for up front; it doubles (a pause) when exceeded.
+    /// Default 65,536.
+    pub expected_keys: usize,
+    /// Write an index checkpoint every this many records (0: never in the background).
+    /// Default 1,000,000.
+    pub checkpoint_interval_records: u64,
+    /// Write a checkpoint when the log is closed. Default true.
+    pub checkpoint_on_close: bool,
+    /// Use the newest checkpoint at open. Default true; false forces a full scan.
+    pub use_checkpoint: bool,
+    /// Make the io backend fail on purpose; for tests only.
+    pub fault_injection: Option<FaultInjection>,
+}
+
+impl LogConfig {
+    /// Defaults for a log in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            segment_size: 64 << 20,
+            payload_bytes_max: 1 << 20,
+            batch_bytes_max: 1 << 20,
+            batch_records_max: 8192,
+            batch_delay: Duration::from_micros(100),
+            appends_pending_max: 16_384,
+            term: 1,
+            backend: BackendChoice::Auto,
+            expected_keys: 65_536,
+            checkpoint_interval_records: 1_000_000,
+            checkpoint_on_close: true,
+            use_checkpoint: true,
+            fault_injection: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), OpenError> {
+        let invalid = |reason: &'static str| Err(OpenError::InvalidConfig { reason });
+        let largest_record = record_size(self.payload_bytes_max as usize) as u64;
+        if self.segment_size > u64::from(u32::MAX) {
+            return invalid("segment_size must be below 4 GiB");
+        }
+        if self.segment_size < SEGMENT_HEADER_SIZE as u64 + largest_record {
+            return invalid("segment_size must hold the segment header and the largest record");
+        }
+        if self.segment_size % 4096 != 0 {
+            return invalid("segment_size must be a multiple of 4096");
+        }
+        if self.batch_bytes_max < RECORD_HEADER_SIZE || self.batch_records_max == 0 {
+            return invalid("batch_bytes_max and batch_records_max must admit one record");
+        }
+        if self.batch_records_max > u32::MAX as usize {
+            return invalid("batch_records_max must fit in 32 bits");
+        }
+        if self.appends_pending_max == 0 || self.appends_pending_max > Semaphore::MAX_PERMITS {
+            return invalid("appends_pending_max must be at least 1");
+        }
+        if self.term == 0 {
+            return invalid("term must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn batch_policy(&self) -> BatchPolicy {
+        BatchPolicy {
+            batch_bytes_max: self.batch_bytes_max,
+            batch_records_max: self.batch_records_max,
+            delay: self.batch_delay,
+        }
+    }
+}
+
+/// Why a log did not open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The configuration is impossible.
+    #[error("invalid log configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Another process (or log handle) holds the directory.
+    #[error("log directory {dir} is in use by another process")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// An io error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The io_uring backend was required but could not be set up.
+    #[error("io_uring backend unavailable: {0}")]
+    Backend(#[source] io::Error),
+    /// A record or header before the tail is damaged: data that was acknowledged is not intact,
+    /// so the log refuses to open rather than lose it silently.
+    #[error("segment {segment}: offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        segment: PathBuf,
+        /// Byte offset in it.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A segment between the first and the last is missing.
+    #[error("segment starting at log index {first_index} is missing from {dir}")]
+    SegmentMissing {
+        /// Directory of the log.
+        dir: PathBuf,
+        /// First index the missing segment should hold.
+        first_index: u64,
+    },
+}
+
+/// Why an append failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The payload is larger than `payload_bytes_max`.
+    #[error("record payload of {size} bytes exceeds the maximum of {max} bytes")]
+    RecordTooLarge {
+        /// Payload size.
+        size: usize,
+        /// The configured maximum.
+        max: u32,
+    },
+    /// A write or flush failed earlier; the log refuses writes until it is reopened. Nothing
+    /// acknowledged before the failure is lost.
+    #[error("log is stopped after an io failure and must be reopened: {cause}")]
+    FailStop {
+        /// The failure that stopped the log.
+        #[source]
+        cause: Arc<io::Error>,
+    },
+    /// The log is closing or its writer thread is gone.
+    #[error("log is closed")]
+    Closed,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The bytes on disk no longer match their checksum.
+    #[error("segment {segment}: offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        segment: PathBuf,
+        /// Byte offset in it.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl From<ReadError> for OpenError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Corrupt {
+                segment,
+                offset,
+                reason,
+            } => OpenError::Corrupt {
+                segment,
+                offset,
+                reason,
+            },
+        }
+    }
+}
+
+/// A torn tail that recovery cut off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Where the log now ends.
+    pub offset: u64,
+    /// Bytes zeroed after that point.
+    pub bytes_discarded: u64,
+    /// Why the record at `offset` was not valid.
+    pub reason: &'static str,
+}
+
+/// What opening the log found.
+#[derive(Clone, Debug)]
+pub struct RecoveryReport {
+    /// The io backend in use.
+    pub backend: BackendKind,
+    /// Segments in the log.
+    pub segments: usize,
+    /// Records in the log (the last index).
+    pub records: u64,
+    /// Records verified by scanning (those after the checkpoint, or all).
+    pub records_scanned: u64,
+    /// Bytes of records verified by scanning.
+    pub bytes_scanned: u64,
+    /// The checkpoint used, if any.
+    pub checkpoint: Option<PathBuf>,
+    /// The torn tail that was cut off, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Time the whole open took.
+    pub duration: Duration,
+}
+
+/// Counters of the write path, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Batches written and flushed.
+    pub batches: u64,
+    /// Records written.
+    pub records: u64,
+    /// Bytes written (records and segment headers).
+    pub bytes: u64,
+    /// Total time spent in write + `fdatasync`, in nanoseconds.
+    pub flush_nanos: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    flush_nanos: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+/// State shared by the handle and the background threads.
+struct Shared {
+    state: RwLock<State>,
+    failed: AtomicBool,
+    failure: Mutex<Option<Arc<io::Error>>>,
+    counters: Counters,
+    config: LogConfig,
+}
+
+impl Shared {
+    fn failure(&self) -> Option<Arc<io::Error>> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.failure.lock().clone()
+    }
+
+    fn fail_stop(&self, error: Arc<io::Error>) {
+        let mut failure = self.failure.lock();
+        if failure.is_none() {
+            tracing::error!(%error, "log write failed; refusing writes until reopened");
+            *failure = Some(error);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Writes a checkpoint of the current state. The state's read lock is held only while
+    /// encoding; the file is written after it is released.
+    fn write_checkpoint(&self) -> io::Result<Option<PathBuf>> {
+        let (last_index, encoded) = {
+            let state = self.state.read();
+            if state.last.index == 0 {
+                return Ok(None);
+            }
+            let segments: Vec<(u64, &[u32])> = state
+                .segments
+                .iter()
+                .zip(&state.offsets)
+                .map(|(segment, offsets)| (segment.first_index, offsets.as_slice()))
+                .collect();
+            let encoded = checkpoint::encode(
+                state.last,
+                state.write_offset as u32,
+                &segments,
+                &state.primary,
+                &state.secondary,
+            );
+            (state.last.index, encoded)
+        };
+        let path = checkpoint::write(&self.config.dir, last_index, &encoded)?;
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(path))
+    }
+}
+
+/// A request in the append queue.
+pub(crate) struct AppendRequest {
+    record: NewRecord,
+    reply: oneshot::Sender<Result<Position, AppendError>>,
+    /// Released when the append is answered: the queue's bound covers in-flight batches too.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// An open log. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Log {
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    sender: Option<Sender<AppendRequest>>,
+    writer: Option<JoinHandle<()>>,
+    helpers: Vec<JoinHandle<()>>,
+    backend: BackendKind,
+    _lock: File,
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `config.dir` with no secondary indexes.
+    pub fn open(config: LogConfig) -> Result<(Self, RecoveryReport), OpenError> {
+        Self::open_with(config, Arc::new(NoSecondaryKeys))
+    }
+
+    /// Opens the log, recovering it, with secondary indexes derived by `extractor`.
+    pub fn open_with(
+        config: LogConfig,
+        extractor: Arc<dyn SecondaryKeys>,
+    ) -> Result<(Self, RecoveryReport), OpenError> {
+        let started = std::time::Instant::now();
+        config.validate()?;
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OpenError::Io { path, source }
+        };
+        fs::create_dir_all(&config.dir).map_err(io_error(&config.dir))?;
+        let lock_path = config.dir.join(LOCK_FILE_NAME);
+        let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked {
+                    dir: config.dir.clone(),
+                });
+            }
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(OpenError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+        let backend = crate::io::open_backend(config.backend, config.fault_injection)
+            .map_err(OpenError::Backend)?;
+        let backend_kind = backend.kind();
+        let recovered = recovery::recover(&config, extractor.as_ref())?;
+        let mut report = recovered.report;
+        report.backend = backend_kind;
+        let shared = Arc::new(Shared {
+            state: RwLock::new(recovered.state),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            counters: Counters::default(),
+            config: config.clone(),
+        });
+        let (sender, threads) = writer::start(Arc::clone(&shared), backend, extractor)
+            .map_err(io_error(&config.dir))?;
+        let mut threads = threads.into_iter();
+        let writer = threads.next();
+        report.duration = started.elapsed();
+        tracing::info!(
+            backend = %backend_kind,
+            records = report.records,
+            scanned = report.records_scanned,
+            ms = report.duration.as_millis() as u64,
+            "log opened"
+        );
+        let log = Self {
+            shared,
+            permits: Arc::new(Semaphore::new(config.appends_pending_max)),
+            sender: Some(sender),
+            writer,
+            helpers: threads.collect(),
+            backend: backend_kind,
+            _lock: lock,
+        };
+        Ok((log, report))
+    }
+
+    /// The io backend in use.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
+    /// Appends a record; resolves with its position once it is durable. Waits while
+    /// `appends_pending_max` appends are already queued or in flight.
+    pub async fn append(&self, record: NewRecord) -> Result<Position, AppendError> {
+        self.check_appendable(&record)?;
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        let sender = self.sender.as_ref().ok_or(AppendError::Closed)?;
+        // The permit bounds the queue below its capacity, so `Full` means a broken invariant.
+        match sender.try_send(AppendRequest {
+            record,
+            reply,
+            _permit: permit,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(AppendError::Closed),
+            Err(TrySendError::Full(_)) => unreachable!("append queue larger than its permits"),
+        }
+        answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// [`Log::append`] for callers outside an async runtime: blocks the calling thread.
+    pub fn append_blocking(&self, record: NewRecord) -> Result<Position, AppendError> {
+        pollster::block_on(self.append(record))
+    }
+
+    fn check_appendable(&self, record: &NewRecord) -> Result<(), AppendError> {
+        let max = self.shared.config.payload_bytes_max;
+        if record.payload.len() > max as usize {
+            return Err(AppendError::RecordTooLarge {
+                size: record.payload.len(),
+                max,
+            });
+        }
+        match self.shared.failure() {
+            Some(cause) => Err(AppendError::FailStop { cause }),
+            None => Ok(()),
+        }
+    }
+
+    /// Position of the last durable record (index 0 when the log is empty).
+    pub fn last_position(&self) -> Position {
+        self.shared.state.read().last
+    }
+
+    /// Calls `visit` with the record at log index `index`; `Ok(None)` if there is no such durable
+    /// record.
+    pub fn read<T>(
+        &self,
+        index: u64,
+        visit: impl FnOnce(RecordView<'_>) -> T,
+    ) -> Result<Option<T>, ReadError> {
+        let state = self.shared.state.read();
+        match state.locate(index) {
+            Some(location) => state.view(location).map(|view| Some(visit(view))),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `visit` with `key`'s latest record; `Ok(None)` if the key has none (or was deleted).
+    pub fn get<T>(
+        &self,
+        key: Key,
+        visit: impl FnOnce(RecordView<'_>) -> T,
+    ) -> Result<Option<T>, ReadError> {
+        let state = self.shared.state.read();
+        match state.primary.get(key.get()) {
+            Some(location) => state.view(location).map(|view| Some(visit(view))),
+            None => Ok(None),
+        }
+    }
+
+    /// Looks up many keys at once, calling `visit(i, record)` for `keys[i]` in order. Faster than
+    /// [`Log::get`] in a loop: one lock for the batch, and the index slots and records of a group
+    /// of keys are prefetched together so their cache misses overlap.
+    pub fn get_many(
+        &self,
+        keys: &[Key],
+        mut visit: impl FnMut(usize, Option<RecordView<'_>>),
+    ) -> Result<(), ReadError> {
+        /// Keys whose misses are overlapped; enough to cover memory latency, few enough that the
+        /// prefetched lines are still in L1 when used.
+        const GROUP: usize = 16;
+        let state = self.shared.state.read();
+        let mut locations = [None; GROUP];
+        for (group_index, group) in keys.chunks(GROUP).enumerate() {
+            for key in group {
+                state.primary.prefetch(key.get());
+            }
+            for (slot, key) in group.iter().enumerate() {
+                locations[slot] = state.primary.get(key.get());
+                if let Some(location) = locations[slot] {
+                    state.segments[location.segment as usize].prefetch(location.offset as usize);
+                }
+            }
+            for (slot, location) in locations[..group.len()].iter().enumerate() {
+                let view = location.map(|location| state.view(location)).transpose()?;
+                visit(group_index * GROUP + slot, view);
+            }
+        }
+        Ok(())
+    }
+
+    /// Primary keys whose derived key in secondary index `index` starts with `prefix`, at most
+    /// `limit`, in derived-key order.
+    pub fn secondary_prefix(&self, index: u8, prefix: &[u8], limit: usize) -> Vec<Key> {
+        let keys = self
+            .shared
+            .state
+            .read()
+            .secondary
+            .prefix(index, prefix, limit);
+        keys.into_iter().filter_map(Key::new).collect()
+    }
+
+    /// Primary keys whose derived key in secondary index `index` lies in `from..to` (`to`
+    /// exclusive; `None`: no upper end), at most `limit`, in derived-key order.
+    pub fn secondary_range(
+        &self,
+        index: u8,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<Key> {
+        let keys = self
+            .shared
+            .state
+            .read()
+            .secondary
+            .range(index, from, to, limit);
+        keys.into_iter().filter_map(Key::new).collect()
+    }
+
+    /// Number of keys in the primary index.
+    pub fn key_count(&self) -> usize {
+        self.shared.state.read().primary.len()
+    }
+
+    /// Bytes of memory the primary index uses.
+    pub fn primary_index_bytes(&self) -> usize {
+        self.shared.state.read().primary.memory_bytes()
+    }
+
+    /// Write-path counters since open.
+    pub fn stats(&self) -> LogStats {
+        let counters = &self.shared.counters;
+        LogStats {
+            batches: counters.batches.load(Ordering::Relaxed),
+            records: counters.records.load(Ordering::Relaxed),
+            bytes: counters.bytes.load(Ordering::Relaxed),
+            flush_nanos: counters.flush_nanos.load(Ordering::Relaxed),
+            checkpoints: counters.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes an index checkpoint now (normally the background thread does this).
+    pub fn checkpoint(&self) -> io::Result<Option<PathBuf>> {
+        self.shared.write_checkpoint()
+    }
+
+    /// The error that stopped the log, if one did.
+    pub fn failure(&self) -> Option<Arc<io::Error>> {
+        self.shared.failure()
+    }
+
+    /// Stops accepting appends, finishes those already queued, stops the background threads and
+    /// writes a final checkpoint (if configured).
+    pub fn close(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.permits.close();
+        // Dropping the sender lets the writer drain the queue and exit; its exit drops the
+        // channels the helpers wait on, so they exit too.
+        self.sender = None;
+        let mut panicked = false;
+        if let Some(writer) = self.writer.take() {
+            panicked |= writer.join().is_err();
+        }
+        for helper in self.helpers.drain(..) {
+            panicked |= helper.join().is_err();
+        }
+        if panicked {
+            return Err(io::Error::other("a log thread panicked"));
+        }
+        if self.shared.config.checkpoint_on_close && self.shared.failure().is_none() {
+            self.shared.write_checkpoint()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if self.sender.is_some()
+            && let Err(error) = self.shutdown()
+        {
+            tracing::warn!(%error, "log did not close cleanly");
+        }
+    }
+}

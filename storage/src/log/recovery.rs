@@ -1,0 +1,543 @@
+//! Opening a log: find the segments, load the newest checkpoint, verify every record after it,
+//! and cut off a torn tail.
+//!
+//! [`scan_segment`] is pure (bytes in, verdict out) and holds the crash-case reasoning of
+//! `FORMAT.md`: the writer writes one batch at a time, and starts the next only after the
+//! previous one is durable, so only the last batch of the last segment can be torn. When a
+//! record is invalid, the rest of the segment is searched for valid records: one that belongs to
+//! a *later* batch proves the invalid record was durable (acknowledged) before, so the log is
+//! corrupt and refuses to open; otherwise the invalid record starts a torn tail, which is zeroed.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::record::{self, Invalid, InvalidSegmentHeader, RecordHeader};
+use super::segment::{self, Segment, sync_dir};
+use super::state::State;
+use super::{LogConfig, OpenError, RecoveryReport, TornTail};
+use crate::format::{RECORD_ALIGNMENT, SEGMENT_HEADER_SIZE};
+use crate::index::Location;
+use crate::index::checkpoint::{self, Checkpoint};
+use crate::index::primary::PrimaryIndex;
+use crate::index::secondary::{SecondaryIndexes, SecondaryKeys};
+use crate::io::BackendKind;
+
+/// How a segment's records end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SegmentEnd {
+    /// The records end at `end`; everything after is zero.
+    Clean { end: usize },
+    /// The record at `at` is invalid and belongs to the last, torn batch; bytes up to
+    /// `nonzero_end` must be zeroed.
+    Torn {
+        at: usize,
+        nonzero_end: usize,
+        reason: Invalid,
+    },
+}
+
+/// A record before the tail is invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Corruption {
+    pub(crate) offset: usize,
+    pub(crate) reason: &'static str,
+}
+
+/// Verifies the records of one segment from `start`, expecting the first to have index
+/// `next_index`, and calls `on_record(offset, header, payload)` for each valid one in order.
+/// `is_last` says whether this is the log's last segment, the only one that may be torn.
+pub(crate) fn scan_segment<E>(
+    bytes: &[u8],
+    start: usize,
+    mut next_index: u64,
+    payload_max: u32,
+    is_last: bool,
+    mut on_record: impl FnMut(usize, &RecordHeader, &[u8]) -> Result<(), E>,
+) -> Result<Result<SegmentEnd, Corruption>, E> {
+    assert!(start >= SEGMENT_HEADER_SIZE && start % RECORD_ALIGNMENT == 0);
+    let mut offset = start;
+    let invalid = loop {
+        if offset >= bytes.len() {
+            return Ok(Ok(SegmentEnd::Clean { end: offset }));
+        }
+        match record::decode(&bytes[offset..], payload_max) {
+            Ok(header) if header.position.index == next_index => {
+                on_record(offset, &header, record::payload(&bytes[offset..], &header))?;
+                offset += header.record_size();
+                next_index += 1;
+            }
+            Ok(_) => break Invalid::BadHeader,
+            Err(invalid) => break invalid,
+        }
+    };
+    let tail = analyse_tail(bytes, offset, next_index, payload_max);
+    let corrupt = |reason| Ok(Err(Corruption { offset, reason }));
+    if tail.later_batch {
+        return corrupt(match invalid {
+            Invalid::Zeroed => "zeroed record followed by later durable records",
+            other => other.describe(),
+        });
+    }
+    match (invalid, tail.nonzero_end > offset, is_last) {
+        (Invalid::Zeroed, false, _) => Ok(Ok(SegmentEnd::Clean { end: offset })),
+        (_, _, true) => Ok(Ok(SegmentEnd::Torn {
+            at: offset,
+            nonzero_end: tail.nonzero_end,
+            reason: invalid,
+        })),
+        (Invalid::Zeroed, true, false) => {
+            corrupt("unexpected bytes after the end of a full segment")
+        }
+        (other, _, false) => corrupt(other.describe()),
+    }
+}
+
+struct Tail {
+    /// A valid record of a batch that started after the invalid record exists.
+    later_batch: bool,
+    /// End of the last non-zero 8-byte word at or after the invalid record.
+    nonzero_end: usize,
+}
+
+/// Searches the bytes after an invalid record at `at` (which should have had index
+/// `next_index`) for valid records.
+fn analyse_tail(bytes: &[u8], at: usize, next_index: u64, payload_max: u32) -> Tail {
+    let mut tail = Tail {
+        later_batch: false,
+        nonzero_end: at,
+    };
+    let mut position = at;
+    while position + RECORD_ALIGNMENT <= bytes.len() {
+        let word = &bytes[position..position + RECORD_ALIGNMENT];
+        if word.iter().all(|&b| b == 0) {
+            position += RECORD_ALIGNMENT;
+            continue;
+        }
+        tail.nonzero_end = tail.nonzero_end.max(position + RECORD_ALIGNMENT);
+        if position > at
+            && let Ok(header) = record::decode(&bytes[position..], payload_max)
+            && header.position.index >= next_index
+        {
+            let batch_first_index = header.position.index - u64::from(header.batch_offset);
+            if batch_first_index > next_index {
+                tail.later_batch = true;
+                return tail;
+            }
+            // A surviving record of the torn batch itself.
+            tail.nonzero_end = tail.nonzero_end.max(position + header.record_size());
+            position += header.record_size();
+            continue;
+        }
+        position += RECORD_ALIGNMENT;
+    }
+    tail
+}
+
+/// The state and report that opening produced.
+pub(crate) struct Recovered {
+    pub(crate) state: State,
+    pub(crate) report: RecoveryReport,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn corrupt(segment: &Path, offset: u64, reason: &'static str) -> OpenError {
+    OpenError::Corrupt {
+        segment: segment.to_path_buf(),
+        offset,
+        reason,
+    }
+}
+
+/// Segment files in `dir`, oldest first.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        if let Some(first_index) =
+            segment::parse_segment_file_name(&entry.file_name().to_string_lossy())
+        {
+            found.push((first_index, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Opens and checks one segment file's header and size. `Ok(None)`: the file is the last one
+/// and was prepared but never written (zeroed header); it has been removed.
+fn open_segment(
+    first_index: u64,
+    path: PathBuf,
+    is_last: bool,
+) -> Result<Option<Segment>, OpenError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    let length = file.metadata().map_err(io_error(&path))?.len();
+    let mut head = [0u8; SEGMENT_HEADER_SIZE];
+    if length < SEGMENT_HEADER_SIZE as u64 {
+        return Err(corrupt(
+            &path,
+            length,
+            "segment file is shorter than its header",
+        ));
+    }
+    file.read_exact_at(&mut head, 0).map_err(io_error(&path))?;
+    let header = match record::decode_segment_header(&head) {
+        Ok(header) => header,
+        Err(InvalidSegmentHeader::Zeroed) if is_last => {
+            tracing::info!(path = %path.display(), "removing a prepared segment that was never written");
+            fs::remove_file(&path).map_err(io_error(&path))?;
+            return Ok(None);
+        }
+        Err(InvalidSegmentHeader::Zeroed) => {
+            return Err(corrupt(&path, 0, "segment header is zeroed"));
+        }
+        Err(InvalidSegmentHeader::Corrupt) => {
+            return Err(corrupt(&path, 0, "segment header is damaged"));
+        }
+        Err(InvalidSegmentHeader::UnsupportedVersion(_)) => {
+            return Err(corrupt(
+                &path,
+                0,
+                "segment written by an unsupported format version",
+            ));
+        }
+    };
+    if header.first_index != first_index {
+        return Err(corrupt(
+            &path,
+            0,
+            "segment header disagrees with the file name",
+        ));
+    }
+    if length != header.segment_size {
+        if !is_last || length > header.segment_size {
+            return Err(corrupt(&path, length, "segment file has the wrong size"));
+        }
+        // Truncated last segment: restore its size with zeros; the scan then finds the cut
+        // record and treats it as a torn tail.
+        tracing::warn!(path = %path.display(), length, "last segment is short; extending it");
+        file.set_len(header.segment_size).map_err(io_error(&path))?;
+        file.sync_all().map_err(io_error(&path))?;
+    }
+    Segment::from_file(file, path.clone(), first_index, header.segment_size)
+        .map(Some)
+        .map_err(io_error(&path))
+}
+
+/// Applies `checkpoint` to `state` if it matches the segments; `Ok(false)` if it does not.
+fn apply_checkpoint(
+    dir: &Path,
+    checkpoint: Checkpoint,
+    segments: &[Arc<Segment>],
+    state: &mut State,
+) -> Result<bool, OpenError> {
+    let mut expected_first = 1;
+    for (ordinal, part) in checkpoint.segments.iter().enumerate() {
+        let on_disk = segments.get(ordinal).map(|s| s.first_index);
+        if on_disk != Some(part.first_index) {
+            if segments.iter().all(|s| s.first_index != part.first_index) {
+                return Err(OpenError::SegmentMissing {
+                    dir: dir.to_path_buf(),
+                    first_index: part.first_index,
+                });
+            }
+            return Ok(false);
+        }
+        let size = segments[ordinal].size();
+        if part.first_index != expected_first
+            || part.offsets.last().is_some_and(|&o| o as usize >= size)
+        {
+            return Ok(false);
+        }
+        expected_first += part.offsets.len() as u64;
+    }
+    if checkpoint.secondary.index_count() != state.secondary.index_count()
+        || checkpoint.write_offset as usize > segments[checkpoint.segments.len() - 1].size()
+    {
+        return Ok(false);
+    }
+    for (segment, part) in segments.iter().zip(checkpoint.segments) {
+        state.segments.push(Arc::clone(segment));
+        state.offsets.push(part.offsets);
+    }
+    state.primary = checkpoint.primary;
+    state.secondary = checkpoint.secondary;
+    state.last = checkpoint.last;
+    state.write_offset = checkpoint.write_offset as usize;
+    Ok(true)
+}
+
+/// Recovers the log in `config.dir`.
+pub(crate) fn recover(
+    config: &LogConfig,
+    extractor: &dyn SecondaryKeys,
+) -> Result<Recovered, OpenError> {
+    let dir = &config.dir;
+    segment::remove_spares(dir).map_err(io_error(dir))?;
+    let files = list_segments(dir)?;
+    let mut segments = Vec::with_capacity(files.len());
+    let file_count = files.len();
+    for (ordinal, (first_index, path)) in files.into_iter().enumerate() {
+        if let Some(segment) = open_segment(first_index, path, ordinal + 1 == file_count)? {
+            segments.push(Arc::new(segment));
+        }
+    }
+    if segments.len() < file_count {
+        sync_dir(dir).map_err(io_error(dir))?;
+    }
+    let mut state = State::new(
+        PrimaryIndex::with_capacity(config.expected_keys),
+        SecondaryIndexes::new(extractor.index_count()),
+        config.payload_bytes_max,
+    );
+    let mut checkpoint_path = None;
+    if config.use_checkpoint
+        && let Some((path, checkpoint)) = checkpoint::load_latest(dir).map_err(io_error(dir))?
+    {
+        if apply_checkpoint(dir, checkpoint, &segments, &mut state)? {
+            checkpoint_path = Some(path);
+        } else {
+            tracing::warn!(path = %path.display(), "checkpoint does not match the segments; scanning everything");
+        }
+    }
+    let mut report = RecoveryReport {
+        backend: BackendKind::Portable,
+        segments: segments.len(),
+        records: 0,
+        records_scanned: 0,
+        bytes_scanned: 0,
+        checkpoint: checkpoint_path,
+        torn_tail: None,
+        duration: std::time::Duration::ZERO,
+    };
+    let first_to_scan = state.segments.len().saturating_sub(1);
+    let mut scratch = Vec::new();
+    for (ordinal, segment) in segments.iter().enumerate().skip(first_to_scan) {
+        let resuming = ordinal < state.segments.len();
+        if !resuming {
+            let expected = state.last.index + 1;
+            if segment.first_index > expected {
+                return Err(OpenError::SegmentMissing {
+                    dir: dir.clone(),
+                    first_index: expected,
+                });
+            }
+            if segment.first_index < expected {
+                return Err(corrupt(
+                    &segment.path,
+                    0,
+                    "segment overlaps the previous one",
+                ));
+            }
+            state.push_segment(Arc::clone(segment));
+        }
+        let is_last = ordinal + 1 == segments.len();
+        let start = state.write_offset;
+        let bytes = segment.bytes_for_recovery();
+        let outcome = scan_segment(
+            bytes,
+            start,
+            state.last.index + 1,
+            config.payload_bytes_max,
+            is_last,
+            |offset, header, payload| {
+                report.records_scanned += 1;
+                report.bytes_scanned += header.record_size() as u64;
+                let location = Location {
+                    segment: ordinal as u32,
+                    offset: offset as u32,
+                };
+                state.apply(extractor, &mut scratch, location, header, payload)
+            },
+        )
+        .map_err(OpenError::from)?;
+        match outcome {
+            Err(corruption) => {
+                return Err(corrupt(
+                    &segment.path,
+                    corruption.offset as u64,
+                    corruption.reason,
+                ));
+            }
+            Ok(SegmentEnd::Clean { .. }) => {}
+            Ok(SegmentEnd::Torn {
+                at,
+                nonzero_end,
+                reason,
+            }) => {
+                report.torn_tail = Some(zero_torn_tail(segment, at, nonzero_end, reason)?);
+            }
+        }
+    }
+    report.records = state.last.index;
+    Ok(Recovered { state, report })
+}
+
+/// Zeroes `at..nonzero_end` of the last segment and syncs it, so no byte of the torn batch can
+/// be mistaken for a record later.
+fn zero_torn_tail(
+    segment: &Segment,
+    at: usize,
+    nonzero_end: usize,
+    reason: Invalid,
+) -> Result<TornTail, OpenError> {
+    let zeros = vec![0u8; nonzero_end.saturating_sub(at)];
+    let file: &File = &segment.file;
+    file.write_all_at(&zeros, at as u64)
+        .map_err(io_error(&segment.path))?;
+    file.sync_data().map_err(io_error(&segment.path))?;
+    let torn = TornTail {
+        segment: segment.path.clone(),
+        offset: at as u64,
+        bytes_discarded: zeros.len() as u64,
+        reason: reason.describe(),
+    };
+    tracing::warn!(segment = %torn.segment.display(), offset = torn.offset, bytes = torn.bytes_discarded, reason = torn.reason, "cut off a torn tail");
+    Ok(torn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record::{Position, encode};
+
+    const PAYLOAD_MAX: u32 = 1024;
+
+    /// A segment image with batches of the given sizes, starting at index 1.
+    fn image(batches: &[usize]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = vec![0u8; SEGMENT_HEADER_SIZE];
+        let mut offsets = Vec::new();
+        let mut index = 1;
+        for &size in batches {
+            let first = index;
+            for _ in 0..size {
+                offsets.push(bytes.len());
+                let payload = vec![index as u8; 30];
+                let header = RecordHeader {
+                    payload_len: 30,
+                    position: Position { term: 1, index },
+                    key: index,
+                    kind: 1,
+                    flags: 0,
+                    batch_offset: (index - first) as u32,
+                };
+                encode(&mut bytes, &header, &payload);
+                index += 1;
+            }
+        }
+        bytes.resize(bytes.len() + 4096, 0);
+        (bytes, offsets)
+    }
+
+    fn scan(bytes: &[u8], is_last: bool) -> (Vec<u64>, Result<SegmentEnd, Corruption>) {
+        let mut seen = Vec::new();
+        let end = scan_segment::<()>(
+            bytes,
+            SEGMENT_HEADER_SIZE,
+            1,
+            PAYLOAD_MAX,
+            is_last,
+            |_, header, _| {
+                seen.push(header.position.index);
+                Ok(())
+            },
+        )
+        .unwrap();
+        (seen, end)
+    }
+
+    #[test]
+    fn a_clean_segment_ends_at_the_first_zeroed_header() {
+        let (bytes, offsets) = image(&[3, 2]);
+        let (seen, end) = scan(&bytes, true);
+        assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            end,
+            Ok(SegmentEnd::Clean {
+                end: offsets[4] + 72
+            })
+        );
+    }
+
+    #[test]
+    fn damage_in_the_last_batch_is_a_torn_tail() {
+        let (mut bytes, offsets) = image(&[3, 3]);
+        bytes[offsets[4] + 50] ^= 1;
+        let (seen, end) = scan(&bytes, true);
+        assert_eq!(seen, vec![1, 2, 3, 4]);
+        let Ok(SegmentEnd::Torn {
+            at,
+            nonzero_end,
+            reason,
+        }) = end
+        else {
+            panic!("{end:?}")
+        };
+        assert_eq!(at, offsets[4]);
+        assert_eq!(
+            nonzero_end,
+            offsets[5] + 72,
+            "the surviving record of the torn batch is zeroed too"
+        );
+        assert_eq!(reason, Invalid::ChecksumMismatch);
+    }
+
+    #[test]
+    fn a_torn_batch_whose_start_never_reached_the_disk_is_a_torn_tail() {
+        let (mut bytes, offsets) = image(&[2, 3]);
+        bytes[offsets[2]..offsets[3]].fill(0);
+        let (seen, end) = scan(&bytes, true);
+        assert_eq!(seen, vec![1, 2]);
+        assert!(matches!(
+            end,
+            Ok(SegmentEnd::Torn {
+                reason: Invalid::Zeroed,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn damage_followed_by_a_later_batch_is_corruption() {
+        let (mut bytes, offsets) = image(&[3, 3]);
+        bytes[offsets[1] + 45] ^= 0x40;
+        let (seen, end) = scan(&bytes, true);
+        assert_eq!(seen, vec![1]);
+        assert_eq!(
+            end,
+            Err(Corruption {
+                offset: offsets[1],
+                reason: "checksum mismatch"
+            })
+        );
+    }
+
+    #[test]
+    fn any_damage_in_a_segment_that_is_not_the_last_is_corruption() {
+        let (mut bytes, offsets) = image(&[3, 3]);
+        bytes[offsets[5] + 45] ^= 0x40;
+        let (_, end) = scan(&bytes, false);
+        assert_eq!(
+            end,
+            Err(Corruption {
+                offset: offsets[5],
+                reason: "checksum mismatch"
+            })
+        );
+        let (clean, _) = image(&[3]);
+        let (_, end) = scan(&clean, false);
+        assert!(matches!(end, Ok(SegmentEnd::Clean { .. })));
+    }
+}

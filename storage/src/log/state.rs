@@ -1,0 +1,164 @@
+//! The in-memory state shared by the writer, readers and the checkpointer: the segment list, the
+//! record offsets of each segment, and the indexes. Recovery and the writer change it through
+//! [`State::apply`] only, so both build exactly the same state from the same records.
+
+use std::sync::Arc;
+
+use super::record::{self, Position, RecordHeader};
+use super::segment::Segment;
+use super::{ReadError, RecordView};
+use crate::format::{RECORD_FLAG_DELETE, SEGMENT_HEADER_SIZE};
+use crate::index::Location;
+use crate::index::primary::PrimaryIndex;
+use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
+
+pub(crate) struct State {
+    /// Every segment, oldest first; a [`Location`]'s segment is an index into this.
+    pub(crate) segments: Vec<Arc<Segment>>,
+    /// Per segment, the offsets of its records in log order.
+    pub(crate) offsets: Vec<Vec<u32>>,
+    pub(crate) primary: PrimaryIndex,
+    pub(crate) secondary: SecondaryIndexes,
+    /// The last durable record; index 0 while the log is empty.
+    pub(crate) last: Position,
+    /// Where the next record goes in the last segment.
+    pub(crate) write_offset: usize,
+    /// Payload maximum, for verifying reads.
+    pub(crate) payload_max: u32,
+}
+
+impl State {
+    pub(crate) fn new(
+        primary: PrimaryIndex,
+        secondary: SecondaryIndexes,
+        payload_max: u32,
+    ) -> Self {
+        Self {
+            segments: Vec::new(),
+            offsets: Vec::new(),
+            primary,
+            secondary,
+            last: Position { term: 0, index: 0 },
+            write_offset: SEGMENT_HEADER_SIZE,
+            payload_max,
+        }
+    }
+
+    /// Adds a new, empty last segment.
+    pub(crate) fn push_segment(&mut self, segment: Arc<Segment>) {
+        assert_eq!(
+            segment.first_index,
+            self.last.index + 1,
+            "segments are contiguous"
+        );
+        self.segments.push(segment);
+        self.offsets.push(Vec::new());
+        self.write_offset = SEGMENT_HEADER_SIZE;
+    }
+
+    /// Ordinal of the last segment.
+    pub(crate) fn last_segment(&self) -> Option<u32> {
+        self.segments.len().checked_sub(1).map(|n| n as u32)
+    }
+
+    /// Records a durable record at `location` and updates the indexes. Fails only if the record
+    /// it replaces can no longer be read back (its secondary keys could not be removed).
+    pub(crate) fn apply(
+        &mut self,
+        extractor: &dyn SecondaryKeys,
+        scratch: &mut Vec<SecondaryKey>,
+        location: Location,
+        header: &RecordHeader,
+        payload: &[u8],
+    ) -> Result<(), ReadError> {
+        assert_eq!(
+            header.position.index,
+            self.last.index + 1,
+            "records are applied in order"
+        );
+        assert_eq!(
+            Some(location.segment),
+            self.last_segment(),
+            "records go to the last segment"
+        );
+        assert!(
+            location.offset as usize >= self.write_offset,
+            "records never overlap"
+        );
+        self.offsets[location.segment as usize].push(location.offset);
+        self.last = header.position;
+        self.write_offset = location.offset as usize + header.record_size();
+        if header.key == 0 {
+            return Ok(());
+        }
+        let previous = if header.flags & RECORD_FLAG_DELETE != 0 {
+            self.primary.remove(header.key)
+        } else {
+            self.primary.insert(header.key, location)
+        };
+        if self.secondary.index_count() == 0 {
+            return Ok(());
+        }
+        if let Some(previous) = previous {
+            scratch.clear();
+            // The old record was verified when it was indexed; failing now means the medium
+            // changed under us, which the caller treats as fatal for the log.
+            let old = self.view(previous)?;
+            extractor.extract(&old, scratch);
+            for key in scratch.drain(..) {
+                self.secondary.remove(key, header.key);
+            }
+        }
+        if header.flags & RECORD_FLAG_DELETE == 0 {
+            scratch.clear();
+            extractor.extract(
+                &RecordView {
+                    header: *header,
+                    payload,
+                },
+                scratch,
+            );
+            for key in scratch.drain(..) {
+                self.secondary.insert(key, header.key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Location of the record with log index `index`, if it is durable.
+    pub(crate) fn locate(&self, index: u64) -> Option<Location> {
+        if index == 0 || index > self.last.index {
+            return None;
+        }
+        let segment = self
+            .segments
+            .partition_point(|s| s.first_index <= index)
+            .checked_sub(1)?;
+        let offset =
+            *self.offsets[segment].get((index - self.segments[segment].first_index) as usize)?;
+        Some(Location {
+            segment: segment as u32,
+            offset,
+        })
+    }
+
+    /// Verifies and returns the record at `location` (pair assertion: the CRC was checked before
+    /// the write and is checked again on every read).
+    pub(crate) fn view(&self, location: Location) -> Result<RecordView<'_>, ReadError> {
+        let segment = &self.segments[location.segment as usize];
+        let corrupt = |reason: &'static str| ReadError::Corrupt {
+            segment: segment.path.clone(),
+            offset: u64::from(location.offset),
+            reason,
+        };
+        let bytes = segment
+            .record_bytes(location.offset as usize)
+            .ok_or_else(|| corrupt("record runs past the end of the segment"))?;
+        let header =
+            record::decode(bytes, self.payload_max).map_err(|why| corrupt(why.describe()))?;
+        Ok(RecordView {
+            header,
+            payload: record::payload(bytes, &header),
+        })
+    }
+}

@@ -1,0 +1,362 @@
+//! The writer thread (group commit), the segment preparer and the checkpointer.
+//!
+//! The writer is the only thread that writes segments or changes the state. Per batch: take
+//! queued appends as the [`BatchPolicy`] says, encode them behind each other, write them with one
+//! call to the io backend (write + `fdatasync`), then, with the batch durable, apply it to the
+//! indexes and acknowledge every append in it. A batch that does not fit the current segment is
+//! split at the boundary; each part is its own durable write.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, bounded};
+
+use super::group_commit::{BatchDecision, BatchPolicy, OpenBatch};
+use super::record::{self, Position, RecordHeader};
+use super::segment::{self, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
+use super::{AppendError, AppendRequest, Shared};
+use crate::format::{SEGMENT_HEADER_SIZE, record_size};
+use crate::index::Location;
+use crate::index::secondary::{SecondaryKey, SecondaryKeys};
+use crate::io::IoBackend;
+
+type Spare = io::Result<(fs::File, PathBuf)>;
+
+/// Starts the writer, preparer and checkpointer threads; returns the append queue's sender and
+/// the threads, writer first.
+pub(super) fn start(
+    shared: Arc<Shared>,
+    backend: Box<dyn IoBackend>,
+    extractor: Arc<dyn SecondaryKeys>,
+) -> io::Result<(Sender<AppendRequest>, Vec<JoinHandle<()>>)> {
+    let config = &shared.config;
+    let (sender, receiver) = bounded(config.appends_pending_max);
+    // One spare segment ready at a time: enough to roll without waiting, little disk held.
+    let (spare_sender, spares) = bounded(1);
+    // One checkpoint request pending at most; more while one is written are redundant.
+    let (checkpoint_sender, checkpoint_requests) = bounded(1);
+    let preparer = {
+        let dir = config.dir.clone();
+        let size = config.segment_size;
+        thread::Builder::new()
+            .name("spine-log-prepare".into())
+            .spawn(move || prepare_spares(dir, size, spare_sender))?
+    };
+    let checkpointer = {
+        let shared = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("spine-log-checkpoint".into())
+            .spawn(move || {
+                while checkpoint_requests.recv().is_ok() {
+                    if let Err(error) = shared.write_checkpoint() {
+                        tracing::warn!(%error, "index checkpoint failed; the log is unaffected");
+                    }
+                }
+            })?
+    };
+    let (next_index, write_offset, current) = {
+        let state = shared.state.read();
+        let current = state
+            .last_segment()
+            .map(|ordinal| (ordinal, Arc::clone(&state.segments[ordinal as usize])));
+        (state.last.index + 1, state.write_offset, current)
+    };
+    let writer = Writer {
+        policy: config.batch_policy(),
+        last_checkpoint_index: next_index - 1,
+        shared,
+        backend,
+        extractor,
+        receiver,
+        spares,
+        checkpoints: checkpoint_sender,
+        buffer: Vec::new(),
+        scratch: Vec::new(),
+        run: Vec::new(),
+        current,
+        header_pending: false,
+        write_offset,
+        next_index,
+        carry: None,
+        previous_records: 0,
+    };
+    let writer = thread::Builder::new()
+        .name("spine-log-writer".into())
+        .spawn(move || writer.run())?;
+    Ok((sender, vec![writer, preparer, checkpointer]))
+}
+
+/// Keeps one zero-filled spare segment ready until the writer goes away.
+fn prepare_spares(dir: PathBuf, size: u64, spares: Sender<Spare>) {
+    for number in 0u64.. {
+        let path = dir.join(format!("{number}{SPARE_SUFFIX}"));
+        let spare = prepare_spare(&path, size).map(|file| (file, path.clone()));
+        let failed = spare.is_err();
+        if failed {
+            // Do not leave a partial file behind (for example after ENOSPC).
+            let _ = fs::remove_file(&path);
+        }
+        if spares.send(spare).is_err() {
+            let _ = fs::remove_file(&path);
+            return;
+        }
+        if failed {
+            return;
+        }
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    backend: Box<dyn IoBackend>,
+    extractor: Arc<dyn SecondaryKeys>,
+    receiver: Receiver<AppendRequest>,
+    spares: Receiver<Spare>,
+    checkpoints: Sender<()>,
+    policy: BatchPolicy,
+    /// The encoded bytes of the write in progress.
+    buffer: Vec<u8>,
+    scratch: Vec<SecondaryKey>,
+    /// The appends of the write in progress with their headers and offsets.
+    run: Vec<(AppendRequest, RecordHeader, u32)>,
+    /// Ordinal and handle of the segment being written.
+    current: Option<(u32, Arc<Segment>)>,
+    /// The current segment is new: its header goes out with its first write.
+    header_pending: bool,
+    write_offset: usize,
+    next_index: u64,
+    /// An append taken from the queue that did not fit the previous batch.
+    carry: Option<AppendRequest>,
+    previous_records: usize,
+    last_checkpoint_index: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.policy.batch_records_max.min(1 << 16));
+        while self.collect(&mut batch) {
+            self.previous_records = batch.len();
+            self.commit(&mut batch);
+            assert!(batch.is_empty());
+        }
+    }
+
+    /// Fills `batch` as the policy says; `false` when the queue is closed and drained.
+    fn collect(&mut self, batch: &mut Vec<AppendRequest>) -> bool {
+        let first = match self.carry.take() {
+            Some(request) => request,
+            None => match self.receiver.recv() {
+                Ok(request) => request,
+                Err(_) => return false,
+            },
+        };
+        let mut open = OpenBatch {
+            opened_at: Instant::now(),
+            bytes: record_size(first.record.payload.len()),
+            records: 1,
+            previous_records: self.previous_records,
+        };
+        batch.push(first);
+        loop {
+            let decision = self
+                .policy
+                .decide(&open, Instant::now(), self.receiver.is_empty());
+            let next = match decision {
+                BatchDecision::Close => return true,
+                BatchDecision::TakeMore => match self.receiver.try_recv() {
+                    Ok(request) => request,
+                    Err(TryRecvError::Empty) => continue,
+                    Err(TryRecvError::Disconnected) => return true,
+                },
+                BatchDecision::WaitUntil(deadline) => match self.receiver.recv_deadline(deadline) {
+                    Ok(request) => request,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return true,
+                },
+            };
+            let size = record_size(next.record.payload.len());
+            if open.bytes + size > self.policy.batch_bytes_max {
+                self.carry = Some(next);
+                return true;
+            }
+            open.bytes += size;
+            open.records += 1;
+            batch.push(next);
+        }
+    }
+
+    /// Makes `batch` durable (in as many writes as segment boundaries need) and answers it.
+    fn commit(&mut self, batch: &mut Vec<AppendRequest>) {
+        let mut requests = batch.drain(..).peekable();
+        while let Some(first) = requests.peek() {
+            if let Some(cause) = self.shared.failure() {
+                requests.for_each(|request| reply_failed(request, &cause));
+                return;
+            }
+            let first_size = record_size(first.record.payload.len());
+            let segment_size = self.shared.config.segment_size as usize;
+            if self.current.is_none() || self.write_offset + first_size > segment_size {
+                if let Err(error) = self.roll() {
+                    let cause = Arc::new(error);
+                    self.shared.fail_stop(Arc::clone(&cause));
+                    requests.for_each(|request| reply_failed(request, &cause));
+                    return;
+                }
+            }
+            let (ordinal, segment) = self
+                .current
+                .clone()
+                .expect("a segment is open after rolling");
+            self.buffer.clear();
+            let write_at = if self.header_pending {
+                self.buffer
+                    .extend_from_slice(&record::encode_segment_header(
+                        self.next_index,
+                        segment_size as u64,
+                    ));
+                0
+            } else {
+                self.write_offset
+            };
+            let batch_first_index = self.next_index;
+            let mut offset = self.write_offset;
+            while let Some(request) = requests.next_if(|request| {
+                offset + record_size(request.record.payload.len()) <= segment_size
+            }) {
+                let header = RecordHeader {
+                    payload_len: request.record.payload.len() as u32,
+                    position: Position {
+                        term: self.shared.config.term,
+                        index: self.next_index,
+                    },
+                    key: request.record.key.map_or(0, |key| key.get()),
+                    kind: request.record.kind,
+                    flags: request.record.flags(),
+                    batch_offset: (self.next_index - batch_first_index) as u32,
+                };
+                record::encode(&mut self.buffer, &header, &request.record.payload);
+                self.run.push((request, header, offset as u32));
+                offset += header.record_size();
+                self.next_index += 1;
+            }
+            assert_eq!(
+                write_at + self.buffer.len(),
+                offset,
+                "the write covers exactly its records"
+            );
+            self.write_run(ordinal, &segment, write_at, offset);
+        }
+    }
+
+    /// Writes the encoded run durably, then publishes and acknowledges it, or fails it.
+    fn write_run(&mut self, ordinal: u32, segment: &Segment, write_at: usize, end: usize) {
+        let started = Instant::now();
+        let written = self
+            .backend
+            .write_durable(&segment.file, write_at as u64, &self.buffer);
+        let counters = &self.shared.counters;
+        counters
+            .flush_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Err(error) = written {
+            let cause = Arc::new(error);
+            self.shared.fail_stop(Arc::clone(&cause));
+            self.run
+                .drain(..)
+                .for_each(|(request, _, _)| reply_failed(request, &cause));
+            return;
+        }
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters
+            .records
+            .fetch_add(self.run.len() as u64, Ordering::Relaxed);
+        counters
+            .bytes
+            .fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
+        self.header_pending = false;
+        self.write_offset = end;
+        let published = {
+            let mut state = self.shared.state.write();
+            self.run.iter().try_for_each(|(request, header, offset)| {
+                let location = Location {
+                    segment: ordinal,
+                    offset: *offset,
+                };
+                state.apply(
+                    self.extractor.as_ref(),
+                    &mut self.scratch,
+                    location,
+                    header,
+                    &request.record.payload,
+                )
+            })
+        };
+        if let Err(error) = published {
+            // The batch is durable but the indexes could not follow it: stop rather than serve
+            // an index that disagrees with the log. Reopening rebuilds the indexes.
+            let cause = Arc::new(io::Error::other(error.to_string()));
+            self.shared.fail_stop(Arc::clone(&cause));
+            self.run
+                .drain(..)
+                .for_each(|(request, _, _)| reply_failed(request, &cause));
+            return;
+        }
+        for (request, header, _) in self.run.drain(..) {
+            let _ = request.reply.send(Ok(header.position));
+        }
+        self.request_checkpoint_if_due();
+    }
+
+    fn request_checkpoint_if_due(&mut self) {
+        let interval = self.shared.config.checkpoint_interval_records;
+        let durable = self.next_index - 1;
+        if interval > 0
+            && durable - self.last_checkpoint_index >= interval
+            && self.checkpoints.try_send(()).is_ok()
+        {
+            self.last_checkpoint_index = durable;
+        }
+    }
+
+    /// Starts a new segment from the prepared spare: rename it to its final name and make the
+    /// rename durable; its header is written with its first batch.
+    fn roll(&mut self) -> io::Result<()> {
+        let (file, spare_path) = match self.spares.recv() {
+            Ok(spare) => spare?,
+            Err(_) => {
+                return Err(io::Error::other(
+                    "segment preparer stopped after an earlier failure",
+                ));
+            }
+        };
+        let dir = &self.shared.config.dir;
+        let path = dir.join(segment::segment_file_name(self.next_index));
+        fs::rename(&spare_path, &path)?;
+        sync_dir(dir)?;
+        let segment = Arc::new(Segment::from_file(
+            file,
+            path,
+            self.next_index,
+            self.shared.config.segment_size,
+        )?);
+        let ordinal = {
+            let mut state = self.shared.state.write();
+            state.push_segment(Arc::clone(&segment));
+            state.last_segment().expect("a segment was just pushed")
+        };
+        self.current = Some((ordinal, segment));
+        self.header_pending = true;
+        self.write_offset = SEGMENT_HEADER_SIZE;
+        Ok(())
+    }
+}
+
+fn reply_failed(request: AppendRequest, cause: &Arc<io::Error>) {
+    let _ = request.reply.send(Err(AppendError::FailStop {
+        cause: Arc::clone(cause),
+    }));
+}
