@@ -39,10 +39,13 @@ impl SecondaryKeys for NoSecondaryKeys {
     fn extract(&self, _record: &RecordView<'_>, _out: &mut Vec<SecondaryKey>) {}
 }
 
+/// One secondary index: (derived key, primary key) pairs in order.
+pub(crate) type SecondarySet = BTreeSet<(Box<[u8]>, u64)>;
+
 /// The ordered sets, one per secondary index, of (derived key, primary key).
 #[derive(Clone, Debug, Default)]
 pub struct SecondaryIndexes {
-    sets: Vec<BTreeSet<(Box<[u8]>, u64)>>,
+    sets: Vec<SecondarySet>,
 }
 
 impl SecondaryIndexes {
@@ -78,7 +81,7 @@ impl SecondaryIndexes {
         assert!(removed, "secondary key of an indexed record was missing");
     }
 
-    fn set_mut(&mut self, index: u8) -> &mut BTreeSet<(Box<[u8]>, u64)> {
+    fn set_mut(&mut self, index: u8) -> &mut SecondarySet {
         let count = self.sets.len();
         self.sets
             .get_mut(usize::from(index))
@@ -109,12 +112,12 @@ impl SecondaryIndexes {
     }
 
     /// Every entry of every index, for checkpoints.
-    pub(crate) fn sets(&self) -> &[BTreeSet<(Box<[u8]>, u64)>] {
+    pub(crate) fn sets(&self) -> &[SecondarySet] {
         &self.sets
     }
 
     /// Rebuilds from checkpointed sets.
-    pub(crate) fn from_sets(sets: Vec<BTreeSet<(Box<[u8]>, u64)>>) -> Self {
+    pub(crate) fn from_sets(sets: Vec<SecondarySet>) -> Self {
         Self { sets }
     }
 }

@@ -210,7 +210,7 @@ impl LogConfig {
         if self.segment_size < SEGMENT_HEADER_SIZE as u64 + largest_record {
             return invalid("segment_size must hold the segment header and the largest record");
         }
-        if self.segment_size % 4096 != 0 {
+        if !self.segment_size.is_multiple_of(4096) {
             return invalid("segment_size must be a multiple of 4096");
         }
         if self.batch_bytes_max < RECORD_HEADER_SIZE || self.batch_records_max == 0 {
@@ -408,6 +408,9 @@ struct Shared {
     failure: Mutex<Option<Arc<io::Error>>>,
     counters: Counters,
     config: LogConfig,
+    /// Held while a checkpoint is written, so the background and explicit writers never race
+    /// on the same file; holds the last index checkpointed.
+    checkpointed: Mutex<u64>,
 }
 
 impl Shared {
@@ -430,9 +433,10 @@ impl Shared {
     /// Writes a checkpoint of the current state. The state's read lock is held only while
     /// encoding; the file is written after it is released.
     fn write_checkpoint(&self) -> io::Result<Option<PathBuf>> {
+        let mut checkpointed = self.checkpointed.lock();
         let (last_index, encoded) = {
             let state = self.state.read();
-            if state.last.index == 0 {
+            if state.last.index == 0 || state.last.index == *checkpointed {
                 return Ok(None);
             }
             let segments: Vec<(u64, &[u32])> = state
@@ -451,6 +455,7 @@ impl Shared {
             (state.last.index, encoded)
         };
         let path = checkpoint::write(&self.config.dir, last_index, &encoded)?;
+        *checkpointed = last_index;
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(Some(path))
     }
@@ -521,6 +526,7 @@ impl Log {
             failure: Mutex::new(None),
             counters: Counters::default(),
             config: config.clone(),
+            checkpointed: Mutex::new(0),
         });
         let (sender, threads) = writer::start(Arc::clone(&shared), backend, extractor)
             .map_err(io_error(&config.dir))?;

@@ -56,7 +56,7 @@ pub(crate) fn scan_segment<E>(
     is_last: bool,
     mut on_record: impl FnMut(usize, &RecordHeader, &[u8]) -> Result<(), E>,
 ) -> Result<Result<SegmentEnd, Corruption>, E> {
-    assert!(start >= SEGMENT_HEADER_SIZE && start % RECORD_ALIGNMENT == 0);
+    assert!(start >= SEGMENT_HEADER_SIZE && start.is_multiple_of(RECORD_ALIGNMENT));
     let mut offset = start;
     let invalid = loop {
         if offset >= bytes.len() {

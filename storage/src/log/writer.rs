@@ -199,13 +199,13 @@ impl Writer {
             }
             let first_size = record_size(first.record.payload.len());
             let segment_size = self.shared.config.segment_size as usize;
-            if self.current.is_none() || self.write_offset + first_size > segment_size {
-                if let Err(error) = self.roll() {
-                    let cause = Arc::new(error);
-                    self.shared.fail_stop(Arc::clone(&cause));
-                    requests.for_each(|request| reply_failed(request, &cause));
-                    return;
-                }
+            if (self.current.is_none() || self.write_offset + first_size > segment_size)
+                && let Err(error) = self.roll()
+            {
+                let cause = Arc::new(error);
+                self.shared.fail_stop(Arc::clone(&cause));
+                requests.for_each(|request| reply_failed(request, &cause));
+                return;
             }
             let (ordinal, segment) = self
                 .current

@@ -1,0 +1,246 @@
+//! The log's everyday behaviour, against both io backends.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use spine_storage::{
+    AppendError, BackendChoice, BackendKind, Log, NewRecord, OpenError, RecordView, SecondaryKey,
+    SecondaryKeys,
+};
+
+fn each_backend(test: impl Fn(BackendChoice)) {
+    for backend in BACKENDS {
+        test(backend);
+    }
+}
+
+#[test]
+fn the_chosen_backend_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, report) = Log::open(config(dir.path(), BackendChoice::Portable)).unwrap();
+    assert_eq!(report.backend, BackendKind::Portable);
+    assert_eq!(log.backend(), BackendKind::Portable);
+    drop(log);
+    let (log, report) = Log::open(config(dir.path(), BackendChoice::IoUring)).unwrap();
+    assert_eq!(report.backend, BackendKind::IoUring);
+    drop(log);
+    let (_log, report) = Log::open(config(dir.path(), BackendChoice::Auto)).unwrap();
+    assert_eq!(
+        report.backend,
+        BackendKind::IoUring,
+        "auto prefers io_uring where it works"
+    );
+}
+
+#[test]
+fn appends_are_readable_by_position_and_key_across_segments_and_reopen() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, report) = Log::open(config(dir.path(), backend)).unwrap();
+        assert_eq!(report.records, 0);
+        append_records(&log, 1, 300, 200);
+        assert!(
+            segments(dir.path()).len() > 3,
+            "300 records of 240 bytes fill several 16 KiB segments"
+        );
+        let check = |log: &Log| {
+            assert_eq!(log.last_position().index, 300);
+            for k in 1..=300u64 {
+                let by_key = log
+                    .get(key(k), |view| {
+                        (view.position().index, view.payload().to_vec())
+                    })
+                    .unwrap();
+                assert_eq!(by_key, Some((k, payload_for(k, 200))));
+                let by_index = log.read(k, |view| view.key()).unwrap();
+                assert_eq!(by_index, Some(Some(key(k))));
+            }
+            assert_eq!(log.read(301, |_| ()).unwrap(), None);
+            assert_eq!(log.read(0, |_| ()).unwrap(), None);
+        };
+        check(&log);
+        log.close().unwrap();
+        let (log, report) = Log::open(config(dir.path(), backend)).unwrap();
+        assert!(report.checkpoint.is_some(), "close writes a checkpoint");
+        assert_eq!(report.records_scanned, 0);
+        check(&log);
+        append_records(&log, 301, 5, 10);
+        assert_eq!(log.last_position().index, 305);
+    });
+}
+
+#[test]
+fn concurrent_appenders_all_get_distinct_durable_positions() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(config(dir.path(), backend)).unwrap();
+        let log = Arc::new(log);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let mut positions: Vec<u64> = runtime.block_on(async {
+            let tasks: Vec<_> = (0..64u64)
+                .map(|task| {
+                    let log = Arc::clone(&log);
+                    tokio::spawn(async move {
+                        let mut mine = Vec::new();
+                        for i in 0..20u64 {
+                            let k = task * 1000 + i + 1;
+                            let position = log
+                                .append(NewRecord::put(key(k), 2, payload_for(k, 50)))
+                                .await
+                                .unwrap();
+                            mine.push(position.index);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await.unwrap());
+            }
+            all
+        });
+        positions.sort_unstable();
+        assert_eq!(positions, (1..=1280).collect::<Vec<_>>());
+        let stats = log.stats();
+        assert_eq!(stats.records, 1280);
+        assert!(
+            stats.batches < 1280,
+            "concurrent appends share flushes (group commit)"
+        );
+    });
+}
+
+#[test]
+fn deletes_remove_keys_and_updates_replace_them() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(config(dir.path(), backend)).unwrap();
+        append_records(&log, 1, 10, 20);
+        log.append_blocking(NewRecord::delete(key(3), 9)).unwrap();
+        log.append_blocking(NewRecord::put(key(4), 1, &b"new"[..]))
+            .unwrap();
+        log.append_blocking(NewRecord::unkeyed(5, &b"audit"[..]))
+            .unwrap();
+        let verify = |log: &Log| {
+            assert_eq!(log.get(key(3), |_| ()).unwrap(), None);
+            assert_eq!(
+                log.get(key(4), |v| v.payload().to_vec()).unwrap(),
+                Some(b"new".to_vec())
+            );
+            assert_eq!(log.read(11, |v| v.is_delete()).unwrap(), Some(true));
+            assert_eq!(
+                log.read(13, |v| (v.key(), v.kind())).unwrap(),
+                Some((None, 5))
+            );
+            assert_eq!(log.key_count(), 9);
+        };
+        verify(&log);
+        drop(log);
+        remove_checkpoints(dir.path());
+        let (log, report) = Log::open(config(dir.path(), backend)).unwrap();
+        assert_eq!(report.records_scanned, 13);
+        verify(&log);
+    });
+}
+
+#[test]
+fn an_oversized_record_gets_a_specific_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(config(dir.path(), BackendChoice::Portable)).unwrap();
+    let error = log
+        .append_blocking(NewRecord::put(key(1), 1, vec![0u8; 2049]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AppendError::RecordTooLarge {
+                size: 2049,
+                max: 2048
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "record payload of 2049 bytes exceeds the maximum of 2048 bytes"
+    );
+    log.append_blocking(NewRecord::put(key(1), 1, vec![0u8; 2048]))
+        .unwrap();
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, _) = Log::open(config(dir.path(), BackendChoice::Portable)).unwrap();
+    let error = Log::open(config(dir.path(), BackendChoice::Portable))
+        .err()
+        .unwrap();
+    assert!(matches!(error, OpenError::Locked { .. }), "{error}");
+}
+
+#[test]
+fn impossible_configurations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = config(dir.path(), BackendChoice::Portable);
+    bad.segment_size = 1000;
+    let error = Log::open(bad).err().unwrap();
+    assert!(matches!(error, OpenError::InvalidConfig { .. }), "{error}");
+}
+
+/// Derives one secondary key: the first byte of the payload, as a surname-like bucket.
+struct FirstByte;
+
+impl SecondaryKeys for FirstByte {
+    fn index_count(&self) -> usize {
+        1
+    }
+
+    fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>) {
+        if let Some(&first) = record.payload().first() {
+            out.push(SecondaryKey {
+                index: 0,
+                key: vec![first],
+            });
+        }
+    }
+}
+
+#[test]
+fn secondary_indexes_follow_updates_and_survive_reopen() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            Log::open_with(config(dir.path(), backend), Arc::new(FirstByte))
+                .unwrap()
+                .0
+        };
+        let log = open();
+        log.append_blocking(NewRecord::put(key(1), 1, &b"apple"[..]))
+            .unwrap();
+        log.append_blocking(NewRecord::put(key(2), 1, &b"avocado"[..]))
+            .unwrap();
+        log.append_blocking(NewRecord::put(key(3), 1, &b"banana"[..]))
+            .unwrap();
+        log.append_blocking(NewRecord::put(key(2), 1, &b"blueberry"[..]))
+            .unwrap();
+        log.append_blocking(NewRecord::delete(key(3), 1)).unwrap();
+        let verify = |log: &Log| {
+            assert_eq!(log.secondary_prefix(0, b"a", 10), vec![key(1)]);
+            assert_eq!(log.secondary_prefix(0, b"b", 10), vec![key(2)]);
+            assert_eq!(log.secondary_range(0, b"a", None, 10), vec![key(1), key(2)]);
+        };
+        verify(&log);
+        drop(log);
+        verify(&open());
+        remove_checkpoints(dir.path());
+        verify(&open());
+    });
+}
