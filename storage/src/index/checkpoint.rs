@@ -92,10 +92,14 @@ pub(crate) fn encode(
 pub(crate) fn write(dir: &Path, last_index: u64, encoded: &[u8]) -> io::Result<PathBuf> {
     let path = dir.join(file_name(last_index));
     let temporary = dir.join(format!("checkpoint-{last_index:020}{TEMPORARY_SUFFIX}"));
-    {
-        let mut file = File::create(&temporary)?;
+    let written = File::create(&temporary).and_then(|mut file| {
         file.write_all(encoded)?;
-        file.sync_all()?;
+        file.sync_all()
+    });
+    if let Err(error) = written {
+        // Do not leave a large partial file behind, for example on a full disk.
+        let _ = fs::remove_file(&temporary);
+        return Err(error);
     }
     fs::rename(&temporary, &path)?;
     sync_dir(dir)?;

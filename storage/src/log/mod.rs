@@ -750,6 +750,8 @@ impl Log {
         if panicked {
             return Err(io::Error::other("a log thread panicked"));
         }
+        // The spare waiting in the preparer's channel when the writer stopped.
+        segment::remove_spares(&self.shared.config.dir)?;
         if self.shared.config.checkpoint_on_close && self.shared.failure().is_none() {
             self.shared.write_checkpoint()?;
         }

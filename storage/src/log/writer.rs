@@ -254,6 +254,7 @@ impl Writer {
 
     /// Writes the encoded run durably, then publishes and acknowledges it, or fails it.
     fn write_run(&mut self, ordinal: u32, segment: &Segment, write_at: usize, end: usize) {
+        assert!(!self.run.is_empty(), "a write carries at least one record");
         let started = Instant::now();
         let written = self
             .backend
@@ -277,10 +278,15 @@ impl Writer {
         counters
             .bytes
             .fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
-        self.header_pending = false;
+        let joins_state = std::mem::take(&mut self.header_pending);
         self.write_offset = end;
         let published = {
             let mut state = self.shared.state.write();
+            if joins_state {
+                state.push_segment(Arc::clone(
+                    &self.current.as_ref().expect("a segment is being written").1,
+                ));
+            }
             self.run.iter().try_for_each(|(request, header, offset)| {
                 let location = Location {
                     segment: ordinal,
@@ -323,7 +329,9 @@ impl Writer {
     }
 
     /// Starts a new segment from the prepared spare: rename it to its final name and make the
-    /// rename durable; its header is written with its first batch.
+    /// rename durable. Its header is written with its first batch, and only then does the
+    /// segment join the shared state: a checkpoint must never list a segment that recovery
+    /// would find unwritten (and remove).
     fn roll(&mut self) -> io::Result<()> {
         let (file, spare_path) = match self.spares.recv() {
             Ok(spare) => spare?,
@@ -343,11 +351,7 @@ impl Writer {
             self.next_index,
             self.shared.config.segment_size,
         )?);
-        let ordinal = {
-            let mut state = self.shared.state.write();
-            state.push_segment(Arc::clone(&segment));
-            state.last_segment().expect("a segment was just pushed")
-        };
+        let ordinal = self.shared.state.read().segments.len() as u32;
         self.current = Some((ordinal, segment));
         self.header_pending = true;
         self.write_offset = SEGMENT_HEADER_SIZE;
