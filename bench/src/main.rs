@@ -1,1 +1,42 @@
-fn main() {}
+//! `spine-bench`: benchmarks of Spine core against the engines a user would pick instead.
+//!
+//! Exit status: 0 when every benchmark ran; 1 when one failed (the error and its causes are
+//! printed); 2 for bad arguments.
+
+mod storage;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "spine-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Spine's log against redb and SQLite at equal durability (every acknowledged append is
+    /// fsync-durable): durable appends, random reads, and recovery time.
+    Storage(storage::StorageArgs),
+}
+
+fn main() -> ExitCode {
+    match run(&Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            // `{:#}` prints the error and its causes on one line, without a backtrace.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Storage(args) => storage::run(args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

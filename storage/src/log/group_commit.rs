@@ -3,8 +3,13 @@
 //! The writer thread opens a batch with the first queued append and keeps taking appends while
 //! the queue has them. When the queue runs dry it may wait a little for more, because under
 //! concurrent load the appenders just acknowledged are about to append again, and one larger
-//! batch costs one `fdatasync` where two small ones cost two. It waits only while the batch is
-//! smaller than the previous one (so a lone appender never waits) and never past `delay`.
+//! batch costs one `fdatasync` where two small ones cost two. It waits only while the batch holds
+//! fewer records than it expects (so a lone appender never waits), and never past `delay`.
+//!
+//! What to expect: the appenders of the previous batch, which are about to append again, plus
+//! those already queued when this batch opened (they missed the previous batch). Expecting only
+//! the previous batch's size lets a fixed share of appenders miss every batch and wait two
+//! flushes each time; with 256 appenders that doubled the p99 latency.
 
 use std::time::{Duration, Instant};
 
@@ -39,8 +44,8 @@ pub struct OpenBatch {
     pub bytes: usize,
     /// Records so far.
     pub records: usize,
-    /// Records in the previous batch: the best guess of how many appenders are active.
-    pub previous_records: usize,
+    /// Records the batch expects: the previous batch's plus those queued when this one opened.
+    pub expected_records: usize,
 }
 
 impl BatchPolicy {
@@ -54,7 +59,7 @@ impl BatchPolicy {
             return BatchDecision::TakeMore;
         }
         let deadline = batch.opened_at + self.delay;
-        if batch.records >= batch.previous_records || now >= deadline {
+        if batch.records >= batch.expected_records || now >= deadline {
             return BatchDecision::Close;
         }
         BatchDecision::WaitUntil(deadline)
@@ -75,13 +80,13 @@ mod tests {
         opened_at: Instant,
         bytes: usize,
         records: usize,
-        previous_records: usize,
+        expected_records: usize,
     ) -> OpenBatch {
         OpenBatch {
             opened_at,
             bytes,
             records,
-            previous_records,
+            expected_records,
         }
     }
 
@@ -121,7 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn waits_for_as_many_as_last_time_but_not_past_the_delay() {
+    fn waits_for_the_expected_records_but_not_past_the_delay() {
         let opened = Instant::now();
         let open = batch(opened, 10, 3, 8);
         assert_eq!(

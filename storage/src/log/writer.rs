@@ -14,8 +14,9 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
+use super::append_queue::AppendQueue;
 use super::group_commit::{BatchDecision, BatchPolicy, OpenBatch};
 use super::record::{self, Position, RecordHeader};
 use super::segment::{self, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
@@ -27,15 +28,18 @@ use crate::io::IoBackend;
 
 type Spare = io::Result<(fs::File, PathBuf)>;
 
-/// Starts the writer, preparer and checkpointer threads; returns the append queue's sender and
-/// the threads, writer first.
+/// The append queue and the log's threads, writer first.
+pub(super) type Started = (Arc<AppendQueue<AppendRequest>>, Vec<JoinHandle<()>>);
+
+/// Starts the writer, preparer and checkpointer threads; returns the append queue and the
+/// threads, writer first.
 pub(super) fn start(
     shared: Arc<Shared>,
     backend: Box<dyn IoBackend>,
     extractor: Arc<dyn SecondaryKeys>,
-) -> io::Result<(Sender<AppendRequest>, Vec<JoinHandle<()>>)> {
+) -> io::Result<Started> {
     let config = &shared.config;
-    let (sender, receiver) = bounded(config.appends_pending_max);
+    let queue = Arc::new(AppendQueue::new(config.appends_pending_max));
     // One spare segment ready at a time: enough to roll without waiting, little disk held.
     let (spare_sender, spares) = bounded(1);
     // One checkpoint request pending at most; more while one is written are redundant.
@@ -72,7 +76,7 @@ pub(super) fn start(
         shared,
         backend,
         extractor,
-        receiver,
+        queue: Arc::clone(&queue),
         spares,
         checkpoints: checkpoint_sender,
         buffer: Vec::new(),
@@ -84,11 +88,13 @@ pub(super) fn start(
         next_index,
         carry: None,
         previous_records: 0,
+        missed_previous: 0,
     };
     let writer = thread::Builder::new()
         .name("spine-log-writer".into())
         .spawn(move || writer.run())?;
-    Ok((sender, vec![writer, preparer, checkpointer]))
+    queue.set_writer(writer.thread().clone());
+    Ok((queue, vec![writer, preparer, checkpointer]))
 }
 
 /// Keeps one zero-filled spare segment ready until the writer goes away.
@@ -115,7 +121,7 @@ struct Writer {
     shared: Arc<Shared>,
     backend: Box<dyn IoBackend>,
     extractor: Arc<dyn SecondaryKeys>,
-    receiver: Receiver<AppendRequest>,
+    queue: Arc<AppendQueue<AppendRequest>>,
     spares: Receiver<Spare>,
     checkpoints: Sender<()>,
     policy: BatchPolicy,
@@ -133,6 +139,9 @@ struct Writer {
     /// An append taken from the queue that did not fit the previous batch.
     carry: Option<AppendRequest>,
     previous_records: usize,
+    /// Appends queued when the previous batch was acknowledged: they missed it. Counted before
+    /// the acknowledgements go out, so that no appender of that batch is counted twice.
+    missed_previous: usize,
     last_checkpoint_index: u64,
 }
 
@@ -150,33 +159,39 @@ impl Writer {
     fn collect(&mut self, batch: &mut Vec<AppendRequest>) -> bool {
         let first = match self.carry.take() {
             Some(request) => request,
-            None => match self.receiver.recv() {
-                Ok(request) => request,
-                Err(_) => return false,
+            None => loop {
+                if let Some(request) = self.queue.pop() {
+                    break request;
+                }
+                if self.queue.is_closed() {
+                    return false;
+                }
+                self.queue.wait(1, None);
             },
         };
         let mut open = OpenBatch {
             opened_at: Instant::now(),
             bytes: record_size(first.record.payload.len()),
             records: 1,
-            previous_records: self.previous_records,
+            expected_records: self.previous_records + self.missed_previous,
         };
         batch.push(first);
         loop {
             let decision = self
                 .policy
-                .decide(&open, Instant::now(), self.receiver.is_empty());
-            let next = match decision {
-                BatchDecision::Close => return true,
-                BatchDecision::TakeMore => match self.receiver.try_recv() {
-                    Ok(request) => request,
-                    Err(TryRecvError::Empty) => continue,
-                    Err(TryRecvError::Disconnected) => return true,
-                },
-                BatchDecision::WaitUntil(deadline) => match self.receiver.recv_deadline(deadline) {
-                    Ok(request) => request,
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return true,
-                },
+                .decide(&open, Instant::now(), self.queue.len() == 0);
+            if let BatchDecision::WaitUntil(deadline) = decision {
+                if self.queue.is_closed() {
+                    return true;
+                }
+                self.queue
+                    .wait(open.expected_records - open.records, Some(deadline));
+            }
+            if decision == BatchDecision::Close {
+                return true;
+            }
+            let Some(next) = self.queue.pop() else {
+                continue;
             };
             let size = record_size(next.record.payload.len());
             if open.bytes + size > self.policy.batch_bytes_max {
@@ -311,6 +326,7 @@ impl Writer {
                 .for_each(|(request, _, _)| reply_failed(request, &cause));
             return;
         }
+        self.missed_previous = self.queue.len() + usize::from(self.carry.is_some());
         for (request, header, _) in self.run.drain(..) {
             let _ = request.reply.send(Ok(header.position));
         }
