@@ -20,6 +20,6 @@ pub use index::Location;
 pub use index::secondary::{NoSecondaryKeys, SecondaryKey, SecondaryKeys};
 pub use io::{BackendChoice, BackendKind, FaultInjection};
 pub use log::{
-    AppendError, Key, Log, LogConfig, LogStats, NewRecord, OpenError, Position, ReadError,
-    RecordView, RecoveryReport, TornTail,
+    AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogStats, NewRecord,
+    OpenError, Position, ReadError, RecordView, RecoveryReport, TornTail,
 };

@@ -22,6 +22,9 @@ pub struct Report {
     /// 4 KiB append to a growing file + `fdatasync`.
     pub append_fdatasync_p50_us: f64,
     pub append_fdatasync_p99_us: f64,
+    /// 64 KiB overwrite of a preallocated, synced file + `fdatasync`: a batch-sized flush.
+    pub fdatasync_64k_p50_us: f64,
+    pub fdatasync_64k_p99_us: f64,
     pub results: Vec<Row>,
 }
 
@@ -56,6 +59,17 @@ pub struct Row {
     /// Spine: mean time of one batch's write + `fdatasync`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_us_mean: Option<f64>,
+    /// Spine: commit latency measured inside the log, from an append entering the queue to its
+    /// batch being durable (without the appender task's own scheduling delay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_p50_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_p99_us: Option<f64>,
+    /// Spine: one batch's write + `fdatasync`, measured inside the log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_p50_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_p99_us: Option<f64>,
     /// How fast the records were loaded before reading or recovering.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_records_per_s: Option<f64>,
@@ -137,6 +151,12 @@ impl Row {
         if let Some(flush) = self.flush_us_mean {
             notes.push(format!("flush {flush} us"));
         }
+        if let (Some(p50), Some(p99)) = (self.commit_p50_us, self.commit_p99_us) {
+            notes.push(format!("commit p50 {p50} p99 {p99} us"));
+        }
+        if let (Some(p50), Some(p99)) = (self.flush_p50_us, self.flush_p99_us) {
+            notes.push(format!("flush p50 {p50} p99 {p99} us"));
+        }
         if let Some(load) = self.load_records_per_s {
             notes.push(format!("loaded {}/s", thousands(load as u64)));
         }
@@ -165,6 +185,8 @@ impl Report {
             fdatasync_p99_us: round(baseline.overwrite.p99_us(), 1),
             append_fdatasync_p50_us: round(baseline.append.p50_us(), 1),
             append_fdatasync_p99_us: round(baseline.append.p99_us(), 1),
+            fdatasync_64k_p50_us: round(baseline.overwrite_64k.p50_us(), 1),
+            fdatasync_64k_p99_us: round(baseline.overwrite_64k.p99_us(), 1),
             results,
         }
     }
@@ -191,12 +213,15 @@ impl Report {
         }
         let mut table = format!(
             "machine: {}\ndisk: 4 KiB overwrite + fdatasync p50 {} us, p99 {} us; \
-             4 KiB append + fdatasync p50 {} us, p99 {} us\n\n",
+             4 KiB append + fdatasync p50 {} us, p99 {} us; \
+             64 KiB overwrite + fdatasync p50 {} us, p99 {} us\n\n",
             self.machine,
             self.fdatasync_p50_us,
             self.fdatasync_p99_us,
             self.append_fdatasync_p50_us,
             self.append_fdatasync_p99_us,
+            self.fdatasync_64k_p50_us,
+            self.fdatasync_64k_p99_us,
         );
         let header = HEADER.map(str::to_owned);
         for row in std::iter::once(&header).chain(&rows) {

@@ -115,6 +115,7 @@ pub fn append_durable(
         .block_on(log.append(NewRecord::put(key(u64::MAX)?, KIND, payload.clone())))
         .context("warm-up append")?;
     std::thread::sleep(SPARE_SETTLE);
+    log.reset_latencies();
     let before = log.stats();
     let deadline = Instant::now() + duration;
     let per_appender = runtime.block_on(join_all(
@@ -143,6 +144,7 @@ pub fn append_durable(
             .collect(),
     ))?;
     let after = log.stats();
+    let inside = log.latencies();
     let measured = Measured::appenders(duration, &per_appender);
     let batches = after.batches - before.batches;
     let records = after.records - before.records;
@@ -163,6 +165,10 @@ pub fn append_durable(
             (after.flush_nanos - before.flush_nanos) as f64 / batches.max(1) as f64 / 1e3,
             1,
         )),
+        commit_p50_us: Some(round(inside.commit.p50_us, 1)),
+        commit_p99_us: Some(round(inside.commit.p99_us, 1)),
+        flush_p50_us: Some(round(inside.flush.p50_us, 1)),
+        flush_p99_us: Some(round(inside.flush.p99_us, 1)),
         note: Some("checkpoint_interval_records 0, checkpoint_on_close false".into()),
         ..Row::measured("spine", "append_durable", &measured)
     })

@@ -9,6 +9,7 @@
 
 mod append_queue;
 pub mod group_commit;
+mod latency;
 pub mod record;
 mod recovery;
 pub(crate) mod segment;
@@ -34,6 +35,8 @@ use crate::index::secondary::{NoSecondaryKeys, SecondaryKeys};
 use crate::io::{BackendChoice, BackendKind, FaultInjection};
 use append_queue::AppendQueue;
 use group_commit::BatchPolicy;
+use latency::Latencies;
+pub use latency::{LatencyReport, LatencySummary};
 pub use record::{Position, RecordHeader};
 use state::State;
 
@@ -413,6 +416,8 @@ struct Shared {
     /// Held while a checkpoint is written, so the background and explicit writers never race
     /// on the same file; holds the last index checkpointed.
     checkpointed: Mutex<u64>,
+    /// Recorded by the writer once per batch.
+    latencies: Mutex<Latencies>,
 }
 
 impl Shared {
@@ -469,6 +474,8 @@ pub(crate) struct AppendRequest {
     reply: oneshot::Sender<Result<Position, AppendError>>,
     /// Released when the append is answered: the queue's bound covers in-flight batches too.
     _permit: OwnedSemaphorePermit,
+    /// When the append entered the queue, for the commit latency.
+    queued_at: std::time::Instant,
 }
 
 /// An open log. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -529,6 +536,7 @@ impl Log {
             counters: Counters::default(),
             config: config.clone(),
             checkpointed: Mutex::new(0),
+            latencies: Mutex::new(Latencies::new()),
         });
         let (queue, threads) = writer::start(Arc::clone(&shared), backend, extractor)
             .map_err(io_error(&config.dir))?;
@@ -577,6 +585,7 @@ impl Log {
             record,
             reply,
             _permit: permit,
+            queued_at: std::time::Instant::now(),
         };
         if self.queue.push(request).is_err() {
             // The permits keep the queue below its capacity, so only closing refuses a push.
@@ -721,6 +730,17 @@ impl Log {
             flush_nanos: counters.flush_nanos.load(Ordering::Relaxed),
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
         }
+    }
+
+    /// Commit latency (queued to durable, per append) and flush latency (write + `fdatasync`,
+    /// per batch) since open or the last [`Log::reset_latencies`].
+    pub fn latencies(&self) -> LatencyReport {
+        self.shared.latencies.lock().report()
+    }
+
+    /// Starts the latency histograms afresh (for example after a warm-up).
+    pub fn reset_latencies(&self) {
+        self.shared.latencies.lock().reset();
     }
 
     /// Writes an index checkpoint now (normally the background thread does this).

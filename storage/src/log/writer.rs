@@ -274,10 +274,11 @@ impl Writer {
         let written = self
             .backend
             .write_durable(&segment.file, write_at as u64, &self.buffer);
+        let durable_at = Instant::now();
         let counters = &self.shared.counters;
         counters
             .flush_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add((durable_at - started).as_nanos() as u64, Ordering::Relaxed);
         if let Err(error) = written {
             let cause = Arc::new(error);
             self.shared.fail_stop(Arc::clone(&cause));
@@ -325,6 +326,13 @@ impl Writer {
                 .drain(..)
                 .for_each(|(request, _, _)| reply_failed(request, &cause));
             return;
+        }
+        {
+            let mut latencies = self.shared.latencies.lock();
+            latencies.record_flush(durable_at - started);
+            for (request, _, _) in &self.run {
+                latencies.record_commit(durable_at.saturating_duration_since(request.queued_at));
+            }
         }
         self.missed_previous = self.queue.len() + usize::from(self.carry.is_some());
         for (request, header, _) in self.run.drain(..) {
