@@ -47,6 +47,11 @@ pub struct StorageArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     seconds: f64,
 
+    /// Runs of each append_durable measurement; the row gives the median of each figure. The
+    /// disks of shared machines are noisy: one run can catch a stall another does not.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    repeat: usize,
+
     /// Records of 256 bytes written before timing recovery (spine only).
     #[arg(long, value_name = "N", default_value_t = 10_000_000)]
     recover_records: u64,
@@ -145,6 +150,7 @@ pub fn run(args: &StorageArgs) -> Result<()> {
         "--seconds must be a positive number"
     );
     ensure!(args.read_records > 0, "--read-records must be at least 1");
+    ensure!(args.repeat > 0, "--repeat must be at least 1");
     ensure!(
         !args.spine_backends.is_empty(),
         "--spine-backends needs at least one backend"
@@ -232,13 +238,21 @@ fn run_case(
         Case::Append => {
             let mut rows = Vec::with_capacity(APPENDERS.len());
             for appenders in APPENDERS {
-                let dir = fresh_dir(dir, &label)?;
-                let row = match engine {
-                    Engine::Spine => spine::append_durable(dir.path(), appenders, seconds, options),
-                    Engine::Redb => redb::append_durable(dir.path(), appenders, seconds),
-                    Engine::Sqlite => sqlite::append_durable(dir.path(), appenders, seconds),
-                };
-                rows.push(row.with_context(|| format!("{}, {appenders} appenders", context()))?);
+                let mut runs = Vec::with_capacity(args.repeat);
+                for _ in 0..args.repeat {
+                    let dir = fresh_dir(dir, &label)?;
+                    let row = match engine {
+                        Engine::Spine => {
+                            spine::append_durable(dir.path(), appenders, seconds, options)
+                        }
+                        Engine::Redb => redb::append_durable(dir.path(), appenders, seconds),
+                        Engine::Sqlite => sqlite::append_durable(dir.path(), appenders, seconds),
+                    };
+                    runs.push(
+                        row.with_context(|| format!("{}, {appenders} appenders", context()))?,
+                    );
+                }
+                rows.push(Row::median_of(runs));
             }
             Ok(rows)
         }

@@ -94,6 +94,53 @@ pub struct Row {
 }
 
 impl Row {
+    /// One row from repeated runs of the same measurement: each figure is the median of the
+    /// runs' figures (so a row may combine figures of different runs), and the note says so.
+    pub fn median_of(mut runs: Vec<Row>) -> Row {
+        assert!(!runs.is_empty(), "at least one run");
+        let count = runs.len();
+        let median = |values: Vec<f64>| {
+            let mut values = values;
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let field = |get: fn(&Row) -> Option<f64>, runs: &[Row]| {
+            let values: Vec<f64> = runs.iter().filter_map(get).collect();
+            (!values.is_empty()).then(|| median(values))
+        };
+        let ops_per_s = median(runs.iter().map(|r| r.ops_per_s).collect());
+        let p50_us = field(|r| r.p50_us, &runs);
+        let p99_us = field(|r| r.p99_us, &runs);
+        let mb_per_s = field(|r| r.mb_per_s, &runs);
+        let avg_batch_records = field(|r| r.avg_batch_records, &runs);
+        let flush_us_mean = field(|r| r.flush_us_mean, &runs);
+        let commit_p50_us = field(|r| r.commit_p50_us, &runs);
+        let commit_p99_us = field(|r| r.commit_p99_us, &runs);
+        let flush_p50_us = field(|r| r.flush_p50_us, &runs);
+        let flush_p99_us = field(|r| r.flush_p99_us, &runs);
+        let records = field(|r| r.records.map(|n| n as f64), &runs).map(|n| n as u64);
+        let mut row = runs.swap_remove(0);
+        row.ops_per_s = ops_per_s;
+        row.p50_us = p50_us;
+        row.p99_us = p99_us;
+        row.mb_per_s = mb_per_s;
+        row.avg_batch_records = avg_batch_records;
+        row.flush_us_mean = flush_us_mean;
+        row.commit_p50_us = commit_p50_us;
+        row.commit_p99_us = commit_p99_us;
+        row.flush_p50_us = flush_p50_us;
+        row.flush_p99_us = flush_p99_us;
+        row.records = records;
+        if count > 1 {
+            let note = format!("median of {count} runs");
+            row.note = Some(match row.note.take() {
+                Some(existing) => format!("{note}; {existing}"),
+                None => note,
+            });
+        }
+        row
+    }
+
     /// A row with the throughput and latency of a timed run.
     pub fn measured(engine: &'static str, case: &'static str, measured: &Measured) -> Self {
         Self {
@@ -266,6 +313,24 @@ fn thousands(value: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_of_takes_each_figure_separately() {
+        let run = |ops: f64, p99: f64| Row {
+            engine: "spine",
+            case: "append_durable",
+            ops_per_s: ops,
+            p99_us: Some(p99),
+            ..Row::default()
+        };
+        let row = Row::median_of(vec![run(100.0, 9.0), run(300.0, 1.0), run(200.0, 5.0)]);
+        assert_eq!(row.ops_per_s, 200.0);
+        assert_eq!(row.p99_us, Some(5.0));
+        assert_eq!(row.p50_us, None);
+        assert_eq!(row.note.as_deref(), Some("median of 3 runs"));
+        let single = Row::median_of(vec![run(7.0, 7.0)]);
+        assert_eq!(single.note, None);
+    }
 
     #[test]
     fn thousands_groups_digits() {

@@ -39,12 +39,12 @@ impl UringBackend {
                     .map_err(|_| io::Error::other("io_uring submission queue full"))?;
             }
         }
-        self.ring.submit_and_wait(entries.len())?;
+        self.submit_and_wait(entries.len())?;
         let mut results = vec![0i32; entries.len()];
         let mut seen = 0;
         while seen < entries.len() {
             let Some(completion) = self.ring.completion().next() else {
-                self.ring.submit_and_wait(1)?;
+                self.submit_and_wait(1)?;
                 continue;
             };
             let slot = (completion.user_data() - 1) as usize;
@@ -53,6 +53,20 @@ impl UringBackend {
             seen += 1;
         }
         Ok(results)
+    }
+}
+
+impl UringBackend {
+    /// Submits what is queued and waits for `count` completions, going on after a signal: an
+    /// early return would leave the kernel using a buffer the caller is about to reuse.
+    fn submit_and_wait(&mut self, count: usize) -> io::Result<()> {
+        loop {
+            match self.ring.submit_and_wait(count) {
+                Ok(_) => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+        }
     }
 }
 
