@@ -244,3 +244,66 @@ fn secondary_indexes_follow_updates_and_survive_reopen() {
         verify(&open());
     });
 }
+
+#[test]
+fn background_checkpoints_come_from_a_shadow_and_recover_correctly() {
+    each_backend(|backend| {
+        let root = tempfile::tempdir().unwrap();
+        let live = root.path().join("live");
+        let mut background = config(&live, backend);
+        background.checkpoint_interval_records = 50;
+        background.checkpoint_on_close = false;
+        let (log, _) = Log::open_with(background, Arc::new(FirstByte)).unwrap();
+        for round in 0..4u64 {
+            for k in 1..=60u64 {
+                let first = [b'a' + ((k + round) % 3) as u8];
+                log.append_blocking(NewRecord::put(
+                    key(k),
+                    1,
+                    [&first[..], &payload_for(k, 30)].concat(),
+                ))
+                .unwrap();
+            }
+            log.append_blocking(NewRecord::delete(key(round + 1), 1))
+                .unwrap();
+        }
+        // Background checkpoints are requested every 50 records; wait (bounded) for the last one.
+        let total = log.last_position().index;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while log.stats().checkpoints < 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background checkpoint within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(
+            log.stats().checkpoint_lock_nanos_max,
+            0,
+            "the shadow never takes the state lock to encode"
+        );
+        let image = root.path().join("image");
+        crash_image(&live, &image);
+        let (recovered, report) =
+            Log::open_with(config(&image, backend), Arc::new(FirstByte)).unwrap();
+        assert!(
+            report.checkpoint.is_some(),
+            "the background checkpoint is used"
+        );
+        assert!(report.records_scanned < total);
+        assert_eq!(recovered.last_position().index, total);
+        for k in 1..=60u64 {
+            let expected = log.get(key(k), |v| v.payload().to_vec()).unwrap();
+            assert_eq!(
+                recovered.get(key(k), |v| v.payload().to_vec()).unwrap(),
+                expected
+            );
+        }
+        for bucket in [b"a", b"b", b"c"] {
+            assert_eq!(
+                recovered.secondary_prefix(0, bucket, 100),
+                log.secondary_prefix(0, bucket, 100)
+            );
+        }
+    });
+}

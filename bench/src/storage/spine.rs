@@ -273,7 +273,16 @@ pub fn recover(dir: &Path, records: u64, options: SpineOptions) -> Result<Vec<Ro
         let runtime = runtime()?;
         load(&runtime, &log, records, &Bytes::from(measure::payload()))?
     };
+    // A checkpoint of the full log, timed for how long it holds the writer off.
+    let started = Instant::now();
+    log.checkpoint().context("checkpoint of the loaded log")?;
+    let checkpoint_elapsed = started.elapsed();
     let stats = log.stats();
+    eprintln!(
+        "recover: checkpoint of {records} records took {:.0} ms, holding the state lock {:.0} ms",
+        checkpoint_elapsed.as_secs_f64() * 1e3,
+        stats.checkpoint_lock_nanos_max as f64 / 1e6,
+    );
     eprintln!(
         "recover: wrote {records} records in {:.1} s ({} batches, {:.0} records per batch)",
         load_elapsed.as_secs_f64(),

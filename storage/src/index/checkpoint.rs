@@ -111,17 +111,28 @@ pub(crate) fn write(dir: &Path, last_index: u64, encoded: &[u8]) -> io::Result<P
     Ok(path)
 }
 
-/// Checkpoint files in `dir` with the last index each covers, oldest first. Removes leftover
-/// temporary files.
+/// Removes checkpoint files a crash left half-written. Only at open: while the log runs, a
+/// temporary file is a checkpoint being written.
+pub(crate) fn remove_temporaries(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(TEMPORARY_SUFFIX)
+        {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Checkpoint files in `dir` with the last index each covers, oldest first.
 fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(TEMPORARY_SUFFIX) {
-            fs::remove_file(entry.path())?;
-            continue;
-        }
         let index = name
             .strip_prefix("checkpoint-")
             .and_then(|rest| rest.strip_suffix(SUFFIX))

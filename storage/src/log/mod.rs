@@ -8,6 +8,7 @@
 //! the indexes and see exactly the durable records.
 
 mod append_queue;
+mod checkpointer;
 pub mod group_commit;
 mod latency;
 pub mod record;
@@ -395,6 +396,9 @@ pub struct LogStats {
     pub flush_nanos: u64,
     /// Checkpoints written.
     pub checkpoints: u64,
+    /// Longest time a checkpoint held the state's read lock, in nanoseconds: how long it kept the
+    /// writer from publishing (and so from acknowledging) a batch.
+    pub checkpoint_lock_nanos_max: u64,
 }
 
 #[derive(Default)]
@@ -404,6 +408,7 @@ struct Counters {
     bytes: AtomicU64,
     flush_nanos: AtomicU64,
     checkpoints: AtomicU64,
+    checkpoint_lock_nanos_max: AtomicU64,
 }
 
 /// State shared by the handle and the background threads.
@@ -437,35 +442,65 @@ impl Shared {
         self.failed.store(true, Ordering::Release);
     }
 
-    /// Writes a checkpoint of the current state. The state's read lock is held only while
-    /// encoding; the file is written after it is released.
+    /// Writes a checkpoint of the live state: for an explicit request and on close. The state's
+    /// read lock is held while encoding (the writer cannot publish meanwhile), not while writing
+    /// the file. Background checkpoints go through the checkpointer's shadow instead.
     fn write_checkpoint(&self) -> io::Result<Option<PathBuf>> {
         let mut checkpointed = self.checkpointed.lock();
         let (last_index, encoded) = {
             let state = self.state.read();
-            if state.last.index == 0 || state.last.index == *checkpointed {
+            let locked_at = std::time::Instant::now();
+            if state.last.index == 0 || state.last.index <= *checkpointed {
                 return Ok(None);
             }
-            let segments: Vec<(u64, &[u32])> = state
-                .segments
-                .iter()
-                .zip(&state.offsets)
-                .map(|(segment, offsets)| (segment.first_index, offsets.as_slice()))
-                .collect();
-            let encoded = checkpoint::encode(
-                state.last,
-                state.write_offset as u32,
-                &segments,
-                &state.primary,
-                &state.secondary,
-            );
+            let encoded = encode_state(&state);
+            let held = locked_at.elapsed().as_nanos() as u64;
+            self.counters
+                .checkpoint_lock_nanos_max
+                .fetch_max(held, Ordering::Relaxed);
             (state.last.index, encoded)
         };
-        let path = checkpoint::write(&self.config.dir, last_index, &encoded)?;
+        self.write_encoded(&mut checkpointed, last_index, &encoded)
+    }
+
+    /// Writes a checkpoint of `state`, a copy no other thread uses.
+    fn write_checkpoint_of(&self, state: &State) -> io::Result<Option<PathBuf>> {
+        let mut checkpointed = self.checkpointed.lock();
+        if state.last.index == 0 || state.last.index <= *checkpointed {
+            return Ok(None);
+        }
+        let encoded = encode_state(state);
+        self.write_encoded(&mut checkpointed, state.last.index, &encoded)
+    }
+
+    fn write_encoded(
+        &self,
+        checkpointed: &mut u64,
+        last_index: u64,
+        encoded: &[u8],
+    ) -> io::Result<Option<PathBuf>> {
+        let path = checkpoint::write(&self.config.dir, last_index, encoded)?;
         *checkpointed = last_index;
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(Some(path))
     }
+}
+
+/// Serialises a state as a checkpoint.
+fn encode_state(state: &State) -> Vec<u8> {
+    let segments: Vec<(u64, &[u32])> = state
+        .segments
+        .iter()
+        .zip(&state.offsets)
+        .map(|(segment, offsets)| (segment.first_index, offsets.as_slice()))
+        .collect();
+    checkpoint::encode(
+        state.last,
+        state.write_offset as u32,
+        &segments,
+        &state.primary,
+        &state.secondary,
+    )
 }
 
 /// A request in the append queue.
@@ -729,6 +764,7 @@ impl Log {
             bytes: counters.bytes.load(Ordering::Relaxed),
             flush_nanos: counters.flush_nanos.load(Ordering::Relaxed),
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
+            checkpoint_lock_nanos_max: counters.checkpoint_lock_nanos_max.load(Ordering::Relaxed),
         }
     }
 

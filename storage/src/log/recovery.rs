@@ -237,7 +237,7 @@ fn open_segment(
 }
 
 /// Applies `checkpoint` to `state` if it matches the segments; `Ok(false)` if it does not.
-fn apply_checkpoint(
+pub(super) fn apply_checkpoint(
     dir: &Path,
     checkpoint: Checkpoint,
     segments: &[Arc<Segment>],
@@ -286,6 +286,7 @@ pub(crate) fn recover(
 ) -> Result<Recovered, OpenError> {
     let dir = &config.dir;
     segment::remove_spares(dir).map_err(io_error(dir))?;
+    checkpoint::remove_temporaries(dir).map_err(io_error(dir))?;
     let files = list_segments(dir)?;
     let mut segments = Vec::with_capacity(files.len());
     let file_count = files.len();

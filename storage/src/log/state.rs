@@ -12,6 +12,7 @@ use crate::index::Location;
 use crate::index::primary::PrimaryIndex;
 use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
 
+#[derive(Clone)]
 pub(crate) struct State {
     /// Every segment, oldest first; a [`Location`]'s segment is an index into this.
     pub(crate) segments: Vec<Arc<Segment>>,

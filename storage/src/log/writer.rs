@@ -17,6 +17,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::append_queue::AppendQueue;
+use super::checkpointer::Checkpointer;
 use super::group_commit::{BatchDecision, BatchPolicy, OpenBatch};
 use super::record::{self, Position, RecordHeader};
 use super::segment::{self, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
@@ -52,16 +53,10 @@ pub(super) fn start(
             .spawn(move || prepare_spares(dir, size, spare_sender))?
     };
     let checkpointer = {
-        let shared = Arc::clone(&shared);
+        let checkpointer = Checkpointer::new(Arc::clone(&shared), Arc::clone(&extractor));
         thread::Builder::new()
             .name("spine-log-checkpoint".into())
-            .spawn(move || {
-                while checkpoint_requests.recv().is_ok() {
-                    if let Err(error) = shared.write_checkpoint() {
-                        tracing::warn!(%error, "index checkpoint failed; the log is unaffected");
-                    }
-                }
-            })?
+            .spawn(move || checkpointer.run(checkpoint_requests))?
     };
     let (next_index, write_offset, current) = {
         let state = shared.state.read();

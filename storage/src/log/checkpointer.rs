@@ -1,0 +1,155 @@
+//! The background checkpointer: keeps a shadow copy of the indexes and writes checkpoints from
+//! it, so the writer is never held off while a checkpoint is encoded.
+//!
+//! Encoding a checkpoint of the live state needs the state's read lock for as long as it takes
+//! (227 ms for 4 million keys, measured), and the writer cannot publish a batch meanwhile. The
+//! shadow avoids that: it is built the way recovery builds the state (from the newest checkpoint
+//! file, then the records after it) and caught up before each checkpoint by replaying the durable
+//! records it has not seen, read from the segment maps. Durable records never change, so this
+//! needs the lock only to copy the segment list and the last durable position.
+//!
+//! The cost is a second copy of the indexes in memory while background checkpoints are enabled
+//! (`checkpoint_interval_records > 0`), and the CPU to replay each record once more.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+
+use super::record;
+use super::recovery::apply_checkpoint;
+use super::state::State;
+use super::{OpenError, Shared};
+use crate::format::SEGMENT_HEADER_SIZE;
+use crate::index::Location;
+use crate::index::checkpoint;
+use crate::index::primary::PrimaryIndex;
+use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
+
+pub(super) struct Checkpointer {
+    shared: Arc<Shared>,
+    extractor: Arc<dyn SecondaryKeys>,
+    /// Built at the first checkpoint request, so opening the log pays nothing for it.
+    shadow: Option<State>,
+    scratch: Vec<SecondaryKey>,
+}
+
+impl Checkpointer {
+    pub(super) fn new(shared: Arc<Shared>, extractor: Arc<dyn SecondaryKeys>) -> Self {
+        Self {
+            shared,
+            extractor,
+            shadow: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Writes a checkpoint for every request until the request channel closes.
+    pub(super) fn run(mut self, requests: Receiver<()>) {
+        while requests.recv().is_ok() {
+            match self.checkpoint() {
+                Ok(_) => {}
+                Err(error) => {
+                    // Rebuilt from disk at the next request, in case the shadow went astray.
+                    self.shadow = None;
+                    tracing::warn!(%error, "background checkpoint failed; the log is unaffected");
+                }
+            }
+        }
+    }
+
+    fn checkpoint(&mut self) -> io::Result<Option<PathBuf>> {
+        let (segments, last) = {
+            let state = self.shared.state.read();
+            (state.segments.clone(), state.last)
+        };
+        let mut shadow = match self.shadow.take() {
+            Some(shadow) => shadow,
+            None => self.build_shadow(&segments)?,
+        };
+        let caught_up = self.catch_up(&mut shadow, &segments, last.index);
+        let written = caught_up.and_then(|()| self.shared.write_checkpoint_of(&shadow));
+        self.shadow = Some(shadow);
+        written
+    }
+
+    /// A state as of the newest checkpoint on disk (or an empty one), like recovery's.
+    fn build_shadow(&self, segments: &[Arc<super::segment::Segment>]) -> io::Result<State> {
+        let config = &self.shared.config;
+        let fresh = || {
+            State::new(
+                PrimaryIndex::with_capacity(config.expected_keys),
+                SecondaryIndexes::new(self.extractor.index_count()),
+                config.payload_bytes_max,
+            )
+        };
+        let mut shadow = fresh();
+        if let Some((_, saved)) = checkpoint::load_latest(&config.dir)? {
+            let matches = apply_checkpoint(&config.dir, saved, segments, &mut shadow)
+                .map_err(|error: OpenError| io::Error::other(error.to_string()))?;
+            if !matches {
+                shadow = fresh();
+            }
+        }
+        Ok(shadow)
+    }
+
+    /// Replays the durable records after the shadow's last one, up to `target`.
+    fn catch_up(
+        &mut self,
+        shadow: &mut State,
+        segments: &[Arc<super::segment::Segment>],
+        target: u64,
+    ) -> io::Result<()> {
+        let corrupt = |error: super::ReadError| io::Error::other(error.to_string());
+        while shadow.last.index < target {
+            let next = shadow.last.index + 1;
+            // Records at or below `target` are durable and never change, and the next one is
+            // either at the shadow's write offset or, if that segment ended, at the start of
+            // the next segment; the bytes read are one or the other, never a write in progress.
+            let found = shadow.last_segment().and_then(|ordinal| {
+                let segment = &shadow.segments[ordinal as usize];
+                let bytes = segment.record_bytes(shadow.write_offset)?;
+                let header = record::decode(bytes, shadow.payload_max).ok()?;
+                (header.position.index == next).then_some((ordinal, header))
+            });
+            if let Some((ordinal, header)) = found {
+                let offset = shadow.write_offset;
+                let segment = Arc::clone(&shadow.segments[ordinal as usize]);
+                let bytes = segment
+                    .record_bytes(offset)
+                    .expect("the record was just decoded");
+                let location = Location {
+                    segment: ordinal,
+                    offset: offset as u32,
+                };
+                let payload = record::payload(bytes, &header);
+                shadow
+                    .apply(
+                        self.extractor.as_ref(),
+                        &mut self.scratch,
+                        location,
+                        &header,
+                        payload,
+                    )
+                    .map_err(corrupt)?;
+                continue;
+            }
+            let fresh_segment = shadow.write_offset == SEGMENT_HEADER_SIZE
+                && shadow.offsets.last().is_some_and(Vec::is_empty);
+            let following = segments.get(shadow.segments.len());
+            match following {
+                Some(segment) if !fresh_segment && segment.first_index == next => {
+                    shadow.push_segment(Arc::clone(segment));
+                }
+                _ => {
+                    return Err(io::Error::other(format!(
+                        "checkpointer: durable record {next} not found where the log puts it"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
