@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::primary::{PrimaryIndex, Slot};
@@ -67,13 +68,7 @@ pub(crate) fn encode(
             out.extend_from_slice(&offset.to_le_bytes());
         }
     }
-    let slots = primary.raw_slots();
-    out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(primary.len() as u64).to_le_bytes());
-    for slot in slots {
-        out.extend_from_slice(&slot.key.to_le_bytes());
-        out.extend_from_slice(&slot.location.to_le_bytes());
-    }
+    encode_slots(&mut out, primary);
     out.extend_from_slice(&(secondary.index_count() as u64).to_le_bytes());
     for set in secondary.sets() {
         out.extend_from_slice(&(set.len() as u64).to_le_bytes());
@@ -88,12 +83,76 @@ pub(crate) fn encode(
     out
 }
 
+/// Appends the primary table: slot count, key count, then runs of (empty slots `u32`, occupied
+/// slots `u32`, the occupied slots). The file grows with the keys, not with the table's capacity,
+/// and loading it is a sequential copy into a table of the same size, without rehashing.
+fn encode_slots(out: &mut Vec<u8>, primary: &PrimaryIndex) {
+    let slots = primary.raw_slots();
+    out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(primary.len() as u64).to_le_bytes());
+    let mut at = 0;
+    while at < slots.len() {
+        let empty = slots[at..]
+            .iter()
+            .take(u32::MAX as usize)
+            .take_while(|s| s.key == 0)
+            .count();
+        at += empty;
+        let occupied = slots[at..]
+            .iter()
+            .take(u32::MAX as usize)
+            .take_while(|s| s.key != 0)
+            .count();
+        out.extend_from_slice(&(empty as u32).to_le_bytes());
+        out.extend_from_slice(&(occupied as u32).to_le_bytes());
+        for slot in &slots[at..at + occupied] {
+            out.extend_from_slice(&slot.key.to_le_bytes());
+            out.extend_from_slice(&slot.location.to_le_bytes());
+        }
+        at += occupied;
+    }
+}
+
+/// Largest table a checkpoint may describe (2^36 slots, 1 TiB): a bound checked before allocating.
+const SLOTS_MAX: u64 = 1 << 36;
+
+fn decode_slots(reader: &mut Reader<'_>) -> Result<PrimaryIndex, &'static str> {
+    let slot_count = reader.u64()?;
+    let len = reader.u64()?;
+    if slot_count > SLOTS_MAX || len > slot_count {
+        return Err("impossible primary index size");
+    }
+    let slot_count = slot_count as usize;
+    let mut slots = vec![Slot::default(); slot_count];
+    let mut at = 0usize;
+    while at < slot_count {
+        let empty = reader.u32()? as usize;
+        let occupied = reader.u32()? as usize;
+        at = at.checked_add(empty).ok_or("slot run overflow")?;
+        let end = at
+            .checked_add(occupied)
+            .filter(|&end| end <= slot_count)
+            .ok_or("slot run past the table")?;
+        for slot in &mut slots[at..end] {
+            *slot = Slot {
+                key: reader.u64()?,
+                location: reader.u64()?,
+            };
+            if slot.key == 0 {
+                return Err("empty slot in an occupied run");
+            }
+        }
+        at = end;
+    }
+    PrimaryIndex::from_raw_slots(slots, len as usize).ok_or("inconsistent primary index")
+}
+
 /// Writes an encoded checkpoint for `last_index` into `dir` atomically and removes older ones.
 pub(crate) fn write(dir: &Path, last_index: u64, encoded: &[u8]) -> io::Result<PathBuf> {
     let path = dir.join(file_name(last_index));
     let temporary = dir.join(format!("checkpoint-{last_index:020}{TEMPORARY_SUFFIX}"));
     let written = File::create(&temporary).and_then(|mut file| {
-        file.write_all(encoded)?;
+        write_paced(&mut file, encoded)?;
         file.sync_all()
     });
     if let Err(error) = written {
@@ -123,6 +182,32 @@ pub(crate) fn remove_temporaries(dir: &Path) -> io::Result<()> {
         {
             fs::remove_file(entry.path())?;
         }
+    }
+    Ok(())
+}
+
+/// Bytes of a checkpoint written back to disk at a time.
+const WRITEBACK_CHUNK: usize = 4 << 20;
+
+/// Writes `bytes` in chunks, waiting for each chunk's writeback before the next. A checkpoint
+/// can be hundreds of MB; left to one final `fsync`, its writeback fills the device queue and
+/// every `fdatasync` of the log waits behind it. In chunks, a flush waits for one chunk at most.
+fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    let mut offset = 0usize;
+    for chunk in bytes.chunks(WRITEBACK_CHUNK) {
+        file.write_all(chunk)?;
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        // SAFETY: `sync_file_range` only reads its integer arguments; the descriptor is open
+        // for as long as `file` is borrowed.
+        let result = unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset as i64, chunk.len() as i64, flags)
+        };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        offset += chunk.len();
     }
     Ok(())
 }
@@ -231,16 +316,7 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
             offsets,
         });
     }
-    let slot_count = reader.count(16)?;
-    let len = usize::try_from(reader.u64()?).map_err(|_| "count too large")?;
-    let mut slots = Vec::with_capacity(slot_count);
-    for _ in 0..slot_count {
-        slots.push(Slot {
-            key: reader.u64()?,
-            location: reader.u64()?,
-        });
-    }
-    let primary = PrimaryIndex::from_raw_slots(slots, len).ok_or("inconsistent primary index")?;
+    let primary = decode_slots(&mut reader)?;
     let index_count = reader.count(8)?;
     if index_count > usize::from(u8::MAX) {
         return Err("too many secondary indexes");

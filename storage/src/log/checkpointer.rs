@@ -47,6 +47,7 @@ impl Checkpointer {
 
     /// Writes a checkpoint for every request until the request channel closes.
     pub(super) fn run(mut self, requests: Receiver<()>) {
+        super::writer::lower_priority_of_this_thread();
         while requests.recv().is_ok() {
             match self.checkpoint() {
                 Ok(_) => {}

@@ -92,8 +92,32 @@ pub(super) fn start(
     Ok((queue, vec![writer, preparer, checkpointer]))
 }
 
+/// Niceness of the log's background threads (preparer, checkpointer): on a small machine they
+/// compete for the cores with the writer and the appenders, and a writer that loses its core for
+/// a scheduler tick delays a whole batch.
+const BACKGROUND_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority (Linux applies niceness per thread). Failure
+/// only costs latency, so it is logged, not returned.
+pub(super) fn lower_priority_of_this_thread() {
+    // SAFETY: `gettid` and `setpriority` take and return plain integers and touch no memory of
+    // ours.
+    let result = unsafe {
+        let thread_id = libc::gettid();
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            thread_id as libc::id_t,
+            BACKGROUND_NICENESS,
+        )
+    };
+    if result != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "could not lower a background thread's priority");
+    }
+}
+
 /// Keeps one zero-filled spare segment ready until the writer goes away.
 fn prepare_spares(dir: PathBuf, size: u64, spares: Sender<Spare>) {
+    lower_priority_of_this_thread();
     for number in 0u64.. {
         let path = dir.join(format!("{number}{SPARE_SUFFIX}"));
         let spare = prepare_spare(&path, size).map(|file| (file, path.clone()));
