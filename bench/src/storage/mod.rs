@@ -219,7 +219,11 @@ pub fn run(args: &StorageArgs) -> Result<()> {
             }
         }
     }
-    let report = Report::new(machine.summary, &baseline, rows);
+    // Measured again at the end: a shared disk can change during a run, and a figure is only
+    // readable against the disk it ran on.
+    let after = disk::fdatasync_baseline(fresh_dir(&dir, "disk-after")?.path())?;
+    eprintln!("after the run: {}", after.describe());
+    let report = Report::new(machine.summary, &baseline, &after, rows);
     print!("{}", report.table());
     if let Some(path) = &args.json {
         report.write_json(path)?;

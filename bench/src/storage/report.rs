@@ -25,6 +25,11 @@ pub struct Report {
     /// 64 KiB overwrite of a preallocated, synced file + `fdatasync`: a batch-sized flush.
     pub fdatasync_64k_p50_us: f64,
     pub fdatasync_64k_p99_us: f64,
+    /// The same two overwrite figures measured again after the run, to show drift during it.
+    pub fdatasync_after_p50_us: f64,
+    pub fdatasync_after_p99_us: f64,
+    pub fdatasync_64k_after_p50_us: f64,
+    pub fdatasync_64k_after_p99_us: f64,
     pub results: Vec<Row>,
 }
 
@@ -225,7 +230,12 @@ impl Row {
 }
 
 impl Report {
-    pub fn new(machine: String, baseline: &DiskBaseline, results: Vec<Row>) -> Self {
+    pub fn new(
+        machine: String,
+        baseline: &DiskBaseline,
+        after: &DiskBaseline,
+        results: Vec<Row>,
+    ) -> Self {
         Self {
             machine,
             fdatasync_p50_us: round(baseline.overwrite.p50_us(), 1),
@@ -234,6 +244,10 @@ impl Report {
             append_fdatasync_p99_us: round(baseline.append.p99_us(), 1),
             fdatasync_64k_p50_us: round(baseline.overwrite_64k.p50_us(), 1),
             fdatasync_64k_p99_us: round(baseline.overwrite_64k.p99_us(), 1),
+            fdatasync_after_p50_us: round(after.overwrite.p50_us(), 1),
+            fdatasync_after_p99_us: round(after.overwrite.p99_us(), 1),
+            fdatasync_64k_after_p50_us: round(after.overwrite_64k.p50_us(), 1),
+            fdatasync_64k_after_p99_us: round(after.overwrite_64k.p99_us(), 1),
             results,
         }
     }
@@ -261,7 +275,8 @@ impl Report {
         let mut table = format!(
             "machine: {}\ndisk: 4 KiB overwrite + fdatasync p50 {} us, p99 {} us; \
              4 KiB append + fdatasync p50 {} us, p99 {} us; \
-             64 KiB overwrite + fdatasync p50 {} us, p99 {} us\n\n",
+             64 KiB overwrite + fdatasync p50 {} us, p99 {} us\n\
+             disk after the run: 4 KiB overwrite p50 {} us, p99 {} us; 64 KiB overwrite p50 {} us, p99 {} us\n\n",
             self.machine,
             self.fdatasync_p50_us,
             self.fdatasync_p99_us,
@@ -269,6 +284,10 @@ impl Report {
             self.append_fdatasync_p99_us,
             self.fdatasync_64k_p50_us,
             self.fdatasync_64k_p99_us,
+            self.fdatasync_after_p50_us,
+            self.fdatasync_after_p99_us,
+            self.fdatasync_64k_after_p50_us,
+            self.fdatasync_64k_after_p99_us,
         );
         let header = HEADER.map(str::to_owned);
         for row in std::iter::once(&header).chain(&rows) {

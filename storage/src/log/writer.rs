@@ -92,9 +92,10 @@ pub(super) fn start(
     Ok((queue, vec![writer, preparer, checkpointer]))
 }
 
-/// Niceness of the log's background threads (preparer, checkpointer): on a small machine they
-/// compete for the cores with the writer and the appenders, and a writer that loses its core for
-/// a scheduler tick delays a whole batch.
+/// Niceness of the checkpointer: replaying records and encoding a checkpoint is CPU work that, on
+/// a small machine, competes for the cores with the writer and the appenders, and a writer that
+/// loses its core for a scheduler tick delays a whole batch. (The preparer keeps its priority: it
+/// is mostly I/O, and its spare must be ready before the next roll or the writer waits for it.)
 const BACKGROUND_NICENESS: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority (Linux applies niceness per thread). Failure
@@ -117,7 +118,6 @@ pub(super) fn lower_priority_of_this_thread() {
 
 /// Keeps one zero-filled spare segment ready until the writer goes away.
 fn prepare_spares(dir: PathBuf, size: u64, spares: Sender<Spare>) {
-    lower_priority_of_this_thread();
     for number in 0u64.. {
         let path = dir.join(format!("{number}{SPARE_SUFFIX}"));
         let spare = prepare_spare(&path, size).map(|file| (file, path.clone()));
