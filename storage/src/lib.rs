@@ -2,11 +2,12 @@
 //! and in-memory indexes. Everything Spine core stores goes through it.
 //!
 //! Where things are:
-//! - [`format`]: the byte layout's constants (documented, and tested against, `FORMAT.md`).
+//! - [`format`](mod@format): the byte layout's constants (documented, and tested against, `FORMAT.md`).
 //! - [`log`]: the [`Log`] handle; `log/record.rs` encodes and verifies records (sans-IO),
 //!   `log/segment.rs` owns segment files and maps, `log/group_commit.rs` decides when a batch
 //!   closes (sans-IO), `log/recovery.rs` tells torn tails from corruption (sans-IO scan),
-//!   `log/writer.rs` is the group-commit thread.
+//!   `log/writer.rs` is the group-commit thread, `log/checkpointer.rs` writes checkpoints from a
+//!   shadow copy of the indexes.
 //! - [`io`]: the io backends (io_uring, portable `pwrite` + `fdatasync`, fault injection).
 //! - [`index`]: the primary hash index, ordered secondary indexes and checkpoints.
 #![warn(missing_docs, unreachable_pub)]

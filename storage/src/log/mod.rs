@@ -1,11 +1,12 @@
 //! The log: open (with recovery), append (group commit), read (zero-copy, verified).
 //!
-//! Threads: appends from any thread or task go through a bounded queue to one writer thread,
-//! which batches them, writes each batch with one write and one `fdatasync` through the io
-//! backend, then publishes the batch to the indexes and acknowledges it. A preparer thread keeps
-//! a zero-filled spare segment ready so that rolling to a new segment does not stall appenders,
-//! and a checkpointer thread snapshots the indexes in the background. Reads take a read lock on
-//! the indexes and see exactly the durable records.
+//! Threads: appends from any thread or task go through a bounded queue (`append_queue.rs`) to
+//! one writer thread (`writer.rs`), which batches them (`group_commit.rs`), writes each batch with
+//! one write and one `fdatasync` through the io backend, then publishes the batch to the indexes
+//! and acknowledges it. A preparer thread keeps a zero-filled spare segment ready so that rolling
+//! to a new segment does not stall appenders, and a checkpointer thread (`checkpointer.rs`) writes
+//! index checkpoints from a shadow copy it keeps up to date. Reads take a read lock on the indexes
+//! and see exactly the durable records; commit and flush latencies are kept in `latency.rs`.
 
 mod append_queue;
 mod checkpointer;

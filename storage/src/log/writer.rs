@@ -1,4 +1,5 @@
-//! The writer thread (group commit), the segment preparer and the checkpointer.
+//! The writer thread (group commit) and the segment preparer; this is also where the log's
+//! threads are started (the checkpointer's work is in `checkpointer.rs`).
 //!
 //! The writer is the only thread that writes segments or changes the state. Per batch: take
 //! queued appends as the [`BatchPolicy`] says, encode them behind each other, write them with one
