@@ -66,16 +66,36 @@ pub(crate) fn open_backend(
     let backend: Box<dyn IoBackend> = match choice {
         BackendChoice::Portable => Box::new(PortableBackend),
         BackendChoice::IoUring => Box::new(UringBackend::new()?),
-        BackendChoice::Auto => match UringBackend::new() {
-            Ok(uring) => Box::new(uring),
-            Err(error) => {
-                tracing::info!(%error, "io_uring unavailable, using the portable backend");
-                Box::new(PortableBackend)
-            }
-        },
+        BackendChoice::Auto => auto(UringBackend::new()),
     };
     Ok(match fault {
         Some(fault) => Box::new(FaultyBackend::new(backend, fault)),
         None => backend,
     })
+}
+
+/// What `Auto` uses given the outcome of setting up io_uring: it where it works, else portable
+/// (containers often forbid io_uring with seccomp, or the kernel disables it).
+fn auto(uring: io::Result<UringBackend>) -> Box<dyn IoBackend> {
+    match uring {
+        Ok(uring) => Box::new(uring),
+        Err(error) => {
+            tracing::info!(%error, "io_uring unavailable, using the portable backend");
+            Box::new(PortableBackend)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `EPERM`, as a seccomp profile that forbids `io_uring_setup` answers.
+    const EPERM: i32 = 1;
+
+    #[test]
+    fn auto_falls_back_to_portable_when_io_uring_setup_fails() {
+        let backend = auto(Err(io::Error::from_raw_os_error(EPERM)));
+        assert_eq!(backend.kind(), BackendKind::Portable);
+    }
 }
