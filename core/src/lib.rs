@@ -1,7 +1,14 @@
 //! Spine core's engine: one shard per core over the storage log, the domain services (PDS, SCR,
 //! EPS, e-Referrals, GP2GP), access control and audit. See `DESIGN.md` sections 4–5.
 //!
-//! Built on [`spine_storage`]; the engine itself is the subject of issue 3 and not written yet.
+//! Where things are:
+//! - [`pds`]: the Personal Demographics Service; so far its identifier, [`NhsNumber`].
+//!
+//! The engine (shards, routing, batching), the rest of PDS, access control and audit are the
+//! subject of issue 3 and follow.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod pds;
+
+pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};
 pub use spine_storage as storage;
