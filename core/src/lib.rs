@@ -3,11 +3,13 @@
 //!
 //! Where things are:
 //! - [`pds`]: the Personal Demographics Service; so far its identifier, [`NhsNumber`].
+//! - [`audit`]: audit events and the tamper-evident chain they form (sans-IO).
 //!
-//! The engine (shards, routing, batching), the rest of PDS, access control and audit are the
-//! subject of issue 3 and follow.
+//! The engine (shards, routing, batching), the rest of PDS and access control are the subject
+//! of issue 3 and follow.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod audit;
 pub mod pds;
 
 pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};
