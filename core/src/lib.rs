@@ -2,7 +2,8 @@
 //! EPS, e-Referrals, GP2GP), access control and audit. See `DESIGN.md` sections 4–5.
 //!
 //! Where things are:
-//! - [`pds`]: the Personal Demographics Service; so far its identifier, [`NhsNumber`].
+//! - [`pds`]: the Personal Demographics Service; so far its identifier ([`NhsNumber`]) and its
+//!   record ([`Patient`]).
 //! - [`audit`]: audit events and the tamper-evident chain they form (sans-IO).
 //!
 //! The engine (shards, routing, batching), the rest of PDS and access control are the subject
@@ -13,4 +14,5 @@ pub mod audit;
 pub mod pds;
 
 pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};
+pub use pds::patient::{Patient, PatientError};
 pub use spine_storage as storage;

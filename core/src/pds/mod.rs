@@ -1,3 +1,10 @@
 //! The Personal Demographics Service: one record per person, keyed by the NHS number.
+//!
+//! - [`nhs_number`]: the identifier and its check digit.
+//! - [`values`]: validated dates, postcodes and ODS codes.
+//! - [`patient`]: the demographic record, its limits, the restricted-patient rule and its
+//!   encoding in the log.
 
 pub mod nhs_number;
+pub mod patient;
+pub mod values;

@@ -12,6 +12,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 /// The largest value a ten-digit number can have.
 const NHS_NUMBER_MAX: u64 = 9_999_999_999;
 /// Weights of the nine identifier digits, first to last.
@@ -19,7 +21,8 @@ const CHECK_WEIGHTS: [u64; 9] = [10, 9, 8, 7, 6, 5, 4, 3, 2];
 
 /// A valid NHS number: ten digits whose check digit agrees (and, in Scotland's range, whose
 /// first six digits are a date). Invalid values cannot be represented.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
 pub struct NhsNumber(u64);
 
 /// Why a string or integer is not a valid NHS number.
@@ -218,6 +221,12 @@ impl TryFrom<u64> for NhsNumber {
 
     fn try_from(value: u64) -> Result<Self, Self::Error> {
         Self::from_value(value)
+    }
+}
+
+impl From<NhsNumber> for u64 {
+    fn from(number: NhsNumber) -> Self {
+        number.0
     }
 }
 
