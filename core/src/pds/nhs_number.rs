@@ -14,6 +14,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::values::Date;
+
 /// The largest value a ten-digit number can have.
 const NHS_NUMBER_MAX: u64 = 9_999_999_999;
 /// Weights of the nine identifier digits, first to last.
@@ -125,17 +127,12 @@ impl Region {
 }
 
 /// Whether `DDMMYY` is a date in some century (29 February counts when YY could be a leap year).
+/// Read in the 2000s, where a year is leap exactly when YY is a multiple of 4 (2000 is leap).
 fn is_chi_date(value: u64) -> bool {
     let date = value / 10_000;
     let (day, month, year) = (date / 10_000, date / 100 % 100, date % 100);
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days_in_month).contains(&day)
+    // All three are below 100 here, since `value` has at most ten digits.
+    Date::new(2000 + year as u16, month as u8, day as u8).is_some()
 }
 
 impl NhsNumber {

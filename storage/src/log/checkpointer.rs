@@ -109,18 +109,16 @@ impl Checkpointer {
             // Records at or below `target` are durable and never change, and the next one is
             // either at the shadow's write offset or, if that segment ended, at the start of
             // the next segment; the bytes read are one or the other, never a write in progress.
-            let found = shadow.last_segment().and_then(|ordinal| {
-                let segment = &shadow.segments[ordinal as usize];
-                let bytes = segment.record_bytes(shadow.write_offset)?;
+            let current = shadow
+                .last_segment()
+                .map(|ordinal| (ordinal, Arc::clone(&shadow.segments[ordinal as usize])));
+            let offset = shadow.write_offset;
+            let found = current.as_ref().and_then(|(ordinal, segment)| {
+                let bytes = segment.record_bytes(offset)?;
                 let header = record::decode(bytes, shadow.payload_max).ok()?;
-                (header.position.index == next).then_some((ordinal, header))
+                (header.position.index == next).then_some((*ordinal, bytes, header))
             });
-            if let Some((ordinal, header)) = found {
-                let offset = shadow.write_offset;
-                let segment = Arc::clone(&shadow.segments[ordinal as usize]);
-                let bytes = segment
-                    .record_bytes(offset)
-                    .expect("the record was just decoded");
+            if let Some((ordinal, bytes, header)) = found {
                 let location = Location {
                     segment: ordinal,
                     offset: offset as u32,

@@ -14,6 +14,7 @@ pub mod group_commit;
 mod latency;
 pub mod record;
 mod recovery;
+use recovery::io_error;
 pub(crate) mod segment;
 mod state;
 mod writer;
@@ -21,7 +22,7 @@ mod writer;
 use std::fs::{self, File};
 use std::io;
 use std::num::NonZeroU64;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -538,10 +539,6 @@ impl Log {
     ) -> Result<(Self, RecoveryReport), OpenError> {
         let started = std::time::Instant::now();
         config.validate()?;
-        let io_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| OpenError::Io { path, source }
-        };
         fs::create_dir_all(&config.dir).map_err(io_error(&config.dir))?;
         let lock_path = config.dir.join(LOCK_FILE_NAME);
         let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;

@@ -62,7 +62,8 @@ impl Invalid {
     }
 }
 
-fn read_u32(bytes: &[u8], offset: usize) -> u32 {
+/// The little-endian `u32` at `offset` of `bytes`.
+pub(crate) fn read_u32(bytes: &[u8], offset: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[offset..offset + 4]);
     u32::from_le_bytes(word)

@@ -141,7 +141,7 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
     move |source| OpenError::Io {
         path: path.to_path_buf(),
         source,

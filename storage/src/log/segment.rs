@@ -115,9 +115,7 @@ impl Segment {
     pub(crate) fn record_bytes(&self, offset: usize) -> Option<&[u8]> {
         let header_end = offset.checked_add(RECORD_HEADER_SIZE)?;
         let header = self.map.get(offset..header_end)?;
-        let mut length = [0u8; 4];
-        length.copy_from_slice(&header[RECORD_PAYLOAD_LEN_OFFSET..RECORD_PAYLOAD_LEN_OFFSET + 4]);
-        let size = record_size(u32::from_le_bytes(length) as usize);
+        let size = record_size(super::record::read_u32(header, RECORD_PAYLOAD_LEN_OFFSET) as usize);
         self.map.get(offset..offset.checked_add(size)?)
     }
 
