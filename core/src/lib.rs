@@ -10,6 +10,7 @@
 //! of issue 3 and follow.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod access;
 pub mod audit;
 pub mod pds;
 

@@ -307,3 +307,50 @@ fn background_checkpoints_come_from_a_shadow_and_recover_correctly() {
         }
     });
 }
+
+#[test]
+fn a_batch_gets_consecutive_positions_in_order_and_is_bounded() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path(), backend);
+        config.appends_pending_max = 64;
+        let (log, _) = Log::open(config).unwrap();
+        append_records(&log, 1, 3, 10);
+        // Larger than one write (8 KiB) and crossing segments: still consecutive and in order.
+        let records: Vec<NewRecord> = (10..74)
+            .map(|k| NewRecord::put(key(k), 1, payload_for(k, 500)))
+            .collect();
+        let positions = pollster::block_on(log.append_batch(records)).unwrap();
+        let indexes: Vec<u64> = positions.iter().map(|position| position.index).collect();
+        assert_eq!(indexes, (4..68).collect::<Vec<u64>>());
+        for k in 10..74 {
+            let found = log.get(key(k), |view| view.payload().to_vec()).unwrap();
+            assert_eq!(found, Some(payload_for(k, 500)));
+        }
+        let too_many = (1..=65)
+            .map(|k| NewRecord::put(key(k), 1, vec![1]))
+            .collect();
+        let error = pollster::block_on(log.append_batch(too_many)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AppendError::BatchTooLarge {
+                    records: 65,
+                    max: 64
+                }
+            ),
+            "{error}"
+        );
+        let oversized = vec![NewRecord::put(key(1), 1, vec![0u8; 2049])];
+        let error = pollster::block_on(log.append_batch(oversized)).unwrap_err();
+        assert!(
+            matches!(error, AppendError::RecordTooLarge { .. }),
+            "{error}"
+        );
+        assert_eq!(
+            log.last_position().index,
+            67,
+            "a refused batch appends nothing"
+        );
+    });
+}

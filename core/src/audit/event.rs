@@ -24,15 +24,21 @@ pub enum AuditAction {
     PdsUpdate,
     /// A death was notified.
     PdsDeathNotification,
+    /// A search that disclosed no patient (refused, too many matches, or none found).
+    PdsSearch,
+    /// A privacy officer read the audit trail of a patient or the alerts of an organisation.
+    AuditQuery,
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 5] = [
+    const ALL: [AuditAction; 7] = [
         AuditAction::PdsRetrieve,
         AuditAction::PdsSearchResult,
         AuditAction::PdsCreate,
         AuditAction::PdsUpdate,
         AuditAction::PdsDeathNotification,
+        AuditAction::PdsSearch,
+        AuditAction::AuditQuery,
     ];
 
     fn code(self) -> u8 {
@@ -42,6 +48,8 @@ impl AuditAction {
             AuditAction::PdsCreate => 3,
             AuditAction::PdsUpdate => 4,
             AuditAction::PdsDeathNotification => 5,
+            AuditAction::PdsSearch => 6,
+            AuditAction::AuditQuery => 7,
         }
     }
 

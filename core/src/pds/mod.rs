@@ -4,7 +4,9 @@
 //! - [`values`]: validated dates, postcodes and ODS codes.
 //! - [`patient`]: the demographic record, its limits, the restricted-patient rule and its
 //!   encoding in the log.
+//! - [`search`]: the search query, its rules, matching and scoring, and the index keys.
 
 pub mod nhs_number;
 pub mod patient;
+pub mod search;
 pub mod values;

@@ -317,6 +317,14 @@ pub enum AppendError {
     /// The log is closing or its writer thread is gone.
     #[error("log is closed")]
     Closed,
+    /// An `append_batch` of more records than may be pending at once.
+    #[error("a batch of {records} records exceeds appends_pending_max ({max})")]
+    BatchTooLarge {
+        /// Records in the batch.
+        records: usize,
+        /// The configured maximum.
+        max: usize,
+    },
 }
 
 /// Why a read failed.
@@ -629,6 +637,66 @@ impl Log {
             return Err(AppendError::Closed);
         }
         answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Appends `records` in order, queued back to back with no await between them, and resolves
+    /// with their positions once all are durable. When the caller is the log's only appender
+    /// their indexes are therefore consecutive, starting just after the last record it queued:
+    /// an engine can name a record's index (to link to it) before the record is durable.
+    /// At most `appends_pending_max` records (`BatchTooLarge` otherwise).
+    pub async fn append_batch(
+        &self,
+        records: Vec<NewRecord>,
+    ) -> Result<Vec<Position>, AppendError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let max = self.shared.config.appends_pending_max;
+        if records.len() > max {
+            return Err(AppendError::BatchTooLarge {
+                records: records.len(),
+                max,
+            });
+        }
+        for record in &records {
+            self.check_appendable(record)?;
+        }
+        let count = u32::try_from(records.len()).map_err(|_| AppendError::BatchTooLarge {
+            records: records.len(),
+            max,
+        })?;
+        let mut permits = Arc::clone(&self.permits)
+            .acquire_many_owned(count)
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        let queued_at = std::time::Instant::now();
+        let mut answers = Vec::with_capacity(records.len());
+        // No await from here to the last push: the records enter the queue together.
+        for record in records {
+            let permit = permits
+                .split(1)
+                .expect("one permit was acquired for each record");
+            let (reply, answer) = oneshot::channel();
+            let request = AppendRequest {
+                record,
+                reply,
+                _permit: permit,
+                queued_at,
+            };
+            if self.queue.push(request).is_err() {
+                assert!(
+                    self.queue.is_closed(),
+                    "append queue larger than its permits"
+                );
+                return Err(AppendError::Closed);
+            }
+            answers.push(answer);
+        }
+        let mut positions = Vec::with_capacity(answers.len());
+        for answer in answers {
+            positions.push(answer.await.map_err(|_| AppendError::Closed)??);
+        }
+        Ok(positions)
     }
 
     /// [`Log::append`] for callers outside an async runtime: blocks the calling thread.
