@@ -12,7 +12,10 @@
 
 pub mod access;
 pub mod audit;
+pub mod engine;
 pub mod pds;
+pub mod request;
+pub mod shard;
 
 pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};
 pub use pds::patient::{Patient, PatientError};

@@ -22,5 +22,5 @@ pub use index::secondary::{NoSecondaryKeys, SecondaryKey, SecondaryKeys};
 pub use io::{BackendChoice, BackendKind, FaultInjection};
 pub use log::{
     AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogStats, NewRecord,
-    OpenError, Position, ReadError, RecordView, RecoveryReport, TornTail,
+    OpenError, PendingBatch, Position, ReadError, RecordView, RecoveryReport, TornTail,
 };

@@ -354,3 +354,47 @@ fn a_batch_gets_consecutive_positions_in_order_and_is_bounded() {
         );
     });
 }
+
+#[test]
+fn batches_queued_without_waiting_keep_their_order_or_are_refused_when_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), BackendChoice::Portable);
+    config.appends_pending_max = 8;
+    let (log, _) = Log::open(config).unwrap();
+    let batch = |first: u64| -> Vec<NewRecord> {
+        (first..first + 4)
+            .map(|k| NewRecord::put(key(k), 1, payload_for(k, 20)))
+            .collect()
+    };
+    // Permits come back only after a flush; queueing in a tight loop outruns flushes and must
+    // meet a full queue.
+    let mut pending = Vec::new();
+    let mut refused = None;
+    for attempt in 0..10_000u64 {
+        match log.try_append_batch(batch(1 + attempt * 4)) {
+            Ok(batch) => pending.push(batch),
+            Err(error) => {
+                refused = Some(error);
+                break;
+            }
+        }
+    }
+    let error = refused.expect("a tight loop fills an 8-append queue");
+    assert!(
+        matches!(error, AppendError::QueueFull { records: 4 }),
+        "{error}"
+    );
+    let mut indexes = Vec::new();
+    for batch in pending.into_iter().rev() {
+        let positions = pollster::block_on(batch.durable()).unwrap();
+        indexes.splice(0..0, positions.iter().map(|p| p.index));
+    }
+    let expected: Vec<u64> = (1..=indexes.len() as u64).collect();
+    assert_eq!(
+        indexes, expected,
+        "batches keep the order they were queued in"
+    );
+    let next = log.try_append_batch(batch(100_000)).unwrap();
+    let next = pollster::block_on(next.durable()).unwrap();
+    assert_eq!(next[0].index, expected.len() as u64 + 1);
+}

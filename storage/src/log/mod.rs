@@ -317,6 +317,12 @@ pub enum AppendError {
     /// The log is closing or its writer thread is gone.
     #[error("log is closed")]
     Closed,
+    /// `try_append_batch` found fewer free places than records: too many appends are pending.
+    #[error("{records} records do not fit: too many appends are pending")]
+    QueueFull {
+        /// Records in the batch.
+        records: usize,
+    },
     /// An `append_batch` of more records than may be pending at once.
     #[error("a batch of {records} records exceeds appends_pending_max ({max})")]
     BatchTooLarge {
@@ -523,6 +529,24 @@ pub(crate) struct AppendRequest {
     queued_at: std::time::Instant,
 }
 
+/// A batch queued by [`Log::try_append_batch`]; [`PendingBatch::durable`] waits for it.
+#[derive(Debug)]
+#[must_use = "a queued batch is acknowledged only once its durability is awaited"]
+pub struct PendingBatch {
+    answers: Vec<oneshot::Receiver<Result<Position, AppendError>>>,
+}
+
+impl PendingBatch {
+    /// Resolves with the records' positions, in order, once every one is durable.
+    pub async fn durable(self) -> Result<Vec<Position>, AppendError> {
+        let mut positions = Vec::with_capacity(self.answers.len());
+        for answer in self.answers {
+            positions.push(answer.await.map_err(|_| AppendError::Closed)??);
+        }
+        Ok(positions)
+    }
+}
+
 /// An open log. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Log {
     shared: Arc<Shared>,
@@ -643,35 +667,58 @@ impl Log {
     /// with their positions once all are durable. When the caller is the log's only appender
     /// their indexes are therefore consecutive, starting just after the last record it queued:
     /// an engine can name a record's index (to link to it) before the record is durable.
-    /// At most `appends_pending_max` records (`BatchTooLarge` otherwise).
+    /// At most `appends_pending_max` records (`BatchTooLarge` otherwise); waits for room.
     pub async fn append_batch(
         &self,
         records: Vec<NewRecord>,
     ) -> Result<Vec<Position>, AppendError> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let max = self.shared.config.appends_pending_max;
-        if records.len() > max {
-            return Err(AppendError::BatchTooLarge {
-                records: records.len(),
-                max,
-            });
-        }
-        for record in &records {
-            self.check_appendable(record)?;
-        }
-        let count = u32::try_from(records.len()).map_err(|_| AppendError::BatchTooLarge {
-            records: records.len(),
-            max,
-        })?;
-        let mut permits = Arc::clone(&self.permits)
+        let count = self.check_batch(&records)?;
+        let permits = Arc::clone(&self.permits)
             .acquire_many_owned(count)
             .await
             .map_err(|_| AppendError::Closed)?;
+        self.enqueue_batch(records, permits)?.durable().await
+    }
+
+    /// [`Log::append_batch`] without waiting for room: the records are queued before this
+    /// returns (so batches queued one after another keep their order), or refused with
+    /// `QueueFull` when fewer than `records.len()` appends may still be pending.
+    pub fn try_append_batch(&self, records: Vec<NewRecord>) -> Result<PendingBatch, AppendError> {
+        let count = self.check_batch(&records)?;
+        let permits = match Arc::clone(&self.permits).try_acquire_many_owned(count) {
+            Ok(permits) => permits,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(AppendError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(AppendError::QueueFull {
+                    records: records.len(),
+                });
+            }
+        };
+        self.enqueue_batch(records, permits)
+    }
+
+    fn check_batch(&self, records: &[NewRecord]) -> Result<u32, AppendError> {
+        let max = self.shared.config.appends_pending_max;
+        let too_large = AppendError::BatchTooLarge {
+            records: records.len(),
+            max,
+        };
+        if records.len() > max {
+            return Err(too_large);
+        }
+        for record in records {
+            self.check_appendable(record)?;
+        }
+        u32::try_from(records.len()).map_err(|_| too_large)
+    }
+
+    fn enqueue_batch(
+        &self,
+        records: Vec<NewRecord>,
+        mut permits: OwnedSemaphorePermit,
+    ) -> Result<PendingBatch, AppendError> {
         let queued_at = std::time::Instant::now();
         let mut answers = Vec::with_capacity(records.len());
-        // No await from here to the last push: the records enter the queue together.
         for record in records {
             let permit = permits
                 .split(1)
@@ -692,11 +739,7 @@ impl Log {
             }
             answers.push(answer);
         }
-        let mut positions = Vec::with_capacity(answers.len());
-        for answer in answers {
-            positions.push(answer.await.map_err(|_| AppendError::Closed)??);
-        }
-        Ok(positions)
+        Ok(PendingBatch { answers })
     }
 
     /// [`Log::append`] for callers outside an async runtime: blocks the calling thread.

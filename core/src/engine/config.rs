@@ -1,0 +1,89 @@
+//! The engine's settings, with defaults for one machine.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use spine_storage::BackendChoice;
+
+/// How the engine runs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where each shard keeps its log (`shard-N/`) and where `access.json` is.
+    pub data_dir: PathBuf,
+    /// Shards, one per core (default: the cores available).
+    pub shards: usize,
+    /// Pin each shard's thread to its own core.
+    pub pin_threads: bool,
+    /// Requests waiting for one shard, at most; more are refused with `SERVICE_UNAVAILABLE`.
+    pub inbox_capacity: usize,
+    /// Records one turn may append, at most; a turn stops taking requests before it would
+    /// pass this.
+    pub turn_records_max: usize,
+    /// Turns whose batch may be in flight at once on one shard.
+    pub turns_in_flight_max: usize,
+    /// Each shard's log segment size, in bytes.
+    pub segment_size: u64,
+    /// The io backend of the logs.
+    pub backend: BackendChoice,
+    /// Records between index checkpoints (0: none in the background).
+    pub checkpoint_interval_records: u64,
+    /// Keys each shard's primary index is sized for up front (it grows past this).
+    pub expected_keys_per_shard: usize,
+    /// How long a log batch may wait for more records.
+    pub batch_delay: Duration,
+    /// Nine-digit stems NHS numbers are allocated from.
+    pub nhs_stems: Range<u64>,
+    /// Write outcomes each shard remembers for idempotent retries.
+    pub outcome_slots: usize,
+    /// Index entries one search may read on one shard.
+    pub search_candidates_max: usize,
+}
+
+impl EngineConfig {
+    /// Defaults: one shard per available core, pinned; synthetic NHS numbers.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let defaults = spine_storage::LogConfig::new("");
+        Self {
+            data_dir: data_dir.into(),
+            shards: cores,
+            pin_threads: true,
+            inbox_capacity: 65_536,
+            turn_records_max: 8_192,
+            turns_in_flight_max: 4,
+            segment_size: defaults.segment_size,
+            backend: defaults.backend,
+            checkpoint_interval_records: defaults.checkpoint_interval_records,
+            expected_keys_per_shard: 1 << 16,
+            batch_delay: defaults.batch_delay,
+            nhs_stems: 900_000_000..crate::pds::synthetic::POPULATION_FIRST_STEM,
+            outcome_slots: 16_384,
+            search_candidates_max: 20_000,
+        }
+    }
+
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.shards == 0 || self.shards > 1024 {
+            return Err(format!("shards must be 1 to 1024, not {}", self.shards));
+        }
+        if self.inbox_capacity == 0 {
+            return Err("inbox_capacity must be at least 1".into());
+        }
+        // A search discloses up to 50 patients in one input: two records each, and the meta.
+        if self.turn_records_max < 128 {
+            return Err("turn_records_max must be at least 128".into());
+        }
+        if self.turns_in_flight_max == 0 {
+            return Err("turns_in_flight_max must be at least 1".into());
+        }
+        if self.outcome_slots == 0 {
+            return Err("outcome_slots must be at least 1".into());
+        }
+        if self.nhs_stems.is_empty() || self.nhs_stems.end > 1_000_000_000 {
+            return Err("nhs_stems must be a non-empty range of nine-digit stems".into());
+        }
+        Ok(())
+    }
+}

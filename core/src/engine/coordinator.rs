@@ -1,0 +1,308 @@
+//! Routing and the requests that span shards.
+//!
+//! A request naming a patient goes whole to the patient's home shard. A search is checked
+//! here, then scattered to every shard, which answers with its scored matches (disclosing
+//! nothing); the merged, ranked list is cut at the limit or refused as `TOO_MANY_MATCHES`, and
+//! only then does each shard disclose (read, audit, return) its share. A create first asks the
+//! request's home shard for an earlier outcome, then traces the person on every shard, then has
+//! that shard allocate the number and write the record. Alerts live with the patients' shards,
+//! so they are gathered from all.
+
+use std::sync::Arc;
+
+use crossbeam_channel::TrySendError;
+use tokio::sync::oneshot;
+
+use super::EngineHandle;
+use super::shard_thread::Envelope;
+use crate::access::Activity;
+use crate::audit::event::{AuditAction, AuditOutcome};
+use crate::pds::nhs_number::NhsNumber;
+use crate::pds::patient::{NameUse, Patient};
+use crate::pds::search::{self, DateRange, RESULTS_MAX, Score, SearchQuery};
+use crate::request::{ErrorCode, Operation, Refusal, Reply, Request, Response};
+use crate::shard::{self, ShardInput, ShardOutput};
+
+fn unexpected(output: &ShardOutput) -> Refusal {
+    Refusal::new(
+        ErrorCode::ServiceUnavailable,
+        format!("internal: unexpected shard answer {output:?}"),
+    )
+}
+
+impl EngineHandle {
+    /// Executes `request` and answers once everything it wrote, and the audit of everything it
+    /// disclosed, is durable.
+    pub async fn submit(&self, request: Request) -> Response {
+        if let Some(patient) = request.operation.patient() {
+            let home = shard::shard_of(patient.value(), self.shard_count());
+            return match self.call(home, ShardInput::Execute(request)).await? {
+                ShardOutput::Response(response) => response,
+                other => Err(unexpected(&other)),
+            };
+        }
+        match &request.operation {
+            Operation::PdsCreate { .. } => self.create(request).await,
+            Operation::PdsSearch { .. } => self.search(Arc::new(request)).await,
+            Operation::PrivacyAlerts { limit, .. } => {
+                let limit = *limit as usize;
+                self.privacy_alerts(request, limit).await
+            }
+            _ => Err(Refusal::new(
+                ErrorCode::ServiceUnavailable,
+                "internal: an operation without a patient was not routed",
+            )),
+        }
+    }
+
+    /// Sends `input` to `shard` and waits for its output.
+    async fn call(&self, shard: usize, input: ShardInput) -> Result<ShardOutput, Refusal> {
+        let answer = self.send(shard, input)?;
+        Self::answer(shard, answer).await
+    }
+
+    /// Queues `input` on `shard` now; the receiver gets its output.
+    fn send(
+        &self,
+        shard: usize,
+        input: ShardInput,
+    ) -> Result<oneshot::Receiver<ShardOutput>, Refusal> {
+        let link = &self.shards[shard];
+        let (reply, answer) = oneshot::channel();
+        match link.inbox.try_send(Envelope { input, reply }) {
+            Ok(()) => {
+                link.wake.notify_one();
+                Ok(answer)
+            }
+            Err(TrySendError::Full(_)) => Err(Refusal::new(
+                ErrorCode::ServiceUnavailable,
+                format!("shard {shard} is overloaded: its inbox is full; retry later"),
+            )),
+            Err(TrySendError::Disconnected(_)) => Err(Refusal::new(
+                ErrorCode::ServiceUnavailable,
+                format!("shard {shard} has stopped"),
+            )),
+        }
+    }
+
+    async fn answer(
+        shard: usize,
+        answer: oneshot::Receiver<ShardOutput>,
+    ) -> Result<ShardOutput, Refusal> {
+        answer.await.map_err(|_| {
+            Refusal::new(
+                ErrorCode::ServiceUnavailable,
+                format!("shard {shard} stopped before answering"),
+            )
+        })
+    }
+
+    /// Sends one input to each shard that `input` gives one for, all before waiting, and
+    /// gathers the outputs in shard order.
+    async fn scatter(
+        &self,
+        input: impl Fn(usize) -> Option<ShardInput>,
+    ) -> Vec<(usize, Result<ShardOutput, Refusal>)> {
+        let mut waiting = Vec::with_capacity(self.shard_count());
+        for shard in 0..self.shard_count() {
+            if let Some(input) = input(shard) {
+                waiting.push((shard, self.send(shard, input)));
+            }
+        }
+        let mut outputs = Vec::with_capacity(waiting.len());
+        for (shard, sent) in waiting {
+            let output = match sent {
+                Ok(answer) => Self::answer(shard, answer).await,
+                Err(refusal) => Err(refusal),
+            };
+            outputs.push((shard, output));
+        }
+        outputs
+    }
+
+    /// Appends an audit event for a request that disclosed no patient, on the request's home
+    /// shard; returns `response` once it is durable.
+    async fn audited(
+        &self,
+        request: &Arc<Request>,
+        action: AuditAction,
+        response: Response,
+    ) -> Response {
+        let outcome = match &response {
+            Ok(_) => AuditOutcome::Allowed,
+            Err(refusal) => AuditOutcome::Refused {
+                code: refusal.code.as_str().to_owned(),
+            },
+        };
+        let home = shard::shard_of_request(request.id, self.shard_count());
+        let input = ShardInput::Audit {
+            request: Arc::clone(request),
+            action,
+            outcome,
+        };
+        match self.call(home, input).await? {
+            ShardOutput::Audited => response,
+            ShardOutput::Response(Err(refusal)) => Err(refusal),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn search(&self, request: Arc<Request>) -> Response {
+        let Operation::PdsSearch { query } = &request.operation else {
+            return Err(unexpected(&ShardOutput::Audited));
+        };
+        let action = AuditAction::PdsSearch;
+        if let Err(denied) = self
+            .directory
+            .authorise(&request.caller, Activity::PdsSearch)
+        {
+            let refusal = Refusal::new(ErrorCode::AccessDenied, denied);
+            return self.audited(&request, action, Err(refusal)).await;
+        }
+        if let Err(invalid) = search::validate(query) {
+            let refusal = Refusal::new(ErrorCode::InvalidSearchData, invalid);
+            return self.audited(&request, action, Err(refusal)).await;
+        }
+        let limit = usize::from(query.max_results);
+        let matches = match self.gather_matches(Arc::new(query.clone()), limit).await {
+            Ok(matches) => matches,
+            Err(refusal) => return self.audited(&request, action, Err(refusal)).await,
+        };
+        if matches.is_empty() {
+            return self
+                .audited(&request, action, Ok(Reply::Matches(Vec::new())))
+                .await;
+        }
+        let shards = self.shard_count();
+        let share = |shard: usize| -> Vec<(NhsNumber, Score)> {
+            matches
+                .iter()
+                .filter(|(nhs_number, _)| shard::shard_of(nhs_number.value(), shards) == shard)
+                .copied()
+                .collect()
+        };
+        let disclosed = self
+            .scatter(|shard| {
+                let matches = share(shard);
+                (!matches.is_empty()).then(|| ShardInput::Disclose {
+                    request: Arc::clone(&request),
+                    matches,
+                })
+            })
+            .await;
+        let mut results = Vec::with_capacity(matches.len());
+        for (_, output) in disclosed {
+            match output? {
+                ShardOutput::Response(Ok(Reply::Matches(found))) => results.extend(found),
+                ShardOutput::Response(Err(refusal)) => return Err(refusal),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        results.sort_by(|a, b| {
+            b.score
+                .cmp(&a.score)
+                .then(a.patient.nhs_number.cmp(&b.patient.nhs_number))
+        });
+        Ok(Reply::Matches(results))
+    }
+
+    /// Every shard's matches for `query`, merged best first; `TOO_MANY_MATCHES` above `limit`.
+    async fn gather_matches(
+        &self,
+        query: Arc<SearchQuery>,
+        limit: usize,
+    ) -> Result<Vec<(NhsNumber, Score)>, Refusal> {
+        let outputs = self
+            .scatter(|_| {
+                Some(ShardInput::SearchLocal {
+                    query: Arc::clone(&query),
+                    limit,
+                })
+            })
+            .await;
+        let mut matches = Vec::new();
+        for (_, output) in outputs {
+            match output? {
+                ShardOutput::Candidates(found) => matches.extend(found?),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        if matches.len() > limit {
+            return Err(Refusal::new(
+                ErrorCode::TooManyMatches,
+                format!("more than {limit} patients match; add criteria or narrow the ranges"),
+            ));
+        }
+        matches.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(matches)
+    }
+
+    async fn create(&self, request: Request) -> Response {
+        let home = shard::shard_of_request(request.id, self.shard_count());
+        match self
+            .call(home, ShardInput::LookupOutcome(request.clone()))
+            .await?
+        {
+            ShardOutput::Outcome(Some(previous)) => return previous,
+            ShardOutput::Outcome(None) => {}
+            other => return Err(unexpected(&other)),
+        }
+        let Operation::PdsCreate { patient } = &request.operation else {
+            return Err(unexpected(&ShardOutput::Audited));
+        };
+        // The trace: does someone with these demographics exist? Counted, never disclosed.
+        let duplicates = match trace_query(patient) {
+            Some(query) => match self.gather_matches(Arc::new(query), RESULTS_MAX).await {
+                Ok(matches) => matches.len(),
+                Err(refusal) if refusal.code == ErrorCode::TooManyMatches => RESULTS_MAX + 1,
+                Err(refusal) => return Err(refusal),
+            },
+            None => 0,
+        };
+        let input = ShardInput::Create {
+            request,
+            duplicates,
+        };
+        match self.call(home, input).await? {
+            ShardOutput::Response(response) => response,
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn privacy_alerts(&self, request: Request, limit: usize) -> Response {
+        let outputs = self
+            .scatter(|_| Some(ShardInput::Execute(request.clone())))
+            .await;
+        let mut events = Vec::new();
+        for (_, output) in outputs {
+            match output? {
+                ShardOutput::Response(Ok(Reply::AuditEvents(found))) => events.extend(found),
+                ShardOutput::Response(Err(refusal)) => return Err(refusal),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        events.sort_by_key(|event| event.time_ms);
+        events.truncate(limit);
+        Ok(Reply::AuditEvents(events))
+    }
+}
+
+/// The trace a create runs: the new record's usual family and first given name, gender and
+/// date of birth, matched exactly on current and historic data (no postcode: a search by
+/// postcode leaves restricted patients out, and they must be found too). `None` without a
+/// birth date or family name: no search can find such a person.
+fn trace_query(patient: &Patient) -> Option<SearchQuery> {
+    let name = patient
+        .names
+        .iter()
+        .find(|name| name.name_use == NameUse::Usual)
+        .or(patient.names.first())?;
+    let mut query = SearchQuery::new();
+    query.family = Some(name.family.as_str().into());
+    query.given = name.given.first().map(|given| given.as_str().into());
+    query.gender = Some(patient.gender);
+    query.birth_date = Some(DateRange::on(patient.birth_date?));
+    query.history = true;
+    search::validate(&query).ok()?;
+    Some(query)
+}

@@ -1,0 +1,320 @@
+//! The thread-per-core engine: one shard per core, each on its own pinned thread with its own
+//! log, indexes and audit chain, sharing nothing; requests reach a shard through its bounded
+//! inbox (crossbeam) and a wake-up.
+//!
+//! - `config.rs`: the settings.
+//! - `shard_thread.rs`: a shard's thread and loop (turns, batches, answers after durability).
+//! - `coordinator.rs`: requests that span shards (create, search, alerts) and routing.
+
+mod config;
+mod coordinator;
+mod shard_thread;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use spine_storage::{Log, LogConfig, OpenError, RecoveryReport};
+use tokio::sync::Notify;
+
+use crate::access::Directory;
+use crate::access::directory_file::{self, DirectoryFileError};
+use crate::shard::keys::ShardIndexes;
+use crate::shard::{ShardConfig, ShardError, ShardState};
+pub use config::EngineConfig;
+use shard_thread::{Envelope, ShardLoop};
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The settings contradict each other.
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The access directory could not be loaded.
+    #[error("access directory: {0}")]
+    Directory(#[from] DirectoryFileError),
+    /// A shard's log could not be opened.
+    #[error("shard {shard}: opening its log: {source}")]
+    Log {
+        /// The shard.
+        shard: usize,
+        /// The failure.
+        source: OpenError,
+    },
+    /// A shard could not rebuild its state from its log.
+    #[error("shard {shard}: {source}")]
+    Shard {
+        /// The shard.
+        shard: usize,
+        /// The failure.
+        source: ShardError,
+    },
+    /// A shard's thread could not start.
+    #[error("shard {shard}: starting its thread: {source}")]
+    Thread {
+        /// The shard.
+        shard: usize,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// A shard's thread panicked.
+    #[error("shard {0}'s thread panicked")]
+    Panicked(usize),
+}
+
+/// One shard as the rest of the engine sees it.
+#[derive(Clone)]
+struct ShardLink {
+    inbox: Sender<Envelope>,
+    wake: Arc<Notify>,
+    log: Arc<Log>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A cheap, cloneable handle for submitting requests from any thread or task.
+#[derive(Clone)]
+pub struct EngineHandle {
+    shards: Arc<[ShardLink]>,
+    directory: Arc<Directory>,
+}
+
+/// The running engine: owns the shard threads; dropping it (or [`Engine::shutdown`]) stops
+/// them after answering everything already submitted.
+pub struct Engine {
+    handle: Option<EngineHandle>,
+    closing: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    recoveries: Vec<RecoveryReport>,
+}
+
+/// What one shard holds, for operators and benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Keys in the shard's primary index (patients, audit trail heads, alerts, outcomes).
+    pub keys: usize,
+    /// Records in the shard's log.
+    pub records: u64,
+    /// Bytes of memory the primary index uses.
+    pub primary_index_bytes: usize,
+}
+
+impl Engine {
+    /// Opens every shard's log under `config.data_dir` (recovering what is there), loads or
+    /// creates the access directory, and starts one thread per shard.
+    pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        config.validate().map_err(EngineError::Config)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| EngineError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let directory = Arc::new(directory_file::load_or_create(&config.data_dir)?);
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let mut links = Vec::with_capacity(config.shards);
+        let mut threads = Vec::with_capacity(config.shards);
+        let mut recoveries = Vec::with_capacity(config.shards);
+        let closing = Arc::new(AtomicBool::new(false));
+        for shard in 0..config.shards {
+            let log_config = log_config(&config, shard);
+            let (log, report) = Log::open_with(log_config, Arc::new(ShardIndexes))
+                .map_err(|source| EngineError::Log { shard, source })?;
+            let log = Arc::new(log);
+            let shard_config = ShardConfig {
+                nhs_stems: config.nhs_stems.clone(),
+                outcome_slots: config.outcome_slots,
+                search_candidates_max: config.search_candidates_max,
+                ..ShardConfig::new(shard, config.shards)
+            };
+            let state = ShardState::open(shard_config, Arc::clone(&directory), log.as_ref())
+                .map_err(|source| EngineError::Shard { shard, source })?;
+            tracing::info!(
+                shard,
+                records = report.records,
+                scanned = report.records_scanned,
+                backend = ?report.backend,
+                "shard opened"
+            );
+            recoveries.push(report);
+            let (inbox_sender, inbox) = crossbeam_channel::bounded(config.inbox_capacity);
+            let wake = Arc::new(Notify::new());
+            let shard_loop = ShardLoop {
+                state,
+                log: Arc::clone(&log),
+                inbox,
+                wake: Arc::clone(&wake),
+                closing: Arc::clone(&closing),
+                turn_records_max: config.turn_records_max,
+                turns_in_flight_max: config.turns_in_flight_max,
+            };
+            let core = config
+                .pin_threads
+                .then(|| cores.get(shard % cores.len().max(1)).copied())
+                .flatten();
+            let (runtime_sender, runtime_receiver) = std::sync::mpsc::sync_channel(1);
+            let thread = std::thread::Builder::new()
+                .name(format!("spine-shard-{shard}"))
+                .spawn(move || run_thread(shard, core, shard_loop, runtime_sender))
+                .map_err(|source| EngineError::Thread { shard, source })?;
+            let runtime = runtime_receiver
+                .recv()
+                .map_err(|_| EngineError::Panicked(shard))?;
+            threads.push(thread);
+            links.push(ShardLink {
+                inbox: inbox_sender,
+                wake,
+                log,
+                runtime,
+            });
+        }
+        Ok(Self {
+            handle: Some(EngineHandle {
+                shards: links.into(),
+                directory,
+            }),
+            closing,
+            threads,
+            recoveries,
+        })
+    }
+
+    /// A handle for submitting requests.
+    pub fn handle(&self) -> EngineHandle {
+        self.handle
+            .clone()
+            .expect("the handle lives until shutdown")
+    }
+
+    /// What each shard's log recovery found at start.
+    pub fn recoveries(&self) -> &[RecoveryReport] {
+        &self.recoveries
+    }
+
+    /// Stops taking requests, answers those already submitted, closes the logs and joins the
+    /// threads. Requests submitted afterwards through remaining handles are refused.
+    pub fn shutdown(mut self) -> Result<(), EngineError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), EngineError> {
+        // Each loop drains its inbox, answers, and exits; per-core tasks end with the runtime.
+        self.closing.store(true, Ordering::Release);
+        if let Some(handle) = self.handle.take() {
+            for link in handle.shards.iter() {
+                link.wake.notify_one();
+            }
+        }
+        let mut result = Ok(());
+        for (shard, thread) in self.threads.drain(..).enumerate() {
+            if thread.join().is_err() {
+                result = Err(EngineError::Panicked(shard));
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            tracing::error!(%error, "engine stopped with an error");
+        }
+    }
+}
+
+fn log_config(config: &EngineConfig, shard: usize) -> LogConfig {
+    let mut log = LogConfig::new(config.data_dir.join(format!("shard-{shard}")));
+    log.segment_size = config.segment_size;
+    log.backend = config.backend;
+    log.checkpoint_interval_records = config.checkpoint_interval_records;
+    log.expected_keys = config.expected_keys_per_shard;
+    log.batch_delay = config.batch_delay;
+    // The largest record a shard writes is a patient (or a write outcome holding one), which
+    // the record's limits keep well under this.
+    log.payload_bytes_max = 256 * 1024;
+    // Room for every turn that may be in flight, so queueing a turn's batch never waits.
+    log.appends_pending_max = config.turns_in_flight_max * (config.turn_records_max + 1);
+    log.batch_records_max = log.batch_records_max.max(config.turn_records_max);
+    log
+}
+
+/// A shard thread: pins itself, builds its runtime, hands a handle back, runs the loop, and
+/// closes the log once the loop has answered everything.
+fn run_thread(
+    shard: usize,
+    core: Option<core_affinity::CoreId>,
+    shard_loop: ShardLoop,
+    runtime_sender: std::sync::mpsc::SyncSender<tokio::runtime::Handle>,
+) {
+    if let Some(core) = core
+        && !core_affinity::set_for_current(core)
+    {
+        tracing::warn!(
+            shard,
+            core = core.id,
+            "could not pin the shard thread to its core"
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(shard, %error, "could not build the shard's runtime");
+            return;
+        }
+    };
+    if runtime_sender.send(runtime.handle().clone()).is_err() {
+        return;
+    }
+    let log = Arc::clone(&shard_loop.log);
+    runtime.block_on(shard_loop.run());
+    drop(runtime);
+    match Arc::try_unwrap(log) {
+        Ok(log) => {
+            if let Err(error) = log.close() {
+                tracing::error!(shard, %error, "closing the shard's log");
+            }
+        }
+        // Handles still share the log; it closes when the last one goes.
+        Err(_) => tracing::debug!(shard, "log still shared at shutdown"),
+    }
+}
+
+impl EngineHandle {
+    /// How many shards there are.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The runtime of shard `shard`'s thread, for per-core tasks (network, benchmarks).
+    pub fn runtime(&self, shard: usize) -> &tokio::runtime::Handle {
+        &self.shards[shard].runtime
+    }
+
+    /// The access directory in use.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// What each shard holds now.
+    pub fn stats(&self) -> Vec<ShardStats> {
+        self.shards
+            .iter()
+            .map(|link| ShardStats {
+                keys: link.log.key_count(),
+                records: link.log.last_position().index,
+                primary_index_bytes: link.log.primary_index_bytes(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,229 @@
+//! One shard's thread: pinned to its core, running a single-threaded tokio runtime that hosts
+//! the shard's loop and any per-core tasks (the network's, the benchmark's).
+//!
+//! The loop gathers what is in the inbox, runs it as one turn, queues the turn's records as one
+//! log batch, and answers the turn's requests when the batch (and every batch before it) is
+//! durable. Up to `turns_in_flight_max` batches are in flight; the oldest finishes first, since
+//! the log makes batches durable in the order they were queued.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use spine_storage::{AppendError, Log, Position};
+use tokio::sync::{Notify, oneshot};
+
+use crate::request::{ErrorCode, Refusal};
+use crate::shard::{ShardInput, ShardOutput, ShardState};
+
+/// A request to a shard with where its answer goes.
+pub(crate) struct Envelope {
+    pub(crate) input: ShardInput,
+    pub(crate) reply: oneshot::Sender<ShardOutput>,
+}
+
+type Durable = Pin<Box<dyn Future<Output = Result<Vec<Position>, AppendError>>>>;
+
+/// A turn whose batch is not durable yet.
+struct InFlight {
+    number: u64,
+    first_index: u64,
+    durable: Durable,
+    answers: Vec<(oneshot::Sender<ShardOutput>, ShardOutput)>,
+}
+
+/// What the loop needs besides the shard.
+pub(crate) struct ShardLoop {
+    pub(crate) state: ShardState,
+    pub(crate) log: Arc<Log>,
+    pub(crate) inbox: Receiver<Envelope>,
+    pub(crate) wake: Arc<Notify>,
+    /// Set when the engine stops: drain the inbox, answer, exit.
+    pub(crate) closing: Arc<AtomicBool>,
+    pub(crate) turn_records_max: usize,
+    pub(crate) turns_in_flight_max: usize,
+}
+
+/// Records an input may append, at most (its patient record, audit event, alert and outcome;
+/// or two per disclosed match).
+fn records_bound(input: &ShardInput) -> usize {
+    match input {
+        ShardInput::Execute(_) | ShardInput::Create { .. } => 4,
+        ShardInput::Disclose { matches, .. } => 2 * matches.len() + 1,
+        ShardInput::Audit { .. } => 2,
+        ShardInput::LookupOutcome(_) | ShardInput::SearchLocal { .. } => 0,
+    }
+}
+
+/// The output that tells the requester of `input` it was not executed.
+fn refused(input: &ShardInput, refusal: &Refusal) -> ShardOutput {
+    match input {
+        ShardInput::SearchLocal { .. } => ShardOutput::Candidates(Err(refusal.clone())),
+        _ => ShardOutput::Response(Err(refusal.clone())),
+    }
+}
+
+/// The output that tells the requester a turn could not be made durable.
+fn failed(output: &ShardOutput, refusal: &Refusal) -> ShardOutput {
+    match output {
+        ShardOutput::Candidates(_) => ShardOutput::Candidates(Err(refusal.clone())),
+        ShardOutput::Outcome(_) | ShardOutput::Response(_) | ShardOutput::Audited => {
+            ShardOutput::Response(Err(refusal.clone()))
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+impl ShardLoop {
+    /// Runs until every sender of the inbox is gone and every turn is answered.
+    pub(crate) async fn run(mut self) {
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut carried: Option<Envelope> = None;
+        let mut closed = false;
+        let mut failure: Option<Refusal> = None;
+        loop {
+            if in_flight.len() < self.turns_in_flight_max && !closed {
+                let (inputs, replies, inbox_closed) = self.gather(&mut carried);
+                closed = inbox_closed;
+                if !inputs.is_empty() {
+                    let turn = self.start_turn(inputs, replies, &failure);
+                    in_flight.push_back(turn);
+                    continue;
+                }
+            }
+            if closed && in_flight.is_empty() {
+                return;
+            }
+            let can_take_more = in_flight.len() < self.turns_in_flight_max && !closed;
+            tokio::select! {
+                biased;
+                result = async { (&mut in_flight.front_mut().expect("checked non-empty").durable).await },
+                    if !in_flight.is_empty() =>
+                {
+                    let turn = in_flight.pop_front().expect("checked non-empty");
+                    self.finish_turn(turn, result, &mut failure);
+                }
+                () = self.wake.notified(), if can_take_more => {}
+            }
+        }
+    }
+
+    /// Takes requests from the inbox until it is empty or the turn's record bound is reached.
+    /// Returns them, their reply channels, and whether the inbox is closed.
+    fn gather(
+        &self,
+        carried: &mut Option<Envelope>,
+    ) -> (Vec<ShardInput>, Vec<oneshot::Sender<ShardOutput>>, bool) {
+        let mut inputs = Vec::new();
+        let mut replies = Vec::new();
+        let mut records = 1; // the metadata record
+        let mut closed = false;
+        loop {
+            let envelope = match carried.take() {
+                Some(envelope) => envelope,
+                None => match self.inbox.try_recv() {
+                    Ok(envelope) => envelope,
+                    Err(TryRecvError::Empty) => {
+                        closed = self.closing.load(Ordering::Acquire);
+                        break;
+                    }
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                },
+            };
+            let bound = records_bound(&envelope.input);
+            if records + bound > self.turn_records_max && !inputs.is_empty() {
+                *carried = Some(envelope);
+                break;
+            }
+            records += bound;
+            inputs.push(envelope.input);
+            replies.push(envelope.reply);
+        }
+        (inputs, replies, closed)
+    }
+
+    fn start_turn(
+        &mut self,
+        inputs: Vec<ShardInput>,
+        replies: Vec<oneshot::Sender<ShardOutput>>,
+        failure: &Option<Refusal>,
+    ) -> InFlight {
+        if let Some(refusal) = failure {
+            // The log stopped: nothing more can be made durable, so nothing is executed.
+            let answers = replies
+                .into_iter()
+                .zip(&inputs)
+                .map(|(reply, input)| (reply, refused(input, refusal)))
+                .collect();
+            return InFlight {
+                number: 0,
+                first_index: 0,
+                durable: Box::pin(std::future::ready(Ok(Vec::new()))),
+                answers,
+            };
+        }
+        let turn = self.state.execute(self.log.as_ref(), now_ms(), inputs);
+        assert_eq!(turn.outputs.len(), replies.len(), "one output per input");
+        let durable: Durable = if turn.records.is_empty() {
+            Box::pin(std::future::ready(Ok(Vec::new())))
+        } else {
+            match self.log.try_append_batch(turn.records) {
+                Ok(pending) => Box::pin(pending.durable()),
+                Err(AppendError::QueueFull { records }) => panic!(
+                    "shard log queue full with {records} records: appends_pending_max must \
+                     cover turns_in_flight_max turns of turn_records_max records"
+                ),
+                Err(error) => Box::pin(std::future::ready(Err(error))),
+            }
+        };
+        InFlight {
+            number: turn.number,
+            first_index: turn.first_index,
+            durable,
+            answers: replies.into_iter().zip(turn.outputs).collect(),
+        }
+    }
+
+    fn finish_turn(
+        &mut self,
+        turn: InFlight,
+        result: Result<Vec<Position>, AppendError>,
+        failure: &mut Option<Refusal>,
+    ) {
+        match result {
+            Ok(positions) => {
+                if turn.number > 0 {
+                    self.state
+                        .durable(turn.number, turn.first_index, &positions);
+                }
+                for (reply, output) in turn.answers {
+                    // A requester that stopped waiting is no error.
+                    let _ = reply.send(output);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "shard log failed; refusing every request from now on");
+                let refusal = Refusal::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!("the shard's log failed and must be reopened: {error}"),
+                );
+                for (reply, output) in turn.answers {
+                    let _ = reply.send(failed(&output, &refusal));
+                }
+                *failure = Some(refusal);
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! What callers ask of the engine and what they get back: one [`Request`] per operation, each
+//! answered by a [`Response`] that is a [`Reply`] or a [`Refusal`] with a specific
+//! [`ErrorCode`]. The network protocol (issue 4) carries these.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::access::{Caller, Justification};
+use crate::audit::event::AuditEvent;
+use crate::pds::nhs_number::NhsNumber;
+use crate::pds::patient::{Death, Patient};
+use crate::pds::search::{Score, SearchQuery};
+use crate::pds::values::OdsCode;
+
+/// Audit events one trail or alert query returns, at most.
+pub const AUDIT_QUERY_LIMIT_MAX: u32 = 1_000;
+
+/// One request: its id (a retry with the same id gets the first outcome), who asks and why,
+/// and the operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the caller, unique per intended effect.
+    pub id: Uuid,
+    /// The end user, role profile and system.
+    pub caller: Caller,
+    /// A justification for access outside a legitimate relationship, if any.
+    pub justification: Justification,
+    /// What to do.
+    pub operation: Operation,
+}
+
+/// The operations the engine offers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operation {
+    /// Register a new patient; the engine allocates the NHS number (the record's own is
+    /// ignored) unless a trace finds the person already registered.
+    PdsCreate {
+        /// The new record.
+        patient: Patient,
+    },
+    /// Load a record with its NHS number already allocated (migration and test populations);
+    /// refused if the number is in use.
+    PdsLoad {
+        /// The record, version ignored (it starts at 1).
+        patient: Patient,
+    },
+    /// Read a patient's record.
+    PdsRetrieve {
+        /// Whose.
+        nhs_number: NhsNumber,
+    },
+    /// Replace a patient's record, if it is still at `expected_version`.
+    PdsUpdate {
+        /// The new record (its NHS number says whose; its version is ignored).
+        patient: Patient,
+        /// The version the change was made against.
+        expected_version: u32,
+    },
+    /// Record a patient's death, if the record is still at `expected_version`.
+    PdsDeathNotification {
+        /// Whose.
+        nhs_number: NhsNumber,
+        /// The version the notification was made against.
+        expected_version: u32,
+        /// The death.
+        death: Death,
+    },
+    /// Search (trace) for patients.
+    PdsSearch {
+        /// The criteria and options.
+        query: SearchQuery,
+    },
+    /// Every audited access to one patient's record, newest first ("who has seen my record").
+    AuditTrail {
+        /// Whose.
+        nhs_number: NhsNumber,
+        /// Events at most (up to [`AUDIT_QUERY_LIMIT_MAX`]).
+        limit: u32,
+    },
+    /// Privacy alerts (emergency access, self-claimed relationships) raised by users of one
+    /// organisation, oldest first.
+    PrivacyAlerts {
+        /// The users' organisation.
+        organisation: OdsCode,
+        /// Events at most (up to [`AUDIT_QUERY_LIMIT_MAX`]).
+        limit: u32,
+    },
+}
+
+impl Operation {
+    /// The patient whose home shard executes the operation, if it names one.
+    pub fn patient(&self) -> Option<NhsNumber> {
+        match self {
+            Operation::PdsLoad { patient } | Operation::PdsUpdate { patient, .. } => {
+                Some(patient.nhs_number)
+            }
+            Operation::PdsRetrieve { nhs_number }
+            | Operation::PdsDeathNotification { nhs_number, .. }
+            | Operation::AuditTrail { nhs_number, .. } => Some(*nhs_number),
+            Operation::PdsCreate { .. }
+            | Operation::PdsSearch { .. }
+            | Operation::PrivacyAlerts { .. } => None,
+        }
+    }
+
+    /// Whether the operation changes data (and so is made idempotent by its request id).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Operation::PdsCreate { .. }
+                | Operation::PdsLoad { .. }
+                | Operation::PdsUpdate { .. }
+                | Operation::PdsDeathNotification { .. }
+        )
+    }
+}
+
+/// One patient a search found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchMatch {
+    /// How well it matched, in thousandths (1000: exact).
+    pub score: Score,
+    /// The record as it may be disclosed.
+    pub patient: Patient,
+}
+
+/// What a successful request returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The patient's record as it may be disclosed (retrieve, create, load, update, death).
+    Patient(Patient),
+    /// Search results, best first.
+    Matches(Vec<SearchMatch>),
+    /// Audit events.
+    AuditEvents(Vec<AuditEvent>),
+}
+
+/// The error codes a refusal carries (PDS codes where the specification has one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The system, user or role may not do this, or no legitimate relationship.
+    AccessDenied,
+    /// No patient has that NHS number.
+    ResourceNotFound,
+    /// The record changed since the version the request was made against.
+    ResourceVersionMismatch,
+    /// The change is not allowed (for example a date of death already set).
+    ForbiddenUpdate,
+    /// A value breaks the rules (record fields, NHS number in use, and the like).
+    InvalidValue,
+    /// The search breaks the specification's rules.
+    InvalidSearchData,
+    /// More patients match than the search may return.
+    TooManyMatches,
+    /// Create: the person is already registered, once.
+    SingleMatch,
+    /// Create: the person appears to be registered more than once.
+    MultipleMatches,
+    /// A request id used before for a different request.
+    RequestIdReused,
+    /// The engine cannot take the request now (overloaded, stopping, or its storage failed).
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    /// The code as it is written on the wire and in audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::AccessDenied => "ACCESS_DENIED",
+            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::ResourceVersionMismatch => "RESOURCE_VERSION_MISMATCH",
+            ErrorCode::ForbiddenUpdate => "FORBIDDEN_UPDATE",
+            ErrorCode::InvalidValue => "INVALID_VALUE",
+            ErrorCode::InvalidSearchData => "INVALID_SEARCH_DATA",
+            ErrorCode::TooManyMatches => "TOO_MANY_MATCHES",
+            ErrorCode::SingleMatch => "SINGLE_MATCH",
+            ErrorCode::MultipleMatches => "MULTIPLE_MATCHES",
+            ErrorCode::RequestIdReused => "REQUEST_ID_REUSED",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused request: the code and a message saying exactly why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    /// What kind of refusal.
+    pub code: ErrorCode,
+    /// The specific reason.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl fmt::Display) -> Self {
+        Self {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The answer to a request.
+pub type Response = Result<Reply, Refusal>;

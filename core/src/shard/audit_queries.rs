@@ -1,0 +1,155 @@
+//! The privacy officer's queries: every access to one patient ("who has seen my record"), read
+//! newest first along the links between that patient's events, and the alerts raised by users
+//! of one organisation, from the alert index. Both read durable events only, and are audited.
+
+use super::alerts;
+use super::keys;
+use super::store::Store;
+use super::{Context, unavailable};
+use crate::access::Activity;
+use crate::audit::chain::ChainRecord;
+use crate::audit::event::{AuditAction, AuditEvent, AuditOutcome};
+use crate::pds::nhs_number::NhsNumber;
+use crate::pds::values::OdsCode;
+use crate::request::{AUDIT_QUERY_LIMIT_MAX, ErrorCode, Refusal, Reply, Request, Response};
+
+/// Splits an audit record's payload into the link to the patient's previous event and the
+/// decoded event.
+pub fn parse_audit_payload(payload: &[u8]) -> Option<(u64, AuditEvent)> {
+    let previous = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let record = ChainRecord::parse(payload.get(8..)?)?;
+    Some((previous, record.decode_event().ok()?))
+}
+
+impl<S: Store> Context<'_, S> {
+    fn check_limit(&mut self, request: &Request, limit: u32) -> Result<(), Refusal> {
+        if (1..=AUDIT_QUERY_LIMIT_MAX).contains(&limit) {
+            return Ok(());
+        }
+        Err(self.refuse_query(
+            request,
+            None,
+            Refusal::new(
+                ErrorCode::InvalidValue,
+                format!("limit must be 1 to {AUDIT_QUERY_LIMIT_MAX}, not {limit}"),
+            ),
+        ))
+    }
+
+    fn refuse_query(
+        &mut self,
+        request: &Request,
+        patient: Option<NhsNumber>,
+        refusal: Refusal,
+    ) -> Refusal {
+        let outcome = AuditOutcome::Refused {
+            code: refusal.code.as_str().to_owned(),
+        };
+        self.audit(
+            request,
+            patient,
+            AuditAction::AuditQuery,
+            None,
+            outcome,
+            None,
+        );
+        refusal
+    }
+
+    pub(super) fn audit_trail(
+        &mut self,
+        request: &Request,
+        nhs_number: NhsNumber,
+        limit: u32,
+    ) -> Response {
+        if let Err(denied) = self
+            .shard
+            .directory
+            .authorise(&request.caller, Activity::AuditView)
+        {
+            let refusal = Refusal::new(ErrorCode::AccessDenied, denied);
+            return Err(self.refuse_query(request, Some(nhs_number), refusal));
+        }
+        self.check_limit(request, limit)?;
+        let damaged = |index| unavailable(format!("audit record {index} does not decode"));
+        let mut events = Vec::new();
+        let mut next = self
+            .store
+            .get(keys::audit_key(nhs_number), |stored| stored.index)
+            .map_err(unavailable)?;
+        while let Some(index) = next.filter(|&index| index > 0) {
+            if events.len() == limit as usize {
+                break;
+            }
+            let (previous, event) = self
+                .store
+                .read(index, |stored| parse_audit_payload(stored.payload))
+                .map_err(unavailable)?
+                .flatten()
+                .ok_or_else(|| damaged(index))?;
+            assert!(
+                previous < index,
+                "audit record {index} links forward to {previous}"
+            );
+            events.push(event);
+            next = Some(previous);
+        }
+        self.audit(
+            request,
+            Some(nhs_number),
+            AuditAction::AuditQuery,
+            None,
+            AuditOutcome::Allowed,
+            None,
+        );
+        Ok(Reply::AuditEvents(events))
+    }
+
+    pub(super) fn privacy_alerts(
+        &mut self,
+        request: &Request,
+        organisation: &OdsCode,
+        limit: u32,
+    ) -> Response {
+        if let Err(denied) = self
+            .shard
+            .directory
+            .authorise(&request.caller, Activity::AuditView)
+        {
+            let refusal = Refusal::new(ErrorCode::AccessDenied, denied);
+            return Err(self.refuse_query(request, None, refusal));
+        }
+        self.check_limit(request, limit)?;
+        let from = keys::organisation_index_key(organisation.as_str());
+        let mut to = from.clone();
+        *to.last_mut().expect("the key ends with its terminator") += 1;
+        let alert_keys = self.store.secondary_range(
+            keys::INDEX_ALERTS_BY_ORGANISATION,
+            &from,
+            &to,
+            limit as usize,
+        );
+        let mut events = Vec::with_capacity(alert_keys.len());
+        for key in alert_keys {
+            let event = self
+                .store
+                .get(key, |stored| {
+                    alerts::decode(stored.payload)
+                        .and_then(|alert| AuditEvent::decode(alert.event).ok())
+                })
+                .map_err(unavailable)?
+                .flatten()
+                .ok_or_else(|| unavailable(format!("alert {} does not decode", key.get())))?;
+            events.push(event);
+        }
+        self.audit(
+            request,
+            None,
+            AuditAction::AuditQuery,
+            None,
+            AuditOutcome::Allowed,
+            None,
+        );
+        Ok(Reply::AuditEvents(events))
+    }
+}

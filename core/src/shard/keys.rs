@@ -1,0 +1,121 @@
+//! How a shard lays its data out in its log: record kinds, key namespaces (the top byte of the
+//! 64-bit key) and the secondary indexes derived from records.
+
+use spine_storage::{Key, RecordView, SecondaryKey, SecondaryKeys};
+
+use crate::pds::nhs_number::NhsNumber;
+use crate::pds::patient::Patient;
+use crate::pds::search;
+
+/// A patient's demographic record, keyed by [`patient_key`].
+pub const KIND_PATIENT: u8 = 1;
+/// An audit event; keyed by [`audit_key`] when it concerns a patient (the key then finds that
+/// patient's latest event, which links to the one before), unkeyed otherwise.
+pub const KIND_AUDIT: u8 = 2;
+/// A privacy alert, keyed by [`alert_key`]; indexed by the user's organisation.
+pub const KIND_ALERT: u8 = 3;
+/// The outcome of a write, for idempotent retries, keyed by [`outcome_key`] (a ring of slots).
+pub const KIND_OUTCOME: u8 = 4;
+/// The shard's counters and audit chain head, keyed by [`META_KEY`]; one per turn that writes.
+pub const KIND_META: u8 = 5;
+
+const NAMESPACE_SHIFT: u32 = 56;
+const NAMESPACE_PATIENT: u64 = 1;
+const NAMESPACE_AUDIT: u64 = 2;
+const NAMESPACE_ALERT: u64 = 3;
+const NAMESPACE_OUTCOME: u64 = 4;
+const NAMESPACE_META: u64 = 5;
+
+fn namespaced(namespace: u64, value: u64) -> Key {
+    assert!(
+        value < 1 << NAMESPACE_SHIFT,
+        "value {value} overflows into the namespace byte"
+    );
+    Key::new(namespace << NAMESPACE_SHIFT | value).expect("a namespace is never zero")
+}
+
+/// The key of a patient's record.
+pub fn patient_key(nhs_number: NhsNumber) -> Key {
+    namespaced(NAMESPACE_PATIENT, nhs_number.value())
+}
+
+/// The key of a patient's latest audit event.
+pub fn audit_key(nhs_number: NhsNumber) -> Key {
+    namespaced(NAMESPACE_AUDIT, nhs_number.value())
+}
+
+/// The key of the shard's `sequence`th alert.
+pub fn alert_key(sequence: u64) -> Key {
+    namespaced(NAMESPACE_ALERT, sequence)
+}
+
+/// The key of outcome slot `slot`.
+pub fn outcome_key(slot: u64) -> Key {
+    namespaced(NAMESPACE_OUTCOME, slot)
+}
+
+/// The key of the shard's metadata record.
+pub const META_KEY: Key = match Key::new(NAMESPACE_META << NAMESPACE_SHIFT | 1) {
+    Some(key) => key,
+    None => panic!("non-zero"),
+};
+
+/// Secondary index of patients by name Soundex and birth date (see [`search`]).
+pub const INDEX_NAME_BIRTH: u8 = 0;
+/// Secondary index of alerts by the organisation of the user who raised them.
+pub const INDEX_ALERTS_BY_ORGANISATION: u8 = 1;
+/// How many secondary indexes a shard's log has.
+pub const INDEX_COUNT: usize = 2;
+
+/// The alert index's key for an organisation: its code and a terminator, so that `Y9` does not
+/// find `Y90001`'s alerts.
+pub fn organisation_index_key(code: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(code.len() + 1);
+    key.extend_from_slice(code.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Derives the secondary keys of one record (the same function serves the log and the
+/// in-memory store of the tests).
+pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
+    match kind {
+        KIND_PATIENT => {
+            // A record that does not decode was never written by this code: it has no keys,
+            // and reading it reports the damage.
+            if let Ok(patient) = Patient::decode(payload) {
+                out.extend(
+                    search::index_keys(&patient)
+                        .into_iter()
+                        .map(|key| SecondaryKey {
+                            index: INDEX_NAME_BIRTH,
+                            key: key.to_vec(),
+                        }),
+                );
+            }
+        }
+        KIND_ALERT => {
+            if let Some(organisation) = super::alerts::organisation_of(payload) {
+                out.push(SecondaryKey {
+                    index: INDEX_ALERTS_BY_ORGANISATION,
+                    key: organisation_index_key(organisation),
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The shard's secondary indexes, for the log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShardIndexes;
+
+impl SecondaryKeys for ShardIndexes {
+    fn index_count(&self) -> usize {
+        INDEX_COUNT
+    }
+
+    fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>) {
+        secondary_keys(record.kind(), record.payload(), out);
+    }
+}

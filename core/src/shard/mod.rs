@@ -1,0 +1,629 @@
+//! One shard's logic as a sans-IO state machine.
+//!
+//! A shard owns a slice of the data (every patient whose NHS number hashes to it, with that
+//! patient's audit trail) in its own log. The runtime hands it the requests it has gathered;
+//! [`ShardState::execute`] runs them all and returns one [`Turn`]: the records to append, in
+//! order, and one output per input. The runtime appends the records as one batch and releases
+//! the outputs only when that batch, and every batch before it, is durable: nothing is
+//! acknowledged or disclosed before the record of it is on disk.
+//!
+//! While a turn's batch is in flight the next turn may run. Writes it makes are kept in an
+//! overlay ([`ShardState`]'s `pending`), which reads consult before the log, so a second update
+//! sees the first and version checks stay exact; [`ShardState::durable`] drops the overlay's
+//! entries once the log holds them.
+//!
+//! Reads go through [`Store`], implemented by the log and by an in-memory model, so tests and
+//! simulations drive the same code without files.
+//!
+//! - `keys.rs`: record kinds, key namespaces and secondary indexes.
+//! - `pds.rs`: the PDS operations.
+//! - `audit_queries.rs`: the audit trail of a patient and the alerts of an organisation.
+//! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts.
+
+pub mod alerts;
+pub mod audit_queries;
+pub mod keys;
+pub mod meta;
+pub mod outcomes;
+mod pds;
+pub mod store;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use spine_storage::{Key, NewRecord, Position};
+use uuid::Uuid;
+
+use crate::access::{Caller, Directory, RoleProfile};
+use crate::audit::chain::{AuditChain, ChainRecord, RECORD_PREFIX_SIZE};
+use crate::audit::event::{AccessAlert, AuditAction, AuditEvent, AuditOutcome};
+use crate::pds::nhs_number::NhsNumber;
+use crate::pds::search::{Score, SearchQuery};
+use crate::request::{ErrorCode, Refusal, Request, Response};
+use alerts::AlertRecord;
+use meta::ShardMeta;
+use outcomes::{OutcomeRecord, OutcomeSlots, WriteOutcome};
+use store::Store;
+
+/// The home shard of a key (an NHS number's value, a request id's low bits): a multiplicative
+/// hash, so consecutive numbers spread evenly.
+pub fn shard_of(value: u64, shards: usize) -> usize {
+    assert!(shards > 0, "at least one shard");
+    let mixed = (value ^ (value >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((mixed >> 32) % shards as u64) as usize
+}
+
+/// A shard's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardConfig {
+    /// This shard's number.
+    pub shard: usize,
+    /// How many shards there are.
+    pub shards: usize,
+    /// Nine-digit stems NHS numbers are allocated from (the tenth digit is the check digit).
+    pub nhs_stems: Range<u64>,
+    /// Write outcomes remembered for idempotent retries (the ring's slots).
+    pub outcome_slots: usize,
+    /// Index entries one search may read on this shard, at most; a broader search is refused
+    /// with `TOO_MANY_MATCHES`.
+    pub search_candidates_max: usize,
+}
+
+impl ShardConfig {
+    /// Shard `shard` of `shards`, allocating synthetic NHS numbers (`9xxxxxxxxx`, never issued
+    /// to people), remembering 16,384 write outcomes.
+    pub fn new(shard: usize, shards: usize) -> Self {
+        assert!(shard < shards, "shard {shard} of {shards}");
+        Self {
+            shard,
+            shards,
+            nhs_stems: 900_000_000..crate::pds::synthetic::POPULATION_FIRST_STEM,
+            outcome_slots: 16_384,
+            search_candidates_max: 20_000,
+        }
+    }
+}
+
+/// One request, or one step of a request spanning shards, handed to a shard.
+#[derive(Clone, Debug)]
+pub enum ShardInput {
+    /// A request this shard executes whole (it names a patient at home here).
+    Execute(Request),
+    /// The first outcome of this write request, if it was executed here before.
+    LookupOutcome(Request),
+    /// Create a patient here; `duplicates` is how many registered people a trace found.
+    Create {
+        /// The create request.
+        request: Request,
+        /// People the trace found.
+        duplicates: usize,
+    },
+    /// The patients at home here matching a validated, authorised query, with scores; no more
+    /// than `limit` (more is reported as `TOO_MANY_MATCHES`). Discloses nothing.
+    SearchLocal {
+        /// The query.
+        query: Arc<SearchQuery>,
+        /// Matches allowed in total.
+        limit: usize,
+    },
+    /// Disclose the chosen matches of a search: read, audit, return.
+    Disclose {
+        /// The search request.
+        request: Arc<Request>,
+        /// The matches at home here, with their scores.
+        matches: Vec<(NhsNumber, Score)>,
+    },
+    /// Append an audit event for a request that disclosed no patient.
+    Audit {
+        /// The request.
+        request: Arc<Request>,
+        /// What was done.
+        action: AuditAction,
+        /// How it ended.
+        outcome: AuditOutcome,
+    },
+}
+
+/// What a shard answers to one input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardOutput {
+    /// The response to an `Execute`, `Create` or `Disclose`.
+    Response(Response),
+    /// The answer to a `LookupOutcome`.
+    Outcome(Option<Response>),
+    /// The answer to a `SearchLocal`.
+    Candidates(Result<Vec<(NhsNumber, Score)>, Refusal>),
+    /// An `Audit` event was appended.
+    Audited,
+}
+
+/// The result of one turn: records to append as one batch, and the outputs to release once it
+/// is durable.
+#[derive(Debug)]
+pub struct Turn {
+    /// The turn's number (consecutive from 1).
+    pub number: u64,
+    /// The log index the first record will get.
+    pub first_index: u64,
+    /// The records, in order; the last is the shard's metadata when there are any.
+    pub records: Vec<NewRecord>,
+    /// One output per input, in input order.
+    pub outputs: Vec<ShardOutput>,
+}
+
+/// A write the log does not hold yet.
+#[derive(Clone, Debug)]
+struct Pending {
+    index: u64,
+    payload: Bytes,
+    turn: u64,
+}
+
+/// Why a shard cannot open.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// Reading the log failed.
+    #[error("reading the log: {0}")]
+    Read(#[from] spine_storage::ReadError),
+    /// A record this shard wrote does not decode.
+    #[error("record {index}: {what} does not decode")]
+    Damaged {
+        /// The record's log index.
+        index: u64,
+        /// What it was meant to be.
+        what: &'static str,
+    },
+}
+
+/// One shard's state between turns.
+pub struct ShardState {
+    config: ShardConfig,
+    directory: Arc<Directory>,
+    meta: ShardMeta,
+    chain: AuditChain,
+    outcomes: OutcomeSlots,
+    /// The index the next appended record will get (the shard is its log's only appender).
+    next_index: u64,
+    turn: u64,
+    pending: HashMap<Key, Pending>,
+}
+
+/// The records a turn is building, with their indexes.
+struct TurnRecords {
+    number: u64,
+    first_index: u64,
+    records: Vec<NewRecord>,
+}
+
+impl TurnRecords {
+    fn next_index(&self) -> u64 {
+        self.first_index + self.records.len() as u64
+    }
+}
+
+impl ShardState {
+    /// Opens a shard over what `store` holds: reads the metadata record, replays the records
+    /// written after it, and rebuilds the outcome ring.
+    pub fn open<S: Store>(
+        config: ShardConfig,
+        directory: Arc<Directory>,
+        store: &S,
+    ) -> Result<Self, ShardError> {
+        let first_stem = config.nhs_stems.start;
+        let (mut meta, meta_index) = match store.get(keys::META_KEY, |stored| {
+            (ShardMeta::decode(stored.payload), stored.index)
+        })? {
+            Some((Some(meta), index)) => (meta, index),
+            Some((None, index)) => {
+                return Err(ShardError::Damaged {
+                    index,
+                    what: "shard metadata",
+                });
+            }
+            None => (ShardMeta::new(first_stem), 0),
+        };
+        let last = store.last_index();
+        // Records after the metadata record: a turn whose metadata a crash cut off.
+        for index in meta_index + 1..=last {
+            let damaged = |what| ShardError::Damaged { index, what };
+            let replayed = store.read(index, |stored| -> Result<(), ShardError> {
+                match stored.kind {
+                    keys::KIND_AUDIT => {
+                        let record = stored
+                            .payload
+                            .get(8..)
+                            .and_then(ChainRecord::parse)
+                            .ok_or_else(|| damaged("audit event"))?;
+                        meta.chain_sequence = record.sequence;
+                        meta.chain_hash = record.hash;
+                    }
+                    keys::KIND_ALERT => {
+                        let key = stored.key.ok_or_else(|| damaged("alert"))?;
+                        meta.alert_sequence = (key.get() & ((1 << 56) - 1)) + 1;
+                    }
+                    keys::KIND_OUTCOME => {
+                        let record = OutcomeRecord::decode(stored.payload)
+                            .ok_or_else(|| damaged("write outcome"))?;
+                        meta.outcome_sequence = record.sequence + 1;
+                    }
+                    keys::KIND_PATIENT => {
+                        let key = stored.key.ok_or_else(|| damaged("patient"))?;
+                        let stem = (key.get() & ((1 << 56) - 1)) / 10;
+                        if config.nhs_stems.contains(&stem) {
+                            meta.nhs_cursor = meta.nhs_cursor.max(stem + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            replayed.transpose()?;
+        }
+        let mut outcomes = OutcomeSlots::new(config.outcome_slots);
+        let oldest = meta
+            .outcome_sequence
+            .saturating_sub(config.outcome_slots as u64);
+        for sequence in oldest..meta.outcome_sequence {
+            let key = keys::outcome_key(outcomes.slot_of(sequence));
+            let record = store.get(key, |stored| OutcomeRecord::decode(stored.payload))?;
+            if let Some(Some(record)) = record
+                && record.sequence == sequence
+            {
+                outcomes.insert(record.request_id, sequence);
+            }
+        }
+        Ok(Self {
+            chain: AuditChain::resume(meta.chain_head()),
+            config,
+            directory,
+            meta,
+            outcomes,
+            next_index: last + 1,
+            turn: 0,
+            pending: HashMap::new(),
+        })
+    }
+
+    /// The shard's settings.
+    pub fn config(&self) -> &ShardConfig {
+        &self.config
+    }
+
+    /// The audit chain's head after the last turn.
+    pub fn chain_head(&self) -> crate::audit::chain::ChainHead {
+        self.chain.head()
+    }
+
+    /// Writes not yet durable (overlay entries).
+    pub fn pending_writes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Runs `inputs` against the log as `store` holds it plus the overlay, at time `now_ms`.
+    pub fn execute<S: Store>(&mut self, store: &S, now_ms: u64, inputs: Vec<ShardInput>) -> Turn {
+        self.turn += 1;
+        let mut turn = TurnRecords {
+            number: self.turn,
+            first_index: self.next_index,
+            records: Vec::new(),
+        };
+        let mut outputs = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let mut context = Context {
+                shard: self,
+                store,
+                turn: &mut turn,
+                now_ms,
+            };
+            outputs.push(context.run(input));
+        }
+        if !turn.records.is_empty() {
+            let payload = self.meta_with_chain().encode();
+            self.push(
+                &mut turn,
+                NewRecord::put(keys::META_KEY, keys::KIND_META, payload),
+            );
+        }
+        self.next_index = turn.next_index();
+        Turn {
+            number: turn.number,
+            first_index: turn.first_index,
+            records: turn.records,
+            outputs,
+        }
+    }
+
+    /// Marks turn `number` durable at `positions`: the log now holds its records, so the
+    /// overlay forgets them. Panics if the log put them anywhere but where the shard said.
+    pub fn durable(&mut self, number: u64, first_index: u64, positions: &[Position]) {
+        for (offset, position) in positions.iter().enumerate() {
+            assert_eq!(
+                position.index,
+                first_index + offset as u64,
+                "turn {number}: the log placed a record away from its predicted index; is \
+                 another writer appending to this shard's log?"
+            );
+        }
+        self.pending.retain(|_, pending| pending.turn > number);
+    }
+
+    fn meta_with_chain(&self) -> ShardMeta {
+        let head = self.chain.head();
+        ShardMeta {
+            chain_sequence: head.sequence,
+            chain_hash: head.hash,
+            ..self.meta
+        }
+    }
+
+    /// Adds a record to the turn and, when keyed, to the overlay; returns its log index.
+    fn push(&mut self, turn: &mut TurnRecords, record: NewRecord) -> u64 {
+        let index = turn.next_index();
+        if let Some(key) = record.key {
+            self.pending.insert(
+                key,
+                Pending {
+                    index,
+                    payload: record.payload.clone(),
+                    turn: turn.number,
+                },
+            );
+        }
+        turn.records.push(record);
+        index
+    }
+}
+
+/// What one input runs with: the shard, the store and the turn being built.
+struct Context<'a, S> {
+    shard: &'a mut ShardState,
+    store: &'a S,
+    turn: &'a mut TurnRecords,
+    now_ms: u64,
+}
+
+/// The refusal for a store that cannot be read.
+fn unavailable(error: impl std::fmt::Display) -> Refusal {
+    Refusal::new(ErrorCode::ServiceUnavailable, format!("storage: {error}"))
+}
+
+impl<S: Store> Context<'_, S> {
+    fn run(&mut self, input: ShardInput) -> ShardOutput {
+        match input {
+            ShardInput::Execute(request) => ShardOutput::Response(self.execute(&request)),
+            ShardInput::LookupOutcome(request) => {
+                ShardOutput::Outcome(self.previous_outcome(&request))
+            }
+            ShardInput::Create {
+                request,
+                duplicates,
+            } => ShardOutput::Response(self.create(&request, duplicates)),
+            ShardInput::SearchLocal { query, limit } => {
+                ShardOutput::Candidates(self.search_local(&query, limit))
+            }
+            ShardInput::Disclose { request, matches } => {
+                ShardOutput::Response(self.disclose(&request, &matches))
+            }
+            ShardInput::Audit {
+                request,
+                action,
+                outcome,
+            } => {
+                self.audit(&request, None, action, None, outcome, None);
+                ShardOutput::Audited
+            }
+        }
+    }
+
+    /// A request naming a patient at home here.
+    fn execute(&mut self, request: &Request) -> Response {
+        use crate::request::Operation::*;
+        if request.operation.is_write()
+            && let Some(previous) = self.previous_outcome(request)
+        {
+            return previous;
+        }
+        match &request.operation {
+            PdsRetrieve { nhs_number } => self.retrieve(request, *nhs_number),
+            PdsLoad { patient } => {
+                let outcome = self.load(request, patient);
+                self.remember(request, outcome)
+            }
+            PdsUpdate {
+                patient,
+                expected_version,
+            } => {
+                let outcome = self.update(request, patient, *expected_version);
+                self.remember(request, outcome)
+            }
+            PdsDeathNotification {
+                nhs_number,
+                expected_version,
+                death,
+            } => {
+                let outcome = self.death(request, *nhs_number, *expected_version, death);
+                self.remember(request, outcome)
+            }
+            AuditTrail { nhs_number, limit } => self.audit_trail(request, *nhs_number, *limit),
+            PrivacyAlerts {
+                organisation,
+                limit,
+            } => self.privacy_alerts(request, organisation, *limit),
+            PdsCreate { .. } | PdsSearch { .. } => Err(Refusal::new(
+                ErrorCode::ServiceUnavailable,
+                "create and search span shards: the engine coordinates them",
+            )),
+        }
+    }
+
+    /// The latest record under `key`: the overlay's, else the log's.
+    fn latest<T>(
+        &self,
+        key: Key,
+        visit: impl FnOnce(u64, &[u8]) -> T,
+    ) -> Result<Option<T>, Refusal> {
+        if let Some(pending) = self.shard.pending.get(&key) {
+            return Ok(Some(visit(pending.index, &pending.payload)));
+        }
+        self.store
+            .get(key, |stored| visit(stored.index, stored.payload))
+            .map_err(unavailable)
+    }
+
+    fn caller_profile(&self, caller: &Caller) -> Option<RoleProfile> {
+        self.shard
+            .directory
+            .user(caller.user)
+            .and_then(|user| {
+                user.role_profiles
+                    .iter()
+                    .find(|profile| profile.id == caller.role_profile)
+            })
+            .cloned()
+    }
+
+    /// Appends an audit event (and an alert record when it raises one); returns the event's
+    /// log index.
+    fn audit(
+        &mut self,
+        request: &Request,
+        patient: Option<NhsNumber>,
+        action: AuditAction,
+        reason: Option<&str>,
+        outcome: AuditOutcome,
+        alert: Option<AccessAlert>,
+    ) -> u64 {
+        let organisation = self.caller_profile(&request.caller).map_or_else(
+            || "UNKNOWN".to_owned(),
+            |profile| profile.organisation.to_string(),
+        );
+        let event = AuditEvent {
+            time_ms: self.now_ms,
+            user: request.caller.user,
+            role_profile: truncated(&request.caller.role_profile),
+            organisation: organisation.clone(),
+            system: request.caller.asid.to_string(),
+            action,
+            patient,
+            outcome,
+            reason: reason.map(truncated),
+            alert,
+        };
+        // Link to the patient's previous event, so their trail is read newest first.
+        let previous = match patient {
+            Some(patient) => self
+                .latest(keys::audit_key(patient), |index, _| index)
+                .ok()
+                .flatten()
+                .unwrap_or(0),
+            None => 0,
+        };
+        let mut payload = Vec::with_capacity(256);
+        payload.extend_from_slice(&previous.to_le_bytes());
+        self.shard
+            .chain
+            .append(&event, &mut payload)
+            .expect("audit events are bounded when built");
+        let payload = Bytes::from(payload);
+        let event_bytes = payload.slice(8 + RECORD_PREFIX_SIZE..);
+        let record = match patient {
+            Some(patient) => NewRecord::put(keys::audit_key(patient), keys::KIND_AUDIT, payload),
+            None => NewRecord::unkeyed(keys::KIND_AUDIT, payload),
+        };
+        let index = self.shard.push(self.turn, record);
+        if alert.is_some() {
+            let sequence = self.shard.meta.alert_sequence;
+            self.shard.meta.alert_sequence += 1;
+            let alert_record = AlertRecord {
+                organisation: &organisation,
+                audit_index: index,
+                event: &event_bytes,
+            };
+            self.shard.push(
+                self.turn,
+                NewRecord::put(
+                    keys::alert_key(sequence),
+                    keys::KIND_ALERT,
+                    alert_record.encode(),
+                ),
+            );
+        }
+        index
+    }
+
+    /// A digest of everything a request asks apart from its id.
+    fn fingerprint(request: &Request) -> u64 {
+        let bytes =
+            postcard::to_allocvec(&(&request.caller, &request.justification, &request.operation))
+                .expect("requests serialise");
+        let digest = Sha256::digest(&bytes);
+        u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+
+    /// The stored outcome of an earlier request with this id, if any.
+    fn previous_outcome(&self, request: &Request) -> Option<Response> {
+        let sequence = self.shard.outcomes.find(request.id)?;
+        let key = keys::outcome_key(self.shard.outcomes.slot_of(sequence));
+        let record = match self.latest(key, |_, payload| OutcomeRecord::decode(payload)) {
+            Ok(Some(Some(record))) if record.request_id == request.id => record,
+            Ok(_) => return None,
+            Err(refusal) => return Some(Err(refusal)),
+        };
+        if record.fingerprint != Self::fingerprint(request) {
+            return Some(Err(Refusal::new(
+                ErrorCode::RequestIdReused,
+                format!(
+                    "request id {} was used before for a different request",
+                    request.id
+                ),
+            )));
+        }
+        Some(record.outcome.map(crate::request::Reply::Patient))
+    }
+
+    /// Stores a write's outcome in the ring (after the write's own records) and returns it.
+    fn remember(&mut self, request: &Request, outcome: WriteOutcome) -> Response {
+        if matches!(&outcome, Err(refusal) if refusal.code == ErrorCode::ServiceUnavailable) {
+            // Not executed: a retry should try again.
+            return outcome.map(crate::request::Reply::Patient);
+        }
+        let sequence = self.shard.meta.outcome_sequence;
+        self.shard.meta.outcome_sequence += 1;
+        let record = OutcomeRecord {
+            request_id: request.id,
+            fingerprint: Self::fingerprint(request),
+            sequence,
+            outcome,
+        };
+        let slot = self.shard.outcomes.slot_of(sequence);
+        self.shard.push(
+            self.turn,
+            NewRecord::put(keys::outcome_key(slot), keys::KIND_OUTCOME, record.encode()),
+        );
+        self.shard.outcomes.insert(request.id, sequence);
+        record.outcome.map(crate::request::Reply::Patient)
+    }
+}
+
+/// Audit text fields are bounded; a longer one is cut (on a character boundary) rather than
+/// lose the event.
+fn truncated(text: &str) -> String {
+    let max = crate::audit::event::TEXT_BYTES_MAX;
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// A request id's home shard (creates and shard-less audit events go there, so a retry finds
+/// its first outcome).
+pub fn shard_of_request(id: Uuid, shards: usize) -> usize {
+    shard_of(id.as_u64_pair().1, shards)
+}

@@ -1,0 +1,112 @@
+//! Idempotent writes: the outcome of each write is stored in a ring of slots in the log, so a
+//! retry with the same request id gets the first outcome back instead of a second effect.
+//!
+//! The ring holds the last `slots` writes of the shard; in memory the shard keeps only which
+//! request id is in which slot. A retry older than that is treated as new (the window is
+//! configured, and documented to supplier systems).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::pds::patient::Patient;
+use crate::request::Refusal;
+
+const ENCODING_VERSION: u8 = 1;
+
+/// What a write returned.
+pub type WriteOutcome = Result<Patient, Refusal>;
+
+/// One stored outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// The request's id.
+    pub request_id: Uuid,
+    /// A digest of what was asked, to tell a retry from a different request reusing the id.
+    pub fingerprint: u64,
+    /// The outcome's sequence number in the shard.
+    pub sequence: u64,
+    /// What the request returned.
+    pub outcome: WriteOutcome,
+}
+
+impl OutcomeRecord {
+    /// The record's bytes: a version byte, then postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_extend(self, vec![ENCODING_VERSION]).expect("writing to a Vec cannot fail")
+    }
+
+    /// Reads a record written by [`OutcomeRecord::encode`].
+    pub fn decode(payload: &[u8]) -> Option<Self> {
+        match payload.split_first() {
+            Some((&ENCODING_VERSION, body)) => postcard::from_bytes(body).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Which request id sits in which slot of the ring.
+#[derive(Debug)]
+pub struct OutcomeSlots {
+    slots: Vec<Option<Uuid>>,
+    by_request: HashMap<Uuid, u64>,
+}
+
+impl OutcomeSlots {
+    /// An empty ring of `slots` slots.
+    pub fn new(slots: usize) -> Self {
+        assert!(slots > 0, "the outcome ring needs at least one slot");
+        Self {
+            slots: vec![None; slots],
+            by_request: HashMap::with_capacity(slots),
+        }
+    }
+
+    /// How many slots there are.
+    pub fn len(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    /// Whether the ring has no slots (never: see [`OutcomeSlots::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The slot sequence number `sequence` is stored in.
+    pub fn slot_of(&self, sequence: u64) -> u64 {
+        sequence % self.len()
+    }
+
+    /// Records that `request_id`'s outcome has sequence number `sequence`, evicting the one
+    /// that held the slot before.
+    pub fn insert(&mut self, request_id: Uuid, sequence: u64) {
+        let slot = self.slot_of(sequence) as usize;
+        if let Some(evicted) = self.slots[slot].replace(request_id) {
+            self.by_request.remove(&evicted);
+        }
+        self.by_request.insert(request_id, sequence);
+    }
+
+    /// The sequence number of `request_id`'s outcome, if it is still in the ring.
+    pub fn find(&self, request_id: Uuid) -> Option<u64> {
+        self.by_request.get(&request_id).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_forgets_the_oldest() {
+        let mut slots = OutcomeSlots::new(2);
+        let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        for (sequence, id) in ids.iter().enumerate() {
+            slots.insert(*id, sequence as u64);
+        }
+        assert_eq!(slots.find(ids[0]), None);
+        assert_eq!(slots.find(ids[1]), Some(1));
+        assert_eq!(slots.find(ids[2]), Some(2));
+    }
+}
