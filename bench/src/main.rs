@@ -3,6 +3,8 @@
 //! Exit status: 0 when every benchmark ran; 1 when one failed (the error and its causes are
 //! printed); 2 for bad arguments.
 
+mod machine;
+mod pds;
 mod storage;
 
 use std::process::ExitCode;
@@ -21,6 +23,9 @@ enum Command {
     /// Spine's log against redb and SQLite at equal durability (every acknowledged append is
     /// fsync-durable): durable appends, random reads, and recovery time.
     Storage(storage::StorageArgs),
+    /// The engine in process, with audit on, on all shards: PDS retrieve, update and search
+    /// (exact and fuzzy) over a synthetic population, and the memory used per patient.
+    Pds(pds::PdsArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +42,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Storage(args) => storage::run(args)?,
+        Command::Pds(args) => pds::run(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

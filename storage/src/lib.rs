@@ -18,7 +18,7 @@ pub mod io;
 pub mod log;
 
 pub use index::Location;
-pub use index::secondary::{NoSecondaryKeys, SecondaryKey, SecondaryKeys};
+pub use index::secondary::{NoSecondaryKeys, SECONDARY_KEY_BYTES_MAX, SecondaryKey, SecondaryKeys};
 pub use io::{BackendChoice, BackendKind, FaultInjection};
 pub use log::{
     AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogStats, NewRecord,

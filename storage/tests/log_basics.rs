@@ -248,9 +248,18 @@ fn secondary_indexes_follow_updates_and_survive_reopen() {
 #[test]
 fn background_checkpoints_come_from_a_shadow_and_recover_correctly() {
     each_backend(|backend| {
+        for keep_shadow in [true, false] {
+            shadow_checkpoints_recover(backend, keep_shadow);
+        }
+    });
+}
+
+fn shadow_checkpoints_recover(backend: BackendChoice, keep_shadow: bool) {
+    {
         let root = tempfile::tempdir().unwrap();
         let live = root.path().join("live");
         let mut background = config(&live, backend);
+        background.keep_checkpoint_shadow = keep_shadow;
         background.checkpoint_interval_records = 50;
         background.checkpoint_on_close = false;
         let (log, _) = Log::open_with(background, Arc::new(FirstByte)).unwrap();
@@ -305,7 +314,7 @@ fn background_checkpoints_come_from_a_shadow_and_recover_correctly() {
                 log.secondary_prefix(0, bucket, 100)
             );
         }
-    });
+    }
 }
 
 #[test]
@@ -320,13 +329,18 @@ fn a_batch_gets_consecutive_positions_in_order_and_is_bounded() {
         let records: Vec<NewRecord> = (10..74)
             .map(|k| NewRecord::put(key(k), 1, payload_for(k, 500)))
             .collect();
-        let positions = pollster::block_on(log.append_batch(records)).unwrap();
-        let indexes: Vec<u64> = positions.iter().map(|position| position.index).collect();
-        assert_eq!(indexes, (4..68).collect::<Vec<u64>>());
-        for k in 10..74 {
-            let found = log.get(key(k), |view| view.payload().to_vec()).unwrap();
-            assert_eq!(found, Some(payload_for(k, 500)));
+        let last = pollster::block_on(log.append_batch(records)).unwrap();
+        assert_eq!(last.index, 67);
+        for (k, index) in (10..74).zip(4..68) {
+            let found = log
+                .get(key(k), |view| {
+                    (view.position().index, view.payload().to_vec())
+                })
+                .unwrap();
+            assert_eq!(found, Some((index, payload_for(k, 500))));
         }
+        let error = pollster::block_on(log.append_batch(Vec::new())).unwrap_err();
+        assert!(matches!(error, AppendError::EmptyBatch), "{error}");
         let too_many = (1..=65)
             .map(|k| NewRecord::put(key(k), 1, vec![1]))
             .collect();
@@ -384,17 +398,22 @@ fn batches_queued_without_waiting_keep_their_order_or_are_refused_when_full() {
         matches!(error, AppendError::QueueFull { records: 4 }),
         "{error}"
     );
-    let mut indexes = Vec::new();
-    for batch in pending.into_iter().rev() {
-        let positions = pollster::block_on(batch.durable()).unwrap();
-        indexes.splice(0..0, positions.iter().map(|p| p.index));
-    }
-    let expected: Vec<u64> = (1..=indexes.len() as u64).collect();
+    let queued = pending.len() as u64;
+    let lasts: Vec<u64> = pending
+        .into_iter()
+        .rev()
+        .map(|batch| pollster::block_on(batch.durable()).unwrap().index)
+        .collect();
+    let expected: Vec<u64> = (1..=queued).rev().map(|batch| batch * 4).collect();
     assert_eq!(
-        indexes, expected,
+        lasts, expected,
         "batches keep the order they were queued in"
     );
+    for k in 1..=queued * 4 {
+        let index = log.get(key(k), |view| view.position().index).unwrap();
+        assert_eq!(index, Some(k));
+    }
     let next = log.try_append_batch(batch(100_000)).unwrap();
     let next = pollster::block_on(next.durable()).unwrap();
-    assert_eq!(next[0].index, expected.len() as u64 + 1);
+    assert_eq!(next.index, queued * 4 + 4);
 }

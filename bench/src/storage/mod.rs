@@ -5,11 +5,9 @@
 //! - [`measure`]: latency histograms, the timed loops shared by the engines, keys and payloads.
 //! - [`spine`], [`redb`], [`sqlite`]: each engine's side of the cases.
 //! - [`disk`]: the disk's own `fdatasync` latency, and dropping the page cache.
-//! - [`machine`]: the one-line description of the machine.
 //! - [`report`]: result rows, the text table and the JSON file.
 
 mod disk;
-mod machine;
 mod measure;
 mod redb;
 mod report;
@@ -23,6 +21,7 @@ use anyhow::{Context, Result, ensure};
 use clap::{Args, ValueEnum};
 use tempfile::TempDir;
 
+use crate::machine;
 use report::{Report, Row};
 use spine_storage::BackendChoice;
 

@@ -54,7 +54,8 @@ impl EngineConfig {
             turns_in_flight_max: 4,
             segment_size: defaults.segment_size,
             backend: defaults.backend,
-            checkpoint_interval_records: defaults.checkpoint_interval_records,
+            // A turn writes a few records per request: checkpoint every few million requests.
+            checkpoint_interval_records: 10_000_000,
             expected_keys_per_shard: 1 << 16,
             batch_delay: defaults.batch_delay,
             nhs_stems: 900_000_000..crate::pds::synthetic::POPULATION_FIRST_STEM,

@@ -235,6 +235,9 @@ fn log_config(config: &EngineConfig, shard: usize) -> LogConfig {
     log.segment_size = config.segment_size;
     log.backend = config.backend;
     log.checkpoint_interval_records = config.checkpoint_interval_records;
+    // Index memory is the engine's budget per patient: the checkpointer's shadow copy lives
+    // only while a checkpoint is written.
+    log.keep_checkpoint_shadow = false;
     log.expected_keys = config.expected_keys_per_shard;
     log.batch_delay = config.batch_delay;
     // The largest record a shard writes is a patient (or a write outcome holding one), which

@@ -26,12 +26,15 @@ pub(crate) struct Envelope {
     pub(crate) reply: oneshot::Sender<ShardOutput>,
 }
 
-type Durable = Pin<Box<dyn Future<Output = Result<Vec<Position>, AppendError>>>>;
+/// Resolves when a turn's batch is durable, with its last record's position (`None` for a
+/// turn that wrote nothing).
+type Durable = Pin<Box<dyn Future<Output = Result<Option<Position>, AppendError>>>>;
 
 /// A turn whose batch is not durable yet.
 struct InFlight {
     number: u64,
     first_index: u64,
+    records: usize,
     durable: Durable,
     answers: Vec<(oneshot::Sender<ShardOutput>, ShardOutput)>,
 }
@@ -170,17 +173,19 @@ impl ShardLoop {
             return InFlight {
                 number: 0,
                 first_index: 0,
-                durable: Box::pin(std::future::ready(Ok(Vec::new()))),
+                records: 0,
+                durable: Box::pin(std::future::ready(Ok(None))),
                 answers,
             };
         }
         let turn = self.state.execute(self.log.as_ref(), now_ms(), inputs);
         assert_eq!(turn.outputs.len(), replies.len(), "one output per input");
+        let records = turn.records.len();
         let durable: Durable = if turn.records.is_empty() {
-            Box::pin(std::future::ready(Ok(Vec::new())))
+            Box::pin(std::future::ready(Ok(None)))
         } else {
             match self.log.try_append_batch(turn.records) {
-                Ok(pending) => Box::pin(pending.durable()),
+                Ok(pending) => Box::pin(async move { pending.durable().await.map(Some) }),
                 Err(AppendError::QueueFull { records }) => panic!(
                     "shard log queue full with {records} records: appends_pending_max must \
                      cover turns_in_flight_max turns of turn_records_max records"
@@ -191,6 +196,7 @@ impl ShardLoop {
         InFlight {
             number: turn.number,
             first_index: turn.first_index,
+            records,
             durable,
             answers: replies.into_iter().zip(turn.outputs).collect(),
         }
@@ -199,14 +205,14 @@ impl ShardLoop {
     fn finish_turn(
         &mut self,
         turn: InFlight,
-        result: Result<Vec<Position>, AppendError>,
+        result: Result<Option<Position>, AppendError>,
         failure: &mut Option<Refusal>,
     ) {
         match result {
-            Ok(positions) => {
-                if turn.number > 0 {
+            Ok(last) => {
+                if let Some(last) = last {
                     self.state
-                        .durable(turn.number, turn.first_index, &positions);
+                        .durable(turn.number, turn.first_index, turn.records, last);
                 }
                 for (reply, output) in turn.answers {
                     // A requester that stopped waiting is no error.

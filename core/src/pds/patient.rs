@@ -337,13 +337,17 @@ impl Patient {
     /// The record as it may leave the core: for a restricted patient, without address,
     /// telecom and GP practice (they could lead to where the patient is).
     pub fn disclosable(&self) -> Patient {
-        let mut view = self.clone();
-        if view.restricted {
-            view.addresses.clear();
-            view.telecom.clear();
-            view.general_practitioner = None;
+        self.clone().into_disclosable()
+    }
+
+    /// [`Patient::disclosable`], consuming the record (no copy).
+    pub fn into_disclosable(mut self) -> Patient {
+        if self.restricted {
+            self.addresses.clear();
+            self.telecom.clear();
+            self.general_practitioner = None;
         }
-        view
+        self
     }
 
     /// The record's bytes in the log: a version byte, then postcard.

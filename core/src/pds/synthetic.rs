@@ -256,15 +256,20 @@ pub fn nhs_numbers() -> impl Iterator<Item = NhsNumber> {
     })
 }
 
-/// A synthetic population: an endless, deterministic sequence of patients.
+/// A synthetic population: an endless, deterministic sequence of patients. Patient `i` depends
+/// only on the seed and `i` ([`patient_at`]), so a driver can regenerate any of them.
 pub struct Population {
-    random: SplitMix64,
+    seed: u64,
+    index: u64,
     numbers: Box<dyn Iterator<Item = NhsNumber> + Send>,
 }
 
 impl std::fmt::Debug for Population {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Population").finish_non_exhaustive()
+        f.debug_struct("Population")
+            .field("seed", &self.seed)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -272,7 +277,8 @@ impl Population {
     /// The population of `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
-            random: SplitMix64::new(seed),
+            seed,
+            index: 0,
             numbers: Box::new(nhs_numbers()),
         }
     }
@@ -283,8 +289,19 @@ impl Iterator for Population {
 
     fn next(&mut self) -> Option<Patient> {
         let nhs_number = self.numbers.next()?;
-        Some(patient(&mut self.random, nhs_number))
+        let patient = patient_at(self.seed, self.index, nhs_number);
+        self.index += 1;
+        Some(patient)
     }
+}
+
+/// Patient `index` of the population of `seed`, with `nhs_number` (the population's
+/// `index`th number).
+pub fn patient_at(seed: u64, index: u64, nhs_number: NhsNumber) -> Patient {
+    let mut random = SplitMix64::new(seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    // Mix once so neighbouring indexes do not start from neighbouring states.
+    random.next_u64();
+    patient(&mut random, nhs_number)
 }
 
 fn date(random: &mut SplitMix64, first_year: u16, years: u16) -> Date {
@@ -394,5 +411,7 @@ mod tests {
         assert!((1..=20).contains(&restricted), "{restricted} restricted");
         let other: Vec<Patient> = Population::new(8).take(500).collect();
         assert_ne!(first, other);
+        let numbers: Vec<NhsNumber> = nhs_numbers().take(500).collect();
+        assert_eq!(patient_at(7, 321, numbers[321]), first[321]);
     }
 }

@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use spine_storage::{Key, NewRecord, Position};
 use uuid::Uuid;
 
-use crate::access::{Caller, Directory, RoleProfile};
+use crate::access::{Caller, Directory};
 use crate::audit::chain::{AuditChain, ChainRecord, RECORD_PREFIX_SIZE};
 use crate::audit::event::{AccessAlert, AuditAction, AuditEvent, AuditOutcome};
 use crate::pds::nhs_number::NhsNumber;
@@ -336,17 +336,16 @@ impl ShardState {
         }
     }
 
-    /// Marks turn `number` durable at `positions`: the log now holds its records, so the
-    /// overlay forgets them. Panics if the log put them anywhere but where the shard said.
-    pub fn durable(&mut self, number: u64, first_index: u64, positions: &[Position]) {
-        for (offset, position) in positions.iter().enumerate() {
-            assert_eq!(
-                position.index,
-                first_index + offset as u64,
-                "turn {number}: the log placed a record away from its predicted index; is \
-                 another writer appending to this shard's log?"
-            );
-        }
+    /// Marks turn `number`, of `records` records from `first_index`, durable with its last
+    /// record at `last`: the log now holds them, so the overlay forgets them. Panics if the log
+    /// put them anywhere but where the shard said.
+    pub fn durable(&mut self, number: u64, first_index: u64, records: usize, last: Position) {
+        assert_eq!(
+            last.index,
+            first_index + records as u64 - 1,
+            "turn {number}: the log placed records away from their predicted indexes; is \
+             another writer appending to this shard's log?"
+        );
         self.pending.retain(|_, pending| pending.turn > number);
     }
 
@@ -473,7 +472,8 @@ impl<S: Store> Context<'_, S> {
             .map_err(unavailable)
     }
 
-    fn caller_profile(&self, caller: &Caller) -> Option<RoleProfile> {
+    /// The organisation the caller acts for, as audit events name it.
+    fn caller_organisation(&self, caller: &Caller) -> String {
         self.shard
             .directory
             .user(caller.user)
@@ -482,7 +482,10 @@ impl<S: Store> Context<'_, S> {
                     .iter()
                     .find(|profile| profile.id == caller.role_profile)
             })
-            .cloned()
+            .map_or_else(
+                || "UNKNOWN".to_owned(),
+                |profile| profile.organisation.to_string(),
+            )
     }
 
     /// Appends an audit event (and an alert record when it raises one); returns the event's
@@ -496,10 +499,7 @@ impl<S: Store> Context<'_, S> {
         outcome: AuditOutcome,
         alert: Option<AccessAlert>,
     ) -> u64 {
-        let organisation = self.caller_profile(&request.caller).map_or_else(
-            || "UNKNOWN".to_owned(),
-            |profile| profile.organisation.to_string(),
-        );
+        let organisation = self.caller_organisation(&request.caller);
         let event = AuditEvent {
             time_ms: self.now_ms,
             user: request.caller.user,
@@ -527,28 +527,28 @@ impl<S: Store> Context<'_, S> {
             .chain
             .append(&event, &mut payload)
             .expect("audit events are bounded when built");
+        let index = self.turn.next_index();
+        let alert_payload = alert.map(|_| {
+            AlertRecord {
+                organisation: &organisation,
+                audit_index: index,
+                event: &payload[8 + RECORD_PREFIX_SIZE..],
+            }
+            .encode()
+        });
         let payload = Bytes::from(payload);
-        let event_bytes = payload.slice(8 + RECORD_PREFIX_SIZE..);
         let record = match patient {
             Some(patient) => NewRecord::put(keys::audit_key(patient), keys::KIND_AUDIT, payload),
             None => NewRecord::unkeyed(keys::KIND_AUDIT, payload),
         };
-        let index = self.shard.push(self.turn, record);
-        if alert.is_some() {
+        let pushed = self.shard.push(self.turn, record);
+        assert_eq!(pushed, index, "an audit event goes where its alert says");
+        if let Some(alert_payload) = alert_payload {
             let sequence = self.shard.meta.alert_sequence;
             self.shard.meta.alert_sequence += 1;
-            let alert_record = AlertRecord {
-                organisation: &organisation,
-                audit_index: index,
-                event: &event_bytes,
-            };
             self.shard.push(
                 self.turn,
-                NewRecord::put(
-                    keys::alert_key(sequence),
-                    keys::KIND_ALERT,
-                    alert_record.encode(),
-                ),
+                NewRecord::put(keys::alert_key(sequence), keys::KIND_ALERT, alert_payload),
             );
         }
         index

@@ -133,7 +133,7 @@ impl<S: Store> Context<'_, S> {
             AuditOutcome::Allowed,
             None,
         );
-        Ok(Reply::Patient(patient.disclosable()))
+        Ok(Reply::Patient(patient.into_disclosable()))
     }
 
     pub(super) fn load(&mut self, request: &Request, patient: &Patient) -> WriteOutcome {
@@ -457,7 +457,7 @@ impl<S: Store> Context<'_, S> {
             );
             disclosed.push(SearchMatch {
                 score,
-                patient: patient.disclosable(),
+                patient: patient.into_disclosable(),
             });
         }
         Ok(Reply::Matches(disclosed))

@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::primary::{PrimaryIndex, Slot};
-use super::secondary::SecondaryIndexes;
+use super::secondary::{InlineKey, SecondaryIndexes};
 use crate::log::record::Position;
 use crate::log::segment::sync_dir;
 
@@ -73,6 +73,7 @@ pub(crate) fn encode(
     for set in secondary.sets() {
         out.extend_from_slice(&(set.len() as u64).to_le_bytes());
         for (key, primary_key) in set {
+            let key = key.as_bytes();
             out.extend_from_slice(&(key.len() as u32).to_le_bytes());
             out.extend_from_slice(key);
             out.extend_from_slice(&primary_key.to_le_bytes());
@@ -327,7 +328,7 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
         let mut set = BTreeSet::new();
         for _ in 0..entry_count {
             let key_len = reader.u32()? as usize;
-            let key: Box<[u8]> = reader.take(key_len)?.into();
+            let key = InlineKey::new(reader.take(key_len)?).ok_or("secondary key too long")?;
             set.insert((key, reader.u64()?));
         }
         sets.push(set);

@@ -8,13 +8,51 @@ use std::collections::BTreeSet;
 
 use crate::log::RecordView;
 
+/// Longest derived key, in bytes. Keys are kept inline in the index (no allocation per
+/// entry), which holds an entry in 24 bytes.
+pub const SECONDARY_KEY_BYTES_MAX: usize = 15;
+
 /// One derived key of a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecondaryKey {
     /// Which secondary index (`0..index_count()`).
     pub index: u8,
-    /// The derived key; ordered bytewise.
+    /// The derived key, at most [`SECONDARY_KEY_BYTES_MAX`] bytes; ordered bytewise.
     pub key: Vec<u8>,
+}
+
+/// A derived key stored inline: the bytes padded with zeros, then the length. Ordering the
+/// array orders keys bytewise: a key sorts after its own prefixes because, where the padded
+/// bytes tie, the longer key has the larger length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct InlineKey([u8; SECONDARY_KEY_BYTES_MAX + 1]);
+
+impl InlineKey {
+    /// The key of `bytes`; `None` if longer than [`SECONDARY_KEY_BYTES_MAX`].
+    pub(crate) fn new(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > SECONDARY_KEY_BYTES_MAX {
+            return None;
+        }
+        let mut inline = [0u8; SECONDARY_KEY_BYTES_MAX + 1];
+        inline[..bytes.len()].copy_from_slice(bytes);
+        inline[SECONDARY_KEY_BYTES_MAX] = bytes.len() as u8;
+        Some(Self(inline))
+    }
+
+    /// The key's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0[..usize::from(self.0[SECONDARY_KEY_BYTES_MAX])]
+    }
+
+    fn from_derived(key: &SecondaryKey) -> Self {
+        Self::new(&key.key).unwrap_or_else(|| {
+            panic!(
+                "secondary index {}: a derived key of {} bytes is longer than {SECONDARY_KEY_BYTES_MAX}",
+                key.index,
+                key.key.len()
+            )
+        })
+    }
 }
 
 /// How to derive secondary keys from a record. Must be deterministic: recovery derives them
@@ -24,6 +62,8 @@ pub trait SecondaryKeys: Send + Sync + 'static {
     fn index_count(&self) -> usize;
 
     /// Appends the secondary keys of `record` (a keyed record that is not a delete) to `out`.
+    /// A key longer than [`SECONDARY_KEY_BYTES_MAX`] is a bug in the extractor: the log
+    /// panics rather than index it wrongly.
     fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>);
 }
 
@@ -40,7 +80,7 @@ impl SecondaryKeys for NoSecondaryKeys {
 }
 
 /// One secondary index: (derived key, primary key) pairs in order.
-pub(crate) type SecondarySet = BTreeSet<(Box<[u8]>, u64)>;
+pub(crate) type SecondarySet = BTreeSet<(InlineKey, u64)>;
 
 /// The ordered sets, one per secondary index, of (derived key, primary key).
 #[derive(Clone, Debug, Default)]
@@ -71,13 +111,13 @@ impl SecondaryIndexes {
     }
 
     pub(crate) fn insert(&mut self, key: SecondaryKey, primary: u64) {
-        let set = self.set_mut(key.index);
-        set.insert((key.key.into_boxed_slice(), primary));
+        let inline = InlineKey::from_derived(&key);
+        self.set_mut(key.index).insert((inline, primary));
     }
 
     pub(crate) fn remove(&mut self, key: SecondaryKey, primary: u64) {
-        let set = self.set_mut(key.index);
-        let removed = set.remove(&(key.key.into_boxed_slice(), primary));
+        let inline = InlineKey::from_derived(&key);
+        let removed = self.set_mut(key.index).remove(&(inline, primary));
         assert!(removed, "secondary key of an indexed record was missing");
     }
 
@@ -103,8 +143,12 @@ impl SecondaryIndexes {
         let Some(set) = self.sets.get(usize::from(index)) else {
             return Vec::new();
         };
-        let start = (Box::<[u8]>::from(from), 0u64);
-        set.range(start..)
+        // A bound longer than any key starts at its first bytes, skipping what sorts before it.
+        let start = InlineKey::new(&from[..from.len().min(SECONDARY_KEY_BYTES_MAX)])
+            .expect("cut to the longest key");
+        set.range((start, 0u64)..)
+            .map(|(key, primary)| (key.as_bytes(), primary))
+            .skip_while(|(key, _)| *key < from)
             .take_while(|(key, _)| keep(key))
             .take(limit)
             .map(|(_, primary)| *primary)
@@ -150,5 +194,32 @@ mod tests {
         assert_eq!(indexes.prefix(0, b"SMITH", 10), vec![3]);
         assert_eq!(indexes.prefix(1, b"", 10), vec![9]);
         assert!(indexes.prefix(5, b"", 10).is_empty());
+    }
+
+    #[test]
+    fn inline_keys_order_like_their_bytes() {
+        let texts: [&[u8]; 7] = [b"", b"\0", b"A", b"A\0", b"AB", b"B", b"ZZZZZZZZZZZZZZZ"];
+        for a in texts {
+            for b in texts {
+                let (inline_a, inline_b) = (InlineKey::new(a).unwrap(), InlineKey::new(b).unwrap());
+                assert_eq!(inline_a.cmp(&inline_b), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(inline_a.as_bytes(), a);
+            }
+        }
+        assert_eq!(InlineKey::new(&[1u8; 16]), None);
+    }
+
+    #[test]
+    fn a_range_from_a_bound_longer_than_any_key_skips_what_sorts_before_it() {
+        let mut indexes = SecondaryIndexes::new(1);
+        indexes.insert(key(0, "AAAAAAAAAAAAAAA"), 1);
+        indexes.insert(key(0, "AAAAAAAAAAAAAAB"), 2);
+        assert_eq!(indexes.range(0, b"AAAAAAAAAAAAAAAA", None, 10), vec![2]);
+    }
+
+    #[test]
+    #[should_panic(expected = "longer than 15")]
+    fn a_derived_key_longer_than_the_maximum_is_a_loud_bug() {
+        SecondaryIndexes::new(1).insert(key(0, "0123456789abcdef"), 1);
     }
 }

@@ -71,7 +71,12 @@ impl Checkpointer {
         };
         let caught_up = self.catch_up(&mut shadow, &segments, last.index);
         let written = caught_up.and_then(|()| self.shared.write_checkpoint_of(&shadow));
-        self.shadow = Some(shadow);
+        if self.shared.config.keep_checkpoint_shadow {
+            self.shadow = Some(shadow);
+        } else {
+            drop(shadow);
+            return_free_memory();
+        }
         written
     }
 
@@ -150,5 +155,16 @@ impl Checkpointer {
             }
         }
         Ok(())
+    }
+}
+
+/// Gives memory freed by this thread back to the system, so that a dropped shadow no longer
+/// counts against the process (glibc keeps freed small blocks in the thread's arena otherwise).
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas; it touches
+    // no live allocation and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -180,6 +180,12 @@ pub struct LogConfig {
     /// Write an index checkpoint every this many records (0: never in the background).
     /// Default 1,000,000.
     pub checkpoint_interval_records: u64,
+    /// Keep the background checkpointer's shadow copy of the indexes between checkpoints, so
+    /// each checkpoint only replays the records since the last. False drops it after each
+    /// checkpoint (and returns the memory to the system): the indexes then take half the
+    /// memory between checkpoints, and each checkpoint rebuilds the shadow from the previous
+    /// one. Default true.
+    pub keep_checkpoint_shadow: bool,
     /// Write a checkpoint when the log is closed. Default true.
     pub checkpoint_on_close: bool,
     /// Use the newest checkpoint at open. Default true; false forces a full scan.
@@ -203,6 +209,7 @@ impl LogConfig {
             backend: BackendChoice::Auto,
             expected_keys: 65_536,
             checkpoint_interval_records: 1_000_000,
+            keep_checkpoint_shadow: true,
             checkpoint_on_close: true,
             use_checkpoint: true,
             fault_injection: None,
@@ -323,6 +330,9 @@ pub enum AppendError {
         /// Records in the batch.
         records: usize,
     },
+    /// An `append_batch` of no records.
+    #[error("a batch needs at least one record")]
+    EmptyBatch,
     /// An `append_batch` of more records than may be pending at once.
     #[error("a batch of {records} records exceeds appends_pending_max ({max})")]
     BatchTooLarge {
@@ -522,7 +532,9 @@ fn encode_state(state: &State) -> Vec<u8> {
 /// A request in the append queue.
 pub(crate) struct AppendRequest {
     record: NewRecord,
-    reply: oneshot::Sender<Result<Position, AppendError>>,
+    /// Where the answer goes; `None` inside a batch, where only the last record is answered
+    /// (records become durable in queue order, so its answer covers the others).
+    reply: Option<oneshot::Sender<Result<Position, AppendError>>>,
     /// Released when the append is answered: the queue's bound covers in-flight batches too.
     _permit: OwnedSemaphorePermit,
     /// When the append entered the queue, for the commit latency.
@@ -533,17 +545,24 @@ pub(crate) struct AppendRequest {
 #[derive(Debug)]
 #[must_use = "a queued batch is acknowledged only once its durability is awaited"]
 pub struct PendingBatch {
-    answers: Vec<oneshot::Receiver<Result<Position, AppendError>>>,
+    last: oneshot::Receiver<Result<Position, AppendError>>,
+    records: usize,
 }
 
 impl PendingBatch {
-    /// Resolves with the records' positions, in order, once every one is durable.
-    pub async fn durable(self) -> Result<Vec<Position>, AppendError> {
-        let mut positions = Vec::with_capacity(self.answers.len());
-        for answer in self.answers {
-            positions.push(answer.await.map_err(|_| AppendError::Closed)??);
-        }
-        Ok(positions)
+    /// How many records the batch holds.
+    pub fn len(&self) -> usize {
+        self.records
+    }
+
+    /// Whether the batch is empty (never: empty batches are refused).
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Resolves once every record of the batch is durable, with the last record's position.
+    pub async fn durable(self) -> Result<Position, AppendError> {
+        self.last.await.map_err(|_| AppendError::Closed)?
     }
 }
 
@@ -648,7 +667,7 @@ impl Log {
         let (reply, answer) = oneshot::channel();
         let request = AppendRequest {
             record,
-            reply,
+            reply: Some(reply),
             _permit: permit,
             queued_at: std::time::Instant::now(),
         };
@@ -663,15 +682,14 @@ impl Log {
         answer.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// Appends `records` in order, queued back to back with no await between them, and resolves
-    /// with their positions once all are durable. When the caller is the log's only appender
-    /// their indexes are therefore consecutive, starting just after the last record it queued:
-    /// an engine can name a record's index (to link to it) before the record is durable.
+    /// Appends `records` (at least one) in order, queued back to back with no await between
+    /// them, and resolves once all are durable with the position of the last. Only that record
+    /// is answered: the log makes records durable in queue order, so its answer covers the
+    /// rest, and a batch costs one wake-up, not one per record. When the caller is the log's
+    /// only appender the indexes are consecutive, starting just after the last record it
+    /// queued: an engine can name a record's index (to link to it) before it is durable.
     /// At most `appends_pending_max` records (`BatchTooLarge` otherwise); waits for room.
-    pub async fn append_batch(
-        &self,
-        records: Vec<NewRecord>,
-    ) -> Result<Vec<Position>, AppendError> {
+    pub async fn append_batch(&self, records: Vec<NewRecord>) -> Result<Position, AppendError> {
         let count = self.check_batch(&records)?;
         let permits = Arc::clone(&self.permits)
             .acquire_many_owned(count)
@@ -698,6 +716,9 @@ impl Log {
     }
 
     fn check_batch(&self, records: &[NewRecord]) -> Result<u32, AppendError> {
+        if records.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
         let max = self.shared.config.appends_pending_max;
         let too_large = AppendError::BatchTooLarge {
             records: records.len(),
@@ -718,15 +739,20 @@ impl Log {
         mut permits: OwnedSemaphorePermit,
     ) -> Result<PendingBatch, AppendError> {
         let queued_at = std::time::Instant::now();
-        let mut answers = Vec::with_capacity(records.len());
-        for record in records {
+        let count = records.len();
+        let (reply, answer) = oneshot::channel();
+        let mut reply = Some(reply);
+        for (position, record) in records.into_iter().enumerate() {
             let permit = permits
                 .split(1)
                 .expect("one permit was acquired for each record");
-            let (reply, answer) = oneshot::channel();
             let request = AppendRequest {
                 record,
-                reply,
+                reply: if position + 1 == count {
+                    reply.take()
+                } else {
+                    None
+                },
                 _permit: permit,
                 queued_at,
             };
@@ -737,9 +763,11 @@ impl Log {
                 );
                 return Err(AppendError::Closed);
             }
-            answers.push(answer);
         }
-        Ok(PendingBatch { answers })
+        Ok(PendingBatch {
+            last: answer,
+            records: count,
+        })
     }
 
     /// [`Log::append`] for callers outside an async runtime: blocks the calling thread.

@@ -356,7 +356,9 @@ impl Writer {
         }
         self.missed_previous = self.queue.len() + usize::from(self.carry.is_some());
         for (request, header, _) in self.run.drain(..) {
-            let _ = request.reply.send(Ok(header.position));
+            if let Some(reply) = request.reply {
+                let _ = reply.send(Ok(header.position));
+            }
         }
         self.request_checkpoint_if_due();
     }
@@ -404,7 +406,10 @@ impl Writer {
 }
 
 fn reply_failed(request: AppendRequest, cause: &Arc<io::Error>) {
-    let _ = request.reply.send(Err(AppendError::FailStop {
+    let Some(reply) = request.reply else {
+        return;
+    };
+    let _ = reply.send(Err(AppendError::FailStop {
         cause: Arc::clone(cause),
     }));
 }

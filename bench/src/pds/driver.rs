@@ -1,0 +1,282 @@
+//! The load the PDS benchmark drives: tasks on every shard's own runtime (as the network's
+//! connections will be), each with one request outstanding at a time, until a deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+use spine_core::access::directory_file::demo_ids;
+use spine_core::access::{Caller, Justification};
+use spine_core::engine::EngineHandle;
+use spine_core::pds::search::{DateRange, SearchQuery};
+use spine_core::pds::synthetic::{SplitMix64, patient_at};
+use spine_core::request::{Operation, Reply, Request, Response};
+use spine_core::{NhsNumber, Patient};
+use uuid::Uuid;
+
+/// What one kind of request the benchmark sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// Load every patient of the population (each task loads its share once).
+    Load,
+    /// Retrieve a random patient.
+    Retrieve,
+    /// Update a patient of the task's own share (so updates never conflict).
+    Update,
+    /// Search by family name and birth date.
+    SearchExact,
+    /// Fuzzy search by given name, a misspelt family name and birth date.
+    SearchFuzzy,
+}
+
+/// The population the tasks work on.
+pub struct Population {
+    pub seed: u64,
+    pub numbers: Vec<NhsNumber>,
+}
+
+/// What the tasks of one case measured together.
+pub struct Measured {
+    pub completed: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    pub latency: Histogram<u64>,
+}
+
+fn caller() -> Caller {
+    Caller {
+        user: demo_ids::GP,
+        role_profile: "gp-riverside".into(),
+        asid: demo_ids::SYSTEM_ASID,
+    }
+}
+
+/// Request ids are unique per task and request: (task, sequence).
+fn request(id: Uuid, operation: Operation) -> Request {
+    Request {
+        id,
+        caller: caller(),
+        justification: Justification::None,
+        operation,
+    }
+}
+
+/// Patients in the benchmark are registered at the demo GP's practice, so its updates have a
+/// legitimate relationship.
+pub fn benchmark_patient(population: &Population, index: usize) -> Patient {
+    let mut patient = patient_at(population.seed, index as u64, population.numbers[index]);
+    patient.general_practitioner = Some("Y90001".parse().expect("demo practice code"));
+    patient
+}
+
+fn exact_query(patient: &Patient) -> SearchQuery {
+    let mut query = SearchQuery::new();
+    query.family = Some(patient.names[0].family.as_str().into());
+    query.birth_date = patient.birth_date.map(DateRange::on);
+    query
+}
+
+fn fuzzy_query(patient: &Patient) -> SearchQuery {
+    let mut query = SearchQuery::new();
+    // A common misspelling: a doubled last letter sounds the same.
+    let family = &patient.names[0].family;
+    let misspelt = format!("{family}{}", family.chars().last().unwrap_or('e'));
+    query.family = Some(misspelt.as_str().into());
+    query.given = patient.names[0]
+        .given
+        .first()
+        .map(|given| given.as_str().into());
+    query.birth_date = patient.birth_date.map(DateRange::on);
+    query.fuzzy = true;
+    query
+}
+
+/// One task's share of the work, prepared before the clock starts.
+enum Work {
+    /// The indexes of the task's share, generated as they are loaded (so the driver holds no
+    /// copy of the population while memory is measured).
+    Load(Vec<usize>),
+    Retrieve,
+    Update(Vec<(Patient, u32)>),
+    Search(Vec<Operation>),
+}
+
+fn prepare(case: Case, population: &Population, task: usize, tasks: usize, pool: usize) -> Work {
+    let share = || (task..population.numbers.len()).step_by(tasks);
+    match case {
+        Case::Load => Work::Load(share().collect()),
+        Case::Retrieve => Work::Retrieve,
+        Case::Update => Work::Update(
+            share()
+                .map(|index| benchmark_patient(population, index))
+                // A restricted patient's location fields cannot be changed by an update.
+                .filter(|patient| !patient.restricted)
+                .take(pool / tasks + 1)
+                .map(|patient| (patient, 1))
+                .collect(),
+        ),
+        Case::SearchExact | Case::SearchFuzzy => {
+            let mut random = SplitMix64::new(task as u64 + 1);
+            let operations = (0..pool / tasks + 1)
+                .map(|_| {
+                    let index = random.below(population.numbers.len() as u64) as usize;
+                    let patient = benchmark_patient(population, index);
+                    let query = if case == Case::SearchExact {
+                        exact_query(&patient)
+                    } else {
+                        fuzzy_query(&patient)
+                    };
+                    Operation::PdsSearch { query }
+                })
+                .collect();
+            Work::Search(operations)
+        }
+    }
+}
+
+struct TaskResult {
+    completed: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latency: Histogram<u64>,
+}
+
+fn check(response: &Response, case: Case) -> Result<(), String> {
+    match (response, case) {
+        (Ok(Reply::Patient(_)), Case::Load | Case::Retrieve | Case::Update) => Ok(()),
+        (Ok(Reply::Matches(found)), Case::SearchExact | Case::SearchFuzzy) if !found.is_empty() => {
+            Ok(())
+        }
+        (Ok(Reply::Matches(_)), _) => Err("a search found nothing".into()),
+        (Err(refusal), _) => Err(refusal.to_string()),
+        (Ok(other), _) => Err(format!("unexpected reply {other:?}")),
+    }
+}
+
+async fn run_task(
+    engine: EngineHandle,
+    population: Arc<Population>,
+    case: Case,
+    work: Work,
+    task: usize,
+    deadline: Instant,
+) -> TaskResult {
+    let mut result = TaskResult {
+        completed: 0,
+        errors: 0,
+        first_error: None,
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+    };
+    let mut random = SplitMix64::new(0xBE4C_0000 + task as u64);
+    let mut work = work;
+    let mut position = 0usize;
+    loop {
+        if case != Case::Load && Instant::now() >= deadline {
+            break;
+        }
+        let operation = match &mut work {
+            Work::Load(indexes) => match indexes.get(position) {
+                Some(&index) => Operation::PdsLoad {
+                    patient: benchmark_patient(&population, index),
+                },
+                None => break,
+            },
+            Work::Retrieve => {
+                let index = random.below(population.numbers.len() as u64) as usize;
+                Operation::PdsRetrieve {
+                    nhs_number: population.numbers[index],
+                }
+            }
+            Work::Update(patients) => {
+                let slot = position % patients.len();
+                let (patient, version) = &mut patients[slot];
+                patient.telecom[0].value = format!("07700 9{:05}", random.below(100_000));
+                Operation::PdsUpdate {
+                    patient: patient.clone(),
+                    expected_version: *version,
+                }
+            }
+            Work::Search(operations) => operations[position % operations.len()].clone(),
+        };
+        let started = Instant::now();
+        let id = Uuid::from_u64_pair(task as u64 + 1, position as u64);
+        let response = engine.submit(request(id, operation)).await;
+        let micros = started.elapsed().as_micros().max(1) as u64;
+        result.latency.saturating_record(micros);
+        match check(&response, case) {
+            Ok(()) => {
+                result.completed += 1;
+                if let (Work::Update(patients), Ok(Reply::Patient(updated))) =
+                    (&mut work, &response)
+                {
+                    let slot = position % patients.len();
+                    patients[slot].1 = updated.version;
+                }
+            }
+            Err(error) => {
+                result.errors += 1;
+                result.first_error.get_or_insert(error);
+            }
+        }
+        position += 1;
+    }
+    result
+}
+
+/// Runs `case` with `tasks_per_shard` tasks on every shard for `duration` (a load runs until
+/// every patient is loaded).
+pub fn run(
+    engine: &EngineHandle,
+    population: &Arc<Population>,
+    case: Case,
+    tasks_per_shard: usize,
+    duration: Duration,
+) -> Result<Measured> {
+    let shards = engine.shard_count();
+    let tasks = shards * tasks_per_shard;
+    /// Distinct requests prepared for the update and search cases, over all tasks.
+    const POOL: usize = 20_000;
+    let works: Vec<Work> = (0..tasks)
+        .map(|task| prepare(case, population, task, tasks, POOL))
+        .collect();
+    let started = Instant::now();
+    let deadline = started + duration.min(Duration::from_secs(7 * 24 * 3600));
+    let handles: Vec<_> = works
+        .into_iter()
+        .enumerate()
+        .map(|(task, work)| {
+            let runtime = engine.runtime(task % shards);
+            runtime.spawn(run_task(
+                engine.clone(),
+                Arc::clone(population),
+                case,
+                work,
+                task,
+                deadline,
+            ))
+        })
+        .collect();
+    let mut measured = Measured {
+        completed: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+    };
+    for handle in handles {
+        let result = pollster::block_on(handle).context("a benchmark task panicked")?;
+        measured.completed += result.completed;
+        measured.errors += result.errors;
+        if measured.first_error.is_none() {
+            measured.first_error = result.first_error;
+        }
+        measured
+            .latency
+            .add(&result.latency)
+            .context("merging latency histograms")?;
+    }
+    measured.elapsed = started.elapsed();
+    Ok(measured)
+}

@@ -1,0 +1,264 @@
+//! `spine-bench pds`: the engine in process with audit on, on all shards: a synthetic
+//! population is loaded, then retrieve, update, exact search and fuzzy search each run for a
+//! fixed time, every request durable and audited before it is answered.
+//!
+//! Memory is read from the process's anonymous resident memory (the heap; not the log's
+//! file-backed maps). Index bytes per patient: its growth over the load, plus the primary
+//! tables (sized for the population when the engine starts), divided by the patients; the
+//! engine's fixed start-up cost is reported apart, and so is all memory per patient.
+
+mod driver;
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use clap::Args;
+use serde::Serialize;
+use spine_core::engine::{Engine, EngineConfig};
+use spine_core::pds::synthetic::nhs_numbers;
+use spine_storage::BackendChoice;
+
+use crate::machine;
+use driver::{Case, Population};
+
+/// Arguments of `spine-bench pds`.
+#[derive(Args, Debug)]
+pub struct PdsArgs {
+    /// Patients in the synthetic population.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    patients: usize,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Directory in which the engine gets a fresh data directory, deleted afterwards. It must
+    /// be on the disk to measure.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+
+    /// Seconds each case runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    seconds: f64,
+
+    /// Shards (default: one per core).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+
+    /// Requests outstanding at once, over all shards.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    concurrency: usize,
+
+    /// The population's seed.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+
+    /// Cases to run, comma-separated (default: all).
+    #[arg(long, value_name = "CASES", value_delimiter = ',',
+          default_values_t = ["pds_retrieve".to_owned(), "pds_update".to_owned(),
+                              "pds_search_exact".to_owned(), "pds_search_fuzzy".to_owned()])]
+    cases: Vec<String>,
+
+    /// io backend of the shards' logs.
+    #[arg(long, value_name = "BACKEND", default_value = "auto")]
+    backend: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    engine: &'static str,
+    case: &'static str,
+    ops_per_s: f64,
+    p50_us: u64,
+    p99_us: u64,
+    completed: u64,
+    errors: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    machine: String,
+    patients: usize,
+    shards: usize,
+    concurrency: usize,
+    load_per_s: f64,
+    index_bytes_per_patient: f64,
+    primary_index_bytes_per_patient: f64,
+    memory_bytes_per_patient: f64,
+    engine_fixed_bytes: u64,
+    results: Vec<Row>,
+}
+
+/// Anonymous resident memory of this process, in bytes (`RssAnon` in `/proc/self/status`).
+fn anonymous_rss() -> Result<u64> {
+    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("RssAnon:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .context("no RssAnon line in /proc/self/status")?;
+    Ok(kib * 1024)
+}
+
+fn backend(name: &str) -> Result<BackendChoice> {
+    Ok(match name {
+        "auto" => BackendChoice::Auto,
+        "io-uring" | "io_uring" => BackendChoice::IoUring,
+        "portable" => BackendChoice::Portable,
+        other => anyhow::bail!("unknown backend {other:?}: auto, io-uring or portable"),
+    })
+}
+
+fn row(case: &'static str, measured: &driver::Measured) -> Row {
+    Row {
+        engine: "spine",
+        case,
+        ops_per_s: (measured.completed as f64 / measured.elapsed.as_secs_f64()).round(),
+        p50_us: measured.latency.value_at_quantile(0.5),
+        p99_us: measured.latency.value_at_quantile(0.99),
+        completed: measured.completed,
+        errors: measured.errors,
+    }
+}
+
+/// Runs the PDS benchmark.
+pub fn run(args: &PdsArgs) -> Result<()> {
+    ensure!(args.patients > 0, "--patients must be at least 1");
+    ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    let base = fs::canonicalize(&args.dir)
+        .with_context(|| format!("bench directory {}", args.dir.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("spine-bench-pds-")
+        .tempdir_in(&base)
+        .context("creating the data directory")?;
+    let machine = machine::describe(dir.path());
+    eprintln!("machine: {}", machine.summary);
+
+    let mut config = EngineConfig::new(dir.path());
+    if let Some(shards) = args.shards {
+        config.shards = shards;
+    }
+    config.backend = backend(&args.backend)?;
+    config.expected_keys_per_shard = (args.patients * 2 / config.shards).next_power_of_two();
+    let shards = config.shards;
+    let tasks_per_shard = args.concurrency.div_ceil(shards);
+
+    let numbers: Vec<_> = nhs_numbers().take(args.patients).collect();
+    let population = Arc::new(Population {
+        seed: args.seed,
+        numbers,
+    });
+    let memory_before = anonymous_rss()?;
+    let engine = Engine::start(config).context("starting the engine")?;
+    let handle = engine.handle();
+    let memory_started = anonymous_rss()?;
+    eprintln!(
+        "engine started: {:.1} MiB of anonymous memory before any patient",
+        memory_started.saturating_sub(memory_before) as f64 / f64::from(1 << 20)
+    );
+
+    eprintln!("loading {} patients on {shards} shards", args.patients);
+    let load = driver::run(
+        &handle,
+        &population,
+        Case::Load,
+        tasks_per_shard,
+        Duration::MAX,
+    )?;
+    ensure!(
+        load.errors == 0,
+        "{} loads failed, the first: {}",
+        load.errors,
+        load.first_error.unwrap_or_default()
+    );
+    let load_per_s = load.completed as f64 / load.elapsed.as_secs_f64();
+    eprintln!(
+        "loaded at {load_per_s:.0}/s in {:.1} s",
+        load.elapsed.as_secs_f64()
+    );
+    let stats = handle.stats();
+    let memory_after = anonymous_rss()?;
+    let primary: usize = stats.iter().map(|shard| shard.primary_index_bytes).sum();
+    // The primary tables were sized for the population when the engine started; everything
+    // else the load added (secondary indexes, the log's record offsets, allocator slack) is
+    // the growth since then. The engine's fixed start-up cost (queues, buffers, outcome rings,
+    // runtimes) is reported apart.
+    let per_patient = |bytes: u64| bytes as f64 / args.patients as f64;
+    let index_bytes_per_patient =
+        per_patient(memory_after.saturating_sub(memory_started) + primary as u64);
+    let memory_bytes_per_patient = per_patient(memory_after.saturating_sub(memory_before));
+    let primary_index_bytes_per_patient = per_patient(primary as u64);
+    let engine_fixed_bytes = memory_started
+        .saturating_sub(memory_before)
+        .saturating_sub(primary as u64);
+    eprintln!(
+        "memory: {index_bytes_per_patient:.0} index bytes/patient \
+         ({primary_index_bytes_per_patient:.0} in primary indexes); \
+         {memory_bytes_per_patient:.0} bytes/patient in all, with {:.1} MiB fixed",
+        engine_fixed_bytes as f64 / f64::from(1 << 20)
+    );
+
+    let duration = Duration::from_secs_f64(args.seconds);
+    let mut results = Vec::new();
+    let all = [
+        (Case::Retrieve, "pds_retrieve"),
+        (Case::Update, "pds_update"),
+        (Case::SearchExact, "pds_search_exact"),
+        (Case::SearchFuzzy, "pds_search_fuzzy"),
+    ];
+    for wanted in &args.cases {
+        ensure!(
+            all.iter().any(|(_, name)| name == wanted),
+            "unknown case {wanted:?}: pds_retrieve, pds_update, pds_search_exact or pds_search_fuzzy"
+        );
+    }
+    for (case, name) in all {
+        if !args.cases.iter().any(|wanted| wanted == name) {
+            continue;
+        }
+        let measured = driver::run(&handle, &population, case, tasks_per_shard, duration)?;
+        let row = row(name, &measured);
+        eprintln!(
+            "{name:<18} {:>10.0}/s  p50 {:>6} us  p99 {:>6} us  errors {}{}",
+            row.ops_per_s,
+            row.p50_us,
+            row.p99_us,
+            row.errors,
+            measured
+                .first_error
+                .map(|error| format!(" (first: {error})"))
+                .unwrap_or_default()
+        );
+        results.push(row);
+    }
+    drop(handle);
+    engine.shutdown().context("stopping the engine")?;
+
+    let report = Report {
+        machine: machine.summary,
+        patients: args.patients,
+        shards,
+        concurrency: args.concurrency,
+        load_per_s: load_per_s.round(),
+        index_bytes_per_patient: index_bytes_per_patient.round(),
+        primary_index_bytes_per_patient: primary_index_bytes_per_patient.round(),
+        memory_bytes_per_patient: memory_bytes_per_patient.round(),
+        engine_fixed_bytes,
+        results,
+    };
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
+        fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
