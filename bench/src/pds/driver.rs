@@ -34,6 +34,19 @@ pub enum Case {
 pub struct Population {
     pub seed: u64,
     pub numbers: Vec<NhsNumber>,
+    /// With home routing, the population's indexes by home shard: each task then asks only
+    /// for patients of the shard it runs on.
+    pub by_shard: Option<Vec<Arc<Vec<u32>>>>,
+}
+
+impl Population {
+    /// Indexes `task` (of `tasks`, spread round-robin over `shards`) may pick from: all, or
+    /// those at home on the task's shard.
+    fn candidates(&self, task: usize, shards: usize) -> Option<Arc<Vec<u32>>> {
+        self.by_shard
+            .as_ref()
+            .map(|by_shard| Arc::clone(&by_shard[task % shards]))
+    }
 }
 
 /// What the tasks of one case measured together.
@@ -98,24 +111,42 @@ enum Work {
     /// The indexes of the task's share, generated as they are loaded (so the driver holds no
     /// copy of the population while memory is measured).
     Load(Vec<usize>),
-    Retrieve,
+    /// Random patients: from everyone, or from the given indexes.
+    Retrieve(Option<Arc<Vec<u32>>>),
     Update(Vec<(Patient, u32)>),
     Search(Vec<Operation>),
 }
 
-fn prepare(case: Case, population: &Population, task: usize, tasks: usize, pool: usize) -> Work {
+fn prepare(
+    case: Case,
+    population: &Population,
+    task: usize,
+    tasks: usize,
+    shards: usize,
+    pool: usize,
+) -> Work {
     let share = || (task..population.numbers.len()).step_by(tasks);
     match case {
         Case::Load => Work::Load(share().collect()),
-        Case::Retrieve => Work::Retrieve,
+        Case::Retrieve => Work::Retrieve(population.candidates(task, shards)),
         Case::Update => Work::Update(
-            share()
-                .map(|index| benchmark_patient(population, index))
-                // A restricted patient's location fields cannot be changed by an update.
-                .filter(|patient| !patient.restricted)
-                .take(pool / tasks + 1)
-                .map(|patient| (patient, 1))
-                .collect(),
+            match population.candidates(task, shards) {
+                // Tasks on one shard split its patients between them.
+                Some(home) => home
+                    .iter()
+                    .skip(task / shards)
+                    .step_by(tasks.div_ceil(shards))
+                    .map(|&index| index as usize)
+                    .collect::<Vec<_>>(),
+                None => share().collect(),
+            }
+            .into_iter()
+            .map(|index| benchmark_patient(population, index))
+            // A restricted patient's location fields cannot be changed by an update.
+            .filter(|patient| !patient.restricted)
+            .take(pool / tasks + 1)
+            .map(|patient| (patient, 1))
+            .collect(),
         ),
         Case::SearchExact | Case::SearchFuzzy => {
             let mut random = SplitMix64::new(task as u64 + 1);
@@ -183,8 +214,11 @@ async fn run_task(
                 },
                 None => break,
             },
-            Work::Retrieve => {
-                let index = random.below(population.numbers.len() as u64) as usize;
+            Work::Retrieve(candidates) => {
+                let index = match candidates {
+                    Some(home) => home[random.below(home.len() as u64) as usize] as usize,
+                    None => random.below(population.numbers.len() as u64) as usize,
+                };
                 Operation::PdsRetrieve {
                     nhs_number: population.numbers[index],
                 }
@@ -239,7 +273,7 @@ pub fn run(
     /// Distinct requests prepared for the update and search cases, over all tasks.
     const POOL: usize = 20_000;
     let works: Vec<Work> = (0..tasks)
-        .map(|task| prepare(case, population, task, tasks, POOL))
+        .map(|task| prepare(case, population, task, tasks, shards, POOL))
         .collect();
     let started = Instant::now();
     let deadline = started + duration.min(Duration::from_secs(7 * 24 * 3600));

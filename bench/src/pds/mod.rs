@@ -62,6 +62,13 @@ pub struct PdsArgs {
                               "pds_search_exact".to_owned(), "pds_search_fuzzy".to_owned()])]
     cases: Vec<String>,
 
+    /// Which patients a benchmark task asks for: `any` (uniformly from everyone, so most
+    /// requests cross to another shard, as network traffic arriving on any core does) or
+    /// `home` (only patients of the shard the task runs on, as a shard-aware client would).
+    /// Searches always go to every shard.
+    #[arg(long, value_name = "ROUTING", default_value = "any")]
+    routing: String,
+
     /// io backend of the shards' logs.
     #[arg(long, value_name = "BACKEND", default_value = "auto")]
     backend: String,
@@ -84,6 +91,7 @@ struct Report {
     patients: usize,
     shards: usize,
     concurrency: usize,
+    routing: String,
     load_per_s: f64,
     index_bytes_per_patient: f64,
     primary_index_bytes_per_patient: f64,
@@ -154,9 +162,21 @@ pub fn run(args: &PdsArgs) -> Result<()> {
     let tasks_per_shard = args.concurrency.div_ceil(shards);
 
     let numbers: Vec<_> = nhs_numbers().take(args.patients).collect();
+    let by_shard = match args.routing.as_str() {
+        "any" => None,
+        "home" => {
+            let mut by_shard = vec![Vec::new(); shards];
+            for (index, number) in numbers.iter().enumerate() {
+                by_shard[spine_core::shard::shard_of(number.value(), shards)].push(index as u32);
+            }
+            Some(by_shard.into_iter().map(Arc::new).collect())
+        }
+        other => anyhow::bail!("unknown routing {other:?}: any or home"),
+    };
     let population = Arc::new(Population {
         seed: args.seed,
         numbers,
+        by_shard,
     });
     let memory_before = anonymous_rss()?;
     let engine = Engine::start(config).context("starting the engine")?;
@@ -226,7 +246,21 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         if !args.cases.iter().any(|wanted| wanted == name) {
             continue;
         }
+        let before = handle.stats();
         let measured = driver::run(&handle, &population, case, tasks_per_shard, duration)?;
+        let after = handle.stats();
+        let total = |stats: &[spine_core::engine::ShardStats],
+                     field: fn(&spine_core::engine::ShardStats) -> u64|
+         -> u64 { stats.iter().map(field).sum() };
+        let batches = total(&after, |s| s.batches) - total(&before, |s| s.batches);
+        let records = total(&after, |s| s.records_written) - total(&before, |s| s.records_written);
+        let bytes = total(&after, |s| s.bytes_written) - total(&before, |s| s.bytes_written);
+        eprintln!(
+            "{name:<18} log: {batches} batches, {:.0} records and {:.0} KiB a batch, {:.0} bytes a request",
+            records as f64 / batches.max(1) as f64,
+            bytes as f64 / batches.max(1) as f64 / 1024.0,
+            bytes as f64 / measured.completed.max(1) as f64
+        );
         let row = row(name, &measured);
         eprintln!(
             "{name:<18} {:>10.0}/s  p50 {:>6} us  p99 {:>6} us  errors {}{}",
@@ -249,6 +283,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         patients: args.patients,
         shards,
         concurrency: args.concurrency,
+        routing: args.routing.clone(),
         load_per_s: load_per_s.round(),
         index_bytes_per_patient: index_bytes_per_patient.round(),
         primary_index_bytes_per_patient: primary_index_bytes_per_patient.round(),

@@ -106,6 +106,12 @@ pub struct ShardStats {
     pub records: u64,
     /// Bytes of memory the primary index uses.
     pub primary_index_bytes: usize,
+    /// Log batches (one write and flush each) since the engine started.
+    pub batches: u64,
+    /// Records written since the engine started.
+    pub records_written: u64,
+    /// Bytes written since the engine started.
+    pub bytes_written: u64,
 }
 
 impl Engine {
@@ -313,10 +319,16 @@ impl EngineHandle {
     pub fn stats(&self) -> Vec<ShardStats> {
         self.shards
             .iter()
-            .map(|link| ShardStats {
-                keys: link.log.key_count(),
-                records: link.log.last_position().index,
-                primary_index_bytes: link.log.primary_index_bytes(),
+            .map(|link| {
+                let log = link.log.stats();
+                ShardStats {
+                    keys: link.log.key_count(),
+                    records: link.log.last_position().index,
+                    primary_index_bytes: link.log.primary_index_bytes(),
+                    batches: log.batches,
+                    records_written: log.records,
+                    bytes_written: log.bytes,
+                }
             })
             .collect()
     }

@@ -115,6 +115,10 @@ impl SecondaryKeys for ShardIndexes {
         INDEX_COUNT
     }
 
+    fn may_have_keys(&self, key: u64) -> bool {
+        matches!(key >> NAMESPACE_SHIFT, NAMESPACE_PATIENT | NAMESPACE_ALERT)
+    }
+
     fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>) {
         secondary_keys(record.kind(), record.payload(), out);
     }

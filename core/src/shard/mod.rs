@@ -472,6 +472,22 @@ impl<S: Store> Context<'_, S> {
             .map_err(unavailable)
     }
 
+    /// The log index of the latest record under `key` (overlay first), without reading it. A
+    /// read failure leaves the link out (0) rather than refuse the request: the link only
+    /// speeds up the trail query, and the event itself is still chained.
+    fn latest_index(&self, key: Key) -> Option<u64> {
+        if let Some(pending) = self.shard.pending.get(&key) {
+            return Some(pending.index);
+        }
+        match self.store.index_of(key) {
+            Ok(index) => index,
+            Err(error) => {
+                tracing::error!(%error, "reading an audit link");
+                None
+            }
+        }
+    }
+
     /// The organisation the caller acts for, as audit events name it.
     fn caller_organisation(&self, caller: &Caller) -> String {
         self.shard
@@ -514,11 +530,7 @@ impl<S: Store> Context<'_, S> {
         };
         // Link to the patient's previous event, so their trail is read newest first.
         let previous = match patient {
-            Some(patient) => self
-                .latest(keys::audit_key(patient), |index, _| index)
-                .ok()
-                .flatten()
-                .unwrap_or(0),
+            Some(patient) => self.latest_index(keys::audit_key(patient)).unwrap_or(0),
             None => 0,
         };
         let mut payload = Vec::with_capacity(256);

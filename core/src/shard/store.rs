@@ -26,6 +26,9 @@ pub trait Store {
     fn get<T>(&self, key: Key, visit: impl FnOnce(Stored<'_>) -> T)
     -> Result<Option<T>, ReadError>;
 
+    /// The log index of `key`'s latest record, if it has one (without reading the record).
+    fn index_of(&self, key: Key) -> Result<Option<u64>, ReadError>;
+
     /// Calls `visit` with the record at log index `index`, if there is one.
     fn read<T>(
         &self,
@@ -55,6 +58,10 @@ impl Store for Log {
                 payload: view.payload(),
             })
         })
+    }
+
+    fn index_of(&self, key: Key) -> Result<Option<u64>, ReadError> {
+        Log::index_of(self, key)
     }
 
     fn read<T>(
@@ -146,6 +153,10 @@ impl Store for MemoryStore {
             .get(&key)
             .and_then(|&index| self.stored(index))
             .map(visit))
+    }
+
+    fn index_of(&self, key: Key) -> Result<Option<u64>, ReadError> {
+        Ok(self.latest.get(&key).copied())
     }
 
     fn read<T>(

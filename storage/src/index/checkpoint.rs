@@ -20,7 +20,8 @@ use crate::log::segment::sync_dir;
 /// First bytes of a checkpoint file.
 pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"SPINECKP";
 /// Version of the checkpoint layout.
-pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+/// 2: slots placed by the key without its top byte (older checkpoints are ignored).
+pub(crate) const CHECKPOINT_VERSION: u32 = 2;
 const SUFFIX: &str = ".ckpt";
 const TEMPORARY_SUFFIX: &str = ".ckpt.tmp";
 

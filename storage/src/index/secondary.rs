@@ -61,6 +61,13 @@ pub trait SecondaryKeys: Send + Sync + 'static {
     /// How many secondary indexes there are.
     fn index_count(&self) -> usize;
 
+    /// Whether records under `key` may carry secondary keys. `false` spares the log a read of
+    /// the record a write replaces (to remove its keys); it must hold for every record ever
+    /// written under `key`. Default: true.
+    fn may_have_keys(&self, _key: u64) -> bool {
+        true
+    }
+
     /// Appends the secondary keys of `record` (a keyed record that is not a delete) to `out`.
     /// A key longer than [`SECONDARY_KEY_BYTES_MAX`] is a bug in the extractor: the log
     /// panics rather than index it wrongly.

@@ -821,6 +821,16 @@ impl Log {
         }
     }
 
+    /// The log index of `key`'s latest record, without reading or verifying the record beyond
+    /// its header (for links between records); `Ok(None)` if the key has none.
+    pub fn index_of(&self, key: Key) -> Result<Option<u64>, ReadError> {
+        let state = self.shared.state.read();
+        match state.primary.get(key.get()) {
+            Some(location) => state.index_at(location, key.get()).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Looks up many keys at once, calling `visit(i, record)` for `keys[i]` in order. Faster than
     /// [`Log::get`] in a loop: one lock for the batch, and the index slots and records of a group
     /// of keys are prefetched together so their cache misses overlap.

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use super::record::{self, Position, RecordHeader};
 use super::segment::Segment;
 use super::{ReadError, RecordView};
-use crate::format::{RECORD_FLAG_DELETE, SEGMENT_HEADER_SIZE};
+use crate::format::{
+    RECORD_FLAG_DELETE, RECORD_HEADER_SIZE, RECORD_INDEX_OFFSET, RECORD_KEY_OFFSET,
+    SEGMENT_HEADER_SIZE,
+};
 use crate::index::Location;
 use crate::index::primary::PrimaryIndex;
 use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
@@ -97,7 +100,9 @@ impl State {
         } else {
             self.primary.insert(header.key, location)
         };
-        if self.secondary.index_count() == 0 {
+        // A key whose records never carry secondary keys needs no look at the record it
+        // replaces (a random read, and a checksum, per write).
+        if self.secondary.index_count() == 0 || !extractor.may_have_keys(header.key) {
             return Ok(());
         }
         if let Some(previous) = previous {
@@ -141,6 +146,32 @@ impl State {
             segment: segment as u32,
             offset,
         })
+    }
+
+    /// The log index of the record at `location`, read from its header without verifying the
+    /// record; `Corrupt` if the header does not name `key`.
+    pub(crate) fn index_at(&self, location: Location, key: u64) -> Result<u64, ReadError> {
+        let segment = &self.segments[location.segment as usize];
+        let corrupt = |reason: &'static str| ReadError::Corrupt {
+            segment: segment.path.clone(),
+            offset: u64::from(location.offset),
+            reason,
+        };
+        let bytes = segment
+            .record_bytes(location.offset as usize)
+            .filter(|bytes| bytes.len() >= RECORD_HEADER_SIZE)
+            .ok_or_else(|| corrupt("record runs past the end of the segment"))?;
+        let field = |offset: usize| {
+            u64::from_le_bytes(
+                bytes[offset..offset + 8]
+                    .try_into()
+                    .expect("eight bytes inside the header"),
+            )
+        };
+        if field(RECORD_KEY_OFFSET) != key {
+            return Err(corrupt("the indexed record has another key"));
+        }
+        Ok(field(RECORD_INDEX_OFFSET))
     }
 
     /// Verifies and returns the record at `location` (pair assertion: the CRC was checked before
