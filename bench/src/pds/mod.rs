@@ -69,6 +69,15 @@ pub struct PdsArgs {
     #[arg(long, value_name = "ROUTING", default_value = "any")]
     routing: String,
 
+    /// How long a shard's log batch may wait for more records, in microseconds (default: the
+    /// engine's).
+    #[arg(long, value_name = "MICROSECONDS")]
+    batch_delay_us: Option<u64>,
+
+    /// Turns whose batch may be in flight at once on one shard (default: the engine's).
+    #[arg(long, value_name = "N")]
+    turns_in_flight: Option<usize>,
+
     /// io backend of the shards' logs.
     #[arg(long, value_name = "BACKEND", default_value = "auto")]
     backend: String,
@@ -157,6 +166,12 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         config.shards = shards;
     }
     config.backend = backend(&args.backend)?;
+    if let Some(micros) = args.batch_delay_us {
+        config.batch_delay = Duration::from_micros(micros);
+    }
+    if let Some(turns) = args.turns_in_flight {
+        config.turns_in_flight_max = turns;
+    }
     config.expected_keys_per_shard = (args.patients * 2 / config.shards).next_power_of_two();
     let shards = config.shards;
     let tasks_per_shard = args.concurrency.div_ceil(shards);

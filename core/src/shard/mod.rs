@@ -45,7 +45,7 @@ use crate::pds::search::{Score, SearchQuery};
 use crate::request::{ErrorCode, Refusal, Request, Response};
 use alerts::AlertRecord;
 use meta::ShardMeta;
-use outcomes::{OutcomeRecord, OutcomeSlots, WriteOutcome};
+use outcomes::{OutcomeRecord, OutcomeSlots, WriteOutcome, Written};
 use store::Store;
 
 /// The home shard of a key (an NHS number's value, a request id's low bits): a multiplicative
@@ -593,22 +593,63 @@ impl<S: Store> Context<'_, S> {
                 ),
             )));
         }
-        Some(record.outcome.map(crate::request::Reply::Patient))
+        Some(match record.outcome {
+            Ok(written) => self
+                .written_patient(written)
+                .map(crate::request::Reply::Patient),
+            Err(refusal) => Err(refusal),
+        })
+    }
+
+    /// The record a write produced, as it was disclosed then.
+    fn written_patient(&self, written: Written) -> Result<crate::pds::patient::Patient, Refusal> {
+        let key = keys::patient_key(written.nhs_number);
+        let decode = |payload: &[u8]| crate::pds::patient::Patient::decode(payload);
+        let found = match self.shard.pending.get(&key) {
+            Some(pending) if pending.index == written.index => Some(decode(&pending.payload)),
+            _ => self
+                .store
+                .read(written.index, |stored| decode(stored.payload))
+                .map_err(unavailable)?,
+        };
+        match found {
+            Some(Ok(patient)) => Ok(patient.into_disclosable()),
+            Some(Err(error)) => Err(unavailable(format!(
+                "the record written at {} does not decode: {error}",
+                written.index
+            ))),
+            None => Err(unavailable(format!(
+                "the record written at {} is missing",
+                written.index
+            ))),
+        }
     }
 
     /// Stores a write's outcome in the ring (after the write's own records) and returns it.
     fn remember(&mut self, request: &Request, outcome: WriteOutcome) -> Response {
-        if matches!(&outcome, Err(refusal) if refusal.code == ErrorCode::ServiceUnavailable) {
+        if let Err(refusal) = &outcome
+            && refusal.code == ErrorCode::ServiceUnavailable
+        {
             // Not executed: a retry should try again.
-            return outcome.map(crate::request::Reply::Patient);
+            return Err(refusal.clone());
         }
         let sequence = self.shard.meta.outcome_sequence;
         self.shard.meta.outcome_sequence += 1;
+        let (response, stored) = match outcome {
+            Ok((patient, index)) => {
+                let written = Written {
+                    nhs_number: patient.nhs_number,
+                    index,
+                };
+                (Ok(crate::request::Reply::Patient(patient)), Ok(written))
+            }
+            Err(refusal) => (Err(refusal.clone()), Err(refusal)),
+        };
         let record = OutcomeRecord {
             request_id: request.id,
             fingerprint: Self::fingerprint(request),
             sequence,
-            outcome,
+            outcome: stored,
         };
         let slot = self.shard.outcomes.slot_of(sequence);
         self.shard.push(
@@ -616,7 +657,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(keys::outcome_key(slot), keys::KIND_OUTCOME, record.encode()),
         );
         self.shard.outcomes.insert(request.id, sequence);
-        record.outcome.map(crate::request::Reply::Patient)
+        response
     }
 }
 

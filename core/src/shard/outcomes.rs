@@ -10,13 +10,28 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::Patient;
 use crate::request::Refusal;
 
 const ENCODING_VERSION: u8 = 1;
 
-/// What a write returned.
-pub type WriteOutcome = Result<Patient, Refusal>;
+/// What a write returned: the record as disclosed and the log index it was written at.
+pub type WriteOutcome = Result<(Patient, u64), Refusal>;
+
+/// What a write's outcome record keeps: where the record it wrote is (the record itself is in
+/// the log already, so a retry reads it back rather than the ring holding a second copy), or
+/// the refusal.
+pub type StoredOutcome = Result<Written, Refusal>;
+
+/// The record a write produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    /// Whose record.
+    pub nhs_number: NhsNumber,
+    /// Its log index.
+    pub index: u64,
+}
 
 /// One stored outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +43,7 @@ pub struct OutcomeRecord {
     /// The outcome's sequence number in the shard.
     pub sequence: u64,
     /// What the request returned.
-    pub outcome: WriteOutcome,
+    pub outcome: StoredOutcome,
 }
 
 impl OutcomeRecord {

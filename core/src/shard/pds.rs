@@ -102,7 +102,7 @@ impl<S: Store> Context<'_, S> {
         let payload = patient
             .encode()
             .map_err(|error| Refusal::new(ErrorCode::InvalidValue, error))?;
-        self.shard.push(
+        let index = self.shard.push(
             self.turn,
             NewRecord::put(
                 keys::patient_key(patient.nhs_number),
@@ -118,7 +118,7 @@ impl<S: Store> Context<'_, S> {
             AuditOutcome::Allowed,
             alert.map(|(alert, _)| alert),
         );
-        Ok(patient.disclosable())
+        Ok((patient.disclosable(), index))
     }
 
     pub(super) fn retrieve(&mut self, request: &Request, nhs_number: NhsNumber) -> Response {
