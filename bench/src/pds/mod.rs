@@ -270,11 +270,19 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         let batches = total(&after, |s| s.batches) - total(&before, |s| s.batches);
         let records = total(&after, |s| s.records_written) - total(&before, |s| s.records_written);
         let bytes = total(&after, |s| s.bytes_written) - total(&before, |s| s.bytes_written);
+        let turns = total(&after, |s| s.turns) - total(&before, |s| s.turns);
+        let inputs = total(&after, |s| s.inputs) - total(&before, |s| s.inputs);
+        let busy = total(&after, |s| s.busy_nanos) - total(&before, |s| s.busy_nanos);
         eprintln!(
             "{name:<18} log: {batches} batches, {:.0} records and {:.0} KiB a batch, {:.0} bytes a request",
             records as f64 / batches.max(1) as f64,
             bytes as f64 / batches.max(1) as f64 / 1024.0,
             bytes as f64 / measured.completed.max(1) as f64
+        );
+        eprintln!(
+            "{name:<18} shards: {turns} turns, {:.0} inputs a turn, {:.0}% of their threads busy executing",
+            inputs as f64 / turns.max(1) as f64,
+            100.0 * busy as f64 / (measured.elapsed.as_nanos() as f64 * shards as f64)
         );
         let row = row(name, &measured);
         eprintln!(

@@ -24,7 +24,7 @@ use crate::access::directory_file::{self, DirectoryFileError};
 use crate::shard::keys::ShardIndexes;
 use crate::shard::{ShardConfig, ShardError, ShardState};
 pub use config::EngineConfig;
-use shard_thread::{Envelope, ShardLoop};
+use shard_thread::{Envelope, LoopCounters, ShardLoop};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,7 @@ pub enum EngineError {
 /// One shard as the rest of the engine sees it.
 #[derive(Clone)]
 struct ShardLink {
+    counters: Arc<LoopCounters>,
     inbox: Sender<Envelope>,
     wake: Arc<Notify>,
     log: Arc<Log>,
@@ -112,6 +113,12 @@ pub struct ShardStats {
     pub records_written: u64,
     /// Bytes written since the engine started.
     pub bytes_written: u64,
+    /// Turns the shard has executed.
+    pub turns: u64,
+    /// Requests (and steps of requests spanning shards) the shard has executed.
+    pub inputs: u64,
+    /// Time the shard's thread spent executing turns, in nanoseconds.
+    pub busy_nanos: u64,
 }
 
 impl Engine {
@@ -152,7 +159,9 @@ impl Engine {
             recoveries.push(report);
             let (inbox_sender, inbox) = crossbeam_channel::bounded(config.inbox_capacity);
             let wake = Arc::new(Notify::new());
+            let counters = Arc::new(LoopCounters::default());
             let shard_loop = ShardLoop {
+                counters: Arc::clone(&counters),
                 state,
                 log: Arc::clone(&log),
                 inbox,
@@ -175,6 +184,7 @@ impl Engine {
                 .map_err(|_| EngineError::Panicked(shard))?;
             threads.push(thread);
             links.push(ShardLink {
+                counters,
                 inbox: inbox_sender,
                 wake,
                 log,
@@ -328,6 +338,9 @@ impl EngineHandle {
                     batches: log.batches,
                     records_written: log.records,
                     bytes_written: log.bytes,
+                    turns: link.counters.turns.load(Ordering::Relaxed),
+                    inputs: link.counters.inputs.load(Ordering::Relaxed),
+                    busy_nanos: link.counters.busy_nanos.load(Ordering::Relaxed),
                 }
             })
             .collect()

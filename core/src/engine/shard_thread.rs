@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -39,6 +39,17 @@ struct InFlight {
     answers: Vec<(oneshot::Sender<ShardOutput>, ShardOutput)>,
 }
 
+/// What a shard's loop has done, for operators and benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct LoopCounters {
+    /// Turns executed.
+    pub(crate) turns: AtomicU64,
+    /// Inputs executed.
+    pub(crate) inputs: AtomicU64,
+    /// Time spent executing turns and queueing their batches, in nanoseconds.
+    pub(crate) busy_nanos: AtomicU64,
+}
+
 /// What the loop needs besides the shard.
 pub(crate) struct ShardLoop {
     pub(crate) state: ShardState,
@@ -47,6 +58,7 @@ pub(crate) struct ShardLoop {
     pub(crate) wake: Arc<Notify>,
     /// Set when the engine stops: drain the inbox, answer, exit.
     pub(crate) closing: Arc<AtomicBool>,
+    pub(crate) counters: Arc<LoopCounters>,
     pub(crate) turn_records_max: usize,
     pub(crate) turns_in_flight_max: usize,
 }
@@ -178,6 +190,8 @@ impl ShardLoop {
                 answers,
             };
         }
+        let started = std::time::Instant::now();
+        let input_count = inputs.len() as u64;
         let turn = self.state.execute(self.log.as_ref(), now_ms(), inputs);
         assert_eq!(turn.outputs.len(), replies.len(), "one output per input");
         let records = turn.records.len();
@@ -193,6 +207,13 @@ impl ShardLoop {
                 Err(error) => Box::pin(std::future::ready(Err(error))),
             }
         };
+        self.counters.turns.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .inputs
+            .fetch_add(input_count, Ordering::Relaxed);
+        self.counters
+            .busy_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         InFlight {
             number: turn.number,
             first_index: turn.first_index,

@@ -310,6 +310,7 @@ impl ShardState {
             first_index: self.next_index,
             records: Vec::new(),
         };
+        store.prefetch(&prefetch_keys(&inputs));
         let mut outputs = Vec::with_capacity(inputs.len());
         for input in inputs {
             let mut context = Context {
@@ -673,6 +674,27 @@ fn truncated(text: &str) -> String {
         end -= 1;
     }
     text[..end].to_owned()
+}
+
+/// The keys a turn's inputs will read first: each named patient's record and audit trail head.
+fn prefetch_keys(inputs: &[ShardInput]) -> Vec<Key> {
+    let mut keys = Vec::with_capacity(inputs.len() * 2);
+    let mut add = |patient: NhsNumber| {
+        keys.push(keys::patient_key(patient));
+        keys.push(keys::audit_key(patient));
+    };
+    for input in inputs {
+        match input {
+            ShardInput::Execute(request) => {
+                request.operation.patient().into_iter().for_each(&mut add)
+            }
+            ShardInput::Disclose { matches, .. } => {
+                matches.iter().for_each(|(patient, _)| add(*patient));
+            }
+            _ => {}
+        }
+    }
+    keys
 }
 
 /// A request id's home shard (creates and shard-less audit events go there, so a retry finds

@@ -42,6 +42,9 @@ pub trait Store {
 
     /// The index of the last durable record (0 when empty).
     fn last_index(&self) -> u64;
+
+    /// A hint that the records of `keys` are about to be read (see [`Log::prefetch`]).
+    fn prefetch(&self, _keys: &[Key]) {}
 }
 
 impl Store for Log {
@@ -85,6 +88,10 @@ impl Store for Log {
 
     fn last_index(&self) -> u64 {
         self.last_position().index
+    }
+
+    fn prefetch(&self, keys: &[Key]) {
+        Log::prefetch(self, keys);
     }
 }
 
