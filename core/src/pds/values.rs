@@ -145,10 +145,37 @@ impl FromStr for Postcode {
     }
 }
 
+impl Postcode {
+    /// Whether `text` is already in the kept form (upper case, one space before the inward
+    /// code, a valid shape), as every stored postcode is.
+    fn is_normalised(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        let Some(space) = bytes.len().checked_sub(4) else {
+            return false;
+        };
+        let (outward, rest) = bytes.split_at(space);
+        let inward = &rest[1..];
+        rest[0] == b' '
+            && (2..=4).contains(&outward.len())
+            && outward[0].is_ascii_uppercase()
+            && outward
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            && outward.iter().any(u8::is_ascii_digit)
+            && inward[0].is_ascii_digit()
+            && inward[1].is_ascii_uppercase()
+            && inward[2].is_ascii_uppercase()
+    }
+}
+
 impl TryFrom<String> for Postcode {
     type Error = ValueError;
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
+        // Records read back from the log hold normalised postcodes: keep the string as it is.
+        if Self::is_normalised(&text) {
+            return Ok(Self(text));
+        }
         text.parse()
     }
 }
@@ -219,6 +246,26 @@ impl fmt::Display for OdsCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalised_postcodes_are_kept_and_others_normalised() {
+        for text in [
+            "LS1 6AE", "M1 1AA", "SW1A 1AA", "B33 8TH", "CR2 6XH", "DN55 1PT",
+        ] {
+            assert!(Postcode::is_normalised(text), "{text}");
+            let kept = Postcode::try_from(text.to_owned()).unwrap();
+            assert_eq!(kept, text.parse::<Postcode>().unwrap());
+        }
+        for text in [
+            "ls1 6ae", "LS16AE", "LS1  6AE", "1S1 6AE", "LSA 6AE", "LS1 6A1", "L 6AE",
+        ] {
+            assert!(!Postcode::is_normalised(text), "{text}");
+        }
+        assert_eq!(
+            Postcode::try_from("ls16ae".to_owned()).unwrap().as_str(),
+            "LS1 6AE"
+        );
+    }
 
     #[test]
     fn dates_must_exist() {

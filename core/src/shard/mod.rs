@@ -158,7 +158,9 @@ pub struct Turn {
 #[derive(Clone, Debug)]
 struct Pending {
     index: u64,
-    payload: Bytes,
+    /// The payload, for records read back (patients, outcomes); `None` for audit events, of
+    /// which only the index is needed (to link the next one).
+    payload: Option<Bytes>,
     turn: u64,
 }
 
@@ -367,7 +369,7 @@ impl ShardState {
                 key,
                 Pending {
                     index,
-                    payload: record.payload.clone(),
+                    payload: (record.kind != keys::KIND_AUDIT).then(|| record.payload.clone()),
                     turn: turn.number,
                 },
             );
@@ -466,7 +468,11 @@ impl<S: Store> Context<'_, S> {
         visit: impl FnOnce(u64, &[u8]) -> T,
     ) -> Result<Option<T>, Refusal> {
         if let Some(pending) = self.shard.pending.get(&key) {
-            return Ok(Some(visit(pending.index, &pending.payload)));
+            let payload = pending
+                .payload
+                .as_ref()
+                .expect("records read back keep their payload in the overlay");
+            return Ok(Some(visit(pending.index, payload)));
         }
         self.store
             .get(key, |stored| visit(stored.index, stored.payload))
@@ -607,7 +613,11 @@ impl<S: Store> Context<'_, S> {
         let key = keys::patient_key(written.nhs_number);
         let decode = |payload: &[u8]| crate::pds::patient::Patient::decode(payload);
         let found = match self.shard.pending.get(&key) {
-            Some(pending) if pending.index == written.index => Some(decode(&pending.payload)),
+            Some(Pending {
+                index,
+                payload: Some(payload),
+                ..
+            }) if *index == written.index => Some(decode(payload)),
             _ => self
                 .store
                 .read(written.index, |stored| decode(stored.payload))
