@@ -21,6 +21,68 @@ pub fn parse_audit_payload(payload: &[u8]) -> Option<(u64, AuditEvent)> {
     Some((previous, record.decode_event().ok()?))
 }
 
+/// Why a shard's audit trail could not be read or does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditReadError {
+    /// Reading the log failed.
+    #[error("reading the log: {0}")]
+    Read(#[from] spine_storage::ReadError),
+    /// An audit record does not decode.
+    #[error("audit record at index {0} does not decode")]
+    Damaged(u64),
+    /// The chain was tampered with.
+    #[error(transparent)]
+    Tampered(#[from] crate::audit::chain::TamperError),
+}
+
+/// The audited accesses to one patient, newest first, at most `limit`, following the links
+/// from the patient's latest event.
+pub fn patient_trail<S: Store>(
+    store: &S,
+    nhs_number: NhsNumber,
+    limit: usize,
+) -> Result<Vec<AuditEvent>, AuditReadError> {
+    let mut events = Vec::new();
+    let mut next = store.index_of(keys::audit_key(nhs_number))?;
+    while let Some(index) = next.filter(|&index| index > 0) {
+        if events.len() == limit {
+            break;
+        }
+        let (previous, event) = store
+            .read(index, |stored| parse_audit_payload(stored.payload))?
+            .flatten()
+            .ok_or(AuditReadError::Damaged(index))?;
+        assert!(
+            previous < index,
+            "audit record {index} links forward to {previous}"
+        );
+        events.push(event);
+        next = Some(previous);
+    }
+    Ok(events)
+}
+
+/// Verifies a shard's whole audit chain, in log order, against `head` if one is trusted;
+/// returns the chain's head. Reads every record of the log.
+pub fn verify_chain<S: Store>(
+    store: &S,
+    head: Option<crate::audit::chain::ChainHead>,
+) -> Result<crate::audit::chain::ChainHead, AuditReadError> {
+    let mut records = Vec::new();
+    for index in 1..=store.last_index() {
+        let audit = store.read(index, |stored| {
+            (stored.kind == keys::KIND_AUDIT).then(|| stored.payload.get(8..).map(<[u8]>::to_vec))
+        })?;
+        match audit.flatten() {
+            Some(Some(record)) => records.push(record),
+            Some(None) => return Err(AuditReadError::Damaged(index)),
+            None => {}
+        }
+    }
+    let borrowed: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    Ok(crate::audit::chain::verify(&borrowed, head)?)
+}
+
 impl<S: Store> Context<'_, S> {
     fn check_limit(&mut self, request: &Request, limit: u32) -> Result<(), Refusal> {
         if (1..=AUDIT_QUERY_LIMIT_MAX).contains(&limit) {
@@ -71,29 +133,7 @@ impl<S: Store> Context<'_, S> {
             return Err(self.refuse_query(request, Some(nhs_number), refusal));
         }
         self.check_limit(request, limit)?;
-        let damaged = |index| unavailable(format!("audit record {index} does not decode"));
-        let mut events = Vec::new();
-        let mut next = self
-            .store
-            .get(keys::audit_key(nhs_number), |stored| stored.index)
-            .map_err(unavailable)?;
-        while let Some(index) = next.filter(|&index| index > 0) {
-            if events.len() == limit as usize {
-                break;
-            }
-            let (previous, event) = self
-                .store
-                .read(index, |stored| parse_audit_payload(stored.payload))
-                .map_err(unavailable)?
-                .flatten()
-                .ok_or_else(|| damaged(index))?;
-            assert!(
-                previous < index,
-                "audit record {index} links forward to {previous}"
-            );
-            events.push(event);
-            next = Some(previous);
-        }
+        let events = patient_trail(self.store, nhs_number, limit as usize).map_err(unavailable)?;
         self.audit(
             request,
             Some(nhs_number),
