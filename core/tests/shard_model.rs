@@ -78,7 +78,7 @@ fn step() -> impl Strategy<Value = Step> {
 fn base(numbers: &[NhsNumber], i: usize) -> Patient {
     let mut patient = patient_at(11, i as u64, numbers[i]);
     patient.general_practitioner = Some("Y90001".parse().unwrap());
-    patient.restricted = i % 3 == 0;
+    patient.restricted = i.is_multiple_of(3);
     patient
 }
 
@@ -212,14 +212,17 @@ impl Harness {
                     },
                 );
                 *model.audited.entry(nhs).or_default() += 1;
-                let expect = if model.patients.contains_key(&nhs) {
-                    Expect::Response(Err(spine_core::request::Refusal::new(
-                        ErrorCode::InvalidValue,
-                        format!("NHS number {nhs} is already in use"),
-                    )))
-                } else {
-                    model.patients.insert(nhs, patient.clone());
-                    Expect::Response(Ok(Reply::Patient(patient.into_disclosable())))
+                let expect = match model.patients.entry(nhs) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        Expect::Response(Err(spine_core::request::Refusal::new(
+                            ErrorCode::InvalidValue,
+                            format!("NHS number {nhs} is already in use"),
+                        )))
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(patient.clone());
+                        Expect::Response(Ok(Reply::Patient(patient.into_disclosable())))
+                    }
                 };
                 writes.push(request.clone());
                 (ShardInput::Execute(request), expect)
