@@ -85,3 +85,16 @@ mod tests {
         assert_ne!(crash_key(1, 1), crash_key(1, 2));
     }
 }
+
+/// The engine configuration of the engine crash test: two unpinned shards with small segments
+/// and frequent background checkpoints, so that kills land during rolls and checkpoints. The
+/// writer and the checker must agree on it.
+pub fn engine_crash_config(dir: impl Into<PathBuf>) -> spine_core::engine::EngineConfig {
+    let mut config = spine_core::engine::EngineConfig::new(dir);
+    config.shards = 2;
+    config.pin_threads = false;
+    config.segment_size = 1 << 20;
+    config.checkpoint_interval_records = 2_000;
+    config.expected_keys_per_shard = 1 << 10;
+    config
+}

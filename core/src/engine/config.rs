@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use spine_storage::BackendChoice;
+use spine_storage::{BackendChoice, LogConfig};
 
 /// How the engine runs.
 #[derive(Clone, Debug)]
@@ -62,6 +62,27 @@ impl EngineConfig {
             outcome_slots: 16_384,
             search_candidates_max: 20_000,
         }
+    }
+
+    /// The log configuration of shard `shard` (offline tools open a stopped engine's logs
+    /// with it, and the shard's secondary indexes, `shard::keys::ShardIndexes`).
+    pub fn log_config(&self, shard: usize) -> LogConfig {
+        let mut log = LogConfig::new(self.data_dir.join(format!("shard-{shard}")));
+        log.segment_size = self.segment_size;
+        log.backend = self.backend;
+        log.checkpoint_interval_records = self.checkpoint_interval_records;
+        // Index memory is the engine's budget per patient: the checkpointer's shadow copy lives
+        // only while a checkpoint is written.
+        log.keep_checkpoint_shadow = false;
+        log.expected_keys = self.expected_keys_per_shard;
+        log.batch_delay = self.batch_delay;
+        // The largest record a shard writes is a patient, which the record's limits keep well
+        // under this.
+        log.payload_bytes_max = 256 * 1024;
+        // Room for every turn that may be in flight, so queueing a turn's batch never waits.
+        log.appends_pending_max = self.turns_in_flight_max * (self.turn_records_max + 1);
+        log.batch_records_max = log.batch_records_max.max(self.turn_records_max);
+        log
     }
 
     /// Checks the settings make sense together.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
-use spine_storage::{Log, LogConfig, OpenError, RecoveryReport};
+use spine_storage::{Log, OpenError, RecoveryReport};
 use tokio::sync::Notify;
 
 use crate::access::Directory;
@@ -137,7 +137,7 @@ impl Engine {
         let mut recoveries = Vec::with_capacity(config.shards);
         let closing = Arc::new(AtomicBool::new(false));
         for shard in 0..config.shards {
-            let log_config = log_config(&config, shard);
+            let log_config = config.log_config(shard);
             let (log, report) = Log::open_with(log_config, Arc::new(ShardIndexes))
                 .map_err(|source| EngineError::Log { shard, source })?;
             let log = Arc::new(log);
@@ -246,25 +246,6 @@ impl Drop for Engine {
     }
 }
 
-fn log_config(config: &EngineConfig, shard: usize) -> LogConfig {
-    let mut log = LogConfig::new(config.data_dir.join(format!("shard-{shard}")));
-    log.segment_size = config.segment_size;
-    log.backend = config.backend;
-    log.checkpoint_interval_records = config.checkpoint_interval_records;
-    // Index memory is the engine's budget per patient: the checkpointer's shadow copy lives
-    // only while a checkpoint is written.
-    log.keep_checkpoint_shadow = false;
-    log.expected_keys = config.expected_keys_per_shard;
-    log.batch_delay = config.batch_delay;
-    // The largest record a shard writes is a patient (or a write outcome holding one), which
-    // the record's limits keep well under this.
-    log.payload_bytes_max = 256 * 1024;
-    // Room for every turn that may be in flight, so queueing a turn's batch never waits.
-    log.appends_pending_max = config.turns_in_flight_max * (config.turn_records_max + 1);
-    log.batch_records_max = log.batch_records_max.max(config.turn_records_max);
-    log
-}
-
 /// A shard thread: pins itself, builds its runtime, hands a handle back, runs the loop, and
 /// closes the log once the loop has answered everything.
 fn run_thread(
@@ -323,6 +304,18 @@ impl EngineHandle {
     /// The access directory in use.
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    /// Verifies each shard's audit chain over its durable records (reading every record of
+    /// every log); returns each chain's head, or the first problem found.
+    pub fn verify_audit(
+        &self,
+    ) -> Vec<Result<crate::audit::chain::ChainHead, crate::shard::audit_queries::AuditReadError>>
+    {
+        self.shards
+            .iter()
+            .map(|link| crate::shard::audit_queries::verify_chain(link.log.as_ref(), None))
+            .collect()
     }
 
     /// What each shard holds now.

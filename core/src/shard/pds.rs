@@ -91,7 +91,10 @@ impl<S: Store> Context<'_, S> {
         }
     }
 
-    /// Writes `patient` and its audit event; returns what may be disclosed.
+    /// Writes `patient` and its audit event; returns what may be disclosed and where the record
+    /// went. The event goes first: a crash can cut a batch short anywhere, and a change that
+    /// survives must never lack its event (an event whose change was cut off records an
+    /// attempt, which is the safe way to be wrong).
     fn write_patient(
         &mut self,
         request: &Request,
@@ -102,14 +105,6 @@ impl<S: Store> Context<'_, S> {
         let payload = patient
             .encode()
             .map_err(|error| Refusal::new(ErrorCode::InvalidValue, error))?;
-        let index = self.shard.push(
-            self.turn,
-            NewRecord::put(
-                keys::patient_key(patient.nhs_number),
-                keys::KIND_PATIENT,
-                Bytes::from(payload),
-            ),
-        );
         self.audit(
             request,
             Some(patient.nhs_number),
@@ -117,6 +112,14 @@ impl<S: Store> Context<'_, S> {
             alert.map(|(_, reason)| reason),
             AuditOutcome::Allowed,
             alert.map(|(alert, _)| alert),
+        );
+        let index = self.shard.push(
+            self.turn,
+            NewRecord::put(
+                keys::patient_key(patient.nhs_number),
+                keys::KIND_PATIENT,
+                Bytes::from(payload),
+            ),
         );
         Ok((patient.disclosable(), index))
     }
