@@ -61,6 +61,19 @@ pub fn payload_for_key(key: u64) -> Vec<u8> {
     payload
 }
 
+/// The engine configuration of the engine crash test: two unpinned shards with small segments
+/// and frequent background checkpoints, so that kills land during rolls and checkpoints. The
+/// writer and the checker must agree on it.
+pub fn engine_crash_config(dir: impl Into<PathBuf>) -> spine_core::engine::EngineConfig {
+    let mut config = spine_core::engine::EngineConfig::new(dir);
+    config.shards = 2;
+    config.pin_threads = false;
+    config.segment_size = 1 << 20;
+    config.checkpoint_interval_records = 2_000;
+    config.expected_keys_per_shard = 1 << 10;
+    config
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,17 +97,4 @@ mod tests {
         assert_ne!(crash_key(1, 1), crash_key(2, 1));
         assert_ne!(crash_key(1, 1), crash_key(1, 2));
     }
-}
-
-/// The engine configuration of the engine crash test: two unpinned shards with small segments
-/// and frequent background checkpoints, so that kills land during rolls and checkpoints. The
-/// writer and the checker must agree on it.
-pub fn engine_crash_config(dir: impl Into<PathBuf>) -> spine_core::engine::EngineConfig {
-    let mut config = spine_core::engine::EngineConfig::new(dir);
-    config.shards = 2;
-    config.pin_threads = false;
-    config.segment_size = 1 << 20;
-    config.checkpoint_interval_records = 2_000;
-    config.expected_keys_per_shard = 1 << 10;
-    config
 }
