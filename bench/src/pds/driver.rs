@@ -1,6 +1,7 @@
 //! The load the PDS benchmark drives: tasks on every shard's own runtime (as the network's
 //! connections will be), each with one request outstanding at a time, until a deadline.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,9 @@ pub struct Population {
     /// With home routing, the population's indexes by home shard: each task then asks only
     /// for patients of the shard it runs on.
     pub by_shard: Option<Vec<Arc<Vec<u32>>>>,
+    /// The version of each patient updated so far (the others are at version 1), so that a
+    /// repeated update run starts from where the last one left off.
+    pub versions: std::sync::Mutex<HashMap<NhsNumber, u32>>,
 }
 
 impl Population {
@@ -145,7 +149,14 @@ fn prepare(
             // A restricted patient's location fields cannot be changed by an update.
             .filter(|patient| !patient.restricted)
             .take(pool / tasks + 1)
-            .map(|patient| (patient, 1))
+            .map(|patient| {
+                let versions = population
+                    .versions
+                    .lock()
+                    .expect("no task panics holding it");
+                let version = versions.get(&patient.nhs_number).copied().unwrap_or(1);
+                (patient, version)
+            })
             .collect(),
         ),
         Case::SearchExact | Case::SearchFuzzy => {
@@ -171,6 +182,8 @@ struct TaskResult {
     completed: u64,
     errors: u64,
     first_error: Option<String>,
+    /// The versions the task's updates left its patients at.
+    versions: Vec<(NhsNumber, u32)>,
     latency: Histogram<u64>,
 }
 
@@ -198,6 +211,7 @@ async fn run_task(
         completed: 0,
         errors: 0,
         first_error: None,
+        versions: Vec::new(),
         latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
     };
     let mut random = SplitMix64::new(0xBE4C_0000 + task as u64);
@@ -256,6 +270,12 @@ async fn run_task(
         }
         position += 1;
     }
+    if let Work::Update(patients) = work {
+        result.versions = patients
+            .into_iter()
+            .map(|(patient, version)| (patient.nhs_number, version))
+            .collect();
+    }
     result
 }
 
@@ -301,6 +321,11 @@ pub fn run(
     };
     for handle in handles {
         let result = pollster::block_on(handle).context("a benchmark task panicked")?;
+        population
+            .versions
+            .lock()
+            .expect("no task panics holding it")
+            .extend(result.versions);
         measured.completed += result.completed;
         measured.errors += result.errors;
         if measured.first_error.is_none() {

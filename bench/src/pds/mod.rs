@@ -8,6 +8,7 @@
 //! engine's fixed start-up cost is reported apart, and so is all memory per patient.
 
 mod driver;
+mod report;
 
 use std::fs;
 use std::path::PathBuf;
@@ -16,13 +17,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use clap::Args;
-use serde::Serialize;
 use spine_core::engine::{Engine, EngineConfig};
 use spine_core::pds::synthetic::nhs_numbers;
 use spine_storage::BackendChoice;
 
 use crate::machine;
 use driver::{Case, Population};
+use report::{Report, Row, Totals};
 
 /// Arguments of `spine-bench pds`.
 #[derive(Args, Debug)]
@@ -41,8 +42,13 @@ pub struct PdsArgs {
     dir: PathBuf,
 
     /// Seconds each case runs.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     seconds: f64,
+
+    /// Runs of each case; each row gives the run with the median throughput. The machines
+    /// are shared and noisy: one run can catch a stall another does not.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    repeat: usize,
 
     /// Shards (default: one per core).
     #[arg(long, value_name = "N")]
@@ -83,34 +89,15 @@ pub struct PdsArgs {
     backend: String,
 }
 
-#[derive(Serialize)]
-struct Row {
-    engine: &'static str,
-    case: &'static str,
-    ops_per_s: f64,
-    p50_us: u64,
-    p99_us: u64,
-    completed: u64,
-    errors: u64,
-}
-
-#[derive(Serialize)]
-struct Report {
-    machine: String,
-    patients: usize,
-    shards: usize,
-    concurrency: usize,
-    routing: String,
-    load_per_s: f64,
-    index_bytes_per_patient: f64,
-    primary_index_bytes_per_patient: f64,
-    memory_bytes_per_patient: f64,
-    engine_fixed_bytes: u64,
-    results: Vec<Row>,
-}
-
-/// Anonymous resident memory of this process, in bytes (`RssAnon` in `/proc/self/status`).
+/// Anonymous resident memory of this process, in bytes (`RssAnon` in `/proc/self/status`),
+/// after the allocator returned the memory it holds free: live memory and fragmentation, not
+/// what freed temporaries left cached.
 fn anonymous_rss() -> Result<u64> {
+    // SAFETY: malloc_trim only releases free memory of the allocator's arenas; it touches no
+    // live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let kib = status
         .lines()
@@ -136,22 +123,11 @@ fn backend(name: &str) -> Result<BackendChoice> {
     })
 }
 
-fn row(case: &'static str, measured: &driver::Measured) -> Row {
-    Row {
-        engine: "spine",
-        case,
-        ops_per_s: (measured.completed as f64 / measured.elapsed.as_secs_f64()).round(),
-        p50_us: measured.latency.value_at_quantile(0.5),
-        p99_us: measured.latency.value_at_quantile(0.99),
-        completed: measured.completed,
-        errors: measured.errors,
-    }
-}
-
 /// Runs the PDS benchmark.
 pub fn run(args: &PdsArgs) -> Result<()> {
     ensure!(args.patients > 0, "--patients must be at least 1");
     ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    ensure!(args.repeat > 0, "--repeat must be at least 1");
     let base = fs::canonicalize(&args.dir)
         .with_context(|| format!("bench directory {}", args.dir.display()))?;
     let dir = tempfile::Builder::new()
@@ -192,6 +168,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         seed: args.seed,
         numbers,
         by_shard,
+        versions: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     let memory_before = anonymous_rss()?;
     let engine = Engine::start(config).context("starting the engine")?;
@@ -244,7 +221,6 @@ pub fn run(args: &PdsArgs) -> Result<()> {
     );
 
     let duration = Duration::from_secs_f64(args.seconds);
-    let mut results = Vec::new();
     let all = [
         (Case::Retrieve, "pds_retrieve"),
         (Case::Update, "pds_update"),
@@ -257,46 +233,35 @@ pub fn run(args: &PdsArgs) -> Result<()> {
             "unknown case {wanted:?}: pds_retrieve, pds_update, pds_search_exact or pds_search_fuzzy"
         );
     }
-    for (case, name) in all {
-        if !args.cases.iter().any(|wanted| wanted == name) {
-            continue;
+    let chosen: Vec<(Case, &'static str)> = all
+        .into_iter()
+        .filter(|(_, name)| args.cases.iter().any(|wanted| wanted == name))
+        .collect();
+    // Repeats go round the cases, so a noisy spell of the machine spreads over them all.
+    let mut runs: Vec<Vec<Row>> = vec![Vec::new(); chosen.len()];
+    for repeat in 0..args.repeat {
+        for (slot, &(case, name)) in chosen.iter().enumerate() {
+            let before = Totals::of(&handle.stats());
+            handle.reset_log_latencies();
+            let measured = driver::run(&handle, &population, case, tasks_per_shard, duration)?;
+            let row = Row::new(name, &measured, &handle, before);
+            eprintln!(
+                "run {}/{}: {}{}",
+                repeat + 1,
+                args.repeat,
+                row.summary(),
+                measured
+                    .first_error
+                    .map(|error| format!(" (first error: {error})"))
+                    .unwrap_or_default()
+            );
+            runs[slot].push(row);
         }
-        let before = handle.stats();
-        let measured = driver::run(&handle, &population, case, tasks_per_shard, duration)?;
-        let after = handle.stats();
-        let total = |stats: &[spine_core::engine::ShardStats],
-                     field: fn(&spine_core::engine::ShardStats) -> u64|
-         -> u64 { stats.iter().map(field).sum() };
-        let batches = total(&after, |s| s.batches) - total(&before, |s| s.batches);
-        let records = total(&after, |s| s.records_written) - total(&before, |s| s.records_written);
-        let bytes = total(&after, |s| s.bytes_written) - total(&before, |s| s.bytes_written);
-        let turns = total(&after, |s| s.turns) - total(&before, |s| s.turns);
-        let inputs = total(&after, |s| s.inputs) - total(&before, |s| s.inputs);
-        let busy = total(&after, |s| s.busy_nanos) - total(&before, |s| s.busy_nanos);
-        eprintln!(
-            "{name:<18} log: {batches} batches, {:.0} records and {:.0} KiB a batch, {:.0} bytes a request",
-            records as f64 / batches.max(1) as f64,
-            bytes as f64 / batches.max(1) as f64 / 1024.0,
-            bytes as f64 / measured.completed.max(1) as f64
-        );
-        eprintln!(
-            "{name:<18} shards: {turns} turns, {:.0} inputs a turn, {:.0}% of their threads busy executing",
-            inputs as f64 / turns.max(1) as f64,
-            100.0 * busy as f64 / (measured.elapsed.as_nanos() as f64 * shards as f64)
-        );
-        let row = row(name, &measured);
-        eprintln!(
-            "{name:<18} {:>10.0}/s  p50 {:>6} us  p99 {:>6} us  errors {}{}",
-            row.ops_per_s,
-            row.p50_us,
-            row.p99_us,
-            row.errors,
-            measured
-                .first_error
-                .map(|error| format!(" (first: {error})"))
-                .unwrap_or_default()
-        );
-        results.push(row);
+    }
+    let results: Vec<Row> = runs.into_iter().map(report::median).collect();
+    eprintln!("medians of {} runs:", args.repeat);
+    for row in &results {
+        eprintln!("  {}", row.summary());
     }
     drop(handle);
     engine.shutdown().context("stopping the engine")?;
@@ -307,6 +272,8 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         shards,
         concurrency: args.concurrency,
         routing: args.routing.clone(),
+        repeat: args.repeat,
+        seconds: args.seconds,
         load_per_s: load_per_s.round(),
         index_bytes_per_patient: index_bytes_per_patient.round(),
         primary_index_bytes_per_patient: primary_index_bytes_per_patient.round(),
@@ -315,8 +282,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         results,
     };
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
-        fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        report.write_json(path)?;
     }
     Ok(())
 }

@@ -318,6 +318,22 @@ impl EngineHandle {
             .collect()
     }
 
+    /// Each shard log's commit and flush latencies since the engine started or the last
+    /// [`EngineHandle::reset_log_latencies`].
+    pub fn log_latencies(&self) -> Vec<spine_storage::LatencyReport> {
+        self.shards
+            .iter()
+            .map(|link| link.log.latencies())
+            .collect()
+    }
+
+    /// Starts the log latency histograms afresh.
+    pub fn reset_log_latencies(&self) {
+        self.shards
+            .iter()
+            .for_each(|link| link.log.reset_latencies());
+    }
+
     /// What each shard holds now.
     pub fn stats(&self) -> Vec<ShardStats> {
         self.shards

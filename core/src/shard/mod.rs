@@ -310,7 +310,8 @@ impl ShardState {
         let mut turn = TurnRecords {
             number: self.turn,
             first_index: self.next_index,
-            records: Vec::new(),
+            // Most inputs write one or two records; the metadata record closes the turn.
+            records: Vec::with_capacity(inputs.len() * 2 + 1),
         };
         store.prefetch(&prefetch_keys(&inputs));
         let mut outputs = Vec::with_capacity(inputs.len());
