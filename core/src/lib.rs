@@ -1,13 +1,17 @@
-//! Spine core's engine: one shard per core over the storage log, the domain services (PDS, SCR,
-//! EPS, e-Referrals, GP2GP), access control and audit. See `DESIGN.md` sections 4–5.
+//! Spine core's engine: one shard per core over the storage log, the domain services, access
+//! control and audit. See `DESIGN.md` sections 4–5.
 //!
 //! Where things are:
-//! - [`pds`]: the Personal Demographics Service; so far its identifier ([`NhsNumber`]) and its
-//!   record ([`Patient`]).
-//! - [`audit`]: audit events and the tamper-evident chain they form (sans-IO).
-//!
-//! The engine (shards, routing, batching), the rest of PDS and access control are the subject
-//! of issue 3 and follow.
+//! - [`engine`]: the running engine: pinned shard threads, their inboxes and loops, and the
+//!   coordination of requests that span shards (create, search, alerts).
+//! - [`shard`]: one shard's logic as a sans-IO state machine over a [`shard::store::Store`]
+//!   (the log, or an in-memory model), with its record layout, idempotency and audit queries.
+//! - [`request`]: what callers send and get back, with the error codes.
+//! - [`pds`]: the Personal Demographics Service: NHS numbers, the patient record, search rules
+//!   and scoring, and synthetic populations.
+//! - [`access`]: the directory of users, role profiles, organisations and systems, and the
+//!   checks made on every request.
+//! - [`audit`]: audit events and the tamper-evident chain they form.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;

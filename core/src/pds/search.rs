@@ -752,6 +752,51 @@ mod tests {
     }
 
     #[test]
+    fn previous_names_and_addresses_match_only_with_history() {
+        let mut patient = crate::pds::patient::tests::jane_smith();
+        let mut maiden = patient.names[0].clone();
+        maiden.name_use = NameUse::Maiden;
+        maiden.family = "Jones".into();
+        patient.names.push(maiden);
+        let mut old_home = patient.addresses[0].clone();
+        old_home.postcode = Some("M1 1AA".parse().unwrap());
+        old_home.period.end = Some(Date::new(2019, 12, 31).unwrap());
+        patient.addresses.push(old_home);
+
+        let mut query = SearchQuery::new();
+        query.family = Some("Jones".into());
+        query.birth_date = patient.birth_date.map(DateRange::on);
+        assert_eq!(
+            score(&query, &patient),
+            None,
+            "no history: current names only"
+        );
+        query.history = true;
+        assert_eq!(
+            score(&query, &patient),
+            Some(900),
+            "a previous name scores lower"
+        );
+
+        query.family = Some("Smith".into());
+        query.history = false;
+        query.postcode = Some(PostcodePattern::Exact("M1 1AA".parse().unwrap()));
+        assert_eq!(score(&query, &patient), None);
+        query.history = true;
+        assert_eq!(score(&query, &patient), Some(900));
+        query.postcode = Some(PostcodePattern::Prefix("LS".into()));
+        assert_eq!(
+            score(&query, &patient),
+            Some(SCORE_EXACT),
+            "the current home by prefix"
+        );
+        // Every name the patient held is indexed, so the previous name finds the candidate.
+        let keys = index_keys(&patient);
+        let jones = index_key(Soundex::of("Jones").unwrap(), patient.birth_date.unwrap());
+        assert!(keys.contains(&jones));
+    }
+
+    #[test]
     fn day_numbers_count_days() {
         let day = |y, m, d| day_number(Date::new(y, m, d).expect("date"));
         assert_eq!(day(2000, 3, 1) - day(2000, 2, 28), 2);
