@@ -359,3 +359,67 @@ fn access_is_checked_justified_access_alerts_and_every_access_is_in_the_trail() 
     );
     assert_eq!(none, Ok(Reply::AuditEvents(Vec::new())));
 }
+
+#[test]
+fn a_full_inbox_refuses_with_a_specific_error_and_shutdown_answers_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.inbox_capacity = 1;
+    let engine = spine_core::engine::Engine::start(config).unwrap();
+    let handle = engine.handle();
+    let patients = population(5, 1);
+    load(&handle, &patients);
+    let nhs_number = patients[0].nhs_number;
+    // Many requests at once into inboxes of one place: some must be turned away, quickly and
+    // with a reason, and every other one answered.
+    let mut overloaded = 0;
+    for _ in 0..200 {
+        let requests: Vec<_> = (0..64)
+            .map(|_| handle.submit(request(demo_ids::GP, Operation::PdsRetrieve { nhs_number })))
+            .collect();
+        for response in pollster::block_on(join_all(requests)) {
+            match response {
+                Ok(Reply::Patient(patient)) => assert_eq!(patient.nhs_number, nhs_number),
+                Err(refusal) => {
+                    assert_eq!(refusal.code, ErrorCode::ServiceUnavailable, "{refusal}");
+                    assert!(refusal.message.contains("overloaded"), "{refusal}");
+                    overloaded += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if overloaded > 0 {
+            break;
+        }
+    }
+    assert!(overloaded > 0, "an inbox of one never overflowed");
+    drop(handle);
+    engine.shutdown().unwrap();
+}
+
+/// Polls every future to completion together (the requests are in flight at once).
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|output| output.expect("every future finished"))
+        .collect()
+}
