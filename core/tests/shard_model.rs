@@ -15,8 +15,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use spine_core::access::directory_file::{demo, demo_ids};
-use spine_core::access::{Caller, Justification};
+use spine_core::access::Justification;
+use spine_core::access::directory_file::{demo, demo_caller, demo_ids};
 use spine_core::pds::search::{self, DateRange, SearchQuery};
 use spine_core::pds::synthetic::{nhs_numbers, patient_at};
 use spine_core::request::{ErrorCode, Operation, Reply, Request, Response};
@@ -85,11 +85,7 @@ fn base(numbers: &[NhsNumber], i: usize) -> Patient {
 fn request(id: u128, operation: Operation) -> Request {
     Request {
         id: Uuid::from_u128(id),
-        caller: Caller {
-            user: demo_ids::GP,
-            role_profile: "gp-riverside".into(),
-            asid: demo_ids::SYSTEM_ASID,
-        },
+        caller: demo_caller(demo_ids::GP),
         justification: Justification::None,
         operation,
     }
@@ -142,6 +138,24 @@ fn open(store: &MemoryStore) -> ShardState {
     let mut config = ShardConfig::new(0, 1);
     config.outcome_slots = 1_000;
     ShardState::open(config, Arc::new(demo()), store).unwrap()
+}
+
+/// The version a client sends: the current one (version 1 if there is none yet) plus
+/// `offset`, so that -1 and +1 are stale.
+fn expected_version(current: Option<&Patient>, offset: i8) -> u32 {
+    let version = current.map_or(1, |patient| patient.version);
+    (i64::from(version) + i64::from(offset)).max(0) as u32
+}
+
+/// The refusal of a change made against `expected_version` of a record now at another.
+fn stale(current: &Patient, expected_version: u32) -> Response {
+    Err(spine_core::request::Refusal::new(
+        ErrorCode::ResourceVersionMismatch,
+        format!(
+            "the record is at version {}, not {expected_version}",
+            current.version
+        ),
+    ))
 }
 
 /// Panics if a response discloses a restricted patient's location fields.
@@ -259,8 +273,7 @@ impl Harness {
                 let nhs = numbers[i];
                 *model.audited.entry(nhs).or_default() += 1;
                 let current = model.patients.get(&nhs).cloned();
-                let version = current.as_ref().map_or(1, |patient| patient.version);
-                let expected_version = (i64::from(version) + i64::from(offset)).max(0) as u32;
+                let expected_version = expected_version(current.as_ref(), offset);
                 // The client's copy: what it was shown, renamed.
                 let mut change = current
                     .clone()
@@ -270,13 +283,7 @@ impl Harness {
                 let expect = match current {
                     None => not_found(nhs),
                     Some(current) if current.version != expected_version => {
-                        Err(spine_core::request::Refusal::new(
-                            ErrorCode::ResourceVersionMismatch,
-                            format!(
-                                "the record is at version {}, not {expected_version}",
-                                current.version
-                            ),
-                        ))
+                        stale(&current, expected_version)
                     }
                     Some(current) => {
                         let mut next = change.clone();
@@ -309,18 +316,11 @@ impl Harness {
                     notification: spine_core::pds::patient::DeathNotificationStatus::Formal,
                 };
                 let current = model.patients.get(&nhs).cloned();
-                let version = current.as_ref().map_or(1, |patient| patient.version);
-                let expected_version = (i64::from(version) + i64::from(offset)).max(0) as u32;
+                let expected_version = expected_version(current.as_ref(), offset);
                 let expect = match current {
                     None => not_found(nhs),
                     Some(current) if current.version != expected_version => {
-                        Err(spine_core::request::Refusal::new(
-                            ErrorCode::ResourceVersionMismatch,
-                            format!(
-                                "the record is at version {}, not {expected_version}",
-                                current.version
-                            ),
-                        ))
+                        stale(&current, expected_version)
                     }
                     Some(current) if current.deceased.is_some() => {
                         Err(spine_core::request::Refusal::new(

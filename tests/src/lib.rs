@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+pub mod killed;
+
 use spine_storage::LogConfig;
 
 /// The record kind the crash writer uses for every record.

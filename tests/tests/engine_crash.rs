@@ -11,13 +11,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -29,11 +25,11 @@ use spine_core::shard::keys::{ShardIndexes, patient_key};
 use spine_core::{Patient, shard};
 use spine_storage::Log;
 use spine_tests::engine_crash_config;
+use spine_tests::killed::run_until_killed;
 
 const DEFAULT_ROUNDS: u64 = 8;
 const PATIENTS: usize = 64;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const SIGKILL: i32 = 9;
 
 /// What the writer acknowledged in one run.
 #[derive(Default)]
@@ -175,81 +171,33 @@ fn check(
 /// Runs the writer until it is ready, lets it work for `run_for`, SIGKILLs it and returns what
 /// it acknowledged.
 fn run_writer(dir: &Path, seed: u64, run_for: Duration) -> Acks {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spine-engine-writer"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spine-engine-writer"));
+    command
         .arg("--dir")
         .arg(dir)
         .args(["--patients", &PATIENTS.to_string()])
-        .args(["--seed", &seed.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let stdout = child.stdout.take().unwrap();
-    let (ready_sender, ready) = sync_channel(1);
-    let reader = thread::spawn(move || read_lines(stdout, ready_sender));
-    if ready.recv_timeout(READY_TIMEOUT).is_err() {
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        let _ = reader.join();
-        panic!(
-            "the writer did not start ({status}):\n{}",
-            stderr.join().unwrap()
-        );
-    }
-    thread::sleep(run_for);
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    let acks = reader.join().unwrap();
-    let stderr = stderr.join().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(SIGKILL),
-        "the writer ended before it was killed ({status}):\n{stderr}"
-    );
-    acks.unwrap_or_else(|error| panic!("{error}\nwriter stderr:\n{stderr}"))
+        .args(["--seed", &seed.to_string()]);
+    run_until_killed(command, READY_TIMEOUT, run_for, parse_line)
+        .unwrap_or_else(|error| panic!("the writer: {error}"))
 }
 
-/// Reads the writer's stdout to its end: signals `ready`, collects the acknowledgements.
-fn read_lines(stdout: ChildStdout, ready: SyncSender<()>) -> Result<Acks, String> {
-    let mut stdout = BufReader::new(stdout);
-    let mut acks = Acks::default();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        stdout
-            .read_until(b'\n', &mut line)
-            .map_err(|error| format!("reading the writer's stdout: {error}"))?;
-        // The kill can cut the last line short; without its newline it acknowledges nothing.
-        let Some(text) = line.strip_suffix(b"\n") else {
-            return Ok(acks);
-        };
-        let text = String::from_utf8_lossy(text);
-        let fields: Vec<&str> = text.split(' ').collect();
-        let nhs = |text: &str| -> Result<NhsNumber, String> {
-            text.parse()
-                .map_err(|_| format!("bad NHS number in {text:?}"))
-        };
-        match fields[..] {
-            ["ready"] => {
-                let _ = ready.try_send(());
-            }
-            ["read", number] => *acks.reads.entry(nhs(number)?).or_default() += 1,
-            ["update", number, version, count] => {
-                let (Ok(version), Ok(count)) = (version.parse::<u32>(), count.parse::<u64>())
-                else {
-                    return Err(format!("malformed line {text:?}"));
-                };
-                let entry = acks.updates.entry(nhs(number)?).or_default();
-                *entry = (entry.0.max(version), entry.1.max(count));
-            }
-            _ => return Err(format!("unexpected line from the writer: {text:?}")),
+/// One `read <nhs>` or `update <nhs> <version> <count>` line.
+fn parse_line(acks: &mut Acks, line: &str) -> Result<(), String> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let nhs = |text: &str| -> Result<NhsNumber, String> {
+        text.parse()
+            .map_err(|_| format!("bad NHS number in {line:?}"))
+    };
+    match fields[..] {
+        ["read", number] => *acks.reads.entry(nhs(number)?).or_default() += 1,
+        ["update", number, version, count] => {
+            let (Ok(version), Ok(count)) = (version.parse::<u32>(), count.parse::<u64>()) else {
+                return Err(format!("malformed line {line:?}"));
+            };
+            let entry = acks.updates.entry(nhs(number)?).or_default();
+            *entry = (entry.0.max(version), entry.1.max(count));
         }
+        _ => return Err(format!("unexpected line from the writer: {line:?}")),
     }
+    Ok(())
 }

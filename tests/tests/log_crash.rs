@@ -12,17 +12,14 @@
 // A panic is how a test reports a failure, helpers included (clippy exempts only #[test] fns).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ChildStdout, Command, Stdio};
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spine_storage::{Key, Log};
+use spine_tests::killed::run_until_killed;
 use spine_tests::{CRASH_RECORD_KIND, crash_log_config, payload_for_key};
 
 /// Small segments, so that the writer rolls to a new segment every few hundred records.
@@ -34,7 +31,6 @@ const CHECKPOINT_INTERVAL: u64 = 256;
 const DEFAULT_ROUNDS: u64 = 100;
 /// How long the writer may take to open the log before the round counts as failed.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const SIGKILL: i32 = 9;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -159,83 +155,38 @@ impl DirStats {
 }
 
 /// Runs the writer on `dir` until it is ready, lets it append for `run_for`, SIGKILLs it and
-/// returns the `(index, key)` pairs it acknowledged. `Err(stderr)` if it never became ready.
+/// returns the `(index, key)` pairs it acknowledged. `Err` (with its stderr) if it did not
+/// start or stopped by itself.
 fn run_writer(
     dir: &Path,
     backend: &str,
     seed: u32,
     run_for: Duration,
 ) -> Result<Vec<(u64, u64)>, String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spine-log-writer"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spine-log-writer"));
+    command
         .arg("--dir")
         .arg(dir)
         .args(["--backend", backend])
         .args(["--appenders", &APPENDERS.to_string()])
         .args(["--segment-size", &SEGMENT_SIZE.to_string()])
         .args(["--checkpoint-interval", &CHECKPOINT_INTERVAL.to_string()])
-        .args(["--seed", &seed.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Both pipes are drained by threads while the writer runs, so it never blocks on them.
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let stdout = child.stdout.take().unwrap();
-    let (ready_sender, ready) = sync_channel(1);
-    let reader = thread::spawn(move || read_acks(stdout, ready_sender));
-
-    if ready.recv_timeout(READY_TIMEOUT).is_err() {
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        let _ = reader.join();
-        return Err(format!("{status}: {}", stderr.join().unwrap()));
-    }
-    thread::sleep(run_for);
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    let acks = reader.join().unwrap();
-    let stderr = stderr.join().unwrap();
-    // Any other end means the writer stopped by itself, that is, an append failed.
-    assert_eq!(
-        status.signal(),
-        Some(SIGKILL),
-        "the writer ended before it was killed ({status}):\n{stderr}"
-    );
-    Ok(acks.unwrap_or_else(|error| panic!("{error}\nwriter stderr:\n{stderr}")))
+        .args(["--seed", &seed.to_string()]);
+    run_until_killed(command, READY_TIMEOUT, run_for, parse_ack)
 }
 
-/// Reads the writer's stdout to its end: signals `ready`, collects the `ack` lines.
-fn read_acks(stdout: ChildStdout, ready: SyncSender<()>) -> Result<Vec<(u64, u64)>, String> {
-    let mut stdout = BufReader::new(stdout);
-    let mut acks = Vec::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        stdout
-            .read_until(b'\n', &mut line)
-            .map_err(|error| format!("reading the writer's stdout: {error}"))?;
-        // The kill can cut the last line short; without its newline it is not an ack.
-        let Some(text) = line.strip_suffix(b"\n") else {
-            return Ok(acks);
-        };
-        let text = String::from_utf8_lossy(text);
-        let fields: Vec<&str> = text.split(' ').collect();
-        match fields[..] {
-            ["ready"] => {
-                let _ = ready.try_send(());
+/// One `ack <index> <key>` line.
+fn parse_ack(acks: &mut Vec<(u64, u64)>, line: &str) -> Result<(), String> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    match fields[..] {
+        ["ack", index, key] => match (index.parse(), key.parse()) {
+            (Ok(index), Ok(key)) => {
+                acks.push((index, key));
+                Ok(())
             }
-            ["ack", index, key] => match (index.parse(), key.parse()) {
-                (Ok(index), Ok(key)) => acks.push((index, key)),
-                _ => return Err(format!("malformed ack line {text:?}")),
-            },
-            _ => return Err(format!("unexpected line from the writer: {text:?}")),
-        }
+            _ => Err(format!("malformed ack line {line:?}")),
+        },
+        _ => Err(format!("unexpected line from the writer: {line:?}")),
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
-use spine_core::access::directory_file::demo_ids;
-use spine_core::access::{Caller, Justification};
+use spine_core::access::Justification;
+use spine_core::access::directory_file::{demo_caller, demo_ids};
 use spine_core::engine::EngineHandle;
 use spine_core::pds::search::{DateRange, SearchQuery};
 use spine_core::pds::synthetic::{SplitMix64, patient_at};
@@ -62,19 +62,11 @@ pub struct Measured {
     pub latency: Histogram<u64>,
 }
 
-fn caller() -> Caller {
-    Caller {
-        user: demo_ids::GP,
-        role_profile: "gp-riverside".into(),
-        asid: demo_ids::SYSTEM_ASID,
-    }
-}
-
 /// Request ids are unique per task and request: (task, sequence).
 fn request(id: Uuid, operation: Operation) -> Request {
     Request {
         id,
-        caller: caller(),
+        caller: demo_caller(demo_ids::GP),
         justification: Justification::None,
         operation,
     }

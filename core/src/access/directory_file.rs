@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use super::{Activity, Directory, DirectoryError, Organisation, RoleProfile, System, User};
+use super::{Activity, Caller, Directory, DirectoryError, Organisation, RoleProfile, System, User};
 use crate::pds::values::OdsCode;
 
 /// The directory file's name in the data directory.
@@ -108,6 +108,23 @@ pub mod demo_ids {
     pub const SYSTEM_ASID: u64 = 200_000_000_001;
 }
 
+/// How a demo user calls: in their (only) role profile, through the demo system. Unknown users
+/// get a profile name no one holds, so their requests are refused as they should be.
+pub fn demo_caller(user: Uuid) -> Caller {
+    let role_profile = match user {
+        demo_ids::GP => "gp-riverside",
+        demo_ids::RECEPTIONIST => "reception-riverside",
+        demo_ids::HOSPITAL_DOCTOR => "ae-city-general",
+        demo_ids::PRIVACY_OFFICER => "privacy-city-general",
+        _ => "not-a-demo-user",
+    };
+    Caller {
+        user,
+        role_profile: role_profile.into(),
+        asid: demo_ids::SYSTEM_ASID,
+    }
+}
+
 /// A small, realistic directory: two GP practices and a hospital, a GP, a receptionist, a
 /// hospital doctor, a privacy officer, and one supplier system allowed everything.
 pub fn demo() -> Directory {
@@ -190,14 +207,7 @@ pub fn demo() -> Directory {
         asid: demo_ids::SYSTEM_ASID,
         name: "Demo clinical system".into(),
         organisation: ods("Y90001"),
-        activities: vec![
-            PdsRetrieve,
-            PdsSearch,
-            PdsCreate,
-            PdsUpdate,
-            PdsDeathNotification,
-            AuditView,
-        ],
+        activities: Activity::ALL.to_vec(),
     }];
     Directory::new(organisations, users, systems).expect("the demo directory is consistent")
 }

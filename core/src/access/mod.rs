@@ -39,6 +39,16 @@ pub enum Activity {
 }
 
 impl Activity {
+    /// Every activity.
+    pub const ALL: [Activity; 6] = [
+        Activity::PdsRetrieve,
+        Activity::PdsSearch,
+        Activity::PdsCreate,
+        Activity::PdsUpdate,
+        Activity::PdsDeathNotification,
+        Activity::AuditView,
+    ];
+
     /// The activity's name as the directory file spells it.
     pub fn name(self) -> &'static str {
         match self {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::versioned;
+
 const ENCODING_VERSION: u8 = 1;
 
 /// One alert record, borrowed from its bytes.
@@ -19,16 +21,13 @@ pub struct AlertRecord<'a> {
 impl AlertRecord<'_> {
     /// The record's bytes: a version byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_extend(self, vec![ENCODING_VERSION]).expect("writing to a Vec cannot fail")
+        versioned::encode(ENCODING_VERSION, self)
     }
 }
 
 /// Reads an alert record; `None` if the bytes are not one.
 pub fn decode(payload: &[u8]) -> Option<AlertRecord<'_>> {
-    match payload.split_first() {
-        Some((&ENCODING_VERSION, body)) => postcard::from_bytes(body).ok(),
-        _ => None,
-    }
+    versioned::decode(ENCODING_VERSION, payload)
 }
 
 /// The organisation an alert record is filed under.

@@ -84,18 +84,29 @@ pub fn verify_chain<S: Store>(
 }
 
 impl<S: Store> Context<'_, S> {
-    fn check_limit(&mut self, request: &Request, limit: u32) -> Result<(), Refusal> {
+    /// Checks the caller may read the audit and the limit is in range; a refusal is audited.
+    fn check_query(
+        &mut self,
+        request: &Request,
+        patient: Option<NhsNumber>,
+        limit: u32,
+    ) -> Result<(), Refusal> {
+        if let Err(denied) = self
+            .shard
+            .directory
+            .authorise(&request.caller, Activity::AuditView)
+        {
+            let refusal = Refusal::new(ErrorCode::AccessDenied, denied);
+            return Err(self.refuse_query(request, patient, refusal));
+        }
         if (1..=AUDIT_QUERY_LIMIT_MAX).contains(&limit) {
             return Ok(());
         }
-        Err(self.refuse_query(
-            request,
-            None,
-            Refusal::new(
-                ErrorCode::InvalidValue,
-                format!("limit must be 1 to {AUDIT_QUERY_LIMIT_MAX}, not {limit}"),
-            ),
-        ))
+        let refusal = Refusal::new(
+            ErrorCode::InvalidValue,
+            format!("limit must be 1 to {AUDIT_QUERY_LIMIT_MAX}, not {limit}"),
+        );
+        Err(self.refuse_query(request, patient, refusal))
     }
 
     fn refuse_query(
@@ -124,15 +135,7 @@ impl<S: Store> Context<'_, S> {
         nhs_number: NhsNumber,
         limit: u32,
     ) -> Response {
-        if let Err(denied) = self
-            .shard
-            .directory
-            .authorise(&request.caller, Activity::AuditView)
-        {
-            let refusal = Refusal::new(ErrorCode::AccessDenied, denied);
-            return Err(self.refuse_query(request, Some(nhs_number), refusal));
-        }
-        self.check_limit(request, limit)?;
+        self.check_query(request, Some(nhs_number), limit)?;
         let events = patient_trail(self.store, nhs_number, limit as usize).map_err(unavailable)?;
         self.audit(
             request,
@@ -151,15 +154,7 @@ impl<S: Store> Context<'_, S> {
         organisation: &OdsCode,
         limit: u32,
     ) -> Response {
-        if let Err(denied) = self
-            .shard
-            .directory
-            .authorise(&request.caller, Activity::AuditView)
-        {
-            let refusal = Refusal::new(ErrorCode::AccessDenied, denied);
-            return Err(self.refuse_query(request, None, refusal));
-        }
-        self.check_limit(request, limit)?;
+        self.check_query(request, None, limit)?;
         let from = keys::organisation_index_key(organisation.as_str());
         let mut to = from.clone();
         *to.last_mut().expect("the key ends with its terminator") += 1;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::versioned;
 use crate::audit::chain::{ChainHead, GENESIS};
 
 const ENCODING_VERSION: u8 = 1;
@@ -45,14 +46,11 @@ impl ShardMeta {
 
     /// The record's bytes: a version byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_extend(self, vec![ENCODING_VERSION]).expect("writing to a Vec cannot fail")
+        versioned::encode(ENCODING_VERSION, self)
     }
 
     /// Reads a record written by [`ShardMeta::encode`].
     pub fn decode(payload: &[u8]) -> Option<Self> {
-        match payload.split_first() {
-            Some((&ENCODING_VERSION, body)) => postcard::from_bytes(body).ok(),
-            _ => None,
-        }
+        versioned::decode(ENCODING_VERSION, payload)
     }
 }

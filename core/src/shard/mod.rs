@@ -18,7 +18,8 @@
 //! - `keys.rs`: record kinds, key namespaces and secondary indexes.
 //! - `pds.rs`: the PDS operations.
 //! - `audit_queries.rs`: the audit trail of a patient and the alerts of an organisation.
-//! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts.
+//! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts,
+//!   encoded as `versioned.rs` says.
 
 pub mod alerts;
 pub mod audit_queries;
@@ -27,6 +28,7 @@ pub mod meta;
 pub mod outcomes;
 mod pds;
 pub mod store;
+mod versioned;
 
 use std::collections::HashMap;
 use std::ops::Range;

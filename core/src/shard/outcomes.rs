@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::versioned;
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::Patient;
 use crate::request::Refusal;
@@ -49,15 +50,12 @@ pub struct OutcomeRecord {
 impl OutcomeRecord {
     /// The record's bytes: a version byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_extend(self, vec![ENCODING_VERSION]).expect("writing to a Vec cannot fail")
+        versioned::encode(ENCODING_VERSION, self)
     }
 
     /// Reads a record written by [`OutcomeRecord::encode`].
     pub fn decode(payload: &[u8]) -> Option<Self> {
-        match payload.split_first() {
-            Some((&ENCODING_VERSION, body)) => postcard::from_bytes(body).ok(),
-            _ => None,
-        }
+        versioned::decode(ENCODING_VERSION, payload)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use spine_storage::{Key, Log, NewRecord, ReadError};
+use spine_storage::{Key, Log, NewRecord, ReadError, RecordView};
 
 use super::keys;
 
@@ -47,20 +47,24 @@ pub trait Store {
     fn prefetch(&self, _keys: &[Key]) {}
 }
 
+impl<'a> From<RecordView<'a>> for Stored<'a> {
+    fn from(view: RecordView<'a>) -> Self {
+        Stored {
+            index: view.position().index,
+            kind: view.kind(),
+            key: view.key(),
+            payload: view.payload(),
+        }
+    }
+}
+
 impl Store for Log {
     fn get<T>(
         &self,
         key: Key,
         visit: impl FnOnce(Stored<'_>) -> T,
     ) -> Result<Option<T>, ReadError> {
-        Log::get(self, key, |view| {
-            visit(Stored {
-                index: view.position().index,
-                kind: view.kind(),
-                key: view.key(),
-                payload: view.payload(),
-            })
-        })
+        Log::get(self, key, |view| visit(view.into()))
     }
 
     fn index_of(&self, key: Key) -> Result<Option<u64>, ReadError> {
@@ -72,14 +76,7 @@ impl Store for Log {
         index: u64,
         visit: impl FnOnce(Stored<'_>) -> T,
     ) -> Result<Option<T>, ReadError> {
-        Log::read(self, index, |view| {
-            visit(Stored {
-                index: view.position().index,
-                kind: view.kind(),
-                key: view.key(),
-                payload: view.payload(),
-            })
-        })
+        Log::read(self, index, |view| visit(view.into()))
     }
 
     fn secondary_range(&self, index: u8, from: &[u8], to: &[u8], limit: usize) -> Vec<Key> {

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use spine_core::access::directory_file::demo_ids;
-use spine_core::access::{Caller, Justification};
+use spine_core::access::Justification;
+use spine_core::access::directory_file::{demo_caller, demo_ids};
 use spine_core::engine::{Engine, EngineConfig, EngineHandle};
 use spine_core::pds::synthetic::{Population, SplitMix64};
 use spine_core::request::{Operation, Refusal, Reply, Request, Response};
@@ -25,25 +25,10 @@ pub fn start(dir: &Path) -> Engine {
     Engine::start(config(dir)).expect("engine starts")
 }
 
-pub fn caller(user: Uuid) -> Caller {
-    let role_profile = match user {
-        u if u == demo_ids::GP => "gp-riverside",
-        u if u == demo_ids::RECEPTIONIST => "reception-riverside",
-        u if u == demo_ids::HOSPITAL_DOCTOR => "ae-city-general",
-        u if u == demo_ids::PRIVACY_OFFICER => "privacy-city-general",
-        _ => "unknown",
-    };
-    Caller {
-        user,
-        role_profile: role_profile.into(),
-        asid: demo_ids::SYSTEM_ASID,
-    }
-}
-
 pub fn request(user: Uuid, operation: Operation) -> Request {
     Request {
         id: Uuid::new_v4(),
-        caller: caller(user),
+        caller: demo_caller(user),
         justification: Justification::None,
         operation,
     }

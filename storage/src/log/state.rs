@@ -15,6 +15,8 @@ use crate::index::Location;
 use crate::index::primary::PrimaryIndex;
 use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
 
+const PAST_THE_END: &str = "record runs past the end of the segment";
+
 #[derive(Clone)]
 pub(crate) struct State {
     /// Every segment, oldest first; a [`Location`]'s segment is an index into this.
@@ -148,19 +150,26 @@ impl State {
         })
     }
 
+    /// The bytes from `location` to the end of its segment's written part, if in range.
+    fn bytes_at(&self, location: Location) -> Option<&[u8]> {
+        self.segments[location.segment as usize].record_bytes(location.offset as usize)
+    }
+
+    fn corrupt(&self, location: Location, reason: &'static str) -> ReadError {
+        ReadError::Corrupt {
+            segment: self.segments[location.segment as usize].path.clone(),
+            offset: u64::from(location.offset),
+            reason,
+        }
+    }
+
     /// The log index of the record at `location`, read from its header without verifying the
     /// record; `Corrupt` if the header does not name `key`.
     pub(crate) fn index_at(&self, location: Location, key: u64) -> Result<u64, ReadError> {
-        let segment = &self.segments[location.segment as usize];
-        let corrupt = |reason: &'static str| ReadError::Corrupt {
-            segment: segment.path.clone(),
-            offset: u64::from(location.offset),
-            reason,
-        };
-        let bytes = segment
-            .record_bytes(location.offset as usize)
+        let bytes = self
+            .bytes_at(location)
             .filter(|bytes| bytes.len() >= RECORD_HEADER_SIZE)
-            .ok_or_else(|| corrupt("record runs past the end of the segment"))?;
+            .ok_or_else(|| self.corrupt(location, PAST_THE_END))?;
         let field = |offset: usize| {
             u64::from_le_bytes(
                 bytes[offset..offset + 8]
@@ -169,7 +178,7 @@ impl State {
             )
         };
         if field(RECORD_KEY_OFFSET) != key {
-            return Err(corrupt("the indexed record has another key"));
+            return Err(self.corrupt(location, "the indexed record has another key"));
         }
         Ok(field(RECORD_INDEX_OFFSET))
     }
@@ -177,17 +186,11 @@ impl State {
     /// Verifies and returns the record at `location` (pair assertion: the CRC was checked before
     /// the write and is checked again on every read).
     pub(crate) fn view(&self, location: Location) -> Result<RecordView<'_>, ReadError> {
-        let segment = &self.segments[location.segment as usize];
-        let corrupt = |reason: &'static str| ReadError::Corrupt {
-            segment: segment.path.clone(),
-            offset: u64::from(location.offset),
-            reason,
-        };
-        let bytes = segment
-            .record_bytes(location.offset as usize)
-            .ok_or_else(|| corrupt("record runs past the end of the segment"))?;
-        let header =
-            record::decode(bytes, self.payload_max).map_err(|why| corrupt(why.describe()))?;
+        let bytes = self
+            .bytes_at(location)
+            .ok_or_else(|| self.corrupt(location, PAST_THE_END))?;
+        let header = record::decode(bytes, self.payload_max)
+            .map_err(|why| self.corrupt(location, why.describe()))?;
         Ok(RecordView {
             header,
             payload: record::payload(bytes, &header),

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use spine_core::NhsNumber;
-use spine_core::access::directory_file::demo_ids;
-use spine_core::access::{Caller, Justification};
+use spine_core::access::Justification;
+use spine_core::access::directory_file::{demo_caller, demo_ids};
 use spine_core::engine::{Engine, EngineHandle};
 use spine_core::pds::synthetic::{SplitMix64, nhs_numbers, patient_at};
 use spine_core::request::{ErrorCode, Operation, Reply, Request};
@@ -50,11 +50,7 @@ const LINE_QUEUE: usize = 4096;
 fn request(operation: Operation) -> Request {
     Request {
         id: Uuid::new_v4(),
-        caller: Caller {
-            user: demo_ids::GP,
-            role_profile: "gp-riverside".into(),
-            asid: demo_ids::SYSTEM_ASID,
-        },
+        caller: demo_caller(demo_ids::GP),
         justification: Justification::None,
         operation,
     }
