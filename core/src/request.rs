@@ -127,7 +127,7 @@ pub struct SearchMatch {
 }
 
 /// What a successful request returns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     /// The patient's record as it may be disclosed (retrieve, create, load, update, death).
     Patient(Patient),
@@ -162,6 +162,16 @@ pub enum ErrorCode {
     RequestIdReused,
     /// The engine cannot take the request now (overloaded, stopping, or its storage failed).
     ServiceUnavailable,
+    /// The request's bytes are not a request of this protocol version.
+    MalformedRequest,
+    /// A frame larger than the server accepts.
+    FrameTooLarge,
+    /// More requests in flight on one connection than the server accepts.
+    TooManyStreams,
+    /// The connecting system sent more requests than its rate allows.
+    RateLimited,
+    /// The request was not answered within its deadline.
+    DeadlineExceeded,
 }
 
 impl ErrorCode {
@@ -179,6 +189,11 @@ impl ErrorCode {
             ErrorCode::MultipleMatches => "MULTIPLE_MATCHES",
             ErrorCode::RequestIdReused => "REQUEST_ID_REUSED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::MalformedRequest => "MALFORMED_REQUEST",
+            ErrorCode::FrameTooLarge => "FRAME_TOO_LARGE",
+            ErrorCode::TooManyStreams => "TOO_MANY_STREAMS",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::DeadlineExceeded => "DEADLINE_EXCEEDED",
         }
     }
 }

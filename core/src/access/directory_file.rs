@@ -121,6 +121,7 @@ pub fn demo_caller(user: Uuid) -> Caller {
     Caller {
         user,
         role_profile: role_profile.into(),
+        organisation: None,
         asid: demo_ids::SYSTEM_ASID,
     }
 }

@@ -115,6 +115,9 @@ pub struct Caller {
     pub user: Uuid,
     /// The role profile the user acts in.
     pub role_profile: String,
+    /// The organisation the user says they act for; when given, it must be where the role
+    /// profile is held.
+    pub organisation: Option<OdsCode>,
     /// The connecting system.
     pub asid: u64,
 }
@@ -177,6 +180,16 @@ pub enum AccessError {
         user: Uuid,
         /// The profile named.
         role_profile: String,
+    },
+    /// The organisation named is not where the role profile is held.
+    #[error("role profile {role_profile:?} is held at {held_at}, not {named}")]
+    OrganisationMismatch {
+        /// The profile.
+        role_profile: String,
+        /// Where it is held.
+        held_at: String,
+        /// The organisation the request named.
+        named: String,
     },
     /// The role profile does not grant the activity.
     #[error("role profile {role_profile:?} does not grant {activity}")]
@@ -339,6 +352,15 @@ impl Directory {
                 user: caller.user,
                 role_profile: caller.role_profile.clone(),
             })?;
+        if let Some(named) = &caller.organisation
+            && *named != profile.organisation
+        {
+            return Err(AccessError::OrganisationMismatch {
+                role_profile: profile.id.clone(),
+                held_at: profile.organisation.to_string(),
+                named: named.to_string(),
+            });
+        }
         if !profile.activities.contains(&activity) {
             return Err(AccessError::ActivityNotGranted {
                 role_profile: profile.id.clone(),
@@ -380,6 +402,7 @@ mod tests {
         Caller {
             user: user.id,
             role_profile: user.role_profiles[profile].id.clone(),
+            organisation: Some(user.role_profiles[profile].organisation.clone()),
             asid: directory.systems[0].asid,
         }
     }
@@ -412,6 +435,12 @@ mod tests {
             directory.authorise(&unknown_system, Activity::PdsRetrieve),
             Err(AccessError::UnknownSystem(1))
         );
+        let mut elsewhere = gp.clone();
+        elsewhere.organisation = Some("Y90002".parse().expect("code"));
+        assert!(matches!(
+            directory.authorise(&elsewhere, Activity::PdsRetrieve),
+            Err(AccessError::OrganisationMismatch { .. })
+        ));
         let mut wrong_profile = gp;
         wrong_profile.role_profile = "nope".into();
         assert!(matches!(

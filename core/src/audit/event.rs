@@ -11,7 +11,7 @@ const EVENT_VERSION: u8 = 1;
 pub const TEXT_BYTES_MAX: usize = 1024;
 
 /// What was done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum AuditAction {
     /// A patient's demographic record was read.
@@ -59,7 +59,7 @@ impl AuditAction {
 }
 
 /// How the request ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AuditOutcome {
     /// Patient data was disclosed or changed.
     Allowed,
@@ -71,7 +71,7 @@ pub enum AuditOutcome {
 }
 
 /// Why access was allowed outside the usual rules; a privacy officer is alerted to each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AccessAlert {
     /// Emergency access, with the stated reason in [`AuditEvent::reason`].
     EmergencyAccess,
@@ -80,7 +80,7 @@ pub enum AccessAlert {
 }
 
 /// One audited access.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     /// When, in milliseconds since the Unix epoch.
     pub time_ms: u64,

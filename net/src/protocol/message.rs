@@ -1,0 +1,184 @@
+//! The messages of `spine/1` and their encoding (sans-IO): a request frame's body is a
+//! [`WireRequest`], a response frame's a [`WireResponse`], a goodbye frame's a [`Goodbye`], all
+//! in postcard (see `net/PROTOCOL.md` for the byte layout of every field).
+//!
+//! The connecting system is never named in a request: it is the system whose certificate the
+//! connection presented.
+
+use serde::{Deserialize, Serialize};
+use spine_core::access::{Caller, Justification};
+use spine_core::pds::values::OdsCode;
+use spine_core::request::{ErrorCode, Operation, Refusal, Reply, Request, Response};
+use uuid::Uuid;
+
+/// A request as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireRequest {
+    /// Chosen by the client, unique per intended effect: a retry reuses it and gets the first
+    /// outcome. Responses on a connection are matched to requests by it.
+    pub id: Uuid,
+    /// The end user.
+    pub user: Uuid,
+    /// The role profile the user acts in.
+    pub role_profile: String,
+    /// The organisation the user acts for (must be the role profile's).
+    pub organisation: OdsCode,
+    /// Why access outside a legitimate relationship is justified, if it is.
+    pub justification: Justification,
+    /// Milliseconds the client will wait; 0 for the server's default. The server answers
+    /// `DEADLINE_EXCEEDED` rather than later.
+    pub deadline_ms: u32,
+    /// What to do.
+    pub operation: Operation,
+}
+
+impl WireRequest {
+    /// The engine's request, made by the system `asid` the connection authenticated.
+    pub fn into_request(self, asid: u64) -> Request {
+        Request {
+            id: self.id,
+            caller: Caller {
+                user: self.user,
+                role_profile: self.role_profile,
+                organisation: Some(self.organisation),
+                asid,
+            },
+            justification: self.justification,
+            operation: self.operation,
+        }
+    }
+}
+
+/// How a request ended, as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireOutcome {
+    /// Done: the reply.
+    Ok(Reply),
+    /// Refused: the code and the reason.
+    Refused {
+        /// The specific error code.
+        code: ErrorCode,
+        /// What exactly was wrong.
+        message: String,
+    },
+}
+
+/// A response as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireResponse {
+    /// The request's id.
+    pub id: Uuid,
+    /// How it ended.
+    pub outcome: WireOutcome,
+}
+
+impl WireResponse {
+    /// The response to request `id`.
+    pub fn new(id: Uuid, response: Response) -> Self {
+        let outcome = match response {
+            Ok(reply) => WireOutcome::Ok(reply),
+            Err(Refusal { code, message }) => WireOutcome::Refused { code, message },
+        };
+        Self { id, outcome }
+    }
+
+    /// The engine's view of the outcome.
+    pub fn into_response(self) -> Response {
+        match self.outcome {
+            WireOutcome::Ok(reply) => Ok(reply),
+            WireOutcome::Refused { code, message } => Err(Refusal { code, message }),
+        }
+    }
+}
+
+/// Why the server closes a connection: sent once, then the connection ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goodbye {
+    /// The specific error code.
+    pub code: ErrorCode,
+    /// What exactly was wrong.
+    pub message: String,
+}
+
+/// Why a body is not the message it should be.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {what}: {reason}")]
+pub struct MessageError {
+    /// Which message.
+    pub what: &'static str,
+    /// What postcard found.
+    pub reason: String,
+}
+
+/// The body of a message.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    postcard::to_allocvec(message).expect("postcard writes to a Vec without failing")
+}
+
+/// A message from a body: all of it, nothing after.
+pub fn decode<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    body: &'a [u8],
+) -> Result<T, MessageError> {
+    let error = |reason: String| MessageError { what, reason };
+    let (message, rest) =
+        postcard::take_from_bytes(body).map_err(|failure| error(failure.to_string()))?;
+    if !rest.is_empty() {
+        return Err(error(format!("{} bytes after the message", rest.len())));
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spine_core::access::directory_file::demo_ids;
+
+    fn retrieve() -> WireRequest {
+        WireRequest {
+            id: Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10),
+            user: demo_ids::GP,
+            role_profile: "gp-riverside".into(),
+            organisation: "Y90001".parse().unwrap(),
+            justification: Justification::None,
+            deadline_ms: 0,
+            operation: Operation::PdsRetrieve {
+                nhs_number: "9000000009".parse().unwrap(),
+            },
+        }
+    }
+
+    /// The bytes `net/PROTOCOL.md` gives as its example: the layout is a promise to other
+    /// languages, so a change to it must be deliberate (and a new protocol version).
+    #[test]
+    fn a_retrieve_request_has_the_documented_bytes() {
+        let bytes = encode(&retrieve());
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "100102030405060708090a0b0c0d0e0f10\
+             105350494e450000000000000000000001\
+             0c67702d7269766572736964650659393030303100\
+             00\
+             02\
+             89b4c4c321"
+        );
+        assert_eq!(
+            decode::<WireRequest>("request", &bytes).unwrap(),
+            retrieve()
+        );
+    }
+
+    #[test]
+    fn trailing_or_missing_bytes_are_refused() {
+        let mut bytes = encode(&retrieve());
+        bytes.push(0);
+        let error = decode::<WireRequest>("request", &bytes).unwrap_err();
+        assert!(error.to_string().contains("1 bytes after"), "{error}");
+        let error = decode::<WireRequest>("request", &bytes[..10]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("malformed request"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The `spine/1` protocol (sans-IO): frames ([`frame`]), the messages they carry ([`message`]),
+//! and what one connection's server side does with the bytes it receives ([`session`]). Both
+//! transports use all three; `net/PROTOCOL.md` is the specification.
+
+pub mod frame;
+pub mod message;
+pub mod session;
+
+/// The ALPN protocol name both transports negotiate.
+pub const ALPN: &[u8] = b"spine/1";
