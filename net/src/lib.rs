@@ -3,6 +3,12 @@
 //!
 //! Where things are:
 //! - [`protocol`]: frames, messages and the server side of a connection (sans-IO).
+//! - [`client`]: an async, pipelining client over TLS.
+//! - [`pki`]: the deployment's CA and certificates.
+//! - [`server`]: the listeners on every core, the limits, a graceful stop.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod client;
+pub mod pki;
 pub mod protocol;
+pub mod server;

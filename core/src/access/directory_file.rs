@@ -54,24 +54,46 @@ pub enum DirectoryFileError {
 
 /// Reads `data_dir/access.json`, writing the demo directory there first if there is none.
 pub fn load_or_create(data_dir: &Path) -> Result<Directory, DirectoryFileError> {
+    load_or_create_with(data_dir, demo)
+}
+
+/// Reads `data_dir/access.json`, writing `initial()` there first if there is none.
+pub fn load_or_create_with(
+    data_dir: &Path,
+    initial: impl FnOnce() -> Directory,
+) -> Result<Directory, DirectoryFileError> {
+    if !data_dir.join(FILE_NAME).exists() {
+        save(data_dir, &initial())?;
+    }
+    load(data_dir)
+}
+
+/// Writes `directory` to `data_dir/access.json` whole: under a temporary name, synced, then
+/// renamed, so a crash leaves the old file or the new one.
+pub fn save(data_dir: &Path, directory: &Directory) -> Result<(), DirectoryFileError> {
+    let path = data_dir.join(FILE_NAME);
+    let json = serde_json::to_vec_pretty(directory).map_err(|source| DirectoryFileError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    let temporary = data_dir.join(format!("{FILE_NAME}.tmp"));
+    let io = |source| DirectoryFileError::Io {
+        path: temporary.clone(),
+        source,
+    };
+    let mut file = fs::File::create(&temporary).map_err(io)?;
+    file.write_all(&json).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    fs::rename(&temporary, &path).map_err(|source| DirectoryFileError::Io { path, source })
+}
+
+/// Reads `data_dir/access.json`.
+pub fn load(data_dir: &Path) -> Result<Directory, DirectoryFileError> {
     let path = data_dir.join(FILE_NAME);
     let io = |source| DirectoryFileError::Io {
         path: path.clone(),
         source,
     };
-    if !path.exists() {
-        let json =
-            serde_json::to_vec_pretty(&demo()).map_err(|source| DirectoryFileError::Json {
-                path: path.clone(),
-                source,
-            })?;
-        // Written whole under a temporary name and renamed, so a crash leaves no half file.
-        let temporary = data_dir.join(format!("{FILE_NAME}.tmp"));
-        let mut file = fs::File::create(&temporary).map_err(io)?;
-        file.write_all(&json).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        fs::rename(&temporary, &path).map_err(io)?;
-    }
     let size = fs::metadata(&path).map_err(io)?.len();
     if size > FILE_BYTES_MAX {
         return Err(DirectoryFileError::TooLarge { path, size });
@@ -209,6 +231,7 @@ pub fn demo() -> Directory {
         name: "Demo clinical system".into(),
         organisation: ods("Y90001"),
         activities: Activity::ALL.to_vec(),
+        certificates: Vec::new(),
     }];
     Directory::new(organisations, users, systems).expect("the demo directory is consistent")
 }

@@ -106,6 +106,9 @@ pub struct System {
     pub organisation: OdsCode,
     /// What it may request.
     pub activities: Vec<Activity>,
+    /// SHA-256 fingerprints (lower-case hex) of the client certificates it connects with.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 /// Who is asking: the end user, the role profile they act in, and the connecting system.
@@ -226,6 +229,8 @@ pub struct Directory {
     users_by_id: HashMap<Uuid, usize>,
     #[serde(skip)]
     systems_by_asid: HashMap<u64, usize>,
+    #[serde(skip)]
+    systems_by_certificate: HashMap<String, usize>,
 }
 
 /// A directory that contradicts itself.
@@ -302,9 +307,20 @@ impl Directory {
             }
         }
         self.systems_by_asid.clear();
+        self.systems_by_certificate.clear();
         for (position, system) in self.systems.iter().enumerate() {
             if self.systems_by_asid.insert(system.asid, position).is_some() {
                 return Err(duplicate("system", system.asid.to_string()));
+            }
+            for certificate in &system.certificates {
+                let fingerprint = certificate.to_ascii_lowercase();
+                if self
+                    .systems_by_certificate
+                    .insert(fingerprint, position)
+                    .is_some()
+                {
+                    return Err(duplicate("certificate", certificate.clone()));
+                }
             }
             known(format!("system {}", system.asid), &system.organisation)?;
         }
@@ -322,6 +338,13 @@ impl Directory {
     pub fn system(&self, asid: u64) -> Option<&System> {
         self.systems_by_asid
             .get(&asid)
+            .map(|&position| &self.systems[position])
+    }
+
+    /// The system that connects with the certificate of this SHA-256 fingerprint (hex).
+    pub fn system_by_certificate(&self, fingerprint: &str) -> Option<&System> {
+        self.systems_by_certificate
+            .get(&fingerprint.to_ascii_lowercase())
             .map(|&position| &self.systems[position])
     }
 

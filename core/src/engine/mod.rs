@@ -263,8 +263,9 @@ fn run_thread(
             "could not pin the shard thread to its core"
         );
     }
+    // Timers, and sockets when a crate that uses them (the network's) is built in.
     let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
     {
         Ok(runtime) => runtime,

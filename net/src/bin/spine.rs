@@ -1,0 +1,310 @@
+//! `spine`: the Spine core server and its tools.
+//!
+//! - `spine serve`: the engine and its listeners. With no arguments it uses an embedded
+//!   default: a data directory `spine-data` under the current directory, a local CA with a
+//!   server certificate and a demo client certificate made on first start, the demo access
+//!   directory, loopback addresses; it prints where everything is. SIGINT or SIGTERM: stop
+//!   accepting, answer what is in flight, flush, exit 0.
+//! - `spine cert issue --system NAME`: a client certificate for a new system, registered in
+//!   the access directory (the server reads it at start).
+//! - `spine verify`: opens every shard's log (verifying every record after its checkpoint) and
+//!   verifies every audit chain, offline.
+//! - `spine stats`: records per service and shard, offline.
+//!
+//! Exit status: 0 on success; 1 on an error (printed with its causes); 2 for bad arguments.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use spine_core::access::directory_file::{self, demo};
+use spine_core::access::{Activity, System};
+use spine_core::engine::{Engine, EngineConfig};
+use spine_core::shard::audit_queries::verify_chain;
+use spine_core::shard::keys::{self, ShardIndexes};
+use spine_net::pki::{DEMO_CLIENT, Pki, fingerprint};
+use spine_net::server::{Limits, Server, ServerConfig};
+use spine_storage::Log;
+
+#[derive(Parser, Debug)]
+#[command(name = "spine", version, about = "Spine core: server and tools", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine and serve spine/1 over TLS.
+    Serve(ServeArgs),
+    /// Manage certificates.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// Verify every shard's log and audit chain (the server must not be running).
+    Verify(DataDir),
+    /// Print records per kind and shard (the server must not be running).
+    Stats(DataDir),
+}
+
+#[derive(Subcommand, Debug)]
+enum CertCommand {
+    /// Issue a client certificate for a new system and register it in the access directory.
+    Issue {
+        #[command(flatten)]
+        data: DataDir,
+        /// The system's name (letters, digits, '-' and '_').
+        #[arg(long)]
+        system: String,
+        /// The organisation (ODS code) that runs it.
+        #[arg(long, default_value = "Y90001")]
+        organisation: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DataDir {
+    /// Data directory: shard logs, certificates and the access directory.
+    #[arg(long, value_name = "DIR", default_value = "spine-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// TLS listening address (port 0: a free port, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7443")]
+    tls_addr: SocketAddr,
+    /// Shards, one per core (default: the cores available).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// Largest frame, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().frame_bytes_max)]
+    frame_bytes_max: u32,
+    /// Requests in flight on one connection.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().in_flight_per_connection)]
+    in_flight_per_connection: usize,
+    /// Open connections in all.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().connections_max)]
+    connections_max: usize,
+    /// Open connections of one system.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().connections_per_system_max)]
+    connections_per_system_max: usize,
+    /// Longest a request may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = Limits::default().request_deadline.as_millis() as u64)]
+    request_deadline_ms: u64,
+    /// Requests a second one system may send.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().requests_per_second_per_system)]
+    rate_per_system: u32,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Cert {
+            command:
+                CertCommand::Issue {
+                    data,
+                    system,
+                    organisation,
+                },
+        } => issue(&data.data_dir, &system, &organisation),
+        Command::Verify(data) => verify(&data.data_dir),
+        Command::Stats(data) => stats(&data.data_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The certificates, and the access directory with the demo client registered on first start.
+fn prepare(data_dir: &Path) -> Result<Pki> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let pki = Pki::open_or_create(data_dir, &["localhost".into(), "127.0.0.1".into()])?;
+    let (demo_chain, _) = pki.client_files(DEMO_CLIENT)?.load()?;
+    let demo_fingerprint = fingerprint(&demo_chain[0]);
+    directory_file::load_or_create_with(data_dir, || {
+        let mut directory = demo();
+        directory.systems[0].certificates.push(demo_fingerprint);
+        directory
+    })?;
+    Ok(pki)
+}
+
+fn serve(args: &ServeArgs) -> Result<()> {
+    let data_dir = &args.data.data_dir;
+    let pki = prepare(data_dir)?;
+    let mut config = EngineConfig::new(data_dir);
+    if let Some(shards) = args.shards {
+        config.shards = shards;
+    }
+    let shards = config.shards;
+    let engine = Engine::start(config).context("starting the engine")?;
+    let handle = engine.handle();
+    let limits = Limits {
+        frame_bytes_max: args.frame_bytes_max,
+        in_flight_per_connection: args.in_flight_per_connection,
+        connections_max: args.connections_max,
+        connections_per_system_max: args.connections_per_system_max,
+        request_deadline: Duration::from_millis(args.request_deadline_ms),
+        requests_per_second_per_system: args.rate_per_system,
+        ..Limits::default()
+    };
+    let server_config = ServerConfig {
+        tls_addr: args.tls_addr,
+        limits,
+    };
+    let server = Server::start(&handle, &server_config, &pki).context("starting the server")?;
+    let demo_client = pki.client_files(DEMO_CLIENT)?;
+    println!("spine serving on {shards} shards");
+    println!(
+        "tls: {} (ALPN spine/1, client certificates required)",
+        server.tls_addr()
+    );
+    println!("data: {}", data_dir.display());
+    println!("ca: {}", pki.ca_cert().display());
+    println!(
+        "demo client: {} {}",
+        demo_client.cert.display(),
+        demo_client.key.display()
+    );
+    println!(
+        "access directory: {}",
+        data_dir.join(directory_file::FILE_NAME).display()
+    );
+    println!("ready");
+
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the signal runtime")?;
+    let signal = signals.block_on(wait_for_signal())?;
+    eprintln!("spine: {signal}: stopping");
+    let left = server.stop(Duration::from_secs(10));
+    if left > 0 {
+        eprintln!("spine: {left} connections still open after 10 s; closing them");
+    }
+    drop(handle);
+    engine.shutdown().context("stopping the engine")?;
+    eprintln!("spine: stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
+}
+
+fn issue(data_dir: &Path, name: &str, organisation: &str) -> Result<()> {
+    let pki = prepare(data_dir)?;
+    let organisation = organisation
+        .parse()
+        .with_context(|| format!("--organisation {organisation:?}"))?;
+    let mut directory = directory_file::load(data_dir)?;
+    if directory.systems.iter().any(|system| system.name == name) {
+        bail!("a system named {name:?} is already registered");
+    }
+    let (files, issued) = pki.issue_client(name)?;
+    let asid = directory
+        .systems
+        .iter()
+        .map(|system| system.asid)
+        .max()
+        .unwrap_or(200_000_000_000)
+        + 1;
+    directory.systems.push(System {
+        asid,
+        name: name.to_owned(),
+        organisation,
+        activities: Activity::ALL.to_vec(),
+        certificates: vec![issued.clone()],
+    });
+    directory.index().context("registering the system")?;
+    directory_file::save(data_dir, &directory)?;
+    println!("system {name}: ASID {asid}");
+    println!("certificate: {} (SHA-256 {issued})", files.cert.display());
+    println!("key: {}", files.key.display());
+    println!("a running server reads the access directory at start: restart it");
+    Ok(())
+}
+
+/// Each shard's log, opened as the engine opens it (the server must not hold them).
+fn open_logs(data_dir: &Path) -> Result<Vec<Log>> {
+    let mut config = EngineConfig::new(data_dir);
+    let shards = std::fs::read_dir(data_dir)
+        .with_context(|| format!("reading {}", data_dir.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("shard-"))
+        .count();
+    if shards == 0 {
+        bail!("no shard logs in {}", data_dir.display());
+    }
+    config.shards = shards;
+    (0..shards)
+        .map(|shard| {
+            Log::open_with(config.log_config(shard), Arc::new(ShardIndexes))
+                .map(|(log, _)| log)
+                .with_context(|| format!("opening shard {shard}'s log (is the server running?)"))
+        })
+        .collect()
+}
+
+fn verify(data_dir: &Path) -> Result<()> {
+    for (shard, log) in open_logs(data_dir)?.into_iter().enumerate() {
+        let head = verify_chain(&log, None).with_context(|| format!("shard {shard}"))?;
+        println!(
+            "shard {shard}: {} records verified, audit chain of {} events intact",
+            log.last_position().index,
+            head.sequence
+        );
+        log.close()
+            .with_context(|| format!("closing shard {shard}'s log"))?;
+    }
+    Ok(())
+}
+
+fn stats(data_dir: &Path) -> Result<()> {
+    println!("shard  patient-versions  audit-events  alerts  write-outcomes  records");
+    for (shard, log) in open_logs(data_dir)?.into_iter().enumerate() {
+        let mut counts = [0u64; 6];
+        for index in 1..=log.last_position().index {
+            if let Some(kind) = log.read(index, |view| view.kind())? {
+                counts[usize::from(kind).min(5)] += 1;
+            }
+        }
+        println!(
+            "{shard:5}  {:16}  {:12}  {:6}  {:14}  {:7}",
+            counts[usize::from(keys::KIND_PATIENT)],
+            counts[usize::from(keys::KIND_AUDIT)],
+            counts[usize::from(keys::KIND_ALERT)],
+            counts[usize::from(keys::KIND_OUTCOME)],
+            log.last_position().index
+        );
+        log.close()?;
+    }
+    Ok(())
+}

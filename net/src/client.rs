@@ -1,0 +1,223 @@
+//! An async client of `spine/1` over TLS: one connection, any number of requests in flight on
+//! it (up to a bound), answered in any order and matched by request id. Cheap to clone; clones
+//! share the connection. Used by the load generator and the tests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use spine_core::request::Response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_rustls::TlsConnector;
+use uuid::Uuid;
+
+use crate::pki::{CertFiles, PkiError};
+use crate::protocol::ALPN;
+use crate::protocol::frame::{self, FrameDecoder, FrameKind};
+use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
+
+/// Who the client is and whom it trusts.
+#[derive(Clone, Debug)]
+pub struct ClientIdentity {
+    /// The deployment CA's certificate (PEM).
+    pub ca: PathBuf,
+    /// The system's client certificate and key.
+    pub cert: CertFiles,
+}
+
+/// Why a call failed without a response from the server.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting or the TLS handshake failed.
+    #[error("connecting: {0}")]
+    Connect(String),
+    /// The server closed the connection, saying why.
+    #[error("the server closed the connection: {}: {}", .0.code, .0.message)]
+    Goodbye(Goodbye),
+    /// The connection ended without a goodbye.
+    #[error("the connection was lost: {0}")]
+    Lost(String),
+    /// Another call with the same request id is in flight on this connection.
+    #[error("request id {0} is already in flight on this connection")]
+    DuplicateId(Uuid),
+}
+
+type Waiting = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Result<Response, ClientError>>>>>;
+
+/// A connection to a server.
+#[derive(Clone)]
+pub struct Client {
+    frames: mpsc::Sender<Bytes>,
+    waiting: Waiting,
+    permits: Arc<Semaphore>,
+    /// Why the connection ended, once it has.
+    ended: Arc<Mutex<Option<ClientError>>>,
+}
+
+/// Requests in flight on one connection at most (the server's default limit is larger).
+pub const IN_FLIGHT_MAX: usize = 512;
+/// Largest response frame accepted, in bytes.
+const FRAME_BYTES_MAX: u32 = 16 << 20;
+
+/// The TLS client configuration for `identity`: TLS 1.3, ALPN `spine/1`, resumption on.
+pub fn tls_client_config(identity: &ClientIdentity) -> Result<rustls::ClientConfig, ClientError> {
+    let failed = |error: String| ClientError::Connect(error);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls::pki_types::CertificateDer::from_pem_file(&identity.ca)
+        .map_err(|error| failed(format!("{}: {error}", identity.ca.display())))?;
+    roots.add(ca).map_err(|error| failed(error.to_string()))?;
+    let (chain, key) = identity
+        .cert
+        .load()
+        .map_err(|error: PkiError| failed(error.to_string()))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| failed(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|error| failed(error.to_string()))?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(config)
+}
+
+impl Client {
+    /// Connects to `addr`, checking the server's certificate names `server_name`.
+    pub async fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, ClientError> {
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|error| ClientError::Connect(error.to_string()))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|error| ClientError::Connect(format!("{addr}: {error}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|error| ClientError::Connect(error.to_string()))?;
+        let tls = TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|error| ClientError::Connect(format!("TLS handshake: {error}")))?;
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let (frames, mut to_send) = mpsc::channel::<Bytes>(IN_FLIGHT_MAX);
+        let waiting: Waiting = Arc::default();
+        let ended: Arc<Mutex<Option<ClientError>>> = Arc::default();
+        tokio::spawn(async move {
+            while let Some(first) = to_send.recv().await {
+                if writer.write_all(&first).await.is_err() {
+                    return;
+                }
+                while let Ok(more) = to_send.try_recv() {
+                    if writer.write_all(&more).await.is_err() {
+                        return;
+                    }
+                }
+                if writer.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        let reading = (Arc::clone(&waiting), Arc::clone(&ended));
+        tokio::spawn(async move {
+            let (waiting, ended) = reading;
+            let error = read_responses(&mut reader, &waiting).await;
+            // Every call still waiting learns why the connection ended.
+            *ended.lock() = Some(error.clone());
+            for (_, reply) in waiting.lock().drain() {
+                let _ = reply.send(Err(error.clone()));
+            }
+        });
+        Ok(Self {
+            frames,
+            waiting,
+            permits: Arc::new(Semaphore::new(IN_FLIGHT_MAX)),
+            ended,
+        })
+    }
+
+    /// Sends `request` and waits for its response.
+    pub async fn call(&self, request: WireRequest) -> Result<Response, ClientError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Lost("client closed".into()))?;
+        let id = request.id;
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut waiting = self.waiting.lock();
+            if let Some(error) = self.ended.lock().clone() {
+                return Err(error);
+            }
+            if waiting.contains_key(&id) {
+                return Err(ClientError::DuplicateId(id));
+            }
+            waiting.insert(id, reply);
+        }
+        let mut out = BytesMut::new();
+        frame::encode(FrameKind::Request, &message::encode(&request), &mut out);
+        if self.frames.send(out.freeze()).await.is_err() {
+            self.waiting.lock().remove(&id);
+            return Err(ClientError::Lost("the connection's writer stopped".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ClientError::Lost("the connection ended".into())))
+    }
+}
+
+/// Reads response frames until the connection ends; returns why it ended.
+async fn read_responses(
+    reader: &mut (impl AsyncReadExt + Unpin),
+    waiting: &Waiting,
+) -> ClientError {
+    let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+    loop {
+        loop {
+            let frame = match decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(error) => return ClientError::Lost(error.to_string()),
+            };
+            match frame.kind {
+                FrameKind::Response => {
+                    let response: WireResponse = match message::decode("response", &frame.body) {
+                        Ok(response) => response,
+                        Err(error) => return ClientError::Lost(error.to_string()),
+                    };
+                    if let Some(reply) = waiting.lock().remove(&response.id) {
+                        let _ = reply.send(Ok(response.into_response()));
+                    }
+                }
+                FrameKind::Goodbye => {
+                    return match message::decode::<Goodbye>("goodbye", &frame.body) {
+                        Ok(goodbye) => ClientError::Goodbye(goodbye),
+                        Err(error) => ClientError::Lost(error.to_string()),
+                    };
+                }
+                FrameKind::Request => {
+                    return ClientError::Lost("the server sent a request frame".into());
+                }
+            }
+        }
+        let buffer = decoder.buffer_mut();
+        if buffer.capacity() - buffer.len() < 4096 {
+            buffer.reserve(16 * 1024);
+        }
+        match reader.read_buf(decoder.buffer_mut()).await {
+            Ok(0) => return ClientError::Lost("closed by the server".into()),
+            Ok(_) => {}
+            Err(error) => return ClientError::Lost(error.to_string()),
+        }
+    }
+}

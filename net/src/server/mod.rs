@@ -1,0 +1,135 @@
+//! The server: the transports' listeners on every core of a running engine, the limits they
+//! enforce, and a graceful stop.
+//!
+//! - `config.rs`: addresses and limits, with defaults.
+//! - `tls.rs`: TLS 1.3 over TCP, one listener per core.
+//! - `connections.rs`: open connections against their limits.
+//! - `rate.rs`: per-system request rates.
+
+mod config;
+mod connections;
+pub mod rate;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::server::WebPkiClientVerifier;
+use spine_core::engine::EngineHandle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Limits, ServerConfig};
+use connections::Connections;
+
+use crate::pki::{Pki, PkiError};
+use crate::protocol::ALPN;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The certificates could not be read.
+    #[error("certificates: {0}")]
+    Pki(#[from] PkiError),
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// A listener could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    tls_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    connections: Connections,
+}
+
+/// The TLS server configuration: TLS 1.3 only, client certificates from the deployment's CA
+/// required, ALPN `spine/1`, session resumption by tickets and by a session cache.
+pub fn tls_server_config(pki: &Pki) -> Result<rustls::ServerConfig, ServerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(pki.ca_der()?)
+        .map_err(|error| ServerError::Tls(error.to_string()))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()
+            .map_err(|error| ServerError::Tls(error.to_string()))?;
+    let (chain, key) = pki.server_files().load()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| ServerError::Tls(error.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|error| ServerError::Tls(error.to_string()))?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|error| ServerError::Tls(error.to_string()))?;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(16_384);
+    Ok(config)
+}
+
+impl Server {
+    /// Starts listening on every core of `engine`.
+    pub fn start(
+        engine: &EngineHandle,
+        config: &ServerConfig,
+        pki: &Pki,
+    ) -> Result<Self, ServerError> {
+        let tls_config = Arc::new(tls_server_config(pki)?);
+        let (stop, stopped) = watch::channel(false);
+        let connections = Connections::default();
+        let shared = Arc::new(tls::Shared {
+            engine: engine.clone(),
+            acceptor: tokio_rustls::TlsAcceptor::from(tls_config),
+            limits: config.limits,
+            connections: connections.clone(),
+            stop: stopped.clone(),
+        });
+        let (tls_addr, accept_tasks) =
+            tls::start(shared, config.tls_addr, stopped).map_err(|source| ServerError::Bind {
+                addr: config.tls_addr,
+                source,
+            })?;
+        Ok(Self {
+            tls_addr,
+            stop,
+            accept_tasks,
+            connections,
+        })
+    }
+
+    /// Where TLS clients connect.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.connections.total()
+    }
+
+    /// Stops accepting; every connection stops reading, answers what it has in flight and
+    /// closes. Waits up to `grace` for that; returns the connections still open after it.
+    pub fn stop(self, grace: Duration) -> usize {
+        let _ = self.stop.send(true);
+        for task in &self.accept_tasks {
+            task.abort();
+        }
+        let deadline = Instant::now() + grace;
+        while self.connections.total() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.connections.total()
+    }
+}

@@ -1,0 +1,288 @@
+//! TLS 1.3 over TCP: one listener per core on the same port (SO_REUSEPORT), each on its core's
+//! runtime; a connection is served on the core that accepted it, its requests pipelined and
+//! answered in any order, matched by request id.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use spine_core::engine::EngineHandle;
+use spine_core::request::{ErrorCode, Refusal};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::config::Limits;
+use super::connections::{ConnectionSlot, Connections};
+use super::rate::RateLimiter;
+use crate::pki;
+use crate::protocol::frame::{self, FrameKind};
+use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
+use crate::protocol::session::{ServerSession, SessionEvent};
+
+/// What every connection of the server shares.
+pub(crate) struct Shared {
+    pub(crate) engine: EngineHandle,
+    pub(crate) acceptor: TlsAcceptor,
+    pub(crate) limits: Limits,
+    pub(crate) connections: Connections,
+    /// Turns true when the server stops: connections stop reading, answer what is in flight,
+    /// and close.
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+/// Binds one listener per core on `addr` (the same port for all) and starts accepting on each
+/// core's runtime until `stop` turns true. Returns the address bound and the accept tasks.
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+    let cores = shared.engine.shard_count();
+    let mut bound = addr;
+    let mut listeners = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let listener = reuse_port_listener(bound)?;
+        bound = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    let rate_per_core = shared
+        .limits
+        .requests_per_second_per_system
+        .div_ceil(cores as u32);
+    let tasks = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(core, listener)| {
+            let shared = Arc::clone(&shared);
+            let stop = stop.clone();
+            // Shared-nothing: each core limits its share of every system's rate.
+            let rate = Arc::new(Mutex::new(RateLimiter::new(rate_per_core)));
+            shared
+                .engine
+                .runtime(core)
+                .clone()
+                .spawn(accept_loop(shared, listener, rate, stop))
+        })
+        .collect();
+    Ok((bound, tasks))
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    rate: Arc<Mutex<RateLimiter>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "could not register a TLS listener");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let shared = Arc::clone(&shared);
+                    let rate = Arc::clone(&rate);
+                    tokio::spawn(async move {
+                        if let Err(error) = serve(shared, stream, rate).await {
+                            tracing::debug!(%peer, %error, "connection ended");
+                        }
+                    });
+                }
+                Err(error) => tracing::warn!(%error, "accepting a TLS connection"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn goodbye_frame(code: ErrorCode, message: impl Into<String>) -> Bytes {
+    let goodbye = Goodbye {
+        code,
+        message: message.into(),
+    };
+    let mut out = BytesMut::new();
+    frame::encode(FrameKind::Goodbye, &message::encode(&goodbye), &mut out);
+    out.freeze()
+}
+
+fn response_frame(response: &WireResponse) -> Bytes {
+    let mut out = BytesMut::new();
+    frame::encode(FrameKind::Response, &message::encode(response), &mut out);
+    out.freeze()
+}
+
+/// One connection, from handshake to close.
+async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    rate: Arc<Mutex<RateLimiter>>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let limits = shared.limits;
+    let tls = match tokio::time::timeout(limits.handshake_timeout, shared.acceptor.accept(stream))
+        .await
+    {
+        Ok(result) => result?,
+        Err(_) => return Err(std::io::Error::other("TLS handshake timed out")),
+    };
+    let fingerprint = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(pki::fingerprint);
+    let system = fingerprint
+        .as_deref()
+        .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
+        .map(|system| system.asid);
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let Some(asid) = system else {
+        let message = format!(
+            "the client certificate (SHA-256 {}) is not registered to any system",
+            fingerprint.unwrap_or_default()
+        );
+        writer
+            .write_all(&goodbye_frame(ErrorCode::AccessDenied, message))
+            .await?;
+        return writer.shutdown().await;
+    };
+    let _slot: ConnectionSlot = match shared.connections.open(asid, &limits) {
+        Ok(slot) => slot,
+        Err(reason) => {
+            writer
+                .write_all(&goodbye_frame(ErrorCode::ServiceUnavailable, reason))
+                .await?;
+            return writer.shutdown().await;
+        }
+    };
+
+    // Frames to send, bounded: a client that does not read its answers stops being read.
+    let (outgoing, mut to_send) = mpsc::channel::<Bytes>(limits.in_flight_per_connection + 2);
+    let writer_task = tokio::spawn(async move {
+        while let Some(first) = to_send.recv().await {
+            writer.write_all(&first).await?;
+            while let Ok(more) = to_send.try_recv() {
+                writer.write_all(&more).await?;
+            }
+            writer.flush().await?;
+        }
+        writer.shutdown().await
+    });
+    let (answered, mut answers) = mpsc::channel::<()>(limits.in_flight_per_connection + 1);
+    let mut session = ServerSession::new(limits.session());
+    let mut stop = shared.stop.clone();
+    'connection: loop {
+        while let Some(event) = session.next_event() {
+            match event {
+                SessionEvent::Request(request) => {
+                    if !rate.lock().allow(asid, Instant::now()) {
+                        let refusal = Refusal::new(
+                            ErrorCode::RateLimited,
+                            format!(
+                                "system {asid} is over its rate of {} requests a second",
+                                limits.requests_per_second_per_system
+                            ),
+                        );
+                        session.answered();
+                        let response = WireResponse::new(request.id, Err(refusal));
+                        if outgoing.send(response_frame(&response)).await.is_err() {
+                            break 'connection;
+                        }
+                        continue;
+                    }
+                    tokio::spawn(execute(
+                        shared.engine.clone(),
+                        request,
+                        asid,
+                        limits,
+                        outgoing.clone(),
+                        answered.clone(),
+                    ));
+                }
+                SessionEvent::Respond(response) => {
+                    if outgoing.send(response_frame(&response)).await.is_err() {
+                        break 'connection;
+                    }
+                }
+                SessionEvent::Close(goodbye) => {
+                    let _ = outgoing
+                        .send(goodbye_frame(goodbye.code, goodbye.message))
+                        .await;
+                    break 'connection;
+                }
+            }
+        }
+        let buffer = session.receive_buffer();
+        if buffer.capacity() - buffer.len() < 4096 {
+            buffer.reserve(16 * 1024);
+        }
+        tokio::select! {
+            read = reader.read_buf(session.receive_buffer()) => match read {
+                Ok(0) | Err(_) => break 'connection,
+                Ok(_) => {}
+            },
+            Some(()) = answers.recv() => session.answered(),
+            _ = stop.changed() => break 'connection,
+        }
+    }
+    // The requests still running hold senders; the writer ends once they have answered.
+    drop(outgoing);
+    match writer_task.await {
+        Ok(result) => result,
+        Err(error) => Err(std::io::Error::other(error)),
+    }
+}
+
+/// Runs one request on the engine, within its deadline, and queues its response.
+async fn execute(
+    engine: EngineHandle,
+    request: WireRequest,
+    asid: u64,
+    limits: Limits,
+    outgoing: mpsc::Sender<Bytes>,
+    answered: mpsc::Sender<()>,
+) {
+    let id = request.id;
+    let deadline = match request.deadline_ms {
+        0 => limits.request_deadline,
+        ms => limits
+            .request_deadline
+            .min(std::time::Duration::from_millis(u64::from(ms))),
+    };
+    let response =
+        match tokio::time::timeout(deadline, engine.submit(request.into_request(asid))).await {
+            Ok(response) => response,
+            Err(_) => Err(Refusal::new(
+                ErrorCode::DeadlineExceeded,
+                format!(
+                    "no answer within {} ms; the request may still take effect: retry with the \
+                 same request id to learn its outcome",
+                    deadline.as_millis()
+                ),
+            )),
+        };
+    let _ = outgoing
+        .send(response_frame(&WireResponse::new(id, response)))
+        .await;
+    let _ = answered.send(()).await;
+}

@@ -1,0 +1,392 @@
+//! End to end: the real `spine serve` process on a free port, driven over TLS by the client and
+//! by raw connections: PDS operations, restricted records, refused certificates, bad frames,
+//! graceful shutdown, and a SIGKILL under write load followed by a restart.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use spine_core::access::Justification;
+use spine_core::access::directory_file::demo_ids;
+use spine_core::pds::search::{DateRange, SearchQuery};
+use spine_core::pds::synthetic::Population;
+use spine_core::request::{ErrorCode, Operation, Reply, Response};
+use spine_core::{NhsNumber, Patient};
+use spine_net::client::{Client, ClientError, ClientIdentity, tls_client_config};
+use spine_net::pki::{DEMO_CLIENT, Pki};
+use spine_net::protocol::frame::{FrameDecoder, FrameKind};
+use spine_net::protocol::message::{self, Goodbye, WireRequest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+struct Spine {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Spine {
+    /// Starts `spine serve` on `dir` and waits until it is ready.
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spine"))
+            .args(["serve", "--tls-addr", "127.0.0.1:0", "--shards", "2"])
+            .arg("--data-dir")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut addr = None;
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("tls: ") {
+                addr = Some(rest.split(' ').next().unwrap().parse().unwrap());
+            }
+            if line == "ready" {
+                break;
+            }
+        }
+        Self {
+            child,
+            addr: addr.expect("the server printed its TLS address"),
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Spine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn identity(dir: &Path, name: &str) -> ClientIdentity {
+    let pki = Pki::at(dir);
+    ClientIdentity {
+        ca: pki.ca_cert(),
+        cert: pki.client_files(name).unwrap(),
+    }
+}
+
+async fn connect(addr: SocketAddr, identity: &ClientIdentity) -> Result<Client, ClientError> {
+    let config = Arc::new(tls_client_config(identity)?);
+    Client::connect(addr, "localhost", config).await
+}
+
+fn request(operation: Operation) -> WireRequest {
+    WireRequest {
+        id: Uuid::new_v4(),
+        user: demo_ids::GP,
+        role_profile: "gp-riverside".into(),
+        organisation: "Y90001".parse().unwrap(),
+        justification: Justification::None,
+        deadline_ms: 0,
+        operation,
+    }
+}
+
+fn patient(response: Response) -> Patient {
+    match response {
+        Ok(Reply::Patient(patient)) => patient,
+        other => panic!("expected a patient, got {other:?}"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Opens a raw TLS connection with the demo certificate, sends `bytes`, returns the goodbye.
+async fn raw_goodbye(addr: SocketAddr, identity: &ClientIdentity, bytes: &[u8]) -> Goodbye {
+    let config = Arc::new(tls_client_config(identity).unwrap());
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .unwrap();
+    tls.write_all(bytes).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20);
+    loop {
+        if let Some(frame) = decoder.next_frame().unwrap() {
+            assert_eq!(frame.kind, FrameKind::Goodbye);
+            return message::decode("goodbye", &frame.body).unwrap();
+        }
+        let read = tls.read_buf(decoder.buffer_mut()).await.unwrap();
+        assert!(read > 0, "the server closed without a goodbye");
+    }
+}
+
+#[test]
+fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    runtime().block_on(async {
+        let client = connect(spine.addr, &demo).await.unwrap();
+        let mut people: Vec<Patient> = Population::new(9).take(3).collect();
+        for person in &mut people {
+            person.general_practitioner = Some("Y90001".parse().unwrap());
+        }
+        people[1].restricted = true;
+        for person in &people {
+            let loaded = patient(
+                client
+                    .call(request(Operation::PdsLoad {
+                        patient: person.clone(),
+                    }))
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(loaded.nhs_number, person.nhs_number);
+        }
+        // Pipelined: many requests in flight on one connection, answered by id.
+        let reads: Vec<_> = (0..64)
+            .map(|i| {
+                let client = client.clone();
+                let nhs_number = people[i % 3].nhs_number;
+                tokio::spawn(async move {
+                    client
+                        .call(request(Operation::PdsRetrieve { nhs_number }))
+                        .await
+                })
+            })
+            .collect();
+        for (i, read) in reads.into_iter().enumerate() {
+            let read = patient(read.await.unwrap().unwrap());
+            assert_eq!(read.nhs_number, people[i % 3].nhs_number);
+            if i % 3 == 1 {
+                assert!(read.addresses.is_empty() && read.telecom.is_empty());
+                assert!(
+                    read.general_practitioner.is_none(),
+                    "restricted: no location"
+                );
+            }
+        }
+        let mut new = Population::new(10).next().unwrap();
+        new.general_practitioner = Some("Y90001".parse().unwrap());
+        let created = patient(
+            client
+                .call(request(Operation::PdsCreate { patient: new }))
+                .await
+                .unwrap(),
+        );
+        let stale = client
+            .call(request(Operation::PdsUpdate {
+                patient: created.clone(),
+                expected_version: 7,
+            }))
+            .await
+            .unwrap();
+        assert_eq!(stale.unwrap_err().code, ErrorCode::ResourceVersionMismatch);
+        let mut query = SearchQuery::new();
+        query.family = Some(people[0].names[0].family.as_str().into());
+        query.birth_date = people[0].birth_date.map(DateRange::on);
+        let found = client
+            .call(request(Operation::PdsSearch { query }))
+            .await
+            .unwrap();
+        let Ok(Reply::Matches(found)) = found else {
+            panic!("search failed: {found:?}");
+        };
+        assert!(
+            found
+                .iter()
+                .any(|found| found.patient.nhs_number == people[0].nhs_number)
+        );
+        // The organisation a request names must be the role profile's.
+        let mut elsewhere = request(Operation::PdsRetrieve {
+            nhs_number: people[0].nhs_number,
+        });
+        elsewhere.organisation = "Y90002".parse().unwrap();
+        let refused = client.call(elsewhere).await.unwrap().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::AccessDenied);
+
+        // A certificate the CA signed but no system holds: refused with a reason.
+        let pki = Pki::at(dir.path());
+        pki.issue_client("stranger").unwrap();
+        let stranger = identity(dir.path(), "stranger");
+        let refused = match connect(spine.addr, &stranger).await {
+            Ok(client) => client
+                .call(request(Operation::PdsRetrieve {
+                    nhs_number: people[0].nhs_number,
+                }))
+                .await
+                .unwrap_err(),
+            Err(error) => error,
+        };
+        let ClientError::Goodbye(goodbye) = refused else {
+            panic!("expected a goodbye, got {refused}");
+        };
+        assert_eq!(goodbye.code, ErrorCode::AccessDenied);
+        assert!(
+            goodbye.message.contains("not registered"),
+            "{}",
+            goodbye.message
+        );
+
+        // A certificate from another CA: refused at the handshake.
+        let other = tempfile::tempdir().unwrap();
+        Pki::open_or_create(other.path(), &["localhost".into()]).unwrap();
+        let foreign = identity(other.path(), DEMO_CLIENT);
+        let foreign = ClientIdentity {
+            ca: demo.ca.clone(),
+            cert: foreign.cert,
+        };
+        let refused = match connect(spine.addr, &foreign).await {
+            Ok(client) => client
+                .call(request(Operation::PdsRetrieve {
+                    nhs_number: people[0].nhs_number,
+                }))
+                .await
+                .unwrap_err(),
+            Err(error) => error,
+        };
+        assert!(
+            matches!(refused, ClientError::Connect(_) | ClientError::Lost(_)),
+            "{refused}"
+        );
+
+        // Garbage, an oversized frame and a truncated request close only their connection.
+        let goodbye = raw_goodbye(spine.addr, &demo, b"\x00\x00\x00\x05\x01\x01\xff\xff\xff").await;
+        assert_eq!(goodbye.code, ErrorCode::MalformedRequest);
+        let goodbye = raw_goodbye(spine.addr, &demo, b"\x7f\x00\x00\x00").await;
+        assert_eq!(goodbye.code, ErrorCode::FrameTooLarge);
+        let goodbye = raw_goodbye(spine.addr, &demo, b"\x00\x00\x00\x02\x09\x01").await;
+        assert_eq!(goodbye.code, ErrorCode::MalformedRequest);
+        assert!(goodbye.message.contains("version 9"), "{}", goodbye.message);
+        let again = client
+            .call(request(Operation::PdsRetrieve {
+                nhs_number: people[0].nhs_number,
+            }))
+            .await
+            .unwrap();
+        assert_eq!(patient(again).nhs_number, people[0].nhs_number);
+
+        // Graceful stop with requests in flight: every one answered, then exit 0.
+        let in_flight: Vec<_> = (0..32)
+            .map(|_| {
+                let client = client.clone();
+                let nhs_number = people[0].nhs_number;
+                tokio::spawn(async move {
+                    client
+                        .call(request(Operation::PdsRetrieve { nhs_number }))
+                        .await
+                })
+            })
+            .collect();
+        spine.signal("TERM");
+        for call in in_flight {
+            match call.await.unwrap() {
+                Ok(response) => assert_eq!(patient(response).nhs_number, people[0].nhs_number),
+                // Sent after the server stopped reading: the connection closes, unanswered.
+                Err(ClientError::Lost(_)) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+    });
+    let status = spine.child.wait().unwrap();
+    assert!(status.success(), "spine exited with {status}");
+}
+
+#[test]
+fn acknowledged_writes_survive_a_sigkill_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let people: Vec<Patient> = Population::new(12)
+        .take(8)
+        .map(|mut person| {
+            person.general_practitioner = Some("Y90001".parse().unwrap());
+            person.restricted = false;
+            person
+        })
+        .collect();
+    let acknowledged: Vec<(NhsNumber, u32)> = runtime().block_on(async {
+        let client = connect(spine.addr, &demo).await.unwrap();
+        for person in &people {
+            patient(
+                client
+                    .call(request(Operation::PdsLoad {
+                        patient: person.clone(),
+                    }))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let writers: Vec<_> = people
+            .iter()
+            .cloned()
+            .map(|person| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let mut acked = 0;
+                    let mut current = person;
+                    for round in 0..10_000u32 {
+                        current.telecom[0].value = format!("round {round}");
+                        let update = request(Operation::PdsUpdate {
+                            patient: current.clone(),
+                            expected_version: current.version,
+                        });
+                        match client.call(update).await {
+                            Ok(Ok(Reply::Patient(updated))) => {
+                                acked = updated.version;
+                                current = updated;
+                            }
+                            // The kill ends the run.
+                            _ => break,
+                        }
+                    }
+                    (current.nhs_number, acked)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        spine.signal("KILL");
+        let mut acknowledged = Vec::new();
+        for writer in writers {
+            acknowledged.push(writer.await.unwrap());
+        }
+        acknowledged
+    });
+    drop(spine);
+    assert!(
+        acknowledged.iter().any(|(_, version)| *version > 1),
+        "no update was acknowledged before the kill"
+    );
+    let spine = Spine::start(dir.path());
+    runtime().block_on(async {
+        let client = connect(spine.addr, &demo).await.unwrap();
+        for (nhs_number, version) in acknowledged {
+            let read = patient(
+                client
+                    .call(request(Operation::PdsRetrieve { nhs_number }))
+                    .await
+                    .unwrap(),
+            );
+            assert!(
+                read.version >= version,
+                "{nhs_number}: acknowledged version {version} lost, found {}",
+                read.version
+            );
+        }
+    });
+}
