@@ -1,6 +1,7 @@
-//! An async client of `spine/1` over TLS: one connection, any number of requests in flight on
-//! it (up to a bound), answered in any order and matched by request id. Cheap to clone; clones
-//! share the connection. Used by the load generator and the tests.
+//! An async client of `spine/1`, over TLS or QUIC: one connection, any number of requests in
+//! flight on it (up to a bound), answered in any order (TLS: matched by request id; QUIC: a
+//! stream each). Cheap to clone; clones share the connection. Used by the load generator and
+//! the tests.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -51,9 +52,51 @@ pub enum ClientError {
 
 type Waiting = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Result<Response, ClientError>>>>>;
 
-/// A connection to a server.
+/// Which transport a client uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS 1.3 over TCP.
+    Tls,
+    /// QUIC.
+    Quic,
+}
+
+/// A connection to a server over either transport.
 #[derive(Clone)]
-pub struct Client {
+pub enum Client {
+    /// Over TLS.
+    Tls(TlsClient),
+    /// Over QUIC.
+    Quic(QuicClient),
+}
+
+impl Client {
+    /// Connects to `addr` over `transport`, checking the server's certificate names
+    /// `server_name`.
+    pub async fn connect(
+        transport: Transport,
+        addr: SocketAddr,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, ClientError> {
+        Ok(match transport {
+            Transport::Tls => Client::Tls(TlsClient::connect(addr, server_name, config).await?),
+            Transport::Quic => Client::Quic(QuicClient::connect(addr, server_name, config).await?),
+        })
+    }
+
+    /// Sends `request` and waits for its response.
+    pub async fn call(&self, request: WireRequest) -> Result<Response, ClientError> {
+        match self {
+            Client::Tls(client) => client.call(request).await,
+            Client::Quic(client) => client.call(request).await,
+        }
+    }
+}
+
+/// A TLS connection to a server.
+#[derive(Clone)]
+pub struct TlsClient {
     frames: mpsc::Sender<Bytes>,
     waiting: Waiting,
     permits: Arc<Semaphore>,
@@ -88,7 +131,7 @@ pub fn tls_client_config(identity: &ClientIdentity) -> Result<rustls::ClientConf
     Ok(config)
 }
 
-impl Client {
+impl TlsClient {
     /// Connects to `addr`, checking the server's certificate names `server_name`.
     pub async fn connect(
         addr: SocketAddr,
@@ -219,5 +262,103 @@ async fn read_responses(
             Ok(_) => {}
             Err(error) => return ClientError::Lost(error.to_string()),
         }
+    }
+}
+
+/// A QUIC connection to a server: a bidirectional stream per request.
+#[derive(Clone)]
+pub struct QuicClient {
+    connection: quinn::Connection,
+    /// Kept so the endpoint (the client's socket) lives as long as the connection.
+    _endpoint: quinn::Endpoint,
+}
+
+impl QuicClient {
+    /// Connects to `addr`, checking the server's certificate names `server_name`.
+    pub async fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, ClientError> {
+        let failed = |error: String| ClientError::Connect(error);
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config)
+            .map_err(|error| failed(error.to_string()))?;
+        let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+        client_config.transport_config(Arc::new(crate::server::quic::transport_config(
+            &crate::server::Limits::default(),
+        )));
+        let bind: SocketAddr = if addr.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let mut endpoint =
+            quinn::Endpoint::client(bind).map_err(|error| failed(error.to_string()))?;
+        endpoint.set_default_client_config(client_config);
+        let connection = endpoint
+            .connect(addr, server_name)
+            .map_err(|error| failed(error.to_string()))?
+            .await
+            .map_err(|error| connection_error(error, true))?;
+        Ok(Self {
+            connection,
+            _endpoint: endpoint,
+        })
+    }
+
+    /// Sends `request` on a stream of its own and waits for its response.
+    pub async fn call(&self, request: WireRequest) -> Result<Response, ClientError> {
+        let (mut send, mut receive) = self
+            .connection
+            .open_bi()
+            .await
+            .map_err(|error| connection_error(error, false))?;
+        let mut out = BytesMut::new();
+        frame::encode(FrameKind::Request, &message::encode(&request), &mut out);
+        let lost = |error: String| ClientError::Lost(error);
+        send.write_all(&out).await.map_err(|error| match error {
+            quinn::WriteError::ConnectionLost(error) => connection_error(error, false),
+            other => lost(other.to_string()),
+        })?;
+        send.finish().map_err(|error| lost(error.to_string()))?;
+        let bytes = receive
+            .read_to_end(FRAME_BYTES_MAX as usize)
+            .await
+            .map_err(|error| match error {
+                quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(error)) => {
+                    connection_error(error, false)
+                }
+                other => lost(other.to_string()),
+            })?;
+        let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+        decoder.extend(&bytes);
+        let frame = decoder
+            .next_frame()
+            .map_err(|error| lost(error.to_string()))?
+            .ok_or_else(|| lost("the stream ended without a response".into()))?;
+        match frame.kind {
+            FrameKind::Response => message::decode::<WireResponse>("response", &frame.body)
+                .map(WireResponse::into_response)
+                .map_err(|error| lost(error.to_string())),
+            FrameKind::Goodbye => Err(message::decode::<Goodbye>("goodbye", &frame.body)
+                .map_or_else(|error| lost(error.to_string()), ClientError::Goodbye)),
+            FrameKind::Request => Err(lost("the server sent a request frame".into())),
+        }
+    }
+}
+
+/// A QUIC connection error as the client reports it: the server's goodbye when it closed the
+/// connection with one.
+fn connection_error(error: quinn::ConnectionError, connecting: bool) -> ClientError {
+    if let quinn::ConnectionError::ApplicationClosed(close) = &error
+        && close.error_code == quinn::VarInt::from_u32(crate::server::quic::CLOSE_GOODBYE)
+        && let Ok(goodbye) = message::decode::<Goodbye>("goodbye", &close.reason)
+    {
+        return ClientError::Goodbye(goodbye);
+    }
+    if connecting {
+        ClientError::Connect(error.to_string())
+    } else {
+        ClientError::Lost(error.to_string())
     }
 }

@@ -17,7 +17,7 @@ use spine_core::pds::search::{DateRange, SearchQuery};
 use spine_core::pds::synthetic::Population;
 use spine_core::request::{ErrorCode, Operation, Reply, Response};
 use spine_core::{NhsNumber, Patient};
-use spine_net::client::{Client, ClientError, ClientIdentity, tls_client_config};
+use spine_net::client::{Client, ClientError, ClientIdentity, Transport, tls_client_config};
 use spine_net::pki::{DEMO_CLIENT, Pki};
 use spine_net::protocol::frame::{FrameDecoder, FrameKind};
 use spine_net::protocol::message::{self, Goodbye, WireRequest};
@@ -27,34 +27,50 @@ use uuid::Uuid;
 struct Spine {
     child: Child,
     addr: SocketAddr,
+    quic: SocketAddr,
 }
 
 impl Spine {
     /// Starts `spine serve` on `dir` and waits until it is ready.
     fn start(dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spine"))
-            .args(["serve", "--tls-addr", "127.0.0.1:0", "--shards", "2"])
+        let child = Command::new(env!("CARGO_BIN_EXE_spine"))
+            .args([
+                "serve",
+                "--tls-addr",
+                "127.0.0.1:0",
+                "--quic-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--shards", "2"])
             .arg("--data-dir")
             .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut addr = None;
+        // Owned by the guard from here, so a failed start does not leave a server running.
+        let mut spine = Self {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            quic: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let stdout = BufReader::new(spine.child.stdout.take().unwrap());
+        let (mut addr, mut quic) = (None, None);
         for line in stdout.lines() {
             let line = line.unwrap();
             if let Some(rest) = line.strip_prefix("tls: ") {
                 addr = Some(rest.split(' ').next().unwrap().parse().unwrap());
             }
+            if let Some(rest) = line.strip_prefix("quic: ") {
+                quic = Some(rest.split(' ').next().unwrap().parse().unwrap());
+            }
             if line == "ready" {
                 break;
             }
         }
-        Self {
-            child,
-            addr: addr.expect("the server printed its TLS address"),
-        }
+        spine.addr = addr.expect("the server printed its TLS address");
+        spine.quic = quic.expect("the server printed its QUIC address");
+        spine
     }
 
     fn signal(&self, signal: &str) {
@@ -83,7 +99,7 @@ fn identity(dir: &Path, name: &str) -> ClientIdentity {
 
 async fn connect(addr: SocketAddr, identity: &ClientIdentity) -> Result<Client, ClientError> {
     let config = Arc::new(tls_client_config(identity)?);
-    Client::connect(addr, "localhost", config).await
+    Client::connect(Transport::Tls, addr, "localhost", config).await
 }
 
 fn request(operation: Operation) -> WireRequest {
@@ -388,5 +404,77 @@ fn acknowledged_writes_survive_a_sigkill_under_load() {
                 read.version
             );
         }
+    });
+}
+
+#[test]
+fn the_server_serves_over_quic_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    runtime().block_on(async {
+        let config = Arc::new(tls_client_config(&demo).unwrap());
+        let client = Client::connect(
+            Transport::Quic,
+            spine.quic,
+            "localhost",
+            Arc::clone(&config),
+        )
+        .await
+        .unwrap();
+        let mut person = Population::new(13).next().unwrap();
+        person.restricted = true;
+        patient(
+            client
+                .call(request(Operation::PdsLoad {
+                    patient: person.clone(),
+                }))
+                .await
+                .unwrap(),
+        );
+        // Many streams at once on one connection.
+        let reads: Vec<_> = (0..64)
+            .map(|_| {
+                let client = client.clone();
+                let nhs_number = person.nhs_number;
+                tokio::spawn(async move {
+                    client
+                        .call(request(Operation::PdsRetrieve { nhs_number }))
+                        .await
+                })
+            })
+            .collect();
+        for read in reads {
+            let read = patient(read.await.unwrap().unwrap());
+            assert!(
+                read.addresses.is_empty(),
+                "restricted: no address over QUIC either"
+            );
+        }
+        // A certificate no system holds: the connection is closed with a goodbye.
+        Pki::at(dir.path()).issue_client("stranger").unwrap();
+        let stranger = Arc::new(tls_client_config(&identity(dir.path(), "stranger")).unwrap());
+        let refused =
+            match Client::connect(Transport::Quic, spine.quic, "localhost", stranger).await {
+                Ok(client) => client
+                    .call(request(Operation::PdsRetrieve {
+                        nhs_number: person.nhs_number,
+                    }))
+                    .await
+                    .unwrap_err(),
+                Err(error) => error,
+            };
+        let ClientError::Goodbye(goodbye) = refused else {
+            panic!("expected a goodbye, got {refused}");
+        };
+        assert_eq!(goodbye.code, ErrorCode::AccessDenied);
+        // The connection that was refused nothing keeps serving.
+        let again = client
+            .call(request(Operation::PdsRetrieve {
+                nhs_number: person.nhs_number,
+            }))
+            .await
+            .unwrap();
+        assert_eq!(patient(again).nhs_number, person.nhs_number);
     });
 }

@@ -81,6 +81,12 @@ struct ServeArgs {
     /// TLS listening address (port 0: a free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7443")]
     tls_addr: SocketAddr,
+    /// QUIC listening address (UDP; port 0: a free port, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7444")]
+    quic_addr: SocketAddr,
+    /// Serve TLS only.
+    #[arg(long)]
+    no_quic: bool,
     /// Shards, one per core (default: the cores available).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
@@ -171,6 +177,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
     };
     let server_config = ServerConfig {
         tls_addr: args.tls_addr,
+        quic_addr: (!args.no_quic).then_some(args.quic_addr),
         limits,
     };
     let server = Server::start(&handle, &server_config, &pki).context("starting the server")?;
@@ -180,6 +187,9 @@ fn serve(args: &ServeArgs) -> Result<()> {
         "tls: {} (ALPN spine/1, client certificates required)",
         server.tls_addr()
     );
+    if let Some(quic) = server.quic_addr() {
+        println!("quic: {quic} (ALPN spine/1, client certificates required)");
+    }
     println!("data: {}", data_dir.display());
     println!("ca: {}", pki.ca_cert().display());
     println!(

@@ -53,6 +53,8 @@ impl Limits {
 pub struct ServerConfig {
     /// TLS over TCP: one listener per core on this address (port 0: a free port).
     pub tls_addr: SocketAddr,
+    /// QUIC: one endpoint per core on this UDP address (port 0: a free port); `None`: off.
+    pub quic_addr: Option<SocketAddr>,
     /// The limits.
     pub limits: Limits,
 }

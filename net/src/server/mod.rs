@@ -3,11 +3,13 @@
 //!
 //! - `config.rs`: addresses and limits, with defaults.
 //! - `tls.rs`: TLS 1.3 over TCP, one listener per core.
+//! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
 //! - `rate.rs`: per-system request rates.
 
 mod config;
 mod connections;
+pub mod quic;
 pub mod rate;
 mod tls;
 
@@ -48,6 +50,7 @@ pub enum ServerError {
 /// A running server.
 pub struct Server {
     tls_addr: SocketAddr,
+    quic_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     connections: Connections,
@@ -91,18 +94,30 @@ impl Server {
         let connections = Connections::default();
         let shared = Arc::new(tls::Shared {
             engine: engine.clone(),
-            acceptor: tokio_rustls::TlsAcceptor::from(tls_config),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::clone(&tls_config)),
             limits: config.limits,
             connections: connections.clone(),
             stop: stopped.clone(),
         });
-        let (tls_addr, accept_tasks) =
-            tls::start(shared, config.tls_addr, stopped).map_err(|source| ServerError::Bind {
-                addr: config.tls_addr,
-                source,
-            })?;
+        let (tls_addr, mut accept_tasks) =
+            tls::start(Arc::clone(&shared), config.tls_addr, stopped.clone()).map_err(
+                |source| ServerError::Bind {
+                    addr: config.tls_addr,
+                    source,
+                },
+            )?;
+        let quic_addr = match config.quic_addr {
+            Some(addr) => {
+                let (bound, tasks) = quic::start(shared, tls_config, addr, stopped)
+                    .map_err(|error| ServerError::Tls(format!("QUIC on {addr}: {error}")))?;
+                accept_tasks.extend(tasks);
+                Some(bound)
+            }
+            None => None,
+        };
         Ok(Self {
             tls_addr,
+            quic_addr,
             stop,
             accept_tasks,
             connections,
@@ -112,6 +127,11 @@ impl Server {
     /// Where TLS clients connect.
     pub fn tls_addr(&self) -> SocketAddr {
         self.tls_addr
+    }
+
+    /// Where QUIC clients connect, if QUIC is on.
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.quic_addr
     }
 
     /// Connections open now.

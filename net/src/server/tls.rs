@@ -262,6 +262,18 @@ async fn execute(
     outgoing: mpsc::Sender<Bytes>,
     answered: mpsc::Sender<()>,
 ) {
+    let response = execute_request(&engine, request, asid, &limits).await;
+    let _ = outgoing.send(response_frame(&response)).await;
+    let _ = answered.send(()).await;
+}
+
+/// Runs one request on the engine for system `asid`, within its deadline (both transports).
+pub(crate) async fn execute_request(
+    engine: &EngineHandle,
+    request: WireRequest,
+    asid: u64,
+    limits: &Limits,
+) -> WireResponse {
     let id = request.id;
     let deadline = match request.deadline_ms {
         0 => limits.request_deadline,
@@ -281,8 +293,5 @@ async fn execute(
                 ),
             )),
         };
-    let _ = outgoing
-        .send(response_frame(&WireResponse::new(id, response)))
-        .await;
-    let _ = answered.send(()).await;
+    WireResponse::new(id, response)
 }

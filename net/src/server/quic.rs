@@ -1,0 +1,296 @@
+//! QUIC (quinn): one endpoint per core on the same UDP port (SO_REUSEPORT; the kernel keeps a
+//! connection's datagrams on one socket), each on its core's runtime. A request is one
+//! bidirectional stream: the client sends a request frame and finishes; the server answers
+//! with a response frame and finishes. QUIC's own stream limit bounds requests in flight on a
+//! connection; flow-control windows are raised from quinn's defaults.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use quinn::crypto::rustls::QuicServerConfig;
+use quinn::{Connection, Endpoint, Incoming, TransportConfig, VarInt};
+use rustls::pki_types::CertificateDer;
+use spine_core::request::{ErrorCode, Refusal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::config::Limits;
+use super::rate::RateLimiter;
+use super::tls::{Shared, execute_request};
+use crate::pki;
+use crate::protocol::frame::{self, FrameDecoder, FrameKind};
+use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
+
+/// The application error code a connection is closed with; the reason bytes are a goodbye
+/// message (see `net/PROTOCOL.md`).
+pub const CLOSE_GOODBYE: u32 = 1;
+
+/// The transport settings: streams and windows sized for many small requests in flight.
+pub fn transport_config(limits: &Limits) -> TransportConfig {
+    let mut transport = TransportConfig::default();
+    let streams = u32::try_from(limits.in_flight_per_connection).unwrap_or(u32::MAX);
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(streams));
+    transport.max_concurrent_uni_streams(VarInt::from_u32(0));
+    transport.stream_receive_window(VarInt::from_u32(limits.frame_bytes_max.saturating_add(64)));
+    transport.receive_window(VarInt::from_u32(64 << 20));
+    transport.send_window(64 << 20);
+    transport.max_idle_timeout(Some(
+        std::time::Duration::from_secs(60)
+            .try_into()
+            .expect("60 s is a valid idle timeout"),
+    ));
+    transport
+}
+
+/// Binds one endpoint per core on `addr` (the same port for all) and accepts on each core's
+/// runtime until `stop` turns true. Returns the address bound and the accept tasks.
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    tls: Arc<rustls::ServerConfig>,
+    addr: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>), String> {
+    let crypto = QuicServerConfig::try_from(tls).map_err(|error| error.to_string())?;
+    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server_config.transport_config(Arc::new(transport_config(&shared.limits)));
+    let cores = shared.engine.shard_count();
+    let mut bound = addr;
+    let mut sockets = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let socket = reuse_port_socket(bound).map_err(|error| error.to_string())?;
+        bound = socket.local_addr().map_err(|error| error.to_string())?;
+        sockets.push(socket);
+    }
+    let rate_per_core = shared
+        .limits
+        .requests_per_second_per_system
+        .div_ceil(cores as u32);
+    let tasks = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(core, socket)| {
+            let shared = Arc::clone(&shared);
+            let server_config = server_config.clone();
+            let stop = stop.clone();
+            let rate = Arc::new(Mutex::new(RateLimiter::new(rate_per_core)));
+            shared.engine.runtime(core).clone().spawn(async move {
+                let endpoint = match Endpoint::new(
+                    quinn::EndpointConfig::default(),
+                    Some(server_config),
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                ) {
+                    Ok(endpoint) => endpoint,
+                    Err(error) => {
+                        tracing::error!(%error, "could not start a QUIC endpoint");
+                        return;
+                    }
+                };
+                accept_loop(shared, endpoint, rate, stop).await;
+            })
+        })
+        .collect();
+    Ok((bound, tasks))
+}
+
+fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    rate: Arc<Mutex<RateLimiter>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    let shared = Arc::clone(&shared);
+                    let rate = Arc::clone(&rate);
+                    tokio::spawn(async move {
+                        if let Err(error) = serve(shared, incoming, rate).await {
+                            tracing::debug!(%error, "QUIC connection ended");
+                        }
+                    });
+                }
+                None => return,
+            },
+            _ = stop.changed() => {
+                endpoint.close(VarInt::from_u32(0), b"server stopping");
+                endpoint.wait_idle().await;
+                return;
+            }
+        }
+    }
+}
+
+fn close(connection: &Connection, code: ErrorCode, message: String) {
+    let goodbye = message::encode(&Goodbye { code, message });
+    connection.close(VarInt::from_u32(CLOSE_GOODBYE), &goodbye);
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    incoming: Incoming,
+    rate: Arc<Mutex<RateLimiter>>,
+) -> Result<(), String> {
+    let limits = shared.limits;
+    let connecting = incoming.accept().map_err(|error| error.to_string())?;
+    let connection = tokio::time::timeout(limits.handshake_timeout, connecting)
+        .await
+        .map_err(|_| "QUIC handshake timed out".to_owned())?
+        .map_err(|error| error.to_string())?;
+    let fingerprint = connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().map(pki::fingerprint));
+    let system = fingerprint
+        .as_deref()
+        .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
+        .map(|system| system.asid);
+    let Some(asid) = system else {
+        let message = format!(
+            "the client certificate (SHA-256 {}) is not registered to any system",
+            fingerprint.unwrap_or_default()
+        );
+        close(&connection, ErrorCode::AccessDenied, message);
+        return Ok(());
+    };
+    let _slot = match shared.connections.open(asid, &limits) {
+        Ok(slot) => slot,
+        Err(reason) => {
+            close(&connection, ErrorCode::ServiceUnavailable, reason);
+            return Ok(());
+        }
+    };
+    let mut stop = shared.stop.clone();
+    loop {
+        let (send, receive) = tokio::select! {
+            stream = connection.accept_bi() => match stream {
+                Ok(stream) => stream,
+                Err(_) => return Ok(()),
+            },
+            _ = stop.changed() => {
+                // Streams already accepted finish; then the connection closes.
+                connection.close(VarInt::from_u32(0), b"server stopping");
+                return Ok(());
+            }
+        };
+        let shared = Arc::clone(&shared);
+        let rate = Arc::clone(&rate);
+        tokio::spawn(async move {
+            if let Err(error) = serve_stream(shared, asid, send, receive, rate).await {
+                tracing::debug!(%error, "QUIC stream ended");
+            }
+        });
+    }
+}
+
+/// One request stream: read the request frame, execute, write the response frame, finish.
+async fn serve_stream(
+    shared: Arc<Shared>,
+    asid: u64,
+    mut send: quinn::SendStream,
+    mut receive: quinn::RecvStream,
+    rate: Arc<Mutex<RateLimiter>>,
+) -> Result<(), String> {
+    let limits = shared.limits;
+    let bytes = match receive
+        .read_to_end(limits.frame_bytes_max as usize + frame::FRAME_HEADER_BYTES)
+        .await
+    {
+        Ok(bytes) => bytes,
+        Err(quinn::ReadToEndError::TooLong) => {
+            // Stop the stream's sender; the connection serves on.
+            let _ = receive.stop(VarInt::from_u32(CLOSE_GOODBYE));
+            return finish_with_goodbye(
+                &mut send,
+                ErrorCode::FrameTooLarge,
+                format!("a frame larger than {} bytes", limits.frame_bytes_max),
+            )
+            .await;
+        }
+        Err(error) => return Err(error.to_string()),
+    };
+    let mut decoder = FrameDecoder::new(limits.frame_bytes_max);
+    decoder.extend(&bytes);
+    let request = match decoder.next_frame() {
+        Ok(Some(frame)) if frame.kind == FrameKind::Request && decoder.buffered() == 0 => {
+            match message::decode::<WireRequest>("request", &frame.body) {
+                Ok(request) => request,
+                Err(error) => {
+                    return finish_with_goodbye(
+                        &mut send,
+                        ErrorCode::MalformedRequest,
+                        error.to_string(),
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(Some(_)) => {
+            let message = "a request stream carries exactly one request frame".to_owned();
+            return finish_with_goodbye(&mut send, ErrorCode::MalformedRequest, message).await;
+        }
+        Ok(None) => {
+            let message = "the stream ended inside a frame".to_owned();
+            return finish_with_goodbye(&mut send, ErrorCode::MalformedRequest, message).await;
+        }
+        Err(error) => {
+            let code = match error {
+                frame::FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
+                _ => ErrorCode::MalformedRequest,
+            };
+            return finish_with_goodbye(&mut send, code, error.to_string()).await;
+        }
+    };
+    let response = if rate.lock().allow(asid, Instant::now()) {
+        execute_request(&shared.engine, request, asid, &limits).await
+    } else {
+        let refusal = Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "system {asid} is over its rate of {} requests a second",
+                limits.requests_per_second_per_system
+            ),
+        );
+        WireResponse::new(request.id, Err(refusal))
+    };
+    let mut out = BytesMut::new();
+    frame::encode(FrameKind::Response, &message::encode(&response), &mut out);
+    send.write_all(&out)
+        .await
+        .map_err(|error| error.to_string())?;
+    send.finish().map_err(|error| error.to_string())
+}
+
+/// Answers a stream that carried no readable request with a goodbye frame (for that stream
+/// only; the connection serves on).
+async fn finish_with_goodbye(
+    send: &mut quinn::SendStream,
+    code: ErrorCode,
+    message: String,
+) -> Result<(), String> {
+    let mut out = BytesMut::new();
+    frame::encode(
+        FrameKind::Goodbye,
+        &message::encode(&Goodbye { code, message }),
+        &mut out,
+    );
+    let out: Bytes = out.freeze();
+    send.write_all(&out)
+        .await
+        .map_err(|error| error.to_string())?;
+    send.finish().map_err(|error| error.to_string())
+}
