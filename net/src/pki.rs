@@ -310,3 +310,41 @@ mod tests {
         ));
     }
 }
+
+/// A data directory ready to serve: the certificates (made on first use, for the loopback
+/// names) and the access directory, with the demo client's certificate registered to the demo
+/// system when the directory is first written.
+pub fn prepare_deployment(data_dir: &Path) -> Result<Pki, DeploymentError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| DeploymentError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    let pki = Pki::open_or_create(data_dir, &["localhost".into(), "127.0.0.1".into()])?;
+    let (demo_chain, _) = pki.client_files(DEMO_CLIENT)?.load()?;
+    let demo_fingerprint = fingerprint(&demo_chain[0]);
+    spine_core::access::directory_file::load_or_create_with(data_dir, || {
+        let mut directory = spine_core::access::directory_file::demo();
+        directory.systems[0].certificates.push(demo_fingerprint);
+        directory
+    })?;
+    Ok(pki)
+}
+
+/// Why a data directory could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// The data directory could not be created.
+    #[error("creating the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The certificates.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The access directory.
+    #[error(transparent)]
+    Directory(#[from] spine_core::access::directory_file::DirectoryFileError),
+}

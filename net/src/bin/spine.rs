@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use spine_core::access::directory_file::{self, demo};
+use spine_core::access::directory_file;
 use spine_core::access::{Activity, System};
 use spine_core::engine::{Engine, EngineConfig};
 use spine_core::shard::audit_queries::verify_chain;
 use spine_core::shard::keys::{self, ShardIndexes};
-use spine_net::pki::{DEMO_CLIENT, Pki, fingerprint};
+use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
 use spine_net::server::{Limits, Server, ServerConfig};
 use spine_storage::Log;
 
@@ -143,17 +143,7 @@ fn main() -> ExitCode {
 
 /// The certificates, and the access directory with the demo client registered on first start.
 fn prepare(data_dir: &Path) -> Result<Pki> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let pki = Pki::open_or_create(data_dir, &["localhost".into(), "127.0.0.1".into()])?;
-    let (demo_chain, _) = pki.client_files(DEMO_CLIENT)?.load()?;
-    let demo_fingerprint = fingerprint(&demo_chain[0]);
-    directory_file::load_or_create_with(data_dir, || {
-        let mut directory = demo();
-        directory.systems[0].certificates.push(demo_fingerprint);
-        directory
-    })?;
-    Ok(pki)
+    Ok(prepare_deployment(data_dir)?)
 }
 
 fn serve(args: &ServeArgs) -> Result<()> {
