@@ -169,6 +169,40 @@ mod tests {
         );
     }
 
+    /// The error codes' indices are in `net/PROTOCOL.md`'s table: clients in other languages
+    /// rely on them.
+    #[test]
+    fn error_codes_have_their_documented_indices_and_names() {
+        use ErrorCode::*;
+        let table = [
+            (AccessDenied, "ACCESS_DENIED"),
+            (ResourceNotFound, "RESOURCE_NOT_FOUND"),
+            (ResourceVersionMismatch, "RESOURCE_VERSION_MISMATCH"),
+            (ForbiddenUpdate, "FORBIDDEN_UPDATE"),
+            (InvalidValue, "INVALID_VALUE"),
+            (InvalidSearchData, "INVALID_SEARCH_DATA"),
+            (TooManyMatches, "TOO_MANY_MATCHES"),
+            (SingleMatch, "SINGLE_MATCH"),
+            (MultipleMatches, "MULTIPLE_MATCHES"),
+            (RequestIdReused, "REQUEST_ID_REUSED"),
+            (ServiceUnavailable, "SERVICE_UNAVAILABLE"),
+            (MalformedRequest, "MALFORMED_REQUEST"),
+            (FrameTooLarge, "FRAME_TOO_LARGE"),
+            (TooManyStreams, "TOO_MANY_STREAMS"),
+            (RateLimited, "RATE_LIMITED"),
+            (DeadlineExceeded, "DEADLINE_EXCEEDED"),
+        ];
+        let document = include_str!("../../PROTOCOL.md");
+        for (index, (code, name)) in table.into_iter().enumerate() {
+            assert_eq!(encode(&code), vec![index as u8], "{name}");
+            assert_eq!(code.as_str(), name);
+            assert!(
+                document.contains(&format!("| {index} | {name} |")),
+                "PROTOCOL.md lists {name} as {index}"
+            );
+        }
+    }
+
     #[test]
     fn trailing_or_missing_bytes_are_refused() {
         let mut bytes = encode(&retrieve());
