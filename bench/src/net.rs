@@ -147,6 +147,7 @@ pub fn run(args: &NetArgs) -> Result<()> {
             let server_config = ServerConfig {
                 tls_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
                 quic_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                metrics_addr: None,
                 limits: Limits::default(),
             };
             let server = Server::start(&engine.handle(), &server_config, &pki)?;

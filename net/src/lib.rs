@@ -3,12 +3,14 @@
 //!
 //! Where things are:
 //! - [`protocol`]: frames, messages and the server side of a connection (sans-IO).
-//! - [`client`]: an async, pipelining client over TLS.
+//! - [`client`]: an async client over TLS or QUIC.
+//! - [`metrics`]: counters and the Prometheus endpoint.
 //! - [`pki`]: the deployment's CA and certificates.
 //! - [`server`]: the listeners on every core, the limits, a graceful stop.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
+pub mod metrics;
 pub mod pki;
 pub mod protocol;
 pub mod server;

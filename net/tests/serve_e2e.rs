@@ -28,6 +28,7 @@ struct Spine {
     child: Child,
     addr: SocketAddr,
     quic: SocketAddr,
+    metrics: SocketAddr,
 }
 
 impl Spine {
@@ -41,7 +42,7 @@ impl Spine {
                 "--quic-addr",
                 "127.0.0.1:0",
             ])
-            .args(["--shards", "2"])
+            .args(["--shards", "2", "--metrics-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir)
             .stdout(Stdio::piped())
@@ -53,9 +54,10 @@ impl Spine {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             quic: SocketAddr::from(([0, 0, 0, 0], 0)),
+            metrics: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
         let stdout = BufReader::new(spine.child.stdout.take().unwrap());
-        let (mut addr, mut quic) = (None, None);
+        let (mut addr, mut quic, mut metrics) = (None, None, None);
         for line in stdout.lines() {
             let line = line.unwrap();
             if let Some(rest) = line.strip_prefix("tls: ") {
@@ -64,12 +66,16 @@ impl Spine {
             if let Some(rest) = line.strip_prefix("quic: ") {
                 quic = Some(rest.split(' ').next().unwrap().parse().unwrap());
             }
+            if let Some(rest) = line.strip_prefix("metrics: http://") {
+                metrics = Some(rest.trim_end_matches("/metrics").parse().unwrap());
+            }
             if line == "ready" {
                 break;
             }
         }
         spine.addr = addr.expect("the server printed its TLS address");
         spine.quic = quic.expect("the server printed its QUIC address");
+        spine.metrics = metrics.expect("the server printed its metrics address");
         spine
     }
 
@@ -297,6 +303,18 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
             .unwrap();
         assert_eq!(patient(again).nhs_number, people[0].nhs_number);
 
+        // The metrics count what was done, by operation, transport and refusal.
+        let metrics = scrape(spine.metrics).await;
+        let retrieves = metric(&metrics, "spine_requests_total{transport=\"tls\",operation=\"pds_retrieve\"}");
+        assert!(retrieves >= 64.0, "{retrieves} retrieves counted");
+        let stale = metric(
+            &metrics,
+            "spine_refusals_total{transport=\"tls\",operation=\"pds_update\",code=\"RESOURCE_VERSION_MISMATCH\"}",
+        );
+        assert_eq!(stale, 1.0);
+        assert!(metric(&metrics, "spine_log_batches_total{shard=\"0\"}") > 0.0);
+        assert!(metrics.contains("spine_request_duration_seconds_bucket{transport=\"tls\",operation=\"pds_retrieve\",le=\"+Inf\"}"));
+
         // Graceful stop with requests in flight: every one answered, then exit 0.
         let in_flight: Vec<_> = (0..32)
             .map(|_| {
@@ -477,4 +495,24 @@ fn the_server_serves_over_quic_too() {
             .unwrap();
         assert_eq!(patient(again).nhs_number, person.nhs_number);
     });
+}
+
+/// The body of `GET /metrics`.
+async fn scrape(addr: SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    response
+}
+
+/// The value of the sample named exactly `name` (with its labels).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name}"))
 }

@@ -84,6 +84,9 @@ struct ServeArgs {
     /// QUIC listening address (UDP; port 0: a free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7444")]
     quic_addr: SocketAddr,
+    /// Prometheus metrics address (loopback HTTP, `GET /metrics`; port 0: a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    metrics_addr: SocketAddr,
     /// Serve TLS only.
     #[arg(long)]
     no_quic: bool,
@@ -168,6 +171,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let server_config = ServerConfig {
         tls_addr: args.tls_addr,
         quic_addr: (!args.no_quic).then_some(args.quic_addr),
+        metrics_addr: Some(args.metrics_addr),
         limits,
     };
     let server = Server::start(&handle, &server_config, &pki).context("starting the server")?;
@@ -179,6 +183,9 @@ fn serve(args: &ServeArgs) -> Result<()> {
     );
     if let Some(quic) = server.quic_addr() {
         println!("quic: {quic} (ALPN spine/1, client certificates required)");
+    }
+    if let Some(metrics) = server.metrics_addr() {
+        println!("metrics: http://{metrics}/metrics");
     }
     println!("data: {}", data_dir.display());
     println!("ca: {}", pki.ca_cert().display());

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub tls_addr: SocketAddr,
     /// QUIC: one endpoint per core on this UDP address (port 0: a free port); `None`: off.
     pub quic_addr: Option<SocketAddr>,
+    /// Prometheus metrics over HTTP (`GET /metrics`) on this address, loopback by default;
+    /// `None`: off.
+    pub metrics_addr: Option<SocketAddr>,
     /// The limits.
     pub limits: Limits,
 }

@@ -49,6 +49,7 @@ pub enum ServerError {
 
 /// A running server.
 pub struct Server {
+    metrics_addr: Option<SocketAddr>,
     tls_addr: SocketAddr,
     quic_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
@@ -92,7 +93,9 @@ impl Server {
         let tls_config = Arc::new(tls_server_config(pki)?);
         let (stop, stopped) = watch::channel(false);
         let connections = Connections::default();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let shared = Arc::new(tls::Shared {
+            metrics: Arc::clone(&metrics),
             engine: engine.clone(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::clone(&tls_config)),
             limits: config.limits,
@@ -115,7 +118,37 @@ impl Server {
             }
             None => None,
         };
+        let metrics_addr = match config.metrics_addr {
+            Some(addr) => {
+                let listener = crate::metrics::bind(addr)
+                    .map_err(|source| ServerError::Bind { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| ServerError::Bind { addr, source })?;
+                let engine = engine.clone();
+                let open = connections.clone();
+                let stopped = stop.subscribe();
+                accept_tasks.push(engine.runtime(0).clone().spawn(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            crate::metrics::serve(
+                                listener,
+                                metrics,
+                                engine,
+                                move || open.total(),
+                                stopped,
+                            )
+                            .await
+                        }
+                        Err(error) => tracing::error!(%error, "could not serve metrics"),
+                    }
+                }));
+                Some(bound)
+            }
+            None => None,
+        };
         Ok(Self {
+            metrics_addr,
             tls_addr,
             quic_addr,
             stop,
@@ -127,6 +160,11 @@ impl Server {
     /// Where TLS clients connect.
     pub fn tls_addr(&self) -> SocketAddr {
         self.tls_addr
+    }
+
+    /// Where Prometheus scrapes `GET /metrics`, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Where QUIC clients connect, if QUIC is on.

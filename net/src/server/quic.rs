@@ -24,6 +24,9 @@ use crate::pki;
 use crate::protocol::frame::{self, FrameDecoder, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
 
+/// This transport's index in the metrics.
+const TRANSPORT: usize = 1;
+
 /// The application error code a connection is closed with; the reason bytes are a goodbye
 /// message (see `net/PROTOCOL.md`).
 pub const CLOSE_GOODBYE: u32 = 1;
@@ -159,6 +162,7 @@ async fn serve(
         .as_deref()
         .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
         .map(|system| system.asid);
+    shared.metrics.connection(TRANSPORT, system.is_none());
     let Some(asid) = system else {
         let message = format!(
             "the client certificate (SHA-256 {}) is not registered to any system",
@@ -256,7 +260,7 @@ async fn serve_stream(
         }
     };
     let response = if rate.lock().allow(asid, Instant::now()) {
-        execute_request(&shared.engine, request, asid, &limits).await
+        execute_request(&shared, TRANSPORT, request, asid).await
     } else {
         let refusal = Refusal::new(
             ErrorCode::RateLimited,

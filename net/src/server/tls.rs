@@ -24,12 +24,16 @@ use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
 use crate::protocol::session::{ServerSession, SessionEvent};
 
+/// This transport's index in the metrics.
+const TRANSPORT: usize = 0;
+
 /// What every connection of the server shares.
 pub(crate) struct Shared {
     pub(crate) engine: EngineHandle,
     pub(crate) acceptor: TlsAcceptor,
     pub(crate) limits: Limits,
     pub(crate) connections: Connections,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Turns true when the server stops: connections stop reading, answer what is in flight,
     /// and close.
     pub(crate) stop: watch::Receiver<bool>,
@@ -156,6 +160,7 @@ async fn serve(
         .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
         .map(|system| system.asid);
     let (mut reader, mut writer) = tokio::io::split(tls);
+    shared.metrics.connection(TRANSPORT, system.is_none());
     let Some(asid) = system else {
         let message = format!(
             "the client certificate (SHA-256 {}) is not registered to any system",
@@ -211,10 +216,9 @@ async fn serve(
                         continue;
                     }
                     tokio::spawn(execute(
-                        shared.engine.clone(),
+                        Arc::clone(&shared),
                         request,
                         asid,
-                        limits,
                         outgoing.clone(),
                         answered.clone(),
                     ));
@@ -255,25 +259,28 @@ async fn serve(
 
 /// Runs one request on the engine, within its deadline, and queues its response.
 async fn execute(
-    engine: EngineHandle,
+    shared: Arc<Shared>,
     request: WireRequest,
     asid: u64,
-    limits: Limits,
     outgoing: mpsc::Sender<Bytes>,
     answered: mpsc::Sender<()>,
 ) {
-    let response = execute_request(&engine, request, asid, &limits).await;
+    let response = execute_request(&shared, TRANSPORT, request, asid).await;
     let _ = outgoing.send(response_frame(&response)).await;
     let _ = answered.send(()).await;
 }
 
-/// Runs one request on the engine for system `asid`, within its deadline (both transports).
+/// Runs one request on the engine for system `asid`, within its deadline, and counts it in
+/// the metrics of `transport` (both transports).
 pub(crate) async fn execute_request(
-    engine: &EngineHandle,
+    shared: &Shared,
+    transport: usize,
     request: WireRequest,
     asid: u64,
-    limits: &Limits,
 ) -> WireResponse {
+    let (engine, limits) = (&shared.engine, &shared.limits);
+    let started = Instant::now();
+    let operation = crate::metrics::operation_label(&request.operation);
     let id = request.id;
     let deadline = match request.deadline_ms {
         0 => limits.request_deadline,
@@ -293,5 +300,9 @@ pub(crate) async fn execute_request(
                 ),
             )),
         };
+    let refused = response.as_ref().err().map(|refusal| refusal.code);
+    shared
+        .metrics
+        .request(transport, operation, started.elapsed(), refused);
     WireResponse::new(id, response)
 }

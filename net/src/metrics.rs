@@ -1,0 +1,362 @@
+//! Metrics in the Prometheus text format (version 0.0.4), served on a loopback HTTP port:
+//! requests, refusals by code and latency histograms per operation and transport; open
+//! connections; and, from the engine, each shard's log batches, records, bytes and flush
+//! latency, and turns.
+//!
+//! Counting is lock-free (atomics); the text is made when scraped.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use spine_core::engine::EngineHandle;
+use spine_core::request::{ErrorCode, Operation};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Transports, as labelled.
+pub const TRANSPORTS: [&str; 2] = ["tls", "quic"];
+/// Operations, as labelled.
+pub const OPERATIONS: [&str; 8] = [
+    "pds_create",
+    "pds_load",
+    "pds_retrieve",
+    "pds_update",
+    "pds_death_notification",
+    "pds_search",
+    "audit_trail",
+    "privacy_alerts",
+];
+/// Latency bucket upper bounds, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+/// Error codes counted: every code a response can carry.
+const CODES: [ErrorCode; 16] = [
+    ErrorCode::AccessDenied,
+    ErrorCode::ResourceNotFound,
+    ErrorCode::ResourceVersionMismatch,
+    ErrorCode::ForbiddenUpdate,
+    ErrorCode::InvalidValue,
+    ErrorCode::InvalidSearchData,
+    ErrorCode::TooManyMatches,
+    ErrorCode::SingleMatch,
+    ErrorCode::MultipleMatches,
+    ErrorCode::RequestIdReused,
+    ErrorCode::ServiceUnavailable,
+    ErrorCode::MalformedRequest,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::TooManyStreams,
+    ErrorCode::RateLimited,
+    ErrorCode::DeadlineExceeded,
+];
+
+/// The label of an operation.
+pub fn operation_label(operation: &Operation) -> usize {
+    match operation {
+        Operation::PdsCreate { .. } => 0,
+        Operation::PdsLoad { .. } => 1,
+        Operation::PdsRetrieve { .. } => 2,
+        Operation::PdsUpdate { .. } => 3,
+        Operation::PdsDeathNotification { .. } => 4,
+        Operation::PdsSearch { .. } => 5,
+        Operation::AuditTrail { .. } => 6,
+        Operation::PrivacyAlerts { .. } => 7,
+    }
+}
+
+/// One transport and operation's figures.
+#[derive(Debug, Default)]
+struct Series {
+    requests: AtomicU64,
+    refused: [AtomicU64; CODES.len()],
+    buckets: [AtomicU64; BUCKETS.len()],
+    latency_micros: AtomicU64,
+}
+
+/// Every counter the server keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    series: Vec<Series>,
+    connections_opened: [AtomicU64; 2],
+    connections_refused: [AtomicU64; 2],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            series: (0..TRANSPORTS.len() * OPERATIONS.len())
+                .map(|_| Series::default())
+                .collect(),
+            connections_opened: Default::default(),
+            connections_refused: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one answered request.
+    pub fn request(
+        &self,
+        transport: usize,
+        operation: usize,
+        latency: Duration,
+        refused: Option<ErrorCode>,
+    ) {
+        let series = &self.series[transport * OPERATIONS.len() + operation];
+        series.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(code) = refused
+            && let Some(slot) = CODES.iter().position(|known| *known == code)
+        {
+            series.refused[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        let seconds = latency.as_secs_f64();
+        if let Some(bucket) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            series.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        series
+            .latency_micros
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Records a connection opened (`refused`: closed at once with a goodbye).
+    pub fn connection(&self, transport: usize, refused: bool) {
+        let counters = if refused {
+            &self.connections_refused
+        } else {
+            &self.connections_opened
+        };
+        counters[transport].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The text exposition, with the engine's figures and `open_connections`.
+    pub fn render(&self, engine: &EngineHandle, open_connections: usize) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP spine_requests_total Requests answered.");
+        let _ = writeln!(out, "# TYPE spine_requests_total counter");
+        let each = || {
+            TRANSPORTS.iter().enumerate().flat_map(|(t, transport)| {
+                OPERATIONS
+                    .iter()
+                    .enumerate()
+                    .map(move |(o, operation)| (t * OPERATIONS.len() + o, *transport, *operation))
+            })
+        };
+        for (slot, transport, operation) in each() {
+            let labels = format!("transport=\"{transport}\",operation=\"{operation}\"");
+            let _ = writeln!(
+                out,
+                "spine_requests_total{{{labels}}} {}",
+                load(&self.series[slot].requests)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP spine_refusals_total Requests refused, by error code."
+        );
+        let _ = writeln!(out, "# TYPE spine_refusals_total counter");
+        for (slot, transport, operation) in each() {
+            for (index, code) in CODES.iter().enumerate() {
+                let count = load(&self.series[slot].refused[index]);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "spine_refusals_total{{transport=\"{transport}\",operation=\"{operation}\",code=\"{code}\"}} {count}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP spine_request_duration_seconds Time from a request's arrival to its answer."
+        );
+        let _ = writeln!(out, "# TYPE spine_request_duration_seconds histogram");
+        for (slot, transport, operation) in each() {
+            let series = &self.series[slot];
+            let labels = format!("transport=\"{transport}\",operation=\"{operation}\"");
+            let mut cumulative = 0;
+            for (bound, bucket) in BUCKETS.iter().zip(&series.buckets) {
+                cumulative += load(bucket);
+                let _ = writeln!(
+                    out,
+                    "spine_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let count = load(&series.requests);
+            let _ = writeln!(
+                out,
+                "spine_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "spine_request_duration_seconds_sum{{{labels}}} {}",
+                load(&series.latency_micros) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "spine_request_duration_seconds_count{{{labels}}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP spine_connections_total Connections accepted (refused: closed at once)."
+        );
+        let _ = writeln!(out, "# TYPE spine_connections_total counter");
+        for (t, transport) in TRANSPORTS.iter().enumerate() {
+            for (outcome, counters) in [
+                ("opened", &self.connections_opened),
+                ("refused", &self.connections_refused),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "spine_connections_total{{transport=\"{transport}\",outcome=\"{outcome}\"}} {}",
+                    load(&counters[t])
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP spine_connections_open Connections open now.");
+        let _ = writeln!(out, "# TYPE spine_connections_open gauge");
+        let _ = writeln!(out, "spine_connections_open {open_connections}");
+        render_engine(&mut out, engine);
+        out
+    }
+}
+
+fn render_engine(out: &mut String, engine: &EngineHandle) {
+    let stats = engine.stats();
+    let counters: [(&str, &str, fn(&spine_core::engine::ShardStats) -> u64); 5] = [
+        (
+            "spine_log_batches_total",
+            "Log batches written (one write and flush each).",
+            |s| s.batches,
+        ),
+        ("spine_log_records_total", "Log records written.", |s| {
+            s.records_written
+        }),
+        ("spine_log_bytes_total", "Log bytes written.", |s| {
+            s.bytes_written
+        }),
+        (
+            "spine_shard_turns_total",
+            "Turns the shard executed.",
+            |s| s.turns,
+        ),
+        (
+            "spine_shard_inputs_total",
+            "Requests and request steps the shard executed.",
+            |s| s.inputs,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (shard, shard_stats) in stats.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", value(shard_stats));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP spine_log_keys Keys in the shard's primary index."
+    );
+    let _ = writeln!(out, "# TYPE spine_log_keys gauge");
+    for (shard, shard_stats) in stats.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "spine_log_keys{{shard=\"{shard}\"}} {}",
+            shard_stats.keys
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP spine_log_flush_seconds Write + fdatasync of a log batch, since the server started."
+    );
+    let _ = writeln!(out, "# TYPE spine_log_flush_seconds summary");
+    for (shard, latency) in engine.log_latencies().iter().enumerate() {
+        for (quantile, micros) in [
+            ("0.5", latency.flush.p50_us),
+            ("0.99", latency.flush.p99_us),
+        ] {
+            let _ = writeln!(
+                out,
+                "spine_log_flush_seconds{{shard=\"{shard}\",quantile=\"{quantile}\"}} {}",
+                micros / 1e6
+            );
+        }
+        let _ = writeln!(
+            out,
+            "spine_log_flush_seconds_count{{shard=\"{shard}\"}} {}",
+            latency.flush.count
+        );
+    }
+}
+
+/// Largest HTTP request read, in bytes.
+const HTTP_REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+/// Serves `GET /metrics` on `addr` (on the runtime it is spawned on) until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    engine: EngineHandle,
+    open_connections: impl Fn() -> usize + Send + Sync + 'static,
+    mut stop: watch::Receiver<bool>,
+) {
+    let open_connections = Arc::new(open_connections);
+    loop {
+        let (mut stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = stop.changed() => return,
+        };
+        let metrics = Arc::clone(&metrics);
+        let engine = engine.clone();
+        let open_connections = Arc::clone(&open_connections);
+        tokio::spawn(async move {
+            let mut request = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            // Read the request head, bounded in size and time.
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while !request.windows(4).any(|window| window == b"\r\n\r\n")
+                    && request.len() < HTTP_REQUEST_BYTES_MAX
+                {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                true
+            })
+            .await;
+            if !matches!(read, Ok(true)) {
+                return;
+            }
+            let (status, body) = if request.starts_with(b"GET /metrics ") {
+                ("200 OK", metrics.render(&engine, open_connections()))
+            } else {
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_owned(),
+                )
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+/// Binds the metrics listener (a std listener, registered on the runtime that serves it).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
