@@ -226,9 +226,12 @@ impl Metrics {
     }
 }
 
+/// A counter read from a shard's figures.
+type ShardCounter = fn(&spine_core::engine::ShardStats) -> u64;
+
 fn render_engine(out: &mut String, engine: &EngineHandle) {
     let stats = engine.stats();
-    let counters: [(&str, &str, fn(&spine_core::engine::ShardStats) -> u64); 5] = [
+    let counters: [(&str, &str, ShardCounter); 5] = [
         (
             "spine_log_batches_total",
             "Log batches written (one write and flush each).",
