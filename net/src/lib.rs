@@ -7,6 +7,7 @@
 //! - [`metrics`]: counters and the Prometheus endpoint.
 //! - [`pki`]: the deployment's CA and certificates.
 //! - [`server`]: the listeners on every core, the limits, a graceful stop.
+//! - [`settings`]: `spine serve`'s settings: defaults, a file, flags.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
@@ -14,3 +15,4 @@ pub mod metrics;
 pub mod pki;
 pub mod protocol;
 pub mod server;
+pub mod settings;

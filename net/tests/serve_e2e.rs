@@ -339,6 +339,34 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
     });
     let status = spine.child.wait().unwrap();
     assert!(status.success(), "spine exited with {status}");
+
+    // Offline tools on the stopped server's data directory.
+    let tool = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_spine"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "spine {args:?}: {}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let verified = tool(&["verify"]);
+    assert_eq!(verified.matches("audit chain of").count(), 2, "{verified}");
+    let stats = tool(&["stats"]);
+    assert!(stats.starts_with("shard  patient-versions"), "{stats}");
+    let issued = tool(&["cert", "issue", "--system", "pharmacy-1"]);
+    assert!(
+        issued.contains("system pharmacy-1: ASID 200000000002"),
+        "{issued}"
+    );
+    let directory = std::fs::read_to_string(dir.path().join("access.json")).unwrap();
+    assert!(directory.contains("pharmacy-1"));
 }
 
 #[test]

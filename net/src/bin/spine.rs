@@ -27,7 +27,8 @@ use spine_core::engine::{Engine, EngineConfig};
 use spine_core::shard::audit_queries::verify_chain;
 use spine_core::shard::keys::{self, ShardIndexes};
 use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
-use spine_net::server::{Limits, Server, ServerConfig};
+use spine_net::server::Server;
+use spine_net::settings::{LimitSettings, Settings};
 use spine_storage::Log;
 
 #[derive(Parser, Debug)]
@@ -76,41 +77,67 @@ struct DataDir {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    #[command(flatten)]
-    data: DataDir,
-    /// TLS listening address (port 0: a free port, printed at start).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7443")]
-    tls_addr: SocketAddr,
-    /// QUIC listening address (UDP; port 0: a free port, printed at start).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7444")]
-    quic_addr: SocketAddr,
-    /// Prometheus metrics address (loopback HTTP, `GET /metrics`; port 0: a free port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
-    metrics_addr: SocketAddr,
+    /// Settings file (TOML); flags override it, and it overrides the defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory: shard logs, certificates and the access directory [default: spine-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TLS listening address (port 0: a free port, printed at start) [default: 127.0.0.1:7443].
+    #[arg(long, value_name = "ADDR")]
+    tls_addr: Option<SocketAddr>,
+    /// QUIC listening address (UDP) [default: 127.0.0.1:7444].
+    #[arg(long, value_name = "ADDR")]
+    quic_addr: Option<SocketAddr>,
     /// Serve TLS only.
     #[arg(long)]
     no_quic: bool,
-    /// Shards, one per core (default: the cores available).
+    /// Prometheus metrics address (loopback HTTP, `GET /metrics`) [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Shards, one per core [default: the cores available].
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
-    /// Largest frame, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().frame_bytes_max)]
-    frame_bytes_max: u32,
-    /// Requests in flight on one connection.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().in_flight_per_connection)]
-    in_flight_per_connection: usize,
-    /// Open connections in all.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().connections_max)]
-    connections_max: usize,
-    /// Open connections of one system.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().connections_per_system_max)]
-    connections_per_system_max: usize,
-    /// Longest a request may take, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = Limits::default().request_deadline.as_millis() as u64)]
-    request_deadline_ms: u64,
-    /// Requests a second one system may send.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().requests_per_second_per_system)]
-    rate_per_system: u32,
+    /// Largest frame, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    frame_bytes_max: Option<u32>,
+    /// Requests in flight on one connection [default: 1024].
+    #[arg(long, value_name = "N")]
+    in_flight_per_connection: Option<usize>,
+    /// Open connections in all [default: 10000].
+    #[arg(long, value_name = "N")]
+    connections_max: Option<usize>,
+    /// Open connections of one system [default: 1000].
+    #[arg(long, value_name = "N")]
+    connections_per_system_max: Option<usize>,
+    /// Longest a request may take, in milliseconds [default: 5000].
+    #[arg(long, value_name = "MS")]
+    request_deadline_ms: Option<u64>,
+    /// Requests a second one system may send [default: 200000].
+    #[arg(long, value_name = "N")]
+    rate_per_system: Option<u32>,
+}
+
+impl ServeArgs {
+    /// The settings the flags give.
+    fn settings(&self) -> Settings {
+        Settings {
+            data_dir: self.data_dir.clone(),
+            shards: self.shards,
+            tls_addr: self.tls_addr,
+            quic_addr: self.quic_addr,
+            quic: self.no_quic.then_some(false),
+            metrics_addr: self.metrics_addr,
+            limits: LimitSettings {
+                frame_bytes_max: self.frame_bytes_max,
+                in_flight_per_connection: self.in_flight_per_connection,
+                connections_max: self.connections_max,
+                connections_per_system_max: self.connections_per_system_max,
+                request_deadline_ms: self.request_deadline_ms,
+                requests_per_second_per_system: self.rate_per_system,
+            },
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -150,30 +177,21 @@ fn prepare(data_dir: &Path) -> Result<Pki> {
 }
 
 fn serve(args: &ServeArgs) -> Result<()> {
-    let data_dir = &args.data.data_dir;
+    let file = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let settings = file.overridden_by(args.settings());
+    let server_config = settings.server_config()?;
+    let data_dir = &settings.data_dir();
     let pki = prepare(data_dir)?;
     let mut config = EngineConfig::new(data_dir);
-    if let Some(shards) = args.shards {
+    if let Some(shards) = settings.shards {
         config.shards = shards;
     }
     let shards = config.shards;
     let engine = Engine::start(config).context("starting the engine")?;
     let handle = engine.handle();
-    let limits = Limits {
-        frame_bytes_max: args.frame_bytes_max,
-        in_flight_per_connection: args.in_flight_per_connection,
-        connections_max: args.connections_max,
-        connections_per_system_max: args.connections_per_system_max,
-        request_deadline: Duration::from_millis(args.request_deadline_ms),
-        requests_per_second_per_system: args.rate_per_system,
-        ..Limits::default()
-    };
-    let server_config = ServerConfig {
-        tls_addr: args.tls_addr,
-        quic_addr: (!args.no_quic).then_some(args.quic_addr),
-        metrics_addr: Some(args.metrics_addr),
-        limits,
-    };
     let server = Server::start(&handle, &server_config, &pki).context("starting the server")?;
     let demo_client = pki.client_files(DEMO_CLIENT)?;
     println!("spine serving on {shards} shards");

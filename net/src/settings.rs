@@ -1,0 +1,247 @@
+//! `spine serve`'s settings: built-in defaults, overridden by a TOML file (`--config`),
+//! overridden by flags. Every setting has all three.
+//!
+//! ```toml
+//! data_dir = "spine-data"
+//! shards = 2
+//! tls_addr = "127.0.0.1:7443"
+//! quic_addr = "127.0.0.1:7444"      # quic = false turns QUIC off
+//! metrics_addr = "127.0.0.1:9464"
+//! [limits]
+//! frame_bytes_max = 1048576
+//! in_flight_per_connection = 1024
+//! connections_max = 10000
+//! connections_per_system_max = 1000
+//! request_deadline_ms = 5000
+//! requests_per_second_per_system = 200000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::server::{Limits, ServerConfig};
+
+/// Settings as a file or the flags give them: each one optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Shards (default: the cores available).
+    pub shards: Option<usize>,
+    /// TLS address.
+    pub tls_addr: Option<SocketAddr>,
+    /// QUIC address.
+    pub quic_addr: Option<SocketAddr>,
+    /// Whether to serve QUIC.
+    pub quic: Option<bool>,
+    /// Metrics address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitSettings,
+}
+
+/// Limits as a file or the flags give them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest frame, in bytes.
+    pub frame_bytes_max: Option<u32>,
+    /// Requests in flight on one connection.
+    pub in_flight_per_connection: Option<usize>,
+    /// Open connections in all.
+    pub connections_max: Option<usize>,
+    /// Open connections of one system.
+    pub connections_per_system_max: Option<usize>,
+    /// Longest a request may take, in milliseconds.
+    pub request_deadline_ms: Option<u64>,
+    /// Requests a second one system may send.
+    pub requests_per_second_per_system: Option<u32>,
+}
+
+/// Why a settings file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The file is not settings.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        source: toml::de::Error,
+    },
+    /// A value out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Largest settings file read, in bytes.
+const FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// The default data directory, under the current directory.
+pub const DEFAULT_DATA_DIR: &str = "spine-data";
+
+impl Settings {
+    /// Reads a settings file.
+    pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
+        let read = |source| SettingsError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(read)?.len();
+        if size > FILE_BYTES_MAX {
+            return Err(SettingsError::Invalid(format!(
+                "{}: {size} bytes is larger than {FILE_BYTES_MAX}",
+                path.display()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        toml::from_str(&text).map_err(|source| SettingsError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// These settings, with each one `over` sets replaced by its value.
+    pub fn overridden_by(self, over: Settings) -> Settings {
+        let limits = LimitSettings {
+            frame_bytes_max: over.limits.frame_bytes_max.or(self.limits.frame_bytes_max),
+            in_flight_per_connection: over
+                .limits
+                .in_flight_per_connection
+                .or(self.limits.in_flight_per_connection),
+            connections_max: over.limits.connections_max.or(self.limits.connections_max),
+            connections_per_system_max: over
+                .limits
+                .connections_per_system_max
+                .or(self.limits.connections_per_system_max),
+            request_deadline_ms: over
+                .limits
+                .request_deadline_ms
+                .or(self.limits.request_deadline_ms),
+            requests_per_second_per_system: over
+                .limits
+                .requests_per_second_per_system
+                .or(self.limits.requests_per_second_per_system),
+        };
+        Settings {
+            data_dir: over.data_dir.or(self.data_dir),
+            shards: over.shards.or(self.shards),
+            tls_addr: over.tls_addr.or(self.tls_addr),
+            quic_addr: over.quic_addr.or(self.quic_addr),
+            quic: over.quic.or(self.quic),
+            metrics_addr: over.metrics_addr.or(self.metrics_addr),
+            limits,
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    /// The server's configuration, defaults filled in.
+    pub fn server_config(&self) -> Result<ServerConfig, SettingsError> {
+        let defaults = Limits::default();
+        let limits = &self.limits;
+        let resolved = Limits {
+            frame_bytes_max: limits.frame_bytes_max.unwrap_or(defaults.frame_bytes_max),
+            in_flight_per_connection: limits
+                .in_flight_per_connection
+                .unwrap_or(defaults.in_flight_per_connection),
+            connections_max: limits.connections_max.unwrap_or(defaults.connections_max),
+            connections_per_system_max: limits
+                .connections_per_system_max
+                .unwrap_or(defaults.connections_per_system_max),
+            request_deadline: limits
+                .request_deadline_ms
+                .map_or(defaults.request_deadline, Duration::from_millis),
+            requests_per_second_per_system: limits
+                .requests_per_second_per_system
+                .unwrap_or(defaults.requests_per_second_per_system),
+            handshake_timeout: defaults.handshake_timeout,
+        };
+        let positive = [
+            ("frame_bytes_max", u64::from(resolved.frame_bytes_max)),
+            (
+                "in_flight_per_connection",
+                resolved.in_flight_per_connection as u64,
+            ),
+            ("connections_max", resolved.connections_max as u64),
+            (
+                "connections_per_system_max",
+                resolved.connections_per_system_max as u64,
+            ),
+            (
+                "request_deadline_ms",
+                resolved.request_deadline.as_millis() as u64,
+            ),
+            (
+                "requests_per_second_per_system",
+                u64::from(resolved.requests_per_second_per_system),
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(SettingsError::Invalid(format!("{name} must be at least 1")));
+        }
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        Ok(ServerConfig {
+            tls_addr: self.tls_addr.unwrap_or(loopback(7443)),
+            quic_addr: (self.quic != Some(false)).then(|| self.quic_addr.unwrap_or(loopback(7444))),
+            metrics_addr: Some(self.metrics_addr.unwrap_or(loopback(9464))),
+            limits: resolved,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let file: Settings = toml::from_str(
+            "shards = 3\ntls_addr = \"127.0.0.1:8000\"\nquic = false\n[limits]\nconnections_max = 7\nrequest_deadline_ms = 900\n",
+        )
+        .unwrap();
+        let flags = Settings {
+            tls_addr: Some("127.0.0.1:9000".parse().unwrap()),
+            ..Settings::default()
+        };
+        let settings = file.overridden_by(flags);
+        let config = settings.server_config().unwrap();
+        assert_eq!(settings.shards, Some(3));
+        assert_eq!(config.tls_addr.port(), 9000, "the flag wins");
+        assert_eq!(config.quic_addr, None, "the file turned QUIC off");
+        assert_eq!(config.limits.connections_max, 7);
+        assert_eq!(config.limits.request_deadline, Duration::from_millis(900));
+        assert_eq!(
+            config.limits.frame_bytes_max,
+            Limits::default().frame_bytes_max
+        );
+        assert_eq!(settings.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn bad_files_get_specific_errors() {
+        let error = toml::from_str::<Settings>("shard = 3").unwrap_err();
+        assert!(error.to_string().contains("unknown field"), "{error}");
+        let zero: Settings = toml::from_str("[limits]\nconnections_max = 0").unwrap();
+        let error = zero.server_config().unwrap_err();
+        assert_eq!(error.to_string(), "connections_max must be at least 1");
+    }
+}
