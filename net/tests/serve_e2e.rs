@@ -34,6 +34,11 @@ struct Spine {
 impl Spine {
     /// Starts `spine serve` on `dir` and waits until it is ready.
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts `spine serve` on `dir` with more flags and waits until it is ready.
+    fn start_with(dir: &Path, flags: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_spine"))
             .args([
                 "serve",
@@ -43,6 +48,7 @@ impl Spine {
                 "127.0.0.1:0",
             ])
             .args(["--shards", "2", "--metrics-addr", "127.0.0.1:0"])
+            .args(flags)
             .arg("--data-dir")
             .arg(dir)
             .stdout(Stdio::piped())
@@ -135,15 +141,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Opens a raw TLS connection with the demo certificate, sends `bytes`, returns the goodbye.
-async fn raw_goodbye(addr: SocketAddr, identity: &ClientIdentity, bytes: &[u8]) -> Goodbye {
-    let config = Arc::new(tls_client_config(identity).unwrap());
+type RawTls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A raw TLS connection with `config`.
+async fn raw_connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> RawTls {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
+    tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Opens a raw TLS connection with the demo certificate, sends `bytes`, returns the goodbye.
+async fn raw_goodbye(addr: SocketAddr, identity: &ClientIdentity, bytes: &[u8]) -> Goodbye {
+    let mut tls = raw_connect(addr, Arc::new(tls_client_config(identity).unwrap())).await;
     tls.write_all(bytes).await.unwrap();
     tls.flush().await.unwrap();
     let mut decoder = FrameDecoder::new(1 << 20);
@@ -543,4 +555,142 @@ fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {name}"))
+}
+
+fn request_frame(request: &WireRequest) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    spine_net::protocol::frame::encode(FrameKind::Request, &message::encode(request), &mut out);
+    out.to_vec()
+}
+
+#[test]
+fn limits_give_specific_errors_and_one_bad_client_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start_with(
+        dir.path(),
+        &[
+            "--in-flight-per-connection",
+            "4",
+            "--connections-per-system-max",
+            "3",
+            "--rate-per-system",
+            "400",
+            "--frame-bytes-max",
+            "4096",
+        ],
+    );
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    runtime().block_on(async {
+        let client = Client::connect(Transport::Tls, spine.addr, "localhost", Arc::clone(&config))
+            .await
+            .unwrap();
+        let person = Population::new(14).next().unwrap();
+        patient(
+            client
+                .call(request(Operation::PdsLoad {
+                    patient: person.clone(),
+                }))
+                .await
+                .unwrap(),
+        );
+        let retrieve = || {
+            request(Operation::PdsRetrieve {
+                nhs_number: person.nhs_number,
+            })
+        };
+
+        // A slow writer: half a frame, then nothing. It holds a connection, nothing else.
+        let mut slow = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let frame = request_frame(&retrieve());
+        slow.write_all(&frame[..frame.len() / 2]).await.unwrap();
+        slow.flush().await.unwrap();
+        patient(client.call(retrieve()).await.unwrap());
+
+        // Twenty requests in one write on a connection allowed four in flight: the rest are
+        // answered TOO_MANY_STREAMS at once, and every one is answered.
+        let mut pipelined = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let burst: Vec<u8> = (0..20).flat_map(|_| request_frame(&retrieve())).collect();
+        pipelined.write_all(&burst).await.unwrap();
+        pipelined.flush().await.unwrap();
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let (mut answered, mut refused) = (0, 0);
+        while answered + refused < 20 {
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                let response: spine_net::protocol::message::WireResponse =
+                    message::decode("response", &frame.body).unwrap();
+                match response.into_response() {
+                    Ok(_) => answered += 1,
+                    Err(refusal) => {
+                        assert_eq!(refusal.code, ErrorCode::TooManyStreams, "{refusal}");
+                        refused += 1;
+                    }
+                }
+            }
+            if answered + refused < 20 {
+                let read = pipelined.read_buf(decoder.buffer_mut()).await.unwrap();
+                assert!(read > 0);
+            }
+        }
+        assert!(
+            answered >= 4 && refused >= 1,
+            "{answered} answered, {refused} refused"
+        );
+
+        // Three connections of the system are open (client, slow, pipelined): a fourth is told.
+        let goodbye = raw_goodbye(spine.addr, &demo, b"").await;
+        assert_eq!(goodbye.code, ErrorCode::ServiceUnavailable);
+        assert!(
+            goodbye.message.contains("connections open"),
+            "{}",
+            goodbye.message
+        );
+        drop(slow);
+        drop(pipelined);
+
+        // Over the system's rate (four callers, within the in-flight limit): RATE_LIMITED.
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let client = client.clone();
+                let nhs_number = person.nhs_number;
+                tokio::spawn(async move {
+                    for _ in 0..2_000 {
+                        let response = client
+                            .call(request(Operation::PdsRetrieve { nhs_number }))
+                            .await
+                            .unwrap();
+                        if let Err(refusal) = response {
+                            return Some(refusal);
+                        }
+                    }
+                    None
+                })
+            })
+            .collect();
+        let mut limited = 0;
+        for caller in callers {
+            if let Some(refusal) = caller.await.unwrap() {
+                assert_eq!(refusal.code, ErrorCode::RateLimited, "{refusal}");
+                assert!(
+                    refusal.message.contains("400 requests a second"),
+                    "{refusal}"
+                );
+                limited += 1;
+            }
+        }
+        assert!(limited > 0, "8,000 requests passed a rate of 400 a second");
+        // The server goes on: the bucket refills.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        patient(client.call(retrieve()).await.unwrap());
+
+        // Session resumption: a second connection with the same configuration resumes.
+        let first = raw_connect(spine.addr, Arc::clone(&config)).await;
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let second = raw_connect(spine.addr, Arc::clone(&config)).await;
+        assert_eq!(
+            second.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        );
+    });
 }
