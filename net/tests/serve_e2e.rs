@@ -231,6 +231,66 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
             .await
             .unwrap();
         assert_eq!(stale.unwrap_err().code, ErrorCode::ResourceVersionMismatch);
+        // An A&E doctor updates under emergency access; the GP records the death.
+        let mut emergency = request(Operation::PdsUpdate {
+            patient: created.clone(),
+            expected_version: 1,
+        });
+        emergency.user = demo_ids::HOSPITAL_DOCTOR;
+        emergency.role_profile = "ae-city-general".into();
+        emergency.organisation = "Y9H01".parse().unwrap();
+        emergency.justification = Justification::Emergency {
+            reason: "unconscious in A&E".into(),
+        };
+        let updated = patient(client.call(emergency).await.unwrap());
+        assert_eq!(updated.version, 2);
+        let death = spine_core::pds::patient::Death {
+            date: "2026-11-20".parse().unwrap(),
+            time_s: None,
+            notification: spine_core::pds::patient::DeathNotificationStatus::Informal,
+        };
+        let dead = patient(
+            client
+                .call(request(Operation::PdsDeathNotification {
+                    nhs_number: created.nhs_number,
+                    expected_version: 2,
+                    death,
+                }))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(dead.deceased, Some(death));
+        // The privacy officer sees who touched the record, and the alert.
+        let officer = |operation| {
+            let mut request = request(operation);
+            request.user = demo_ids::PRIVACY_OFFICER;
+            request.role_profile = "privacy-city-general".into();
+            request.organisation = "Y9H01".parse().unwrap();
+            request
+        };
+        let trail = client
+            .call(officer(Operation::AuditTrail {
+                nhs_number: created.nhs_number,
+                limit: 50,
+            }))
+            .await
+            .unwrap();
+        let Ok(Reply::AuditEvents(trail)) = trail else {
+            panic!("no trail: {trail:?}");
+        };
+        assert!(trail.len() >= 4, "create, stale update, emergency update, death: {trail:?}");
+        let alerts = client
+            .call(officer(Operation::PrivacyAlerts {
+                organisation: "Y9H01".parse().unwrap(),
+                limit: 10,
+            }))
+            .await
+            .unwrap();
+        let Ok(Reply::AuditEvents(alerts)) = alerts else {
+            panic!("no alerts: {alerts:?}");
+        };
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].reason.as_deref(), Some("unconscious in A&E"));
         let mut query = SearchQuery::new();
         query.family = Some(people[0].names[0].family.as_str().into());
         query.birth_date = people[0].birth_date.map(DateRange::on);
@@ -526,6 +586,58 @@ fn the_server_serves_over_quic_too() {
             panic!("expected a goodbye, got {refused}");
         };
         assert_eq!(goodbye.code, ErrorCode::AccessDenied);
+        // A stream of garbage gets a goodbye on that stream; its connection serves on.
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(Arc::clone(&config)).unwrap();
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let raw = endpoint
+            .connect(spine.quic, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let exchange = |bytes: Vec<u8>| {
+            let raw = raw.clone();
+            async move {
+                let (mut send, mut receive) = raw.open_bi().await.unwrap();
+                send.write_all(&bytes).await.unwrap();
+                send.finish().unwrap();
+                let answer = receive.read_to_end(1 << 20).await.unwrap();
+                let mut decoder = FrameDecoder::new(1 << 20);
+                decoder.extend(&answer);
+                decoder.next_frame().unwrap().expect("a whole frame")
+            }
+        };
+        let answer = exchange(b"\x00\x00\x00\x05\x01\x01\xff\xff\xff".to_vec()).await;
+        assert_eq!(answer.kind, FrameKind::Goodbye);
+        let goodbye: Goodbye = message::decode("goodbye", &answer.body).unwrap();
+        assert_eq!(goodbye.code, ErrorCode::MalformedRequest);
+        let two = [
+            request_frame(&request(Operation::PdsRetrieve {
+                nhs_number: person.nhs_number,
+            })),
+            request_frame(&request(Operation::PdsRetrieve {
+                nhs_number: person.nhs_number,
+            })),
+        ]
+        .concat();
+        let answer = exchange(two).await;
+        let goodbye: Goodbye = message::decode("goodbye", &answer.body).unwrap();
+        assert!(
+            goodbye.message.contains("exactly one"),
+            "{}",
+            goodbye.message
+        );
+        let answer = exchange(request_frame(&request(Operation::PdsRetrieve {
+            nhs_number: person.nhs_number,
+        })))
+        .await;
+        assert_eq!(
+            answer.kind,
+            FrameKind::Response,
+            "the same connection serves on"
+        );
+
         // The connection that was refused nothing keeps serving.
         let again = client
             .call(request(Operation::PdsRetrieve {

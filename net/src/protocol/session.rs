@@ -57,6 +57,11 @@ impl ServerSession {
         self.decoder.buffer_mut()
     }
 
+    /// Bytes received that are not yet a whole frame.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
     /// Requests being executed.
     pub fn in_flight(&self) -> usize {
         self.in_flight

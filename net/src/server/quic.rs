@@ -13,16 +13,17 @@ use parking_lot::Mutex;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, Endpoint, Incoming, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
-use spine_core::request::{ErrorCode, Refusal};
+use spine_core::request::ErrorCode;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::config::Limits;
-use super::rate::RateLimiter;
+use super::rate::{RateLimiter, rate_limited};
 use super::tls::{Shared, execute_request};
 use crate::pki;
-use crate::protocol::frame::{self, FrameDecoder, FrameKind};
-use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
+use crate::protocol::frame::{self, FrameKind};
+use crate::protocol::message::{self, Goodbye, WireResponse};
+use crate::protocol::session::{ServerSession, SessionEvent, SessionLimits};
 
 /// This transport's index in the metrics.
 const TRANSPORT: usize = 1;
@@ -227,49 +228,32 @@ async fn serve_stream(
         }
         Err(error) => return Err(error.to_string()),
     };
-    let mut decoder = FrameDecoder::new(limits.frame_bytes_max);
-    decoder.extend(&bytes);
-    let request = match decoder.next_frame() {
-        Ok(Some(frame)) if frame.kind == FrameKind::Request && decoder.buffered() == 0 => {
-            match message::decode::<WireRequest>("request", &frame.body) {
-                Ok(request) => request,
-                Err(error) => {
-                    return finish_with_goodbye(
-                        &mut send,
-                        ErrorCode::MalformedRequest,
-                        error.to_string(),
-                    )
-                    .await;
-                }
-            }
+    // The same session logic as a TLS connection, for a stream that carries one request.
+    let mut session = ServerSession::new(SessionLimits {
+        in_flight_max: 1,
+        ..limits.session()
+    });
+    session.received(&bytes);
+    let first = session.next_event();
+    let extra = session.next_event().is_some() || session.buffered() > 0;
+    let request = match first {
+        Some(SessionEvent::Request(request)) if !extra => request,
+        Some(SessionEvent::Close(goodbye)) => {
+            return finish_with_goodbye(&mut send, goodbye.code, goodbye.message).await;
         }
-        Ok(Some(_)) => {
+        Some(_) => {
             let message = "a request stream carries exactly one request frame".to_owned();
             return finish_with_goodbye(&mut send, ErrorCode::MalformedRequest, message).await;
         }
-        Ok(None) => {
-            let message = "the stream ended inside a frame".to_owned();
+        None => {
+            let message = "the stream ended before a whole request frame".to_owned();
             return finish_with_goodbye(&mut send, ErrorCode::MalformedRequest, message).await;
-        }
-        Err(error) => {
-            let code = match error {
-                frame::FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
-                _ => ErrorCode::MalformedRequest,
-            };
-            return finish_with_goodbye(&mut send, code, error.to_string()).await;
         }
     };
     let response = if rate.lock().allow(asid, Instant::now()) {
         execute_request(&shared, TRANSPORT, request, asid).await
     } else {
-        let refusal = Refusal::new(
-            ErrorCode::RateLimited,
-            format!(
-                "system {asid} is over its rate of {} requests a second",
-                limits.requests_per_second_per_system
-            ),
-        );
-        WireResponse::new(request.id, Err(refusal))
+        WireResponse::new(request.id, Err(rate_limited(asid, &limits)))
     };
     let mut out = BytesMut::new();
     frame::encode(FrameKind::Response, &message::encode(&response), &mut out);

@@ -4,6 +4,19 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use spine_core::request::{ErrorCode, Refusal};
+
+/// The refusal of a request over system `asid`'s rate.
+pub fn rate_limited(asid: u64, limits: &super::Limits) -> Refusal {
+    Refusal::new(
+        ErrorCode::RateLimited,
+        format!(
+            "system {asid} is over its rate of {} requests a second",
+            limits.requests_per_second_per_system
+        ),
+    )
+}
+
 /// Token buckets, one per system.
 #[derive(Debug)]
 pub struct RateLimiter {

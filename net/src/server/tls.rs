@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::config::Limits;
 use super::connections::{ConnectionSlot, Connections};
-use super::rate::RateLimiter;
+use super::rate::{RateLimiter, rate_limited};
 use crate::pki;
 use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
@@ -201,13 +201,7 @@ async fn serve(
             match event {
                 SessionEvent::Request(request) => {
                     if !rate.lock().allow(asid, Instant::now()) {
-                        let refusal = Refusal::new(
-                            ErrorCode::RateLimited,
-                            format!(
-                                "system {asid} is over its rate of {} requests a second",
-                                limits.requests_per_second_per_system
-                            ),
-                        );
+                        let refusal = rate_limited(asid, &limits);
                         session.answered();
                         let response = WireResponse::new(request.id, Err(refusal));
                         if outgoing.send(response_frame(&response)).await.is_err() {
