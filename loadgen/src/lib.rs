@@ -1,3 +1,19 @@
-//! The load generator that reproduces national peak traffic. See `DESIGN.md` section 7; the
-//! subject of issue 5, not written yet.
+//! `spine-loadgen`: reproduces national traffic against a Spine core server and reports how
+//! much it carried and at what latency. See `loadgen/MODEL.md` for the traffic model and its
+//! sources, and `DESIGN.md` section 7.
+//!
+//! Where things are:
+//! - [`model`]: national rates, the daily curve, the operation mix, the profiles.
+//! - [`schedule`]: Poisson send times at the profile's rate (sans-IO).
+//! - [`measure`]: what a run counts: offered, completed, failed by code, dropped; histograms.
+//! - [`workload`]: the requests each operation sends, over a synthetic population.
+//! - [`runner`]: the open-model run against a server, and finding the highest rate.
+//! - [`report`]: the text table, the JSON file and the plots.
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod measure;
+pub mod model;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod workload;

@@ -1,0 +1,485 @@
+//! `spine-loadgen`: national traffic against a Spine core server.
+//!
+//! With no `--target` it starts an embedded server (the engine and the `spine serve` listeners,
+//! in this process, on a temporary data directory with fresh certificates), loads the synthetic
+//! population, runs the profile, and reports.
+//!
+//! Exit status: 0 when the run met its thresholds (or none were given); 3 when it missed one;
+//! 1 on an error; 2 for bad arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use spine_core::access::directory_file;
+use spine_core::access::{Activity, System};
+use spine_core::engine::{Engine, EngineConfig};
+use spine_core::request::ErrorCode;
+use spine_loadgen::model::{Mix, NATIONAL_PEAK_PER_S, Profile};
+use spine_loadgen::report::{FindMaxReport, Report, write_plots};
+use spine_loadgen::runner::{self, NetworkDriver, Objective, RunConfig};
+use spine_loadgen::workload::Workload;
+use spine_net::client::{Client, ClientIdentity, Transport, tls_client_config};
+use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
+use spine_net::server::{Limits, Server, ServerConfig};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProfileArg {
+    /// A whole day's curve compressed into --duration, its peak hour at the national peak.
+    NationalDay,
+    /// The national peak (3,500 requests a second), steady.
+    NationalPeak,
+    /// --stress-multiple times the national peak, steady.
+    Stress,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TransportArg {
+    Quic,
+    Tls,
+}
+
+/// Reproduces national Spine traffic against a server and reports throughput and latency.
+#[derive(Debug, Parser)]
+#[command(name = "spine-loadgen", version, about, long_about = None)]
+struct Args {
+    /// The traffic profile (loadgen/MODEL.md gives the figures behind each).
+    #[arg(long, value_enum, default_value = "national-peak")]
+    profile: ProfileArg,
+    /// For --profile stress: the multiple of the national peak.
+    #[arg(long, value_name = "X", default_value_t = 5.0)]
+    stress_multiple: f64,
+    /// The transport.
+    #[arg(long, value_enum, default_value = "quic")]
+    transport: TransportArg,
+    /// How long the run lasts (for --find-max: each step), e.g. 60s, 2m, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Write the report as JSON to this file; the plots go beside it (FILE.latency.svg,
+    /// FILE.throughput.svg).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// A running server: its data directory (for the CA and the demo client certificate) and
+    /// the address of the chosen transport, as DATA_DIR,ADDR. Without it an embedded server is
+    /// started.
+    #[arg(long, value_name = "DATA_DIR,ADDR")]
+    target: Option<String>,
+    /// A steady rate (requests a second) instead of the profile's.
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<f64>,
+    /// Step the rate up from the national peak until the latency or error objective breaks,
+    /// and report the highest rate that met it as a multiple of the national peak.
+    #[arg(long)]
+    find_max: bool,
+    /// Objective: 99th percentile latency (from intended send time), at most, in milliseconds.
+    /// Given, a missed objective sets exit status 3. --find-max uses 10 when not given.
+    #[arg(long, value_name = "MS")]
+    max_p99_ms: Option<f64>,
+    /// Objective: failed and dropped operations, at most, as a share (0.001 is 0.1 %). Given,
+    /// a missed objective sets exit status 3. --find-max uses 0.001 when not given.
+    #[arg(long, value_name = "SHARE")]
+    max_error_rate: Option<f64>,
+    /// Patients in the synthetic population (loaded before the run).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    population: usize,
+    /// Seed of the population, the schedule and every choice.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+    /// A custom operation mix: a TOML file of `operation = weight` lines.
+    #[arg(long, value_name = "FILE")]
+    mix: Option<PathBuf>,
+    /// Connections to spread the load over.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    connections: usize,
+    /// Connecting systems to spread the connections over (embedded server only: each gets a
+    /// certificate of its own).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    systems: usize,
+    /// Operations in flight at most; more are dropped (and counted).
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    in_flight_max: usize,
+    /// Shards of the embedded server (default: one per core).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and a unit, such as 60s"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?}: units are ms, s, m and h")),
+    };
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(format!("{text:?}: must be longer than zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(3),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An embedded server, its data directory removed when it goes.
+struct Embedded {
+    engine: Option<Engine>,
+    server: Option<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop(Duration::from_secs(5));
+        }
+        if let Some(engine) = self.engine.take()
+            && let Err(error) = engine.shutdown()
+        {
+            eprintln!("stopping the embedded engine: {error}");
+        }
+    }
+}
+
+/// Starts the engine and listeners in this process on a fresh data directory with `systems`
+/// client certificates registered; returns it, its data directory and the transport's address.
+fn embedded(
+    args: &Args,
+    transport: Transport,
+) -> Result<(Embedded, PathBuf, SocketAddr, Vec<String>)> {
+    let dir = tempfile::Builder::new()
+        .prefix("spine-loadgen-")
+        .tempdir()
+        .context("creating a temporary data directory")?;
+    let data_dir = dir.path().to_owned();
+    let pki = prepare_deployment(&data_dir)?;
+    let mut names = vec![DEMO_CLIENT.to_owned()];
+    let mut directory = directory_file::load(&data_dir)?;
+    for system in 1..args.systems.max(1) {
+        let name = format!("loadgen-{system}");
+        let (_, fingerprint) = pki.issue_client(&name)?;
+        let asid = 200_000_000_100 + system as u64;
+        directory.systems.push(System {
+            asid,
+            name: name.clone(),
+            organisation: "Y90001".parse().context("ODS code")?,
+            activities: Activity::ALL.to_vec(),
+            certificates: vec![fingerprint],
+        });
+        names.push(name);
+    }
+    directory.index().context("registering the load systems")?;
+    directory_file::save(&data_dir, &directory)?;
+    let mut config = EngineConfig::new(&data_dir);
+    if let Some(shards) = args.shards {
+        config.shards = shards;
+    }
+    let engine = Engine::start(config).context("starting the embedded engine")?;
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server_config = ServerConfig {
+        tls_addr: loopback,
+        quic_addr: Some(loopback),
+        metrics_addr: None,
+        limits: Limits {
+            // The generator is one very busy system: no per-system rate below its offer.
+            requests_per_second_per_system: 10_000_000,
+            ..Limits::default()
+        },
+    };
+    let server = Server::start(&engine.handle(), &server_config, &pki)?;
+    let addr = match transport {
+        Transport::Tls => server.tls_addr(),
+        Transport::Quic => server.quic_addr().context("QUIC is on")?,
+    };
+    eprintln!(
+        "embedded server: {} shards, {addr}, data in {}",
+        engine.handle().shard_count(),
+        data_dir.display()
+    );
+    Ok((
+        Embedded {
+            engine: Some(engine),
+            server: Some(server),
+            _dir: dir,
+        },
+        data_dir,
+        addr,
+        names,
+    ))
+}
+
+fn bar(length: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn run(args: &Args) -> Result<bool> {
+    ensure!(args.connections > 0, "--connections must be at least 1");
+    ensure!(args.population > 0, "--population must be at least 1");
+    let transport = match args.transport {
+        TransportArg::Quic => Transport::Quic,
+        TransportArg::Tls => Transport::Tls,
+    };
+    let transport_name = match transport {
+        Transport::Quic => "quic",
+        Transport::Tls => "tls",
+    };
+    let profile = match args.profile {
+        ProfileArg::NationalDay => Profile::NationalDay,
+        ProfileArg::NationalPeak => Profile::NationalPeak,
+        ProfileArg::Stress => {
+            ensure!(
+                args.stress_multiple > 0.0,
+                "--stress-multiple must be positive"
+            );
+            Profile::Stress(args.stress_multiple)
+        }
+    };
+    let mix = match &args.mix {
+        Some(path) => Mix::from_file(path)?,
+        None => Mix::national(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("building the runtime")?;
+
+    let (embedded, data_dir, addr, systems) = match &args.target {
+        Some(target) => {
+            let (dir, addr) = target
+                .split_once(',')
+                .context("--target takes DATA_DIR,ADDR")?;
+            (
+                None,
+                PathBuf::from(dir),
+                addr.parse().context("--target address")?,
+                vec![DEMO_CLIENT.to_owned()],
+            )
+        }
+        None => {
+            let (server, dir, addr, names) = embedded(args, transport)?;
+            (Some(server), dir, addr, names)
+        }
+    };
+    let pki = Pki::at(&data_dir);
+    let mut clients = Vec::with_capacity(args.connections);
+    for connection in 0..args.connections {
+        let identity = ClientIdentity {
+            ca: pki.ca_cert(),
+            cert: pki.client_files(&systems[connection % systems.len()])?,
+        };
+        let config = Arc::new(tls_client_config(&identity)?);
+        let client = runtime
+            .block_on(Client::connect(transport, addr, "localhost", config))
+            .with_context(|| format!("connecting to {addr} over {transport_name}"))?;
+        clients.push(client);
+    }
+    let workload = Arc::new(Workload::new(args.seed, args.population));
+    runtime.block_on(load(&workload, &clients))?;
+    let driver = Arc::new(NetworkDriver::new(Arc::clone(&workload), clients));
+    let machine = machine();
+
+    let highest = args.rate.unwrap_or_else(|| profile.peak_rate());
+    let duration = args.duration;
+    let rate: runner::RateFn = match args.rate {
+        Some(rate) => {
+            ensure!(rate > 0.0, "--rate must be positive");
+            Arc::new(move |_| rate)
+        }
+        None => {
+            let seconds = duration.as_secs_f64();
+            Arc::new(move |t| profile.rate_at(t / seconds))
+        }
+    };
+    let config = RunConfig {
+        duration,
+        rate,
+        highest,
+        mix,
+        seed: args.seed,
+        in_flight_max: args.in_flight_max,
+    };
+    let objective = Objective {
+        max_p99_ms: args.max_p99_ms.unwrap_or(10.0),
+        max_error_rate: args.max_error_rate.unwrap_or(0.001),
+    };
+    let template = "{spinner} {elapsed:>4} [{bar:30}] {msg}";
+    let (report, measurement) = if args.find_max {
+        let steps = runtime.block_on(runner::find_max(
+            Arc::clone(&driver),
+            &config,
+            objective,
+            |rate| {
+                let bar = bar(duration.as_millis() as u64, template);
+                bar.println(format!("find-max: trying {rate:.0}/s"));
+                bar
+            },
+        ));
+        let best = steps
+            .iter()
+            .filter(|step| step.met)
+            .max_by(|a, b| a.rate.total_cmp(&b.rate));
+        let shown = best.unwrap_or(&steps[0]);
+        let mut report = Report::new(
+            machine,
+            format!("find-max ({})", profile.name()),
+            transport_name,
+            shown.rate,
+            &shown.measurement,
+            duration.as_secs_f64(),
+        );
+        let max_rate = best.map_or(0.0, |step| step.rate);
+        report.find_max = Some(FindMaxReport {
+            max_rate_per_s: max_rate.round(),
+            peak_multiple: (max_rate / NATIONAL_PEAK_PER_S * 10.0).round() / 10.0,
+            steps: steps
+                .iter()
+                .map(|step| {
+                    (
+                        step.rate.round(),
+                        step.measurement.latency.value_at_quantile(0.99),
+                        step.measurement.error_rate(),
+                        step.met,
+                    )
+                })
+                .collect(),
+        });
+        (report, shown.measurement.clone())
+    } else {
+        let progress = bar(duration.as_millis() as u64, template);
+        let started = Instant::now();
+        let measurement = runtime.block_on(runner::run(Arc::clone(&driver), &config, &progress));
+        progress.finish_and_clear();
+        let report = Report::new(
+            machine,
+            profile.name(),
+            transport_name,
+            highest,
+            &measurement,
+            started.elapsed().as_secs_f64(),
+        );
+        (report, measurement)
+    };
+    drop(driver);
+    drop(runtime);
+    drop(embedded);
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        write_plots(path, &measurement, &report.profile)?;
+        eprintln!(
+            "report: {}; plots: {} and {}",
+            path.display(),
+            path.with_extension("latency.svg").display(),
+            path.with_extension("throughput.svg").display()
+        );
+    }
+    let mut met = true;
+    if let Some(max) = args.max_p99_ms
+        && report.p99_us as f64 / 1000.0 > max
+    {
+        eprintln!(
+            "missed: p99 {:.2} ms is over {max} ms",
+            report.p99_us as f64 / 1000.0
+        );
+        met = false;
+    }
+    if let Some(max) = args.max_error_rate
+        && measurement.error_rate() > max
+    {
+        eprintln!(
+            "missed: error rate {:.5} is over {max}",
+            measurement.error_rate()
+        );
+        met = false;
+    }
+    if args.find_max
+        && report
+            .find_max
+            .as_ref()
+            .is_some_and(|found| found.max_rate_per_s == 0.0)
+    {
+        eprintln!("missed: not even the national peak met the objective");
+        met = false;
+    }
+    Ok(met)
+}
+
+/// Loads the population over the connections, 512 in flight, with progress. A patient already
+/// there (an earlier run against the same server) counts as loaded.
+async fn load(workload: &Arc<Workload>, clients: &[Client]) -> Result<()> {
+    let total = workload.numbers.len();
+    let progress = bar(
+        total as u64,
+        "loading {pos}/{len} patients [{bar:30}] {per_sec}",
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..512 {
+        let (workload, client, next, progress) = (
+            Arc::clone(workload),
+            clients[worker % clients.len()].clone(),
+            Arc::clone(&next),
+            progress.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if index >= workload.numbers.len() {
+                    return Ok(());
+                }
+                match client.call(workload.load_request(index)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(refusal)) if refusal.code == ErrorCode::InvalidValue => {}
+                    Ok(Err(refusal)) => bail!("loading patient {index}: {refusal}"),
+                    Err(error) => bail!("loading patient {index}: {error}"),
+                }
+                progress.inc(1);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.context("a loading task")??;
+    }
+    progress.finish_and_clear();
+    eprintln!("loaded {total} patients");
+    Ok(())
+}
+
+/// A one-line description of this machine.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |cores| cores.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                line.strip_prefix("model name")
+                    .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores, {cpu}")
+}

@@ -1,0 +1,337 @@
+//! The open-model run: requests are sent on the schedule whatever the answers do, each
+//! measured from its intended send time, so a stalled server shows as latency instead of
+//! slowing the sender down (no coordinated omission). A bound on requests in flight keeps the
+//! generator's memory bounded; what it keeps from being sent is counted as dropped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use spine_core::pds::synthetic::SplitMix64;
+use spine_net::client::Client;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::measure::Measurement;
+use crate::model::{Mix, NATIONAL_PEAK_PER_S, Op};
+use crate::schedule::Schedule;
+use crate::workload::{Done, Workload};
+
+/// Something that carries out operations: the network workload, or a stand-in in tests of
+/// the accounting.
+pub trait Driver: Send + Sync + 'static {
+    /// Carries out `op`, choosing what it needs with a generator seeded by `seed`.
+    fn run(self: Arc<Self>, op: Op, seed: u64) -> Pin<Box<dyn Future<Output = Done> + Send>>;
+}
+
+/// The workload over connections to a server, used round-robin.
+pub struct NetworkDriver {
+    workload: Arc<Workload>,
+    clients: Vec<Client>,
+    next: AtomicUsize,
+}
+
+impl NetworkDriver {
+    /// Operations of `workload` over `clients` (at least one).
+    pub fn new(workload: Arc<Workload>, clients: Vec<Client>) -> Self {
+        assert!(!clients.is_empty(), "at least one connection");
+        Self {
+            workload,
+            clients,
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Driver for NetworkDriver {
+    fn run(self: Arc<Self>, op: Op, seed: u64) -> Pin<Box<dyn Future<Output = Done> + Send>> {
+        Box::pin(async move {
+            let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+            let mut random = SplitMix64::new(seed);
+            self.workload
+                .run(op, &self.clients[slot], &mut random)
+                .await
+        })
+    }
+}
+
+/// The intended rate at a time (seconds) of the run.
+pub type RateFn = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
+
+/// How to run.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// How long.
+    pub duration: Duration,
+    /// The intended rate over the run.
+    pub rate: RateFn,
+    /// The highest rate `rate` reaches.
+    pub highest: f64,
+    /// The operations and their shares.
+    pub mix: Mix,
+    /// Seed of the schedule and of every choice.
+    pub seed: u64,
+    /// Operations in flight at most; one more is dropped.
+    pub in_flight_max: usize,
+}
+
+/// A uniform draw in [0, 1).
+fn uniform(random: &mut SplitMix64) -> f64 {
+    (random.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Runs `config` with `driver`, showing progress on `progress`.
+pub async fn run<D: Driver>(
+    driver: Arc<D>,
+    config: &RunConfig,
+    progress: &ProgressBar,
+) -> Measurement {
+    let start = Instant::now();
+    let mut measurement = Measurement::default();
+    let (results, mut finished) = mpsc::channel::<(Op, Done, Duration, Duration)>(16_384);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut random = SplitMix64::new(config.seed ^ 0xA5A5_A5A5);
+    let rate = Arc::clone(&config.rate);
+    let schedule = Schedule::new(
+        config.seed,
+        config.duration.as_secs_f64(),
+        config.highest,
+        move |t| rate(t),
+    );
+    let mut last_shown = start;
+    for offset in schedule {
+        let intended = start + Duration::from_secs_f64(offset);
+        // Timers are coarse: sleep only when the next send is well ahead. A late send still
+        // counts from its intended time.
+        if intended > Instant::now() + Duration::from_millis(1) {
+            tokio::time::sleep_until(intended).await;
+        }
+        measurement.offered += 1;
+        if in_flight.load(Ordering::Relaxed) >= config.in_flight_max {
+            measurement.dropped += 1;
+            continue;
+        }
+        let op = config.mix.pick(uniform(&mut random));
+        let seed = random.next_u64();
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let (driver, results, in_flight) =
+            (Arc::clone(&driver), results.clone(), Arc::clone(&in_flight));
+        tokio::spawn(async move {
+            let done = driver.run(op, seed).await;
+            let ended = Instant::now();
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let _ = results
+                .send((op, done, ended - intended, ended - start))
+                .await;
+        });
+        while let Ok((op, done, latency, at)) = finished.try_recv() {
+            measurement.record(op, done.requests, done.outcome, latency, at);
+        }
+        if last_shown.elapsed() >= Duration::from_millis(250) {
+            last_shown = Instant::now();
+            show(progress, &measurement, start.elapsed(), config);
+        }
+    }
+    drop(results);
+    while let Some((op, done, latency, at)) = finished.recv().await {
+        measurement.record(op, done.requests, done.outcome, latency, at);
+    }
+    show(progress, &measurement, start.elapsed(), config);
+    measurement
+}
+
+fn show(progress: &ProgressBar, measurement: &Measurement, elapsed: Duration, config: &RunConfig) {
+    let seconds = elapsed.as_secs_f64().max(1e-3);
+    progress.set_position((elapsed.as_secs_f64() * 1000.0) as u64);
+    progress.set_message(format!(
+        "{:.0}/s intended {:.0}/s  p99 {:.2} ms  failed {}  dropped {}",
+        (measurement.completed + measurement.failed) as f64 / seconds,
+        (config.rate)(elapsed.as_secs_f64().min(config.duration.as_secs_f64())),
+        measurement.latency.value_at_quantile(0.99) as f64 / 1000.0,
+        measurement.failed,
+        measurement.dropped,
+    ));
+}
+
+/// A latency and error objective.
+#[derive(Clone, Copy, Debug)]
+pub struct Objective {
+    /// 99th percentile latency, at most, in milliseconds.
+    pub max_p99_ms: f64,
+    /// Failed and dropped operations, at most, as a share of those offered.
+    pub max_error_rate: f64,
+}
+
+impl Objective {
+    /// Whether `measurement` meets the objective.
+    pub fn met_by(&self, measurement: &Measurement) -> bool {
+        measurement.latency.value_at_quantile(0.99) as f64 / 1000.0 <= self.max_p99_ms
+            && measurement.error_rate() <= self.max_error_rate
+    }
+}
+
+/// One rate tried by [`find_max`].
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The rate, requests a second.
+    pub rate: f64,
+    /// What it measured.
+    pub measurement: Measurement,
+    /// Whether it met the objective.
+    pub met: bool,
+}
+
+/// Steps a steady rate up from the national peak (doubling) until the objective breaks, then
+/// narrows between the last rate that met it and the first that did not (three halvings).
+/// Returns every step; the highest that met the objective is the answer.
+pub async fn find_max<D: Driver>(
+    driver: Arc<D>,
+    base: &RunConfig,
+    objective: Objective,
+    progress: impl Fn(f64) -> ProgressBar,
+) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let try_rate = |rate: f64, steps: &mut Vec<Step>| {
+        let driver = Arc::clone(&driver);
+        let config = RunConfig {
+            rate: Arc::new(move |_| rate),
+            highest: rate,
+            seed: base.seed.wrapping_add(steps.len() as u64),
+            ..base.clone()
+        };
+        let bar = progress(rate);
+        async move {
+            let measurement = run(driver, &config, &bar).await;
+            bar.finish_and_clear();
+            let met = objective.met_by(&measurement);
+            (rate, measurement, met)
+        }
+    };
+    let mut rate = NATIONAL_PEAK_PER_S;
+    let mut passed: Option<f64> = None;
+    let mut failed: Option<f64> = None;
+    for _ in 0..12 {
+        let (rate_tried, measurement, met) = try_rate(rate, &mut steps).await;
+        steps.push(Step {
+            rate: rate_tried,
+            measurement,
+            met,
+        });
+        if met {
+            passed = Some(rate);
+            rate *= 2.0;
+        } else {
+            failed = Some(rate);
+            break;
+        }
+    }
+    if let (Some(mut low), Some(mut high)) = (passed, failed) {
+        for _ in 0..3 {
+            let middle = (low + high) / 2.0;
+            let (rate_tried, measurement, met) = try_rate(middle, &mut steps).await;
+            steps.push(Step {
+                rate: rate_tried,
+                measurement,
+                met,
+            });
+            if met {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Outcome;
+
+    /// A server that answers at once, except that everything arriving during a stall waits
+    /// for its end.
+    struct Stalling {
+        start: Instant,
+        stall: std::ops::Range<Duration>,
+    }
+
+    impl Driver for Stalling {
+        fn run(self: Arc<Self>, _: Op, _: u64) -> Pin<Box<dyn Future<Output = Done> + Send>> {
+            Box::pin(async move {
+                let now = self.start.elapsed();
+                if self.stall.contains(&now) {
+                    tokio::time::sleep_until(self.start + self.stall.end).await;
+                }
+                Done {
+                    outcome: Outcome::Done,
+                    requests: 1,
+                }
+            })
+        }
+    }
+
+    fn steady(rate: f64, seconds: u64) -> RunConfig {
+        RunConfig {
+            duration: Duration::from_secs(seconds),
+            rate: Arc::new(move |_| rate),
+            highest: rate,
+            mix: Mix::national(),
+            seed: 3,
+            in_flight_max: 1_000_000,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_server_shows_as_latency_not_as_a_slower_sender() {
+        let config = steady(1_000.0, 4);
+        let driver = Arc::new(Stalling {
+            start: Instant::now(),
+            stall: Duration::from_secs(1)..Duration::from_secs(2),
+        });
+        let measurement = run(driver, &config, &ProgressBar::hidden()).await;
+        // The schedule went on during the stall: about 4,000 offered, all completed.
+        assert!(
+            (3_800..4_200).contains(&measurement.offered),
+            "{}",
+            measurement.offered
+        );
+        assert_eq!(measurement.completed, measurement.offered);
+        // A quarter of the requests waited for the stall's end: up to a second.
+        let p50 = measurement.latency.value_at_quantile(0.50);
+        let p90 = measurement.latency.value_at_quantile(0.90);
+        let max = measurement.latency.max();
+        assert!(
+            p50 < 2_000,
+            "p50 {p50} us: most requests were answered at once"
+        );
+        assert!(
+            p90 > 500_000,
+            "p90 {p90} us: the stalled quarter is in the tail"
+        );
+        assert!(
+            (950_000..=1_050_000).contains(&max),
+            "max {max} us: a full second"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_over_the_in_flight_bound_are_dropped_and_counted() {
+        let mut config = steady(1_000.0, 3);
+        config.in_flight_max = 10;
+        let driver = Arc::new(Stalling {
+            start: Instant::now(),
+            stall: Duration::from_secs(1)..Duration::from_secs(2),
+        });
+        let measurement = run(driver, &config, &ProgressBar::hidden()).await;
+        assert!(measurement.dropped > 900, "{} dropped", measurement.dropped);
+        assert_eq!(
+            measurement.completed + measurement.dropped,
+            measurement.offered,
+            "every offered request is either answered or dropped"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! The requests each operation sends, over a synthetic population the server holds.
+//!
+//! Patients are the seeded synthetic population (`spine_core::pds::synthetic`), registered at
+//! the demo GP's practice so the demo GP may change them. Updates and death notifications read
+//! the record first and write at the version read, as a client would; contended updates do so
+//! on a handful of "hot" patients, so that concurrent writers meet `RESOURCE_VERSION_MISMATCH`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use spine_core::NhsNumber;
+use spine_core::access::Justification;
+use spine_core::access::directory_file::demo_ids;
+use spine_core::pds::patient::{Death, DeathNotificationStatus, Patient};
+use spine_core::pds::search::{DateRange, SearchQuery};
+use spine_core::pds::synthetic::{SplitMix64, nhs_numbers, patient_at};
+use spine_core::request::{ErrorCode, Operation, Reply, Response};
+use spine_net::client::{Client, ClientError};
+use spine_net::protocol::message::WireRequest;
+use uuid::Uuid;
+
+use crate::measure::Outcome;
+use crate::model::Op;
+
+/// Patients every contended update picks from.
+pub const HOT_PATIENTS: usize = 8;
+
+/// The population and the requests made of it.
+pub struct Workload {
+    /// The population's seed.
+    pub seed: u64,
+    /// Its NHS numbers, index by index.
+    pub numbers: Vec<NhsNumber>,
+    /// Registrations made so far (each a new person).
+    registrations: AtomicU64,
+}
+
+/// An operation's outcome and the requests it sent.
+pub struct Done {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+/// The demo GP's request (the role with every PDS activity).
+pub fn gp_request(operation: Operation) -> WireRequest {
+    WireRequest {
+        id: Uuid::new_v4(),
+        user: demo_ids::GP,
+        role_profile: "gp-riverside".into(),
+        organisation: "Y90001".parse().expect("demo practice code"),
+        justification: Justification::None,
+        deadline_ms: 0,
+        operation,
+    }
+}
+
+fn privacy_officer_request(operation: Operation) -> WireRequest {
+    WireRequest {
+        user: demo_ids::PRIVACY_OFFICER,
+        role_profile: "privacy-city-general".into(),
+        organisation: "Y9H01".parse().expect("demo hospital code"),
+        ..gp_request(operation)
+    }
+}
+
+/// Whether a refusal is one `op` meets in normal operation under load.
+fn expected(op: Op, code: ErrorCode) -> bool {
+    matches!(
+        (op, code),
+        (
+            Op::Update | Op::UpdateContended | Op::DeathNotification,
+            ErrorCode::ResourceVersionMismatch
+        ) | (Op::DeathNotification, ErrorCode::ForbiddenUpdate)
+            | (
+                Op::Create,
+                ErrorCode::SingleMatch | ErrorCode::MultipleMatches
+            )
+            | (Op::SearchExact | Op::SearchFuzzy, ErrorCode::TooManyMatches)
+    )
+}
+
+fn outcome(op: Op, response: Result<Response, ClientError>) -> Outcome {
+    match response {
+        Ok(Ok(_)) => Outcome::Done,
+        Ok(Err(refusal)) if expected(op, refusal.code) => {
+            Outcome::Expected(refusal.code.as_str().to_owned())
+        }
+        Ok(Err(refusal)) => Outcome::Failed(refusal.code.as_str().to_owned()),
+        Err(ClientError::Goodbye(goodbye)) => Outcome::Failed(goodbye.code.as_str().to_owned()),
+        Err(_) => Outcome::Failed("CONNECTION_LOST".to_owned()),
+    }
+}
+
+impl Workload {
+    /// The first `population` patients of the population of `seed`.
+    pub fn new(seed: u64, population: usize) -> Self {
+        Self {
+            seed,
+            numbers: nhs_numbers().take(population.max(HOT_PATIENTS)).collect(),
+            registrations: AtomicU64::new(0),
+        }
+    }
+
+    /// Patient `index` as loaded: registered at the demo GP's practice.
+    pub fn patient(&self, index: usize) -> Patient {
+        let mut patient = patient_at(self.seed, index as u64, self.numbers[index]);
+        patient.general_practitioner = Some("Y90001".parse().expect("demo practice code"));
+        patient
+    }
+
+    /// The request loading patient `index`.
+    pub fn load_request(&self, index: usize) -> WireRequest {
+        gp_request(Operation::PdsLoad {
+            patient: self.patient(index),
+        })
+    }
+
+    /// Runs one `op` on `client`, choosing with `random`.
+    pub async fn run(self: &Arc<Self>, op: Op, client: &Client, random: &mut SplitMix64) -> Done {
+        let any = |random: &mut SplitMix64| random.below(self.numbers.len() as u64) as usize;
+        let one = |response| Done {
+            outcome: outcome(op, response),
+            requests: 1,
+        };
+        match op {
+            Op::Retrieve => {
+                let nhs_number = self.numbers[any(random)];
+                one(client
+                    .call(gp_request(Operation::PdsRetrieve { nhs_number }))
+                    .await)
+            }
+            Op::SearchExact | Op::SearchFuzzy => {
+                let patient = self.patient(any(random));
+                let query = if op == Op::SearchExact {
+                    exact_query(&patient)
+                } else {
+                    fuzzy_query(&patient)
+                };
+                one(client
+                    .call(gp_request(Operation::PdsSearch { query }))
+                    .await)
+            }
+            Op::Update | Op::UpdateContended => {
+                let index = if op == Op::Update {
+                    // Cold patients: past the hot ones.
+                    HOT_PATIENTS + random.below((self.numbers.len() - HOT_PATIENTS) as u64) as usize
+                } else {
+                    random.below(HOT_PATIENTS as u64) as usize
+                };
+                let value = format!("07700 9{:05}", random.below(100_000));
+                self.read_then_write(op, client, index, |mut patient| {
+                    if let Some(contact) = patient.telecom.first_mut() {
+                        contact.value = value;
+                    }
+                    Operation::PdsUpdate {
+                        expected_version: patient.version,
+                        patient,
+                    }
+                })
+                .await
+            }
+            Op::DeathNotification => {
+                let index = HOT_PATIENTS + any(random) % (self.numbers.len() - HOT_PATIENTS);
+                self.read_then_write(op, client, index, |patient| {
+                    Operation::PdsDeathNotification {
+                        nhs_number: patient.nhs_number,
+                        expected_version: patient.version,
+                        death: Death {
+                            date: "2026-11-01".parse().expect("a date"),
+                            time_s: None,
+                            notification: DeathNotificationStatus::Informal,
+                        },
+                    }
+                })
+                .await
+            }
+            Op::Create => {
+                let registration = self.registrations.fetch_add(1, Ordering::Relaxed);
+                // New people: another population's records, so the trace rarely finds them.
+                let mut patient = patient_at(
+                    self.seed.wrapping_add(0x5EED),
+                    registration,
+                    self.numbers[0],
+                );
+                patient.general_practitioner = Some("Y90001".parse().expect("demo practice code"));
+                one(client
+                    .call(gp_request(Operation::PdsCreate { patient }))
+                    .await)
+            }
+            Op::AuditTrail => {
+                let nhs_number = self.numbers[any(random)];
+                one(client
+                    .call(privacy_officer_request(Operation::AuditTrail {
+                        nhs_number,
+                        limit: 20,
+                    }))
+                    .await)
+            }
+        }
+    }
+
+    /// Reads patient `index`, then writes what `change` makes of it at the version read.
+    async fn read_then_write(
+        &self,
+        op: Op,
+        client: &Client,
+        index: usize,
+        change: impl FnOnce(Patient) -> Operation,
+    ) -> Done {
+        let nhs_number = self.numbers[index];
+        let read = client
+            .call(gp_request(Operation::PdsRetrieve { nhs_number }))
+            .await;
+        let current = match read {
+            Ok(Ok(Reply::Patient(patient))) => patient,
+            Ok(Ok(_)) => {
+                return Done {
+                    outcome: Outcome::Failed("UNEXPECTED_REPLY".to_owned()),
+                    requests: 1,
+                };
+            }
+            failed => {
+                return Done {
+                    outcome: outcome(op, failed),
+                    requests: 1,
+                };
+            }
+        };
+        // The read returns what may be disclosed; a restricted patient's hidden fields stay
+        // as they are on the server.
+        let response = client.call(gp_request(change(current))).await;
+        Done {
+            outcome: outcome(op, response),
+            requests: 2,
+        }
+    }
+}
+
+/// A trace by family name and date of birth.
+pub fn exact_query(patient: &Patient) -> SearchQuery {
+    let mut query = SearchQuery::new();
+    query.family = Some(patient.names[0].family.as_str().into());
+    query.birth_date = patient.birth_date.map(DateRange::on);
+    query
+}
+
+/// A fuzzy trace: given name, the family name with its last letter doubled, date of birth.
+pub fn fuzzy_query(patient: &Patient) -> SearchQuery {
+    let mut query = SearchQuery::new();
+    let family = &patient.names[0].family;
+    let misspelt = format!("{family}{}", family.chars().last().unwrap_or('e'));
+    query.family = Some(misspelt.as_str().into());
+    query.given = patient.names[0]
+        .given
+        .first()
+        .map(|given| given.as_str().into());
+    query.birth_date = patient.birth_date.map(DateRange::on);
+    query.fuzzy = true;
+    query
+}
