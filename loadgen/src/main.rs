@@ -13,17 +13,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use spine_core::access::directory_file;
 use spine_core::access::{Activity, System};
 use spine_core::engine::{Engine, EngineConfig};
-use spine_core::request::ErrorCode;
 use spine_loadgen::model::{Mix, NATIONAL_PEAK_PER_S, Profile};
 use spine_loadgen::report::{FindMaxReport, Report, write_plots};
 use spine_loadgen::runner::{self, NetworkDriver, Objective, RunConfig};
-use spine_loadgen::workload::Workload;
+use spine_loadgen::workload::{Workload, load_population};
 use spine_net::client::{Client, ClientIdentity, Transport, tls_client_config};
 use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
 use spine_net::server::{Limits, Server, ServerConfig};
@@ -298,7 +297,14 @@ fn run(args: &Args) -> Result<bool> {
         clients.push(client);
     }
     let workload = Arc::new(Workload::new(args.seed, args.population));
-    runtime.block_on(load(&workload, &clients))?;
+    let total = workload.numbers.len();
+    let progress = bar(
+        total as u64,
+        "loading {pos}/{len} patients [{bar:30}] {per_sec}",
+    );
+    runtime.block_on(load_population(&workload, &clients, &progress))?;
+    progress.finish_and_clear();
+    eprintln!("loaded {total} patients");
     let driver = Arc::new(NetworkDriver::new(Arc::clone(&workload), clients));
     let machine = machine();
 
@@ -426,47 +432,6 @@ fn run(args: &Args) -> Result<bool> {
         met = false;
     }
     Ok(met)
-}
-
-/// Loads the population over the connections, 512 in flight, with progress. A patient already
-/// there (an earlier run against the same server) counts as loaded.
-async fn load(workload: &Arc<Workload>, clients: &[Client]) -> Result<()> {
-    let total = workload.numbers.len();
-    let progress = bar(
-        total as u64,
-        "loading {pos}/{len} patients [{bar:30}] {per_sec}",
-    );
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for worker in 0..512 {
-        let (workload, client, next, progress) = (
-            Arc::clone(workload),
-            clients[worker % clients.len()].clone(),
-            Arc::clone(&next),
-            progress.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if index >= workload.numbers.len() {
-                    return Ok(());
-                }
-                match client.call(workload.load_request(index)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(refusal)) if refusal.code == ErrorCode::InvalidValue => {}
-                    Ok(Err(refusal)) => bail!("loading patient {index}: {refusal}"),
-                    Err(error) => bail!("loading patient {index}: {error}"),
-                }
-                progress.inc(1);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.context("a loading task")??;
-    }
-    progress.finish_and_clear();
-    eprintln!("loaded {total} patients");
-    Ok(())
 }
 
 /// A one-line description of this machine.

@@ -260,3 +260,55 @@ pub fn fuzzy_query(patient: &Patient) -> SearchQuery {
     query.fuzzy = true;
     query
 }
+
+/// Why the population could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("loading patient {index}: {reason}")]
+pub struct LoadError {
+    /// The patient.
+    pub index: usize,
+    /// The refusal or the connection's failure.
+    pub reason: String,
+}
+
+/// Loads the population over `clients`, 512 requests in flight, counting on `progress`. A
+/// patient already there (from an earlier run against the same server) counts as loaded.
+pub async fn load_population(
+    workload: &Arc<Workload>,
+    clients: &[Client],
+    progress: &indicatif::ProgressBar,
+) -> Result<(), LoadError> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..512 {
+        let (workload, client, next, progress) = (
+            Arc::clone(workload),
+            clients[worker % clients.len()].clone(),
+            Arc::clone(&next),
+            progress.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if index >= workload.numbers.len() {
+                    return Ok(());
+                }
+                let failed = |reason: String| LoadError { index, reason };
+                match client.call(workload.load_request(index)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(refusal)) if refusal.code == ErrorCode::InvalidValue => {}
+                    Ok(Err(refusal)) => return Err(failed(refusal.to_string())),
+                    Err(error) => return Err(failed(error.to_string())),
+                }
+                progress.inc(1);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|error| LoadError {
+            index: 0,
+            reason: format!("a loading task panicked: {error}"),
+        })??;
+    }
+    Ok(())
+}
