@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use spine_core::access::directory_file;
@@ -102,6 +102,12 @@ struct Args {
     /// Operations in flight at most; more are dropped (and counted).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     in_flight_max: usize,
+    /// Client threads (the generator's runtime).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    client_threads: usize,
+    /// io backend of the embedded server's logs: auto, io-uring or portable.
+    #[arg(long, value_name = "BACKEND", default_value = "auto")]
+    backend: String,
     /// Shards of the embedded server (default: one per core).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
@@ -192,6 +198,12 @@ fn embedded(
     if let Some(shards) = args.shards {
         config.shards = shards;
     }
+    config.backend = match args.backend.as_str() {
+        "auto" => spine_core::storage::BackendChoice::Auto,
+        "io-uring" => spine_core::storage::BackendChoice::IoUring,
+        "portable" => spine_core::storage::BackendChoice::Portable,
+        other => bail!("unknown backend {other:?}: auto, io-uring or portable"),
+    };
     let engine = Engine::start(config).context("starting the embedded engine")?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let server_config = ServerConfig {
@@ -260,8 +272,9 @@ fn run(args: &Args) -> Result<bool> {
         Some(path) => Mix::from_file(path)?,
         None => Mix::national(),
     };
+    ensure!(args.client_threads > 0, "--client-threads must be at least 1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(args.client_threads)
         .enable_all()
         .build()
         .context("building the runtime")?;
