@@ -272,7 +272,10 @@ fn run(args: &Args) -> Result<bool> {
         Some(path) => Mix::from_file(path)?,
         None => Mix::national(),
     };
-    ensure!(args.client_threads > 0, "--client-threads must be at least 1");
+    ensure!(
+        args.client_threads > 0,
+        "--client-threads must be at least 1"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
         .enable_all()
