@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use spine_core::request::Response;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_rustls::TlsConnector;
@@ -155,20 +155,8 @@ impl TlsClient {
         let waiting: Waiting = Arc::default();
         let ended: Arc<Mutex<Option<ClientError>>> = Arc::default();
         tokio::spawn(async move {
-            while let Some(first) = to_send.recv().await {
-                if writer.write_all(&first).await.is_err() {
-                    return;
-                }
-                while let Ok(more) = to_send.try_recv() {
-                    if writer.write_all(&more).await.is_err() {
-                        return;
-                    }
-                }
-                if writer.flush().await.is_err() {
-                    return;
-                }
-            }
-            let _ = writer.shutdown().await;
+            // A write failure ends the connection; the reader reports it to every caller.
+            let _ = crate::frame_writer::write_frames(&mut writer, &mut to_send).await;
         });
         let reading = (Arc::clone(&waiting), Arc::clone(&ended));
         tokio::spawn(async move {

@@ -11,6 +11,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
+mod frame_writer;
 pub mod metrics;
 pub mod pki;
 pub mod protocol;

@@ -183,16 +183,10 @@ async fn serve(
 
     // Frames to send, bounded: a client that does not read its answers stops being read.
     let (outgoing, mut to_send) = mpsc::channel::<Bytes>(limits.in_flight_per_connection + 2);
-    let writer_task = tokio::spawn(async move {
-        while let Some(first) = to_send.recv().await {
-            writer.write_all(&first).await?;
-            while let Ok(more) = to_send.try_recv() {
-                writer.write_all(&more).await?;
-            }
-            writer.flush().await?;
-        }
-        writer.shutdown().await
-    });
+    let writer_task =
+        tokio::spawn(
+            async move { crate::frame_writer::write_frames(&mut writer, &mut to_send).await },
+        );
     let (answered, mut answers) = mpsc::channel::<()>(limits.in_flight_per_connection + 1);
     let mut session = ServerSession::new(limits.session());
     let mut stop = shared.stop.clone();
