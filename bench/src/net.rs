@@ -87,15 +87,7 @@ const FIXED_RATE: u32 = 3_500;
 const CONNECTIONS_MAX: usize = 8;
 
 fn request(nhs_number: NhsNumber) -> WireRequest {
-    WireRequest {
-        id: Uuid::new_v4(),
-        user: demo_ids::GP,
-        role_profile: "gp-riverside".into(),
-        organisation: "Y90001".parse().expect("demo practice code"),
-        justification: Justification::None,
-        deadline_ms: 0,
-        operation: Operation::PdsRetrieve { nhs_number },
-    }
+    WireRequest::as_demo_gp(Operation::PdsRetrieve { nhs_number })
 }
 
 /// What the cases need to reach the server.
@@ -232,43 +224,16 @@ fn load(engine: &Engine, patients: usize) -> Result<()> {
             };
             pending.push(handle.submit(request));
             if pending.len() == 256 {
-                for response in join_all(std::mem::take(&mut pending)).await {
+                for response in futures_util::future::join_all(std::mem::take(&mut pending)).await {
                     response.map_err(|refusal| anyhow::anyhow!("loading: {refusal}"))?;
                 }
             }
         }
-        for response in join_all(pending).await {
+        for response in futures_util::future::join_all(pending).await {
             response.map_err(|refusal| anyhow::anyhow!("loading: {refusal}"))?;
         }
         Ok(())
     })
-}
-
-/// Awaits every future together.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|output| output.expect("every future finished"))
-        .collect()
 }
 
 fn transport_name(transport: Transport) -> &'static str {

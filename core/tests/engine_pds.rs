@@ -377,7 +377,7 @@ fn a_full_inbox_refuses_with_a_specific_error_and_shutdown_answers_everything() 
         let requests: Vec<_> = (0..64)
             .map(|_| handle.submit(request(demo_ids::GP, Operation::PdsRetrieve { nhs_number })))
             .collect();
-        for response in pollster::block_on(join_all(requests)) {
+        for response in pollster::block_on(futures_util::future::join_all(requests)) {
             match response {
                 Ok(Reply::Patient(patient)) => assert_eq!(patient.nhs_number, nhs_number),
                 Err(refusal) => {
@@ -395,31 +395,4 @@ fn a_full_inbox_refuses_with_a_specific_error_and_shutdown_answers_everything() 
     assert!(overloaded > 0, "an inbox of one never overflowed");
     drop(handle);
     engine.shutdown().unwrap();
-}
-
-/// Polls every future to completion together (the requests are in flight at once).
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|output| output.expect("every future finished"))
-        .collect()
 }

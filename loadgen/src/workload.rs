@@ -9,15 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use spine_core::NhsNumber;
-use spine_core::access::Justification;
 use spine_core::access::directory_file::demo_ids;
 use spine_core::pds::patient::{Death, DeathNotificationStatus, Patient};
-use spine_core::pds::search::{DateRange, SearchQuery};
-use spine_core::pds::synthetic::{SplitMix64, nhs_numbers, patient_at};
+use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbers, patient_at};
 use spine_core::request::{ErrorCode, Operation, Reply, Response};
 use spine_net::client::{Client, ClientError};
 use spine_net::protocol::message::WireRequest;
-use uuid::Uuid;
 
 use crate::measure::Outcome;
 use crate::model::Op;
@@ -45,24 +42,12 @@ pub struct Done {
 
 /// The demo GP's request (the role with every PDS activity).
 pub fn gp_request(operation: Operation) -> WireRequest {
-    WireRequest {
-        id: Uuid::new_v4(),
-        user: demo_ids::GP,
-        role_profile: "gp-riverside".into(),
-        organisation: "Y90001".parse().expect("demo practice code"),
-        justification: Justification::None,
-        deadline_ms: 0,
-        operation,
-    }
+    WireRequest::as_demo_gp(operation)
 }
 
 fn privacy_officer_request(operation: Operation) -> WireRequest {
-    WireRequest {
-        user: demo_ids::PRIVACY_OFFICER,
-        role_profile: "privacy-city-general".into(),
-        organisation: "Y9H01".parse().expect("demo hospital code"),
-        ..gp_request(operation)
-    }
+    WireRequest::as_demo_user(demo_ids::PRIVACY_OFFICER, operation)
+        .expect("the demo directory holds the privacy officer")
 }
 
 /// Whether a refusal is one `op` meets in normal operation under load.
@@ -134,9 +119,9 @@ impl Workload {
             Op::SearchExact | Op::SearchFuzzy => {
                 let patient = self.patient(any(random));
                 let query = if op == Op::SearchExact {
-                    exact_query(&patient)
+                    exact_trace(&patient)
                 } else {
-                    fuzzy_query(&patient)
+                    fuzzy_trace(&patient)
                 };
                 one(client
                     .call(gp_request(Operation::PdsSearch { query }))
@@ -236,29 +221,6 @@ impl Workload {
             requests: 2,
         }
     }
-}
-
-/// A trace by family name and date of birth.
-pub fn exact_query(patient: &Patient) -> SearchQuery {
-    let mut query = SearchQuery::new();
-    query.family = Some(patient.names[0].family.as_str().into());
-    query.birth_date = patient.birth_date.map(DateRange::on);
-    query
-}
-
-/// A fuzzy trace: given name, the family name with its last letter doubled, date of birth.
-pub fn fuzzy_query(patient: &Patient) -> SearchQuery {
-    let mut query = SearchQuery::new();
-    let family = &patient.names[0].family;
-    let misspelt = format!("{family}{}", family.chars().last().unwrap_or('e'));
-    query.family = Some(misspelt.as_str().into());
-    query.given = patient.names[0]
-        .given
-        .first()
-        .map(|given| given.as_str().into());
-    query.birth_date = patient.birth_date.map(DateRange::on);
-    query.fuzzy = true;
-    query
 }
 
 /// Why the population could not be loaded.

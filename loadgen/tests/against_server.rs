@@ -16,17 +16,9 @@ use spine_loadgen::workload::{Workload, load_population};
 use spine_net::client::{Client, ClientIdentity, Transport, tls_client_config};
 use spine_net::pki::{DEMO_CLIENT, prepare_deployment};
 use spine_net::server::{Limits, Server, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
+    spine_net::metrics::scrape(addr).await.unwrap()
 }
 
 /// The sum of every `spine_requests_total` sample for `transport`.

@@ -357,6 +357,23 @@ pub async fn serve(
     }
 }
 
+/// Fetches `GET /metrics` from `addr` and returns the body (for tools and tests).
+pub async fn scrape(addr: SocketAddr) -> std::io::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
+        _ => Err(std::io::Error::other(format!(
+            "unexpected answer from {addr}: {}",
+            response.lines().next().unwrap_or_default()
+        ))),
+    }
+}
+
 /// Binds the metrics listener (a std listener, registered on the runtime that serves it).
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(addr)?;

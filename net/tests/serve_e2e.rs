@@ -651,15 +651,7 @@ fn the_server_serves_over_quic_too() {
 
 /// The body of `GET /metrics`.
 async fn scrape(addr: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-    response
+    spine_net::metrics::scrape(addr).await.unwrap()
 }
 
 /// The value of the sample named exactly `name` (with its labels).

@@ -10,8 +10,7 @@ use hdrhistogram::Histogram;
 use spine_core::access::Justification;
 use spine_core::access::directory_file::{demo_caller, demo_ids};
 use spine_core::engine::EngineHandle;
-use spine_core::pds::search::{DateRange, SearchQuery};
-use spine_core::pds::synthetic::{SplitMix64, patient_at};
+use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, patient_at};
 use spine_core::request::{Operation, Reply, Request, Response};
 use spine_core::{NhsNumber, Patient};
 use uuid::Uuid;
@@ -80,28 +79,6 @@ pub fn benchmark_patient(population: &Population, index: usize) -> Patient {
     patient
 }
 
-fn exact_query(patient: &Patient) -> SearchQuery {
-    let mut query = SearchQuery::new();
-    query.family = Some(patient.names[0].family.as_str().into());
-    query.birth_date = patient.birth_date.map(DateRange::on);
-    query
-}
-
-fn fuzzy_query(patient: &Patient) -> SearchQuery {
-    let mut query = SearchQuery::new();
-    // A common misspelling: a doubled last letter sounds the same.
-    let family = &patient.names[0].family;
-    let misspelt = format!("{family}{}", family.chars().last().unwrap_or('e'));
-    query.family = Some(misspelt.as_str().into());
-    query.given = patient.names[0]
-        .given
-        .first()
-        .map(|given| given.as_str().into());
-    query.birth_date = patient.birth_date.map(DateRange::on);
-    query.fuzzy = true;
-    query
-}
-
 /// One task's share of the work, prepared before the clock starts.
 enum Work {
     /// The indexes of the task's share, generated as they are loaded (so the driver holds no
@@ -158,9 +135,9 @@ fn prepare(
                     let index = random.below(population.numbers.len() as u64) as usize;
                     let patient = benchmark_patient(population, index);
                     let query = if case == Case::SearchExact {
-                        exact_query(&patient)
+                        exact_trace(&patient)
                     } else {
-                        fuzzy_query(&patient)
+                        fuzzy_trace(&patient)
                     };
                     Operation::PdsSearch { query }
                 })

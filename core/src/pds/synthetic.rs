@@ -8,6 +8,7 @@ use super::patient::{
     Address, AddressUse, ContactPoint, ContactSystem, ContactUse, Gender, HumanName, NameUse,
     Patient, Period,
 };
+use super::search::{DateRange, SearchQuery};
 use super::values::{Date, OdsCode, Postcode};
 
 /// First nine-digit stem of synthetic populations (creates allocate below it by default).
@@ -389,6 +390,30 @@ pub fn patient(random: &mut SplitMix64, nhs_number: NhsNumber) -> Patient {
         general_practitioner: Some(practice),
         restricted: random.below(100) == 0,
     }
+}
+
+/// The trace a clerk makes for `patient`: family name and date of birth.
+pub fn exact_trace(patient: &Patient) -> SearchQuery {
+    let mut query = SearchQuery::new();
+    query.family = Some(patient.names[0].family.as_str().into());
+    query.birth_date = patient.birth_date.map(DateRange::on);
+    query
+}
+
+/// A fuzzy trace for `patient` after a misheard name: given name, the family name with its last
+/// letter doubled (it sounds the same), date of birth.
+pub fn fuzzy_trace(patient: &Patient) -> SearchQuery {
+    let mut query = SearchQuery::new();
+    let family = &patient.names[0].family;
+    let misspelt = format!("{family}{}", family.chars().last().unwrap_or('e'));
+    query.family = Some(misspelt.as_str().into());
+    query.given = patient.names[0]
+        .given
+        .first()
+        .map(|given| given.as_str().into());
+    query.birth_date = patient.birth_date.map(DateRange::on);
+    query.fuzzy = true;
+    query
 }
 
 #[cfg(test)]

@@ -49,6 +49,34 @@ impl WireRequest {
     }
 }
 
+impl WireRequest {
+    /// A request of `operation` by a demo user (see `spine_core::access::directory_file`) in
+    /// their role profile, with a fresh id, no justification and the default deadline; `None`
+    /// for a user the demo directory does not hold.
+    pub fn as_demo_user(user: Uuid, operation: Operation) -> Option<Self> {
+        // Built once: requests are made in hot loops.
+        static DEMO: std::sync::OnceLock<spine_core::access::Directory> =
+            std::sync::OnceLock::new();
+        let directory = DEMO.get_or_init(spine_core::access::directory_file::demo);
+        let profile = directory.user(user)?.role_profiles.first()?.clone();
+        Some(Self {
+            id: Uuid::new_v4(),
+            user,
+            role_profile: profile.id,
+            organisation: profile.organisation,
+            justification: Justification::None,
+            deadline_ms: 0,
+            operation,
+        })
+    }
+
+    /// A request of `operation` by the demo GP (every PDS activity, at Y90001).
+    pub fn as_demo_gp(operation: Operation) -> Self {
+        Self::as_demo_user(spine_core::access::directory_file::demo_ids::GP, operation)
+            .expect("the demo directory holds the GP")
+    }
+}
+
 /// How a request ended, as it travels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireOutcome {

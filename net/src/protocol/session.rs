@@ -130,8 +130,6 @@ mod tests {
     use super::*;
     use crate::protocol::frame;
     use bytes::BytesMut;
-    use spine_core::access::Justification;
-    use spine_core::access::directory_file::demo_ids;
     use spine_core::request::Operation;
     use uuid::Uuid;
 
@@ -143,14 +141,9 @@ mod tests {
     fn request_frame(id: u128) -> BytesMut {
         let request = WireRequest {
             id: Uuid::from_u128(id),
-            user: demo_ids::GP,
-            role_profile: "gp-riverside".into(),
-            organisation: "Y90001".parse().unwrap(),
-            justification: Justification::None,
-            deadline_ms: 0,
-            operation: Operation::PdsRetrieve {
+            ..WireRequest::as_demo_gp(Operation::PdsRetrieve {
                 nhs_number: "9000000009".parse().unwrap(),
-            },
+            })
         };
         let mut out = BytesMut::new();
         frame::encode(FrameKind::Request, &message::encode(&request), &mut out);
