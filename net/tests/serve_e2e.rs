@@ -528,7 +528,7 @@ fn acknowledged_writes_survive_a_sigkill_under_load() {
 #[test]
 fn the_server_serves_over_quic_too() {
     let dir = tempfile::tempdir().unwrap();
-    let spine = Spine::start(dir.path());
+    let mut spine = Spine::start(dir.path());
     let demo = identity(dir.path(), DEMO_CLIENT);
     runtime().block_on(async {
         let config = Arc::new(tls_client_config(&demo).unwrap());
@@ -646,7 +646,37 @@ fn the_server_serves_over_quic_too() {
             .await
             .unwrap();
         assert_eq!(patient(again).nhs_number, person.nhs_number);
+
+        // A graceful stop answers the streams in flight before closing.
+        let in_flight: Vec<_> = (0..32)
+            .map(|_| {
+                let client = client.clone();
+                let nhs_number = person.nhs_number;
+                tokio::spawn(async move {
+                    client
+                        .call(request(Operation::PdsRetrieve { nhs_number }))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        spine.signal("TERM");
+        let mut answered = 0;
+        for call in in_flight {
+            match call.await.unwrap() {
+                Ok(response) => {
+                    assert_eq!(patient(response).nhs_number, person.nhs_number);
+                    answered += 1;
+                }
+                // Opened after the server stopped taking streams.
+                Err(ClientError::Lost(_)) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(answered > 0, "no stream in flight was answered");
     });
+    let status = spine.child.wait().unwrap();
+    assert!(status.success(), "spine exited with {status}");
 }
 
 /// The body of `GET /metrics`.

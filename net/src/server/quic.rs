@@ -131,8 +131,8 @@ async fn accept_loop(
                 None => return,
             },
             _ = stop.changed() => {
-                endpoint.close(VarInt::from_u32(0), b"server stopping");
-                endpoint.wait_idle().await;
+                // No new connections; those open finish their streams and close themselves.
+                endpoint.set_server_config(None);
                 return;
             }
         }
@@ -180,26 +180,33 @@ async fn serve(
         }
     };
     let mut stop = shared.stop.clone();
+    let mut streams = tokio::task::JoinSet::new();
     loop {
+        while streams.try_join_next().is_some() {}
         let (send, receive) = tokio::select! {
             stream = connection.accept_bi() => match stream {
                 Ok(stream) => stream,
                 Err(_) => return Ok(()),
             },
-            _ = stop.changed() => {
-                // Streams already accepted finish; then the connection closes.
-                connection.close(VarInt::from_u32(0), b"server stopping");
-                return Ok(());
-            }
+            _ = stop.changed() => break,
         };
         let shared = Arc::clone(&shared);
         let rate = Arc::clone(&rate);
-        tokio::spawn(async move {
+        streams.spawn(async move {
             if let Err(error) = serve_stream(shared, asid, send, receive, rate).await {
                 tracing::debug!(%error, "QUIC stream ended");
             }
         });
     }
+    // Stopping: the streams already accepted are answered (and their answers delivered), then
+    // the connection closes.
+    let grace = limits.request_deadline + std::time::Duration::from_secs(5);
+    let _ = tokio::time::timeout(grace, async {
+        while streams.join_next().await.is_some() {}
+    })
+    .await;
+    connection.close(VarInt::from_u32(0), b"server stopping");
+    Ok(())
 }
 
 /// One request stream: read the request frame, execute, write the response frame, finish.
@@ -260,7 +267,10 @@ async fn serve_stream(
     send.write_all(&out)
         .await
         .map_err(|error| error.to_string())?;
-    send.finish().map_err(|error| error.to_string())
+    send.finish().map_err(|error| error.to_string())?;
+    // Until the client has the whole answer: a stopping server closes the connection only then.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), send.stopped()).await;
+    Ok(())
 }
 
 /// Answers a stream that carried no readable request with a goodbye frame (for that stream
