@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use parking_lot::Mutex;
 use spine_core::engine::EngineHandle;
 use spine_core::request::{ErrorCode, Refusal};
@@ -187,7 +189,9 @@ async fn serve(
         tokio::spawn(
             async move { crate::frame_writer::write_frames(&mut writer, &mut to_send).await },
         );
-    let (answered, mut answers) = mpsc::channel::<()>(limits.in_flight_per_connection + 1);
+    // The requests in flight, polled by this task: no task of their own, and one wake-up of
+    // this task covers every answer that arrived meanwhile.
+    let mut in_flight = FuturesUnordered::new();
     let mut session = ServerSession::new(limits.session());
     let mut stop = shared.stop.clone();
     'connection: loop {
@@ -203,13 +207,10 @@ async fn serve(
                         }
                         continue;
                     }
-                    tokio::spawn(execute(
-                        Arc::clone(&shared),
-                        request,
-                        asid,
-                        outgoing.clone(),
-                        answered.clone(),
-                    ));
+                    let shared = Arc::clone(&shared);
+                    in_flight.push(async move {
+                        execute_request(&shared, TRANSPORT, request, asid).await
+                    });
                 }
                 SessionEvent::Respond(response) => {
                     if outgoing.send(response_frame(&response)).await.is_err() {
@@ -229,12 +230,23 @@ async fn serve(
             buffer.reserve(16 * 1024);
         }
         tokio::select! {
+            Some(response) = in_flight.next(), if !in_flight.is_empty() => {
+                session.answered();
+                if outgoing.send(response_frame(&response)).await.is_err() {
+                    break 'connection;
+                }
+            }
             read = reader.read_buf(session.receive_buffer()) => match read {
                 Ok(0) | Err(_) => break 'connection,
                 Ok(_) => {}
             },
-            Some(()) = answers.recv() => session.answered(),
             _ = stop.changed() => break 'connection,
+        }
+    }
+    // Answer what is in flight (a stopping server, or a client that closed its side).
+    while let Some(response) = in_flight.next().await {
+        if outgoing.send(response_frame(&response)).await.is_err() {
+            break;
         }
     }
     // The requests still running hold senders; the writer ends once they have answered.
@@ -243,19 +255,6 @@ async fn serve(
         Ok(result) => result,
         Err(error) => Err(std::io::Error::other(error)),
     }
-}
-
-/// Runs one request on the engine, within its deadline, and queues its response.
-async fn execute(
-    shared: Arc<Shared>,
-    request: WireRequest,
-    asid: u64,
-    outgoing: mpsc::Sender<Bytes>,
-    answered: mpsc::Sender<()>,
-) {
-    let response = execute_request(&shared, TRANSPORT, request, asid).await;
-    let _ = outgoing.send(response_frame(&response)).await;
-    let _ = answered.send(()).await;
 }
 
 /// Runs one request on the engine for system `asid`, within its deadline, and counts it in
