@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use indicatif::ProgressBar;
 use spine_core::pds::synthetic::SplitMix64;
 use spine_net::client::Client;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::measure::Measurement;
@@ -91,57 +93,73 @@ pub async fn run<D: Driver>(
 ) -> Measurement {
     let start = Instant::now();
     let mut measurement = Measurement::default();
-    let (results, mut finished) = mpsc::channel::<(Op, Done, Duration, Duration)>(16_384);
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    // The operations in flight, polled by this task (one wake-up covers every completion that
+    // arrived meanwhile); each reports when it ended.
+    let mut in_flight = FuturesUnordered::new();
     let mut random = SplitMix64::new(config.seed ^ 0xA5A5_A5A5);
     let rate = Arc::clone(&config.rate);
-    let schedule = Schedule::new(
+    let mut schedule = Schedule::new(
         config.seed,
         config.duration.as_secs_f64(),
         config.highest,
         move |t| rate(t),
-    );
+    )
+    .peekable();
     let mut last_shown = start;
-    for offset in schedule {
+    let record = |measurement: &mut Measurement, (op, done, intended, ended): Ended| {
+        let done: Done = done;
+        measurement.record(
+            op,
+            done.requests,
+            done.outcome,
+            ended - intended,
+            ended - start,
+        );
+    };
+    while let Some(&offset) = schedule.peek() {
         let intended = start + Duration::from_secs_f64(offset);
-        // Timers are coarse: sleep only when the next send is well ahead. A late send still
-        // counts from its intended time.
+        // Timers are coarse: wait only when the next send is well ahead (taking completions
+        // meanwhile). A late send still counts from its intended time.
         if intended > Instant::now() + Duration::from_millis(1) {
-            tokio::time::sleep_until(intended).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(intended) => {}
+                Some(ended) = in_flight.next(), if !in_flight.is_empty() => {
+                    record(&mut measurement, ended);
+                    continue;
+                }
+            }
         }
+        schedule.next();
         measurement.offered += 1;
-        if in_flight.load(Ordering::Relaxed) >= config.in_flight_max {
+        if in_flight.len() >= config.in_flight_max {
             measurement.dropped += 1;
             continue;
         }
         let op = config.mix.pick(uniform(&mut random));
         let seed = random.next_u64();
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        let (driver, results, in_flight) =
-            (Arc::clone(&driver), results.clone(), Arc::clone(&in_flight));
-        tokio::spawn(async move {
+        let driver = Arc::clone(&driver);
+        in_flight.push(async move {
             let done = driver.run(op, seed).await;
-            let ended = Instant::now();
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-            let _ = results
-                .send((op, done, ended - intended, ended - start))
-                .await;
+            (op, done, intended, Instant::now())
         });
-        while let Ok((op, done, latency, at)) = finished.try_recv() {
-            measurement.record(op, done.requests, done.outcome, latency, at);
+        while let Some(Some(ended)) = in_flight.next().now_or_never() {
+            record(&mut measurement, ended);
         }
         if last_shown.elapsed() >= Duration::from_millis(250) {
             last_shown = Instant::now();
             show(progress, &measurement, start.elapsed(), config);
         }
     }
-    drop(results);
-    while let Some((op, done, latency, at)) = finished.recv().await {
-        measurement.record(op, done.requests, done.outcome, latency, at);
+    while let Some(ended) = in_flight.next().await {
+        record(&mut measurement, ended);
     }
     show(progress, &measurement, start.elapsed(), config);
     measurement
 }
+
+/// An operation that ended: what it was, how it went, when it was meant to start and when it
+/// ended.
+type Ended = (Op, Done, Instant, Instant);
 
 fn show(progress: &ProgressBar, measurement: &Measurement, elapsed: Duration, config: &RunConfig) {
     let seconds = elapsed.as_secs_f64().max(1e-3);
