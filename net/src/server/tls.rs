@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use spine_core::engine::EngineHandle;
 use spine_core::request::{ErrorCode, Refusal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -131,12 +131,6 @@ fn goodbye_frame(code: ErrorCode, message: impl Into<String>) -> Bytes {
     out.freeze()
 }
 
-fn response_frame(response: &WireResponse) -> Bytes {
-    let mut out = BytesMut::new();
-    frame::encode(FrameKind::Response, &message::encode(response), &mut out);
-    out.freeze()
-}
-
 /// One connection, from handshake to close.
 async fn serve(
     shared: Arc<Shared>,
@@ -183,28 +177,22 @@ async fn serve(
         }
     };
 
-    // Frames to send, bounded: a client that does not read its answers stops being read.
-    let (outgoing, mut to_send) = mpsc::channel::<Bytes>(limits.in_flight_per_connection + 2);
-    let writer_task =
-        tokio::spawn(
-            async move { crate::frame_writer::write_frames(&mut writer, &mut to_send).await },
-        );
     // The requests in flight, polled by this task: no task of their own, and one wake-up of
-    // this task covers every answer that arrived meanwhile.
+    // this task covers every answer that arrived meanwhile. Answers gather in `out` and go in
+    // one write; while it waits on a client that does not read, this task reads nothing more.
     let mut in_flight = FuturesUnordered::new();
     let mut session = ServerSession::new(limits.session());
     let mut stop = shared.stop.clone();
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut closing = false;
     'connection: loop {
         while let Some(event) = session.next_event() {
             match event {
                 SessionEvent::Request(request) => {
                     if !rate.lock().allow(asid, Instant::now()) {
-                        let refusal = rate_limited(asid, &limits);
                         session.answered();
-                        let response = WireResponse::new(request.id, Err(refusal));
-                        if outgoing.send(response_frame(&response)).await.is_err() {
-                            break 'connection;
-                        }
+                        let refusal = rate_limited(asid, &limits);
+                        append_response(&mut out, &WireResponse::new(request.id, Err(refusal)));
                         continue;
                     }
                     let shared = Arc::clone(&shared);
@@ -212,18 +200,25 @@ async fn serve(
                         execute_request(&shared, TRANSPORT, request, asid).await
                     });
                 }
-                SessionEvent::Respond(response) => {
-                    if outgoing.send(response_frame(&response)).await.is_err() {
-                        break 'connection;
-                    }
-                }
+                SessionEvent::Respond(response) => append_response(&mut out, &response),
                 SessionEvent::Close(goodbye) => {
-                    let _ = outgoing
-                        .send(goodbye_frame(goodbye.code, goodbye.message))
-                        .await;
-                    break 'connection;
+                    out.extend_from_slice(&goodbye_frame(goodbye.code, goodbye.message));
+                    closing = true;
+                    break;
                 }
             }
+        }
+        while let Some(Some(response)) = in_flight.next().now_or_never() {
+            session.answered();
+            append_response(&mut out, &response);
+        }
+        if !out.is_empty() {
+            writer.write_all(&out).await?;
+            writer.flush().await?;
+            out.clear();
+        }
+        if closing {
+            break 'connection;
         }
         let buffer = session.receive_buffer();
         if buffer.capacity() - buffer.len() < 4096 {
@@ -232,9 +227,7 @@ async fn serve(
         tokio::select! {
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
                 session.answered();
-                if outgoing.send(response_frame(&response)).await.is_err() {
-                    break 'connection;
-                }
+                append_response(&mut out, &response);
             }
             read = reader.read_buf(session.receive_buffer()) => match read {
                 Ok(0) | Err(_) => break 'connection,
@@ -245,16 +238,17 @@ async fn serve(
     }
     // Answer what is in flight (a stopping server, or a client that closed its side).
     while let Some(response) = in_flight.next().await {
-        if outgoing.send(response_frame(&response)).await.is_err() {
-            break;
-        }
+        append_response(&mut out, &response);
     }
-    // The requests still running hold senders; the writer ends once they have answered.
-    drop(outgoing);
-    match writer_task.await {
-        Ok(result) => result,
-        Err(error) => Err(std::io::Error::other(error)),
+    if !out.is_empty() {
+        writer.write_all(&out).await?;
     }
+    writer.shutdown().await
+}
+
+/// Appends the frame of `response` to `out`.
+fn append_response(out: &mut BytesMut, response: &WireResponse) {
+    frame::encode(FrameKind::Response, &message::encode(response), out);
 }
 
 /// Runs one request on the engine for system `asid`, within its deadline, and counts it in
