@@ -8,12 +8,12 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::primary::{PrimaryIndex, Slot};
 use super::secondary::{InlineKey, SecondaryIndexes};
+use crate::io::paced::{WRITEBACK_CHUNK, write_paced};
 use crate::log::record::Position;
 use crate::log::segment::sync_dir;
 
@@ -154,7 +154,7 @@ pub(crate) fn write(dir: &Path, last_index: u64, encoded: &[u8]) -> io::Result<P
     let path = dir.join(file_name(last_index));
     let temporary = dir.join(format!("checkpoint-{last_index:020}{TEMPORARY_SUFFIX}"));
     let written = File::create(&temporary).and_then(|mut file| {
-        write_paced(&mut file, encoded)?;
+        write_paced(&mut file, 0, encoded.chunks(WRITEBACK_CHUNK))?;
         file.sync_all()
     });
     if let Err(error) = written {
@@ -184,32 +184,6 @@ pub(crate) fn remove_temporaries(dir: &Path) -> io::Result<()> {
         {
             fs::remove_file(entry.path())?;
         }
-    }
-    Ok(())
-}
-
-/// Bytes of a checkpoint written back to disk at a time.
-const WRITEBACK_CHUNK: usize = 4 << 20;
-
-/// Writes `bytes` in chunks, waiting for each chunk's writeback before the next. A checkpoint
-/// can be hundreds of MB; left to one final `fsync`, its writeback fills the device queue and
-/// every `fdatasync` of the log waits behind it. In chunks, a flush waits for one chunk at most.
-fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    let mut offset = 0usize;
-    for chunk in bytes.chunks(WRITEBACK_CHUNK) {
-        file.write_all(chunk)?;
-        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-            | libc::SYNC_FILE_RANGE_WRITE
-            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-        // SAFETY: `sync_file_range` only reads its integer arguments; the descriptor is open
-        // for as long as `file` is borrowed.
-        let result = unsafe {
-            libc::sync_file_range(file.as_raw_fd(), offset as i64, chunk.len() as i64, flags)
-        };
-        if result != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        offset += chunk.len();
     }
     Ok(())
 }

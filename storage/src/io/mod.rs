@@ -7,6 +7,7 @@
 //! or a container forbids it. [`FaultInjection`] wraps either to fail on purpose in tests.
 
 mod fault;
+pub(crate) mod paced;
 mod portable;
 mod uring;
 
