@@ -138,9 +138,13 @@ pub async fn run<D: Driver>(
         let op = config.mix.pick(uniform(&mut random));
         let seed = random.next_u64();
         let driver = Arc::clone(&driver);
+        // Latency runs from the intended send time, or from the actual one when the timer's
+        // coarseness sent it a little early: never shorter than the real round trip, never
+        // hiding a late send.
+        let start_of_request = intended.min(Instant::now());
         in_flight.push(async move {
             let done = driver.run(op, seed).await;
-            (op, done, intended, Instant::now())
+            (op, done, start_of_request, Instant::now())
         });
         while let Some(Some(ended)) = in_flight.next().now_or_never() {
             record(&mut measurement, ended);
@@ -157,8 +161,8 @@ pub async fn run<D: Driver>(
     measurement
 }
 
-/// An operation that ended: what it was, how it went, when it was meant to start and when it
-/// ended.
+/// An operation that ended: what it was, how it went, when its latency counts from (its
+/// intended send time, or its actual one if that was earlier) and when it ended.
 type Ended = (Op, Done, Instant, Instant);
 
 fn show(progress: &ProgressBar, measurement: &Measurement, elapsed: Duration, config: &RunConfig) {
@@ -344,6 +348,38 @@ mod tests {
         assert!(
             (950_000..=1_050_000).contains(&max),
             "max {max} us: a full second"
+        );
+    }
+
+    /// A server that always takes exactly `delay`.
+    struct Steady {
+        delay: Duration,
+    }
+
+    impl Driver for Steady {
+        fn run(self: Arc<Self>, _: Op, _: u64) -> Pin<Box<dyn Future<Output = Done> + Send>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                Done {
+                    outcome: Outcome::Done,
+                    requests: 1,
+                }
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_latency_is_shorter_than_the_round_trip() {
+        // Sends closer than the timer's resolution go out a little early: their latency must
+        // still be the whole round trip, not the part after the intended time.
+        let driver = Arc::new(Steady {
+            delay: Duration::from_micros(500),
+        });
+        let measurement = run(driver, &steady(5_000.0, 2), &ProgressBar::hidden()).await;
+        let shortest = measurement.latency.min();
+        assert!(
+            shortest >= 499,
+            "a latency of {shortest} us, under the 500 us round trip"
         );
     }
 
