@@ -6,18 +6,20 @@
 //! matters: overwriting allocated blocks avoids an ext4 journal commit per `fdatasync`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
 use crate::format::{RECORD_HEADER_SIZE, RECORD_PAYLOAD_LEN_OFFSET, record_size};
-use crate::io::paced::{WRITEBACK_CHUNK, write_paced};
 
 /// File name suffix of a segment.
 pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
 /// File name suffix of a segment being prepared; removed at open.
 pub(crate) const SPARE_SUFFIX: &str = ".seg.spare";
+/// Zero-filling writes this much at a time.
+const ZERO_FILL_CHUNK: usize = 1 << 20;
+
 /// Name of the segment whose first record has `first_index`.
 pub(crate) fn segment_file_name(first_index: u64) -> String {
     format!("{first_index:020}{SEGMENT_SUFFIX}")
@@ -44,13 +46,13 @@ pub(crate) fn prepare_spare(path: &Path, size: u64) -> io::Result<File> {
         .write(true)
         .create_new(true)
         .open(path)?;
-    // Written back chunk by chunk, so a new segment's zeros never hold up the log's flushes.
-    let zeros = vec![0u8; WRITEBACK_CHUNK];
-    let full = size / WRITEBACK_CHUNK as u64;
-    let rest = (size % WRITEBACK_CHUNK as u64) as usize;
-    let chunks =
-        std::iter::repeat_n(&zeros[..], full as usize).chain((rest > 0).then(|| &zeros[..rest]));
-    write_paced(&mut file, 0, chunks)?;
+    let zeros = vec![0u8; ZERO_FILL_CHUNK];
+    let mut left = size;
+    while left > 0 {
+        let chunk = left.min(ZERO_FILL_CHUNK as u64) as usize;
+        file.write_all(&zeros[..chunk])?;
+        left -= chunk as u64;
+    }
     file.sync_all()?;
     Ok(file)
 }
