@@ -108,6 +108,9 @@ struct Args {
     /// io backend of the embedded server's logs: auto, io-uring or portable.
     #[arg(long, value_name = "BACKEND", default_value = "auto")]
     backend: String,
+    /// Segment size of the embedded server's logs, in MiB (default: the engine's).
+    #[arg(long, value_name = "MIB")]
+    segment_mib: Option<u64>,
     /// Shards of the embedded server (default: one per core).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
@@ -197,6 +200,10 @@ fn embedded(
     let mut config = EngineConfig::new(&data_dir);
     if let Some(shards) = args.shards {
         config.shards = shards;
+    }
+    if let Some(mib) = args.segment_mib {
+        ensure!(mib > 0, "--segment-mib must be at least 1");
+        config.segment_size = mib << 20;
     }
     config.backend = match args.backend.as_str() {
         "auto" => spine_core::storage::BackendChoice::Auto,
