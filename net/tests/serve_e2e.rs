@@ -318,15 +318,7 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
         let pki = Pki::at(dir.path());
         pki.issue_client("stranger").unwrap();
         let stranger = identity(dir.path(), "stranger");
-        let refused = match connect(spine.addr, &stranger).await {
-            Ok(client) => client
-                .call(request(Operation::PdsRetrieve {
-                    nhs_number: people[0].nhs_number,
-                }))
-                .await
-                .unwrap_err(),
-            Err(error) => error,
-        };
+        let refused = refused_connection(Transport::Tls, spine.addr, &stranger, people[0].nhs_number).await;
         let ClientError::Goodbye(goodbye) = refused else {
             panic!("expected a goodbye, got {refused}");
         };
@@ -345,15 +337,7 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
             ca: demo.ca.clone(),
             cert: foreign.cert,
         };
-        let refused = match connect(spine.addr, &foreign).await {
-            Ok(client) => client
-                .call(request(Operation::PdsRetrieve {
-                    nhs_number: people[0].nhs_number,
-                }))
-                .await
-                .unwrap_err(),
-            Err(error) => error,
-        };
+        let refused = refused_connection(Transport::Tls, spine.addr, &foreign, people[0].nhs_number).await;
         assert!(
             matches!(refused, ClientError::Connect(_) | ClientError::Lost(_)),
             "{refused}"
@@ -388,17 +372,7 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
         assert!(metrics.contains("spine_request_duration_seconds_bucket{transport=\"tls\",operation=\"pds_retrieve\",le=\"+Inf\"}"));
 
         // Graceful stop with requests in flight: every one answered, then exit 0.
-        let in_flight: Vec<_> = (0..32)
-            .map(|_| {
-                let client = client.clone();
-                let nhs_number = people[0].nhs_number;
-                tokio::spawn(async move {
-                    client
-                        .call(request(Operation::PdsRetrieve { nhs_number }))
-                        .await
-                })
-            })
-            .collect();
+        let in_flight: Vec<_> = retrieves_at_once(&client, people[0].nhs_number, 32);
         spine.signal("TERM");
         for call in in_flight {
             match call.await.unwrap() {
@@ -551,17 +525,7 @@ fn the_server_serves_over_quic_too() {
                 .unwrap(),
         );
         // Many streams at once on one connection.
-        let reads: Vec<_> = (0..64)
-            .map(|_| {
-                let client = client.clone();
-                let nhs_number = person.nhs_number;
-                tokio::spawn(async move {
-                    client
-                        .call(request(Operation::PdsRetrieve { nhs_number }))
-                        .await
-                })
-            })
-            .collect();
+        let reads: Vec<_> = retrieves_at_once(&client, person.nhs_number, 64);
         for read in reads {
             let read = patient(read.await.unwrap().unwrap());
             assert!(
@@ -571,17 +535,9 @@ fn the_server_serves_over_quic_too() {
         }
         // A certificate no system holds: the connection is closed with a goodbye.
         Pki::at(dir.path()).issue_client("stranger").unwrap();
-        let stranger = Arc::new(tls_client_config(&identity(dir.path(), "stranger")).unwrap());
+        let stranger = identity(dir.path(), "stranger");
         let refused =
-            match Client::connect(Transport::Quic, spine.quic, "localhost", stranger).await {
-                Ok(client) => client
-                    .call(request(Operation::PdsRetrieve {
-                        nhs_number: person.nhs_number,
-                    }))
-                    .await
-                    .unwrap_err(),
-                Err(error) => error,
-            };
+            refused_connection(Transport::Quic, spine.quic, &stranger, person.nhs_number).await;
         let ClientError::Goodbye(goodbye) = refused else {
             panic!("expected a goodbye, got {refused}");
         };
@@ -648,17 +604,7 @@ fn the_server_serves_over_quic_too() {
         assert_eq!(patient(again).nhs_number, person.nhs_number);
 
         // A graceful stop answers the streams in flight before closing.
-        let in_flight: Vec<_> = (0..32)
-            .map(|_| {
-                let client = client.clone();
-                let nhs_number = person.nhs_number;
-                tokio::spawn(async move {
-                    client
-                        .call(request(Operation::PdsRetrieve { nhs_number }))
-                        .await
-                })
-            })
-            .collect();
+        let in_flight: Vec<_> = retrieves_at_once(&client, person.nhs_number, 32);
         tokio::time::sleep(Duration::from_millis(5)).await;
         spine.signal("TERM");
         let mut answered = 0;
@@ -827,4 +773,40 @@ fn limits_give_specific_errors_and_one_bad_client_does_not_stop_the_others() {
             Some(rustls::HandshakeKind::Resumed)
         );
     });
+}
+
+/// `count` retrieves of `nhs_number` sent at once on `client`, each in a task of its own.
+fn retrieves_at_once(
+    client: &Client,
+    nhs_number: NhsNumber,
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<Result<Response, ClientError>>> {
+    (0..count)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .call(request(Operation::PdsRetrieve { nhs_number }))
+                    .await
+            })
+        })
+        .collect()
+}
+
+/// What a client with `identity` meets connecting over `transport` and asking for a retrieve:
+/// the handshake's error, or the call's.
+async fn refused_connection(
+    transport: Transport,
+    addr: SocketAddr,
+    identity: &ClientIdentity,
+    nhs_number: NhsNumber,
+) -> ClientError {
+    let config = Arc::new(tls_client_config(identity).unwrap());
+    match Client::connect(transport, addr, "localhost", config).await {
+        Ok(client) => client
+            .call(request(Operation::PdsRetrieve { nhs_number }))
+            .await
+            .expect_err("the connection is refused"),
+        Err(error) => error,
+    }
 }
