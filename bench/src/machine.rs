@@ -14,6 +14,21 @@ pub struct Machine {
     pub filesystem: String,
 }
 
+/// A fresh data directory named `prefix…` inside `dir` (removed when dropped), and the
+/// machine it is on, announced on stderr: how each benchmark begins.
+pub fn scratch_dir(dir: &Path, prefix: &str) -> anyhow::Result<(tempfile::TempDir, Machine)> {
+    use anyhow::Context;
+    let base =
+        fs::canonicalize(dir).with_context(|| format!("bench directory {}", dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .context("creating the data directory")?;
+    let machine = describe(scratch.path());
+    eprintln!("machine: {}", machine.summary);
+    Ok((scratch, machine))
+}
+
 /// Describes this machine and the filesystem `dir` (canonical) is on.
 pub fn describe(dir: &Path) -> Machine {
     let cores = thread::available_parallelism().map_or(0, |cores| cores.get());

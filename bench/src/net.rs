@@ -102,14 +102,7 @@ struct Target {
 /// Runs the network benchmark.
 pub fn run(args: &NetArgs) -> Result<()> {
     ensure!(args.seconds > 0.0, "--seconds must be positive");
-    let base = std::fs::canonicalize(&args.dir)
-        .with_context(|| format!("bench directory {}", args.dir.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("spine-bench-net-")
-        .tempdir_in(&base)
-        .context("creating the data directory")?;
-    let machine = machine::describe(scratch.path());
-    eprintln!("machine: {}", machine.summary);
+    let (scratch, machine) = machine::scratch_dir(&args.dir, "spine-bench-net-")?;
     let numbers: Arc<Vec<NhsNumber>> = Arc::new(nhs_numbers().take(args.patients.max(1)).collect());
 
     // A started server lives until the end of the run.
@@ -263,6 +256,21 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
+/// What a measuring task counted: done, errors, latency.
+type Tally = (u64, u64, Histogram<u64>);
+
+/// The sum of the tasks' tallies.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Result<Tally> {
+    let mut total = (0, 0, histogram());
+    for task in tasks {
+        let (done, errors, latency) = task.await.context("a measuring task")?;
+        total.0 += done;
+        total.1 += errors;
+        total.2.add(&latency).context("merging histograms")?;
+    }
+    Ok(total)
+}
+
 /// `concurrency` tasks, each sending its next retrieve when the last is answered.
 async fn closed_loop(
     target: &Target,
@@ -294,14 +302,7 @@ async fn closed_loop(
             })
         })
         .collect();
-    let mut latency = histogram();
-    let (mut done, mut errors) = (0u64, 0u64);
-    for task in tasks {
-        let (task_done, task_errors, task_latency) = task.await.context("a client task")?;
-        done += task_done;
-        errors += task_errors;
-        latency.add(&task_latency).context("merging histograms")?;
-    }
+    let (done, errors, latency) = gather(tasks).await?;
     Ok(Row {
         case: "retrieve",
         transport: transport_name(transport),
@@ -391,14 +392,7 @@ async fn handshakes(target: &Target, duration: Duration) -> Result<Row> {
             })
         })
         .collect();
-    let mut latency = histogram();
-    let (mut done, mut errors) = (0u64, 0u64);
-    for task in tasks {
-        let (task_done, task_errors, task_latency) = task.await.context("a handshake task")?;
-        done += task_done;
-        errors += task_errors;
-        latency.add(&task_latency).context("merging histograms")?;
-    }
+    let (done, errors, latency) = gather(tasks).await?;
     Ok(Row {
         case: "handshake",
         transport: "tls",

@@ -182,14 +182,7 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
         }
         people[1].restricted = true;
         for person in &people {
-            let loaded = patient(
-                client
-                    .call(request(Operation::PdsLoad {
-                        patient: person.clone(),
-                    }))
-                    .await
-                    .unwrap(),
-            );
+            let loaded = load(&client, person).await;
             assert_eq!(loaded.nhs_number, person.nhs_number);
         }
         // Pipelined: many requests in flight on one connection, answered by id.
@@ -431,14 +424,7 @@ fn acknowledged_writes_survive_a_sigkill_under_load() {
     let acknowledged: Vec<(NhsNumber, u32)> = runtime().block_on(async {
         let client = connect(spine.addr, &demo).await.unwrap();
         for person in &people {
-            patient(
-                client
-                    .call(request(Operation::PdsLoad {
-                        patient: person.clone(),
-                    }))
-                    .await
-                    .unwrap(),
-            );
+            load(&client, person).await;
         }
         let writers: Vec<_> = people
             .iter()
@@ -516,14 +502,7 @@ fn the_server_serves_over_quic_too() {
         .unwrap();
         let mut person = Population::new(13).next().unwrap();
         person.restricted = true;
-        patient(
-            client
-                .call(request(Operation::PdsLoad {
-                    patient: person.clone(),
-                }))
-                .await
-                .unwrap(),
-        );
+        load(&client, &person).await;
         // Many streams at once on one connection.
         let reads: Vec<_> = retrieves_at_once(&client, person.nhs_number, 64);
         for read in reads {
@@ -666,14 +645,7 @@ fn limits_give_specific_errors_and_one_bad_client_does_not_stop_the_others() {
             .await
             .unwrap();
         let person = Population::new(14).next().unwrap();
-        patient(
-            client
-                .call(request(Operation::PdsLoad {
-                    patient: person.clone(),
-                }))
-                .await
-                .unwrap(),
-        );
+        load(&client, &person).await;
         let retrieve = || {
             request(Operation::PdsRetrieve {
                 nhs_number: person.nhs_number,
@@ -809,4 +781,18 @@ async fn refused_connection(
             .expect_err("the connection is refused"),
         Err(error) => error,
     }
+}
+
+/// Loads `person` on `client`, expecting the record back.
+async fn load(client: &Client, person: &Patient) -> Patient {
+    let loaded = patient(
+        client
+            .call(request(Operation::PdsLoad {
+                patient: person.clone(),
+            }))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(loaded.nhs_number, person.nhs_number);
+    loaded
 }

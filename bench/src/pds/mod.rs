@@ -128,14 +128,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
     ensure!(args.patients > 0, "--patients must be at least 1");
     ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     ensure!(args.repeat > 0, "--repeat must be at least 1");
-    let base = fs::canonicalize(&args.dir)
-        .with_context(|| format!("bench directory {}", args.dir.display()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("spine-bench-pds-")
-        .tempdir_in(&base)
-        .context("creating the data directory")?;
-    let machine = machine::describe(dir.path());
-    eprintln!("machine: {}", machine.summary);
+    let (dir, machine) = machine::scratch_dir(&args.dir, "spine-bench-pds-")?;
 
     let mut config = EngineConfig::new(dir.path());
     if let Some(shards) = args.shards {

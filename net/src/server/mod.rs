@@ -6,11 +6,13 @@
 //! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
 //! - `rate.rs`: per-system request rates.
+//! - `reuse_port.rs`: one socket per core on one port, and each core's share of the rate.
 
 mod config;
 mod connections;
 pub mod quic;
 pub mod rate;
+mod reuse_port;
 mod tls;
 
 use std::net::SocketAddr;

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::config::Limits;
 use super::rate::{RateLimiter, rate_limited};
+use super::reuse_port::{bind_per_core, core_rate_limiter};
 use super::tls::{Shared, execute_request};
 use crate::pki;
 use crate::protocol::frame::{self, FrameKind};
@@ -61,17 +62,8 @@ pub(crate) fn start(
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server_config.transport_config(Arc::new(transport_config(&shared.limits)));
     let cores = shared.engine.shard_count();
-    let mut bound = addr;
-    let mut sockets = Vec::with_capacity(cores);
-    for _ in 0..cores {
-        let socket = reuse_port_socket(bound).map_err(|error| error.to_string())?;
-        bound = socket.local_addr().map_err(|error| error.to_string())?;
-        sockets.push(socket);
-    }
-    let rate_per_core = shared
-        .limits
-        .requests_per_second_per_system
-        .div_ceil(cores as u32);
+    let (bound, sockets) =
+        bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|error| error.to_string())?;
     let tasks = sockets
         .into_iter()
         .enumerate()
@@ -79,12 +71,12 @@ pub(crate) fn start(
             let shared = Arc::clone(&shared);
             let server_config = server_config.clone();
             let stop = stop.clone();
-            let rate = Arc::new(Mutex::new(RateLimiter::new(rate_per_core)));
+            let rate = Arc::new(Mutex::new(core_rate_limiter(&shared.limits, cores)));
             shared.engine.runtime(core).clone().spawn(async move {
                 let endpoint = match Endpoint::new(
                     quinn::EndpointConfig::default(),
                     Some(server_config),
-                    socket,
+                    socket.into(),
                     Arc::new(quinn::TokioRuntime),
                 ) {
                     Ok(endpoint) => endpoint,
@@ -98,16 +90,6 @@ pub(crate) fn start(
         })
         .collect();
     Ok((bound, tasks))
-}
-
-fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
 }
 
 async fn accept_loop(

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use super::config::Limits;
 use super::connections::{ConnectionSlot, Connections};
 use super::rate::{RateLimiter, rate_limited};
+use super::reuse_port::{bind_per_core, core_rate_limiter};
 use crate::pki;
 use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
@@ -49,25 +50,14 @@ pub(crate) fn start(
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
     let cores = shared.engine.shard_count();
-    let mut bound = addr;
-    let mut listeners = Vec::with_capacity(cores);
-    for _ in 0..cores {
-        let listener = reuse_port_listener(bound)?;
-        bound = listener.local_addr()?;
-        listeners.push(listener);
-    }
-    let rate_per_core = shared
-        .limits
-        .requests_per_second_per_system
-        .div_ceil(cores as u32);
+    let (bound, listeners) = bind_per_core(addr, socket2::Type::STREAM, cores)?;
     let tasks = listeners
         .into_iter()
         .enumerate()
         .map(|(core, listener)| {
             let shared = Arc::clone(&shared);
             let stop = stop.clone();
-            // Shared-nothing: each core limits its share of every system's rate.
-            let rate = Arc::new(Mutex::new(RateLimiter::new(rate_per_core)));
+            let rate = Arc::new(Mutex::new(core_rate_limiter(&shared.limits, cores)));
             shared
                 .engine
                 .runtime(core)
@@ -78,24 +68,13 @@ pub(crate) fn start(
     Ok((bound, tasks))
 }
 
-fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
 async fn accept_loop(
     shared: Arc<Shared>,
-    listener: std::net::TcpListener,
+    listener: socket2::Socket,
     rate: Arc<Mutex<RateLimiter>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let listener = match TcpListener::from_std(listener) {
+    let listener = match TcpListener::from_std(listener.into()) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(%error, "could not register a TLS listener");
