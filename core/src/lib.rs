@@ -12,6 +12,7 @@
 //! - [`access`]: the directory of users, role profiles, organisations and systems, and the
 //!   checks made on every request.
 //! - [`audit`]: audit events and the tamper-evident chain they form.
+//! - [`scr`]: the Summary Care Record: its content, consent, and who may see and change it.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;
@@ -19,6 +20,7 @@ pub mod audit;
 pub mod engine;
 pub mod pds;
 pub mod request;
+pub mod scr;
 pub mod shard;
 
 pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};

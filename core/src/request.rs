@@ -13,6 +13,7 @@ use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::{Death, Patient};
 use crate::pds::search::{Score, SearchQuery};
 use crate::pds::values::OdsCode;
+use crate::scr::record::{ScrContent, ScrPermission, SummaryCareRecord};
 
 /// Audit events one trail or alert query returns, at most.
 pub const AUDIT_QUERY_LIMIT_MAX: u32 = 1_000;
@@ -87,6 +88,39 @@ pub enum Operation {
         /// Events at most (up to [`AUDIT_QUERY_LIMIT_MAX`]).
         limit: u32,
     },
+    /// View a patient's Summary Care Record.
+    ScrView {
+        /// Whose.
+        nhs_number: NhsNumber,
+        /// The patient gave permission to view, asked at the point of care.
+        permission_to_view: bool,
+    },
+    /// A patient's Summary Care Record versions, newest first (the same rules as a view).
+    ScrHistory {
+        /// Whose.
+        nhs_number: NhsNumber,
+        /// The patient gave permission to view, asked at the point of care.
+        permission_to_view: bool,
+        /// Versions at most (up to [`crate::scr::record::HISTORY_LIMIT_MAX`]).
+        limit: u32,
+    },
+    /// Replace the summary (registered practice only), if it is still at `expected_version`
+    /// (0: there is no record yet).
+    ScrUpdate {
+        /// Whose.
+        nhs_number: NhsNumber,
+        /// The version the change was made against.
+        expected_version: u32,
+        /// The whole summary.
+        content: ScrContent,
+    },
+    /// Record the patient's consent preference (registered practice only).
+    ScrSetPermission {
+        /// Whose.
+        nhs_number: NhsNumber,
+        /// The preference.
+        permission: ScrPermission,
+    },
 }
 
 impl Operation {
@@ -98,11 +132,54 @@ impl Operation {
             }
             Operation::PdsRetrieve { nhs_number }
             | Operation::PdsDeathNotification { nhs_number, .. }
-            | Operation::AuditTrail { nhs_number, .. } => Some(*nhs_number),
+            | Operation::AuditTrail { nhs_number, .. }
+            | Operation::ScrView { nhs_number, .. }
+            | Operation::ScrHistory { nhs_number, .. }
+            | Operation::ScrUpdate { nhs_number, .. }
+            | Operation::ScrSetPermission { nhs_number, .. } => Some(*nhs_number),
             Operation::PdsCreate { .. }
             | Operation::PdsSearch { .. }
             | Operation::PrivacyAlerts { .. } => None,
         }
+    }
+
+    /// Every operation's name, in the order they are declared (metrics label by it).
+    pub const NAMES: [&'static str; 12] = [
+        "pds_create",
+        "pds_load",
+        "pds_retrieve",
+        "pds_update",
+        "pds_death_notification",
+        "pds_search",
+        "audit_trail",
+        "privacy_alerts",
+        "scr_view",
+        "scr_history",
+        "scr_update",
+        "scr_set_permission",
+    ];
+
+    /// The operation's position in [`Operation::NAMES`].
+    pub fn index(&self) -> usize {
+        match self {
+            Operation::PdsCreate { .. } => 0,
+            Operation::PdsLoad { .. } => 1,
+            Operation::PdsRetrieve { .. } => 2,
+            Operation::PdsUpdate { .. } => 3,
+            Operation::PdsDeathNotification { .. } => 4,
+            Operation::PdsSearch { .. } => 5,
+            Operation::AuditTrail { .. } => 6,
+            Operation::PrivacyAlerts { .. } => 7,
+            Operation::ScrView { .. } => 8,
+            Operation::ScrHistory { .. } => 9,
+            Operation::ScrUpdate { .. } => 10,
+            Operation::ScrSetPermission { .. } => 11,
+        }
+    }
+
+    /// The operation's name (`pds_retrieve`, …).
+    pub fn name(&self) -> &'static str {
+        Self::NAMES[self.index()]
     }
 
     /// Whether the operation changes data (and so is made idempotent by its request id).
@@ -113,6 +190,8 @@ impl Operation {
                 | Operation::PdsLoad { .. }
                 | Operation::PdsUpdate { .. }
                 | Operation::PdsDeathNotification { .. }
+                | Operation::ScrUpdate { .. }
+                | Operation::ScrSetPermission { .. }
         )
     }
 }
@@ -135,6 +214,10 @@ pub enum Reply {
     Matches(Vec<SearchMatch>),
     /// Audit events.
     AuditEvents(Vec<AuditEvent>),
+    /// A Summary Care Record (view, update, consent change).
+    Scr(SummaryCareRecord),
+    /// Summary Care Record versions, newest first.
+    ScrVersions(Vec<SummaryCareRecord>),
 }
 
 /// The error codes a refusal carries (PDS codes where the specification has one).
@@ -172,9 +255,32 @@ pub enum ErrorCode {
     RateLimited,
     /// The request was not answered within its deadline.
     DeadlineExceeded,
+    /// The patient has opted out of the Summary Care Record: none is kept or shown.
+    NoPatientConsent,
 }
 
 impl ErrorCode {
+    /// Every code, in the order they are declared (their index on the wire).
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::AccessDenied,
+        ErrorCode::ResourceNotFound,
+        ErrorCode::ResourceVersionMismatch,
+        ErrorCode::ForbiddenUpdate,
+        ErrorCode::InvalidValue,
+        ErrorCode::InvalidSearchData,
+        ErrorCode::TooManyMatches,
+        ErrorCode::SingleMatch,
+        ErrorCode::MultipleMatches,
+        ErrorCode::RequestIdReused,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::MalformedRequest,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::TooManyStreams,
+        ErrorCode::RateLimited,
+        ErrorCode::DeadlineExceeded,
+        ErrorCode::NoPatientConsent,
+    ];
+
     /// The code as it is written on the wire and in audit events.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -194,6 +300,7 @@ impl ErrorCode {
             ErrorCode::TooManyStreams => "TOO_MANY_STREAMS",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            ErrorCode::NoPatientConsent => "NO_PATIENT_CONSENT",
         }
     }
 }

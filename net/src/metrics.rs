@@ -20,52 +20,17 @@ use tokio::sync::watch;
 /// Transports, as labelled.
 pub const TRANSPORTS: [&str; 2] = ["tls", "quic"];
 /// Operations, as labelled.
-pub const OPERATIONS: [&str; 8] = [
-    "pds_create",
-    "pds_load",
-    "pds_retrieve",
-    "pds_update",
-    "pds_death_notification",
-    "pds_search",
-    "audit_trail",
-    "privacy_alerts",
-];
+pub const OPERATIONS: [&str; Operation::NAMES.len()] = Operation::NAMES;
 /// Latency bucket upper bounds, in seconds.
 const BUCKETS: [f64; 14] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 /// Error codes counted: every code a response can carry.
-const CODES: [ErrorCode; 16] = [
-    ErrorCode::AccessDenied,
-    ErrorCode::ResourceNotFound,
-    ErrorCode::ResourceVersionMismatch,
-    ErrorCode::ForbiddenUpdate,
-    ErrorCode::InvalidValue,
-    ErrorCode::InvalidSearchData,
-    ErrorCode::TooManyMatches,
-    ErrorCode::SingleMatch,
-    ErrorCode::MultipleMatches,
-    ErrorCode::RequestIdReused,
-    ErrorCode::ServiceUnavailable,
-    ErrorCode::MalformedRequest,
-    ErrorCode::FrameTooLarge,
-    ErrorCode::TooManyStreams,
-    ErrorCode::RateLimited,
-    ErrorCode::DeadlineExceeded,
-];
+const CODES: [ErrorCode; ErrorCode::ALL.len()] = ErrorCode::ALL;
 
 /// The label of an operation.
 pub fn operation_label(operation: &Operation) -> usize {
-    match operation {
-        Operation::PdsCreate { .. } => 0,
-        Operation::PdsLoad { .. } => 1,
-        Operation::PdsRetrieve { .. } => 2,
-        Operation::PdsUpdate { .. } => 3,
-        Operation::PdsDeathNotification { .. } => 4,
-        Operation::PdsSearch { .. } => 5,
-        Operation::AuditTrail { .. } => 6,
-        Operation::PrivacyAlerts { .. } => 7,
-    }
+    operation.index()
 }
 
 /// One transport and operation's figures.

@@ -118,11 +118,12 @@ fn ods(code: &str) -> OdsCode {
 pub mod demo_ids {
     use uuid::Uuid;
 
-    /// Dr Asha Patel, GP at Riverside Surgery (every PDS activity).
+    /// Dr Asha Patel, GP at Riverside Surgery (every PDS activity; SCR view and update).
     pub const GP: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0001);
     /// Tom Reed, receptionist at Riverside Surgery (retrieve, search, register).
     pub const RECEPTIONIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0002);
-    /// Dr Sam Okafor, A&E doctor at City General Hospital (retrieve, search, update).
+    /// Dr Sam Okafor, A&E doctor at City General Hospital (retrieve, search, update; SCR
+    /// view).
     pub const HOSPITAL_DOCTOR: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0003);
     /// Priya Shah, Privacy Officer at City General Hospital (audit only).
     pub const PRIVACY_OFFICER: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0004);
@@ -192,6 +193,8 @@ pub fn demo() -> Directory {
                     PdsCreate,
                     PdsUpdate,
                     PdsDeathNotification,
+                    ScrView,
+                    ScrUpdate,
                 ],
             )],
         ),
@@ -212,7 +215,13 @@ pub fn demo() -> Directory {
                 "ae-city-general",
                 "Emergency Medicine Consultant",
                 "Y9H01",
-                vec![PdsRetrieve, PdsSearch, PdsUpdate, PdsDeathNotification],
+                vec![
+                    PdsRetrieve,
+                    PdsSearch,
+                    PdsUpdate,
+                    PdsDeathNotification,
+                    ScrView,
+                ],
             )],
         ),
         user(

@@ -36,17 +36,24 @@ pub enum Activity {
     PdsDeathNotification,
     /// Read the audit trail and the privacy alerts (privacy officers).
     AuditView,
+    /// View a patient's Summary Care Record (with a legitimate relationship and the patient's
+    /// permission to view, or emergency access).
+    ScrView,
+    /// Change a Summary Care Record or the patient's consent to it (registered practice only).
+    ScrUpdate,
 }
 
 impl Activity {
     /// Every activity.
-    pub const ALL: [Activity; 6] = [
+    pub const ALL: [Activity; 8] = [
         Activity::PdsRetrieve,
         Activity::PdsSearch,
         Activity::PdsCreate,
         Activity::PdsUpdate,
         Activity::PdsDeathNotification,
         Activity::AuditView,
+        Activity::ScrView,
+        Activity::ScrUpdate,
     ];
 
     /// The activity's name as the directory file spells it.
@@ -58,6 +65,8 @@ impl Activity {
             Activity::PdsUpdate => "pds-update",
             Activity::PdsDeathNotification => "pds-death-notification",
             Activity::AuditView => "audit-view",
+            Activity::ScrView => "scr-view",
+            Activity::ScrUpdate => "scr-update",
         }
     }
 }
@@ -214,6 +223,24 @@ pub enum AccessError {
     /// A justification without a usable reason.
     #[error("a justification needs a reason of 1 to {REASON_BYTES_MAX} bytes")]
     BadReason,
+    /// A Summary Care Record view without the patient's permission to view, and no
+    /// emergency access declared.
+    #[error(
+        "the patient's permission to view their Summary Care Record was not recorded; ask the \
+         patient, or declare emergency access with a reason"
+    )]
+    NoPermissionToView,
+    /// Only the patient's registered practice may change this.
+    #[error(
+        "only the patient's registered practice may do this; the patient is registered at \
+         {registered_at}, not {organisation}"
+    )]
+    NotRegisteredPractice {
+        /// Where the patient is registered ("no practice" when nowhere).
+        registered_at: String,
+        /// The user's organisation.
+        organisation: String,
+    },
 }
 
 /// The users, role profiles, organisations and systems the Spine knows.

@@ -28,10 +28,16 @@ pub enum AuditAction {
     PdsSearch,
     /// A privacy officer read the audit trail of a patient or the alerts of an organisation.
     AuditQuery,
+    /// A Summary Care Record (or its history) was viewed.
+    ScrView,
+    /// A Summary Care Record was changed.
+    ScrUpdate,
+    /// A patient's consent preference for their Summary Care Record was recorded.
+    ScrConsent,
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 7] = [
+    const ALL: [AuditAction; 10] = [
         AuditAction::PdsRetrieve,
         AuditAction::PdsSearchResult,
         AuditAction::PdsCreate,
@@ -39,6 +45,9 @@ impl AuditAction {
         AuditAction::PdsDeathNotification,
         AuditAction::PdsSearch,
         AuditAction::AuditQuery,
+        AuditAction::ScrView,
+        AuditAction::ScrUpdate,
+        AuditAction::ScrConsent,
     ];
 
     fn code(self) -> u8 {
@@ -50,6 +59,9 @@ impl AuditAction {
             AuditAction::PdsDeathNotification => 5,
             AuditAction::PdsSearch => 6,
             AuditAction::AuditQuery => 7,
+            AuditAction::ScrView => 8,
+            AuditAction::ScrUpdate => 9,
+            AuditAction::ScrConsent => 10,
         }
     }
 

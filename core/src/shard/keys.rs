@@ -18,6 +18,9 @@ pub const KIND_ALERT: u8 = 3;
 pub const KIND_OUTCOME: u8 = 4;
 /// The shard's counters and audit chain head, keyed by [`META_KEY`]; one per turn that writes.
 pub const KIND_META: u8 = 5;
+/// A patient's Summary Care Record at one version, keyed by [`scr_key`]; each links to the
+/// log index of the version before.
+pub const KIND_SCR: u8 = 6;
 
 const NAMESPACE_SHIFT: u32 = 56;
 const NAMESPACE_PATIENT: u64 = 1;
@@ -25,6 +28,7 @@ const NAMESPACE_AUDIT: u64 = 2;
 const NAMESPACE_ALERT: u64 = 3;
 const NAMESPACE_OUTCOME: u64 = 4;
 const NAMESPACE_META: u64 = 5;
+const NAMESPACE_SCR: u64 = 6;
 
 fn namespaced(namespace: u64, value: u64) -> Key {
     assert!(
@@ -42,6 +46,11 @@ pub fn patient_key(nhs_number: NhsNumber) -> Key {
 /// The key of a patient's latest audit event.
 pub fn audit_key(nhs_number: NhsNumber) -> Key {
     namespaced(NAMESPACE_AUDIT, nhs_number.value())
+}
+
+/// The key of a patient's Summary Care Record.
+pub fn scr_key(nhs_number: NhsNumber) -> Key {
+    namespaced(NAMESPACE_SCR, nhs_number.value())
 }
 
 /// The key of the shard's `sequence`th alert.

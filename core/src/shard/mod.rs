@@ -17,6 +17,7 @@
 //!
 //! - `keys.rs`: record kinds, key namespaces and secondary indexes.
 //! - `pds.rs`: the PDS operations.
+//! - `scr.rs`: the Summary Care Record operations.
 //! - `audit_queries.rs`: the audit trail of a patient and the alerts of an organisation.
 //! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts,
 //!   encoded as `versioned.rs` says.
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod meta;
 pub mod outcomes;
 mod pds;
+mod scr;
 pub mod store;
 mod versioned;
 
@@ -160,6 +162,7 @@ pub struct Turn {
 #[derive(Clone, Debug)]
 struct Pending {
     index: u64,
+    kind: u8,
     /// The payload, for records read back (patients, outcomes); `None` for audit events, of
     /// which only the index is needed (to link the next one).
     payload: Option<Bytes>,
@@ -193,6 +196,24 @@ pub struct ShardState {
     next_index: u64,
     turn: u64,
     pending: HashMap<Key, Pending>,
+    /// Versions still in flight that a later write in flight replaced, by log index, for
+    /// records whose history is read back by index (Summary Care Records).
+    superseded: HashMap<u64, Superseded>,
+}
+
+/// A replaced version not yet durable.
+#[derive(Clone, Debug)]
+struct Superseded {
+    payload: Bytes,
+    turn: u64,
+}
+
+impl std::ops::Deref for Superseded {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.payload
+    }
 }
 
 /// The records a turn is building, with their indexes.
@@ -288,6 +309,7 @@ impl ShardState {
             next_index: last + 1,
             turn: 0,
             pending: HashMap::new(),
+            superseded: HashMap::new(),
         })
     }
 
@@ -353,6 +375,7 @@ impl ShardState {
              another writer appending to this shard's log?"
         );
         self.pending.retain(|_, pending| pending.turn > number);
+        self.superseded.retain(|_, version| version.turn > number);
     }
 
     fn meta_with_chain(&self) -> ShardMeta {
@@ -368,14 +391,24 @@ impl ShardState {
     fn push(&mut self, turn: &mut TurnRecords, record: NewRecord) -> u64 {
         let index = turn.next_index();
         if let Some(key) = record.key {
-            self.pending.insert(
+            let replaced = self.pending.insert(
                 key,
                 Pending {
                     index,
+                    kind: record.kind,
                     payload: (record.kind != keys::KIND_AUDIT).then(|| record.payload.clone()),
                     turn: turn.number,
                 },
             );
+            if let Some(Pending {
+                index,
+                kind: keys::KIND_SCR,
+                payload: Some(payload),
+                turn,
+            }) = replaced
+            {
+                self.superseded.insert(index, Superseded { payload, turn });
+            }
         }
         turn.records.push(record);
         index
@@ -457,6 +490,30 @@ impl<S: Store> Context<'_, S> {
                 organisation,
                 limit,
             } => self.privacy_alerts(request, organisation, *limit),
+            ScrView {
+                nhs_number,
+                permission_to_view,
+            } => self.scr_view(request, *nhs_number, *permission_to_view),
+            ScrHistory {
+                nhs_number,
+                permission_to_view,
+                limit,
+            } => self.scr_history(request, *nhs_number, *permission_to_view, *limit),
+            ScrUpdate {
+                nhs_number,
+                expected_version,
+                content,
+            } => {
+                let outcome = self.scr_update(request, *nhs_number, *expected_version, content);
+                self.remember(request, outcome)
+            }
+            ScrSetPermission {
+                nhs_number,
+                permission,
+            } => {
+                let outcome = self.scr_set_permission(request, *nhs_number, *permission);
+                self.remember(request, outcome)
+            }
             PdsCreate { .. } | PdsSearch { .. } => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
                 "create and search span shards: the engine coordinates them",
@@ -604,30 +661,42 @@ impl<S: Store> Context<'_, S> {
             )));
         }
         Some(match record.outcome {
-            Ok(written) => self
-                .written_patient(written)
-                .map(crate::request::Reply::Patient),
+            Ok(written) => self.written_reply(written),
             Err(refusal) => Err(refusal),
         })
     }
 
-    /// The record a write produced, as it was disclosed then.
-    fn written_patient(&self, written: Written) -> Result<crate::pds::patient::Patient, Refusal> {
-        let key = keys::patient_key(written.nhs_number);
-        let decode = |payload: &[u8]| crate::pds::patient::Patient::decode(payload);
-        let found = match self.shard.pending.get(&key) {
+    /// The reply a write gave, from the record it wrote (its kind says which reply).
+    fn written_reply(&self, written: Written) -> Response {
+        let decode = |kind: u8, payload: &[u8]| -> Result<crate::request::Reply, String> {
+            use crate::request::Reply;
+            match kind {
+                keys::KIND_PATIENT => crate::pds::patient::Patient::decode(payload)
+                    .map(|patient| Reply::Patient(patient.into_disclosable()))
+                    .map_err(|error| error.to_string()),
+                keys::KIND_SCR => {
+                    crate::scr::record::SummaryCareRecord::decode(payload).map(Reply::Scr)
+                }
+                other => Err(format!(
+                    "a record of kind {other} is not one a write answers with"
+                )),
+            }
+        };
+        let pending = Key::new(written.key).and_then(|key| self.shard.pending.get(&key));
+        let found = match pending {
             Some(Pending {
                 index,
+                kind,
                 payload: Some(payload),
                 ..
-            }) if *index == written.index => Some(decode(payload)),
+            }) if *index == written.index => Some(decode(*kind, payload)),
             _ => self
                 .store
-                .read(written.index, |stored| decode(stored.payload))
+                .read(written.index, |stored| decode(stored.kind, stored.payload))
                 .map_err(unavailable)?,
         };
         match found {
-            Some(Ok(patient)) => Ok(patient.into_disclosable()),
+            Some(Ok(reply)) => Ok(reply),
             Some(Err(error)) => Err(unavailable(format!(
                 "the record written at {} does not decode: {error}",
                 written.index
@@ -650,13 +719,7 @@ impl<S: Store> Context<'_, S> {
         let sequence = self.shard.meta.outcome_sequence;
         self.shard.meta.outcome_sequence += 1;
         let (response, stored) = match outcome {
-            Ok((patient, index)) => {
-                let written = Written {
-                    nhs_number: patient.nhs_number,
-                    index,
-                };
-                (Ok(crate::request::Reply::Patient(patient)), Ok(written))
-            }
+            Ok((reply, written)) => (Ok(reply), Ok(written)),
             Err(refusal) => (Err(refusal.clone()), Err(refusal)),
         };
         let record = OutcomeRecord {
@@ -689,20 +752,33 @@ fn truncated(text: &str) -> String {
     text[..end].to_owned()
 }
 
-/// The keys a turn's inputs will read first: each named patient's record and audit trail head.
+/// The keys a turn's inputs will read first: each named patient's record and audit trail head
+/// (and Summary Care Record, for its operations).
 fn prefetch_keys(inputs: &[ShardInput]) -> Vec<Key> {
+    use crate::request::Operation;
     let mut keys = Vec::with_capacity(inputs.len() * 2);
-    let mut add = |patient: NhsNumber| {
+    let add = |keys: &mut Vec<Key>, patient: NhsNumber| {
         keys.push(keys::patient_key(patient));
         keys.push(keys::audit_key(patient));
     };
     for input in inputs {
         match input {
             ShardInput::Execute(request) => {
-                request.operation.patient().into_iter().for_each(&mut add)
+                if let Some(patient) = request.operation.patient() {
+                    add(&mut keys, patient);
+                }
+                if let Operation::ScrView { nhs_number, .. }
+                | Operation::ScrHistory { nhs_number, .. }
+                | Operation::ScrUpdate { nhs_number, .. }
+                | Operation::ScrSetPermission { nhs_number, .. } = &request.operation
+                {
+                    keys.push(keys::scr_key(*nhs_number));
+                }
             }
             ShardInput::Disclose { matches, .. } => {
-                matches.iter().for_each(|(patient, _)| add(*patient));
+                for (patient, _) in matches {
+                    add(&mut keys, *patient);
+                }
             }
             _ => {}
         }

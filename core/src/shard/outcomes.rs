@@ -10,28 +10,41 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::versioned;
+use super::{keys, versioned};
 use crate::pds::nhs_number::NhsNumber;
-use crate::pds::patient::Patient;
-use crate::request::Refusal;
+use crate::request::{Refusal, Reply};
 
-const ENCODING_VERSION: u8 = 1;
+/// Version 2 names the written record by its key (any service's); version 1, still read,
+/// named a patient.
+const ENCODING_VERSION: u8 = 2;
+const ENCODING_VERSION_PATIENT_ONLY: u8 = 1;
 
-/// What a write returned: the record as disclosed and the log index it was written at.
-pub type WriteOutcome = Result<(Patient, u64), Refusal>;
+/// What a write returned: the reply, and where the record it wrote is.
+pub type WriteOutcome = Result<(Reply, Written), Refusal>;
 
 /// What a write's outcome record keeps: where the record it wrote is (the record itself is in
 /// the log already, so a retry reads it back rather than the ring holding a second copy), or
 /// the refusal.
 pub type StoredOutcome = Result<Written, Refusal>;
 
-/// The record a write produced.
+/// The record a write produced: its key (what the overlay knows it by) and log index. A
+/// retry reads it back and answers as the first time (the reply's form follows from the
+/// record's kind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Written {
-    /// Whose record.
-    pub nhs_number: NhsNumber,
+    /// The record's key.
+    pub key: u64,
     /// Its log index.
     pub index: u64,
+}
+
+/// Version 1's layout, kept to read outcomes written before version 2.
+#[derive(Deserialize)]
+struct PatientOutcomeRecord {
+    request_id: Uuid,
+    fingerprint: u64,
+    sequence: u64,
+    outcome: Result<(NhsNumber, u64), Refusal>,
 }
 
 /// One stored outcome.
@@ -53,9 +66,21 @@ impl OutcomeRecord {
         versioned::encode(ENCODING_VERSION, self)
     }
 
-    /// Reads a record written by [`OutcomeRecord::encode`].
+    /// Reads a record written by [`OutcomeRecord::encode`] (or by version 1).
     pub fn decode(payload: &[u8]) -> Option<Self> {
-        versioned::decode(ENCODING_VERSION, payload)
+        if let Some(record) = versioned::decode(ENCODING_VERSION, payload) {
+            return Some(record);
+        }
+        let old: PatientOutcomeRecord = versioned::decode(ENCODING_VERSION_PATIENT_ONLY, payload)?;
+        Some(Self {
+            request_id: old.request_id,
+            fingerprint: old.fingerprint,
+            sequence: old.sequence,
+            outcome: old.outcome.map(|(nhs_number, index)| Written {
+                key: keys::patient_key(nhs_number).get(),
+                index,
+            }),
+        })
     }
 }
 
@@ -110,6 +135,30 @@ impl OutcomeSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_1_outcomes_still_read() {
+        let nhs: NhsNumber = "9000000009".parse().expect("valid");
+        let old = versioned::encode(
+            ENCODING_VERSION_PATIENT_ONLY,
+            &(
+                Uuid::from_u128(5),
+                7u64,
+                3u64,
+                Ok::<_, Refusal>((nhs, 42u64)),
+            ),
+        );
+        let record = OutcomeRecord::decode(&old).expect("version 1 decodes");
+        assert_eq!(record.request_id, Uuid::from_u128(5));
+        assert_eq!(
+            record.outcome,
+            Ok(Written {
+                key: keys::patient_key(nhs).get(),
+                index: 42
+            })
+        );
+        assert_eq!(OutcomeRecord::decode(&record.encode()), Some(record));
+    }
 
     #[test]
     fn the_ring_forgets_the_oldest() {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use spine_storage::NewRecord;
 
 use super::keys;
-use super::outcomes::WriteOutcome;
+use super::outcomes::{WriteOutcome, Written};
 use super::store::Store;
 use super::{Context, unavailable};
 use crate::access::{self, Activity, RoleProfile};
@@ -20,7 +20,7 @@ const ALLOCATION_ATTEMPTS_MAX: u64 = 100_000;
 
 impl<S: Store> Context<'_, S> {
     /// Checks `activity` for the caller; a refusal is audited.
-    fn authorise(
+    pub(super) fn authorise(
         &mut self,
         request: &Request,
         activity: Activity,
@@ -44,7 +44,7 @@ impl<S: Store> Context<'_, S> {
     }
 
     /// Audits a refusal and returns it.
-    fn refuse(
+    pub(super) fn refuse(
         &mut self,
         request: &Request,
         action: AuditAction,
@@ -71,7 +71,7 @@ impl<S: Store> Context<'_, S> {
         }
     }
 
-    fn existing(
+    pub(super) fn existing(
         &mut self,
         request: &Request,
         action: AuditAction,
@@ -121,7 +121,11 @@ impl<S: Store> Context<'_, S> {
                 Bytes::from(payload),
             ),
         );
-        Ok((patient.disclosable(), index))
+        let written = Written {
+            key: keys::patient_key(patient.nhs_number).get(),
+            index,
+        };
+        Ok((Reply::Patient(patient.disclosable()), written))
     }
 
     pub(super) fn retrieve(&mut self, request: &Request, nhs_number: NhsNumber) -> Response {

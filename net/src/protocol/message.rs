@@ -219,7 +219,13 @@ mod tests {
             (TooManyStreams, "TOO_MANY_STREAMS"),
             (RateLimited, "RATE_LIMITED"),
             (DeadlineExceeded, "DEADLINE_EXCEEDED"),
+            (NoPatientConsent, "NO_PATIENT_CONSENT"),
         ];
+        assert_eq!(
+            table.len(),
+            ErrorCode::ALL.len(),
+            "every code is pinned here"
+        );
         let document = include_str!("../../PROTOCOL.md");
         for (index, (code, name)) in table.into_iter().enumerate() {
             assert_eq!(encode(&code), vec![index as u8], "{name}");
