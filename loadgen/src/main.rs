@@ -325,9 +325,9 @@ fn run(args: &Args) -> Result<bool> {
         total as u64,
         "loading {pos}/{len} patients [{bar:30}] {per_sec}",
     );
-    runtime.block_on(load_population(&workload, &clients, &progress))?;
+    let requests = runtime.block_on(load_population(&workload, &clients, &progress))?;
     progress.finish_and_clear();
-    eprintln!("loaded {total} patients");
+    eprintln!("loaded {total} patients and their summaries ({requests} requests)");
     let driver = Arc::new(NetworkDriver::new(Arc::clone(&workload), clients));
     let machine = machine();
 

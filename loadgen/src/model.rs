@@ -37,11 +37,15 @@ pub enum Op {
     DeathNotification,
     /// A privacy officer reads a patient's audit trail.
     AuditTrail,
+    /// A clinician views a Summary Care Record, with the patient's permission.
+    ScrView,
+    /// The registered practice updates a Summary Care Record (read, then write at the version).
+    ScrUpdate,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 10] = [
         Op::Retrieve,
         Op::SearchExact,
         Op::SearchFuzzy,
@@ -50,6 +54,8 @@ impl Op {
         Op::Create,
         Op::DeathNotification,
         Op::AuditTrail,
+        Op::ScrView,
+        Op::ScrUpdate,
     ];
 
     /// The operation's name in reports and mix files.
@@ -63,6 +69,8 @@ impl Op {
             Op::Create => "pds_create",
             Op::DeathNotification => "pds_death_notification",
             Op::AuditTrail => "audit_trail",
+            Op::ScrView => "scr_view",
+            Op::ScrUpdate => "scr_update",
         }
     }
 }
@@ -90,7 +98,7 @@ impl Mix {
     /// and deaths in proportion to their published daily counts.
     pub fn national() -> Self {
         Self::new(vec![
-            (Op::Retrieve, 0.62),
+            (Op::Retrieve, 0.595),
             (Op::SearchExact, 0.20),
             (Op::SearchFuzzy, 0.03),
             (Op::Update, 0.12),
@@ -98,6 +106,8 @@ impl Mix {
             (Op::Create, 0.01),
             (Op::DeathNotification, 0.004),
             (Op::AuditTrail, 0.001),
+            (Op::ScrView, 0.02),
+            (Op::ScrUpdate, 0.005),
         ])
         .expect("the national mix is valid")
     }

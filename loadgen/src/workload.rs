@@ -13,6 +13,7 @@ use spine_core::access::directory_file::demo_ids;
 use spine_core::pds::patient::{Death, DeathNotificationStatus, Patient};
 use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbers, patient_at};
 use spine_core::request::{ErrorCode, Operation, Reply, Response};
+use spine_core::scr::record::{ScrContent, ScrEntryInput};
 use spine_net::client::{Client, ClientError};
 use spine_net::protocol::message::WireRequest;
 
@@ -63,7 +64,44 @@ fn expected(op: Op, code: ErrorCode) -> bool {
                 ErrorCode::SingleMatch | ErrorCode::MultipleMatches
             )
             | (Op::SearchExact | Op::SearchFuzzy, ErrorCode::TooManyMatches)
+            // Patients without a summary (a tenth), and a practice's two updates crossing.
+            | (Op::ScrView, ErrorCode::ResourceNotFound)
+            | (Op::ScrUpdate, ErrorCode::ResourceVersionMismatch)
     )
+}
+
+/// Whether patient `index` has a Summary Care Record loaded (nine in ten: 65 million SCRs
+/// against some 70 million people registered with a GP, 2018).
+fn has_summary(index: usize) -> bool {
+    index % 10 != 9
+}
+
+/// A synthetic summary for patient `index`, `change` telling versions apart.
+fn summary(index: usize, change: u64) -> ScrContent {
+    const ALLERGIES: [&str; 4] = [
+        "Penicillin: anaphylaxis",
+        "Latex: contact dermatitis",
+        "Peanut: urticaria",
+        "Aspirin: bronchospasm",
+    ];
+    const REPEATS: [&str; 4] = [
+        "Ramipril 5mg capsules, one daily",
+        "Atorvastatin 20mg tablets, one at night",
+        "Metformin 500mg tablets, one twice daily",
+        "Salbutamol 100 micrograms inhaler, two puffs as needed",
+    ];
+    let entry = |text: &str| ScrEntryInput {
+        code: None,
+        text: text.to_owned(),
+    };
+    ScrContent {
+        allergies: vec![entry(ALLERGIES[index % ALLERGIES.len()])],
+        repeat_medications: vec![entry(REPEATS[(index / 4) % REPEATS.len()])],
+        acute_medications: vec![entry(&format!(
+            "Amoxicillin 500mg capsules, course {change}"
+        ))],
+        ..ScrContent::default()
+    }
 }
 
 fn outcome(op: Op, response: Result<Response, ClientError>) -> Outcome {
@@ -99,6 +137,17 @@ impl Workload {
     pub fn load_request(&self, index: usize) -> WireRequest {
         gp_request(Operation::PdsLoad {
             patient: self.patient(index),
+        })
+    }
+
+    /// The request loading patient `index`'s summary, if they have one.
+    pub fn summary_request(&self, index: usize) -> Option<WireRequest> {
+        has_summary(index).then(|| {
+            gp_request(Operation::ScrUpdate {
+                nhs_number: self.numbers[index],
+                expected_version: 0,
+                content: summary(index, 0),
+            })
         })
     }
 
@@ -183,6 +232,59 @@ impl Workload {
                     }))
                     .await)
             }
+            Op::ScrView => {
+                let nhs_number = self.numbers[any(random)];
+                one(client
+                    .call(gp_request(Operation::ScrView {
+                        nhs_number,
+                        permission_to_view: true,
+                    }))
+                    .await)
+            }
+            Op::ScrUpdate => {
+                self.update_summary(client, any(random), random.next_u64())
+                    .await
+            }
+        }
+    }
+
+    /// Views patient `index`'s summary, then writes a changed one at the version read (the
+    /// first version when there is none).
+    async fn update_summary(&self, client: &Client, index: usize, change: u64) -> Done {
+        let op = Op::ScrUpdate;
+        let nhs_number = self.numbers[index];
+        let read = client
+            .call(gp_request(Operation::ScrView {
+                nhs_number,
+                permission_to_view: true,
+            }))
+            .await;
+        let expected_version = match read {
+            Ok(Ok(Reply::Scr(record))) => record.version,
+            Ok(Err(refusal)) if refusal.code == ErrorCode::ResourceNotFound => 0,
+            Ok(Ok(_)) => {
+                return Done {
+                    outcome: Outcome::Failed("UNEXPECTED_REPLY".to_owned()),
+                    requests: 1,
+                };
+            }
+            failed => {
+                return Done {
+                    outcome: outcome(op, failed),
+                    requests: 1,
+                };
+            }
+        };
+        let response = client
+            .call(gp_request(Operation::ScrUpdate {
+                nhs_number,
+                expected_version,
+                content: summary(index, change),
+            }))
+            .await;
+        Done {
+            outcome: outcome(op, response),
+            requests: 2,
         }
     }
 
@@ -233,20 +335,23 @@ pub struct LoadError {
     pub reason: String,
 }
 
-/// Loads the population over `clients`, 512 requests in flight, counting on `progress`. A
-/// patient already there (from an earlier run against the same server) counts as loaded.
+/// Loads the population and their summaries over `clients`, 512 requests in flight, counting
+/// patients on `progress`; returns the requests sent. A patient or summary already there (from
+/// an earlier run against the same server) counts as loaded.
 pub async fn load_population(
     workload: &Arc<Workload>,
     clients: &[Client],
     progress: &indicatif::ProgressBar,
-) -> Result<(), LoadError> {
+) -> Result<u64, LoadError> {
     let next = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for worker in 0..512 {
-        let (workload, client, next, progress) = (
+        let (workload, client, next, sent, progress) = (
             Arc::clone(workload),
             clients[worker % clients.len()].clone(),
             Arc::clone(&next),
+            Arc::clone(&sent),
             progress.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -256,11 +361,21 @@ pub async fn load_population(
                     return Ok(());
                 }
                 let failed = |reason: String| LoadError { index, reason };
-                match client.call(workload.load_request(index)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(refusal)) if refusal.code == ErrorCode::InvalidValue => {}
-                    Ok(Err(refusal)) => return Err(failed(refusal.to_string())),
-                    Err(error) => return Err(failed(error.to_string())),
+                let requests = [
+                    Some(workload.load_request(index)),
+                    workload.summary_request(index),
+                ];
+                // Already there: the patient's number is in use, or the summary has a version.
+                let loaded_before = [ErrorCode::InvalidValue, ErrorCode::ResourceVersionMismatch];
+                for (request, loaded_before) in requests.into_iter().zip(loaded_before) {
+                    let Some(request) = request else { continue };
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    match client.call(request).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(refusal)) if refusal.code == loaded_before => {}
+                        Ok(Err(refusal)) => return Err(failed(refusal.to_string())),
+                        Err(error) => return Err(failed(error.to_string())),
+                    }
                 }
                 progress.inc(1);
             }
@@ -272,5 +387,5 @@ pub async fn load_population(
             reason: format!("a loading task panicked: {error}"),
         })??;
     }
-    Ok(())
+    Ok(sent.load(Ordering::Relaxed))
 }

@@ -66,7 +66,7 @@ fn a_short_run_agrees_with_the_servers_metrics() {
         (Transport::Quic, server.quic_addr().unwrap(), "quic"),
     ] {
         let before = runtime.block_on(scrape(server.metrics_addr().unwrap()));
-        let measurement = runtime.block_on(async {
+        let (measurement, loads) = runtime.block_on(async {
             let clients = vec![
                 Client::connect(transport, addr, "localhost", Arc::clone(&tls))
                     .await
@@ -76,7 +76,7 @@ fn a_short_run_agrees_with_the_servers_metrics() {
                     .unwrap(),
             ];
             let workload = Arc::new(Workload::new(5, 2_000));
-            load_population(&workload, &clients, &ProgressBar::hidden())
+            let loads = load_population(&workload, &clients, &ProgressBar::hidden())
                 .await
                 .unwrap();
             let driver = Arc::new(NetworkDriver::new(workload, clients));
@@ -88,7 +88,10 @@ fn a_short_run_agrees_with_the_servers_metrics() {
                 seed: 9,
                 in_flight_max: 10_000,
             };
-            runner::run(driver, &config, &ProgressBar::hidden()).await
+            (
+                runner::run(driver, &config, &ProgressBar::hidden()).await,
+                loads,
+            )
         });
         let after = runtime.block_on(scrape(server.metrics_addr().unwrap()));
         // About 800 operations offered; every one answered, none failed or dropped.
@@ -104,10 +107,12 @@ fn a_short_run_agrees_with_the_servers_metrics() {
         assert_eq!((measurement.failed, measurement.dropped), (0, 0));
         let counted: u64 = measurement.operations.values().map(|op| op.count).sum();
         assert_eq!(counted, measurement.offered);
-        // The server answered exactly the requests the run sent, plus the population's loads
-        // (the second transport's loads find the patients there already: refused, answered).
+        // The server answered exactly the requests the run sent, plus the population's loads:
+        // 2,000 patients and 1,800 summaries (the second transport's loads find them there
+        // already: refused, answered).
+        assert_eq!(loads, 3_800);
         let answered = requests_answered(&after, name) - requests_answered(&before, name);
-        assert_eq!(answered, measurement.requests() + 2_000, "over {name}");
+        assert_eq!(answered, measurement.requests() + loads, "over {name}");
     }
     server.stop(Duration::from_secs(5));
     engine.shutdown().unwrap();

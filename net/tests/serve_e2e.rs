@@ -796,3 +796,75 @@ async fn load(client: &Client, person: &Patient) -> Patient {
     assert_eq!(loaded.nhs_number, person.nhs_number);
     loaded
 }
+
+#[test]
+fn clinical_services_are_served_over_both_transports() {
+    use spine_core::scr::record::{ScrContent, ScrEntryInput};
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    runtime().block_on(async {
+        let config = Arc::new(tls_client_config(&demo).unwrap());
+        let tls = Client::connect(Transport::Tls, spine.addr, "localhost", Arc::clone(&config))
+            .await
+            .unwrap();
+        let quic = Client::connect(Transport::Quic, spine.quic, "localhost", config)
+            .await
+            .unwrap();
+        let mut person = Population::new(21).next().unwrap();
+        person.general_practitioner = Some("Y90001".parse().unwrap());
+        load(&tls, &person).await;
+        let nhs_number = person.nhs_number;
+
+        // Summary Care Record: written by the practice over TLS, read over QUIC.
+        let content = ScrContent {
+            allergies: vec![ScrEntryInput {
+                code: Some(91_936_005),
+                text: "Penicillin: anaphylaxis".into(),
+            }],
+            ..ScrContent::default()
+        };
+        let written = tls
+            .call(request(Operation::ScrUpdate {
+                nhs_number,
+                expected_version: 0,
+                content,
+            }))
+            .await
+            .unwrap();
+        let Ok(Reply::Scr(written)) = written else {
+            panic!("SCR written: {written:?}");
+        };
+        let view = |user, permission_to_view, justification| {
+            let mut view = WireRequest::as_demo_user(
+                user,
+                Operation::ScrView {
+                    nhs_number,
+                    permission_to_view,
+                },
+            )
+            .unwrap();
+            view.justification = justification;
+            view
+        };
+        let read = quic
+            .call(view(demo_ids::GP, true, Justification::None))
+            .await
+            .unwrap();
+        assert_eq!(read, Ok(Reply::Scr(written.clone())));
+        let refused = quic
+            .call(view(demo_ids::HOSPITAL_DOCTOR, false, Justification::None))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::AccessDenied);
+        let emergency = Justification::Emergency {
+            reason: "collapsed in A&E".into(),
+        };
+        let read = tls
+            .call(view(demo_ids::HOSPITAL_DOCTOR, false, emergency))
+            .await
+            .unwrap();
+        assert_eq!(read, Ok(Reply::Scr(written)));
+    });
+}
