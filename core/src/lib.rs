@@ -13,11 +13,14 @@
 //!   checks made on every request.
 //! - [`audit`]: audit events and the tamper-evident chain they form.
 //! - [`scr`]: the Summary Care Record: its content, consent, and who may see and change it.
+//! - [`ers`]: the e-Referral Service's booking: referrals, services, slots, and the two-step
+//!   booking between a slot's shard and a referral's.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;
 pub mod audit;
 pub mod engine;
+pub mod ers;
 pub mod pds;
 pub mod request;
 pub mod scr;

@@ -1,0 +1,136 @@
+//! The e-Referral Service's booking (Choose and Book), as pure rules: referrals, their
+//! shortlists of services, appointment slots and the booking of one by the other. No IO: the
+//! engine's shards store the records and carry the messages.
+//!
+//! # Booking in two steps
+//!
+//! A slot belongs to a service, a referral to a patient, and the two live on different
+//! shards. A booking therefore takes two steps, joined by a booking id the referral's side
+//! chooses:
+//!
+//! 1. The referral's shard begins it ([`referral::begin_booking`] or
+//!    [`referral::begin_rebooking`]): the referral goes to `BookingPending` with the booking id,
+//!    slot and service, and is stored before anything else happens.
+//! 2. The slot's shard decides it ([`slot::book_slot`]). It is the only place that writes the
+//!    slot, one request at a time, so a slot is never booked twice however many clients race.
+//! 3. The referral's shard records the decision: [`referral::confirm_booking`] if the slot
+//!    was booked, [`referral::abort_booking`] (back to the state before) if it was refused.
+//!
+//! A failure between the steps leaves a pending referral, never a lost one: on restart (when
+//! no message is in flight any more) the referral's shard asks the slot's shard which booking
+//! holds the slot, and confirms if it is the pending booking id, aborts otherwise. Replaying
+//! [`slot::book_slot`] with the pending id does the same while messages may still be in flight,
+//! since it is idempotent for the booking that holds the slot and a released booking cannot
+//! take its slot back. A pending referral accepts no other step until it is resolved.
+//!
+//! Releasing goes the other way: the referral's shard first records that it no longer holds a
+//! booking ([`referral::cancel_booking`], [`referral::cancel_referral`], or a confirmed
+//! rebooking), then asks the slot's shard to [`slot::release_slot`] it
+//! ([`referral::released_booking`] says which). If that second step is lost, the slot is held
+//! by a booking its referral no longer names ([`referral::Referral::holds_booking`] is false):
+//! the repair releases it. Releases replay harmlessly.
+//!
+//! # Files
+//!
+//! - [`ubrn`]: the Unique Booking Reference Number.
+//! - [`service`]: service ids, specialty and clinic type codes, and the service entry.
+//! - [`slot`]: slots, the search for free ones, and the slot's side ([`slot::book_slot`],
+//!   [`slot::release_slot`]).
+//! - [`referral`]: the referral, its states and its transitions.
+//! - [`refusal`]: why a step is refused, and the code for the wire.
+
+pub mod referral;
+pub mod refusal;
+pub mod service;
+pub mod slot;
+pub mod ubrn;
+
+use serde::{Deserialize, Serialize};
+
+pub use referral::{Booking, Priority, Referral, ReferralState};
+pub use refusal::{BookingRefusal, ErsErrorCode};
+pub use service::{ClinicType, Service, ServiceId, Specialty};
+pub use slot::{BookingRef, Slot, SlotId, SlotQuery, SlotStart};
+pub use ubrn::Ubrn;
+
+/// Why stored bytes are not a record of this module.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Not the encoding of a record of this kind and version.
+    #[error("stored {record} record is malformed: {reason}")]
+    Malformed {
+        /// `slot`, `service` or `referral`.
+        record: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Well formed, but breaking a rule the record is written under.
+    #[error("stored {record} record is invalid: {reason}")]
+    Invalid {
+        /// `slot`, `service` or `referral`.
+        record: &'static str,
+        /// The rule broken.
+        reason: String,
+    },
+}
+
+/// `value`'s bytes after `version`: the layout of every stored record.
+fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+    postcard::to_extend(value, vec![version]).expect("postcard writes to a Vec without failing")
+}
+
+/// The value [`encode_record`] wrote with `version`, with no bytes left over.
+fn decode_record<T: for<'a> Deserialize<'a>>(
+    record: &'static str,
+    version: u8,
+    bytes: &[u8],
+) -> Result<T, RecordError> {
+    let malformed = |reason: String| RecordError::Malformed { record, reason };
+    let (&found, body) = bytes
+        .split_first()
+        .ok_or_else(|| malformed("empty".into()))?;
+    if found != version {
+        return Err(malformed(format!("unknown encoding version {found}")));
+    }
+    let (value, rest) =
+        postcard::take_from_bytes(body).map_err(|error| malformed(error.to_string()))?;
+    if !rest.is_empty() {
+        return Err(malformed(format!("{} bytes after the record", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_say_what_is_wrong_with_their_bytes() {
+        let service = service::tests::cardiology();
+        let bytes = service.encode();
+        assert_eq!(Service::decode(&bytes), Ok(service.clone()));
+        assert_eq!(
+            Service::decode(&[]).unwrap_err().to_string(),
+            "stored service record is malformed: empty"
+        );
+        let mut other = bytes.clone();
+        other[0] = 9;
+        assert_eq!(
+            Service::decode(&other).unwrap_err().to_string(),
+            "stored service record is malformed: unknown encoding version 9"
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            Service::decode(&longer).unwrap_err().to_string(),
+            "stored service record is malformed: 1 bytes after the record"
+        );
+        let mut unnamed = service;
+        unnamed.name = String::new();
+        assert_eq!(
+            Service::decode(&unnamed.encode()).unwrap_err().to_string(),
+            "stored service record is invalid: service.name must not be empty"
+        );
+    }
+}
