@@ -15,12 +15,15 @@
 //! - [`scr`]: the Summary Care Record: its content, consent, and who may see and change it.
 //! - [`ers`]: the e-Referral Service's booking: referrals, services, slots, and the two-step
 //!   booking between a slot's shard and a referral's.
+//! - [`eps`]: the Electronic Prescription Service: prescription ids, the record and its rules,
+//!   and the dispensing state machine.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;
 pub mod audit;
 pub mod engine;
 pub mod ers;
+pub mod eps;
 pub mod pds;
 pub mod request;
 pub mod scr;
