@@ -12,6 +12,7 @@ use spine_core::access::directory_file::{demo_caller, demo_ids};
 use spine_core::engine::EngineHandle;
 use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, patient_at};
 use spine_core::request::{Operation, Reply, Request, Response};
+use spine_core::scr::record::{ScrContent, ScrEntryInput};
 use spine_core::{NhsNumber, Patient};
 use uuid::Uuid;
 
@@ -28,6 +29,10 @@ pub enum Case {
     SearchExact,
     /// Fuzzy search by given name, a misspelt family name and birth date.
     SearchFuzzy,
+    /// Replace the Summary Care Record of a patient of the task's own share, at its version.
+    ScrUpdate,
+    /// View the Summary Care Record of a random patient that has one (after `ScrUpdate`).
+    ScrView,
 }
 
 /// The population the tasks work on.
@@ -40,6 +45,8 @@ pub struct Population {
     /// The version of each patient updated so far (the others are at version 1), so that a
     /// repeated update run starts from where the last one left off.
     pub versions: std::sync::Mutex<HashMap<NhsNumber, u32>>,
+    /// The Summary Care Record version of each patient given one so far.
+    pub summaries: std::sync::Mutex<HashMap<NhsNumber, u32>>,
 }
 
 impl Population {
@@ -88,6 +95,36 @@ enum Work {
     Retrieve(Option<Arc<Vec<u32>>>),
     Update(Vec<(Patient, u32)>),
     Search(Vec<Operation>),
+    /// Patients of the task's share with their summary's version (0: none yet).
+    ScrUpdate(Vec<(NhsNumber, u32)>),
+    /// Patients with a summary.
+    ScrView(Arc<Vec<NhsNumber>>),
+}
+
+/// A small summary, `change` telling versions apart.
+fn summary(change: usize) -> ScrContent {
+    let entry = |text: String| ScrEntryInput { code: None, text };
+    ScrContent {
+        allergies: vec![entry("Penicillin: anaphylaxis".into())],
+        repeat_medications: vec![entry("Ramipril 5mg capsules, one daily".into())],
+        acute_medications: vec![entry(format!("Amoxicillin 500mg capsules, course {change}"))],
+        ..ScrContent::default()
+    }
+}
+
+/// Indexes of the task's share: split among the tasks of its shard with home routing, else
+/// every `tasks`th patient.
+fn own_share(population: &Population, task: usize, tasks: usize, shards: usize) -> Vec<usize> {
+    match population.candidates(task, shards) {
+        // Tasks on one shard split its patients between them.
+        Some(home) => home
+            .iter()
+            .skip(task / shards)
+            .step_by(tasks.div_ceil(shards))
+            .map(|&index| index as usize)
+            .collect(),
+        None => (task..population.numbers.len()).step_by(tasks).collect(),
+    }
 }
 
 fn prepare(
@@ -97,23 +134,15 @@ fn prepare(
     tasks: usize,
     shards: usize,
     pool: usize,
+    summarised: &Arc<Vec<NhsNumber>>,
 ) -> Work {
     let share = || (task..population.numbers.len()).step_by(tasks);
     match case {
         Case::Load => Work::Load(share().collect()),
         Case::Retrieve => Work::Retrieve(population.candidates(task, shards)),
         Case::Update => Work::Update(
-            match population.candidates(task, shards) {
-                // Tasks on one shard split its patients between them.
-                Some(home) => home
-                    .iter()
-                    .skip(task / shards)
-                    .step_by(tasks.div_ceil(shards))
-                    .map(|&index| index as usize)
-                    .collect::<Vec<_>>(),
-                None => share().collect(),
-            }
-            .into_iter()
+            own_share(population, task, tasks, shards)
+                .into_iter()
             .map(|index| benchmark_patient(population, index))
             // A restricted patient's location fields cannot be changed by an update.
             .filter(|patient| !patient.restricted)
@@ -144,6 +173,23 @@ fn prepare(
                 .collect();
             Work::Search(operations)
         }
+        Case::ScrUpdate => {
+            let summaries = population
+                .summaries
+                .lock()
+                .expect("no task panics holding it");
+            Work::ScrUpdate(
+                own_share(population, task, tasks, shards)
+                    .into_iter()
+                    .take(pool / tasks + 1)
+                    .map(|index| {
+                        let number = population.numbers[index];
+                        (number, summaries.get(&number).copied().unwrap_or(0))
+                    })
+                    .collect(),
+            )
+        }
+        Case::ScrView => Work::ScrView(Arc::clone(summarised)),
     }
 }
 
@@ -153,12 +199,15 @@ struct TaskResult {
     first_error: Option<String>,
     /// The versions the task's updates left its patients at.
     versions: Vec<(NhsNumber, u32)>,
+    /// The summary versions the task's SCR updates left its patients at.
+    summaries: Vec<(NhsNumber, u32)>,
     latency: Histogram<u64>,
 }
 
 fn check(response: &Response, case: Case) -> Result<(), String> {
     match (response, case) {
         (Ok(Reply::Patient(_)), Case::Load | Case::Retrieve | Case::Update) => Ok(()),
+        (Ok(Reply::Scr(_)), Case::ScrUpdate | Case::ScrView) => Ok(()),
         (Ok(Reply::Matches(found)), Case::SearchExact | Case::SearchFuzzy) if !found.is_empty() => {
             Ok(())
         }
@@ -181,6 +230,7 @@ async fn run_task(
         errors: 0,
         first_error: None,
         versions: Vec::new(),
+        summaries: Vec::new(),
         latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
     };
     let mut random = SplitMix64::new(0xBE4C_0000 + task as u64);
@@ -216,6 +266,18 @@ async fn run_task(
                 }
             }
             Work::Search(operations) => operations[position % operations.len()].clone(),
+            Work::ScrUpdate(patients) => {
+                let (nhs_number, version) = patients[position % patients.len()];
+                Operation::ScrUpdate {
+                    nhs_number,
+                    expected_version: version,
+                    content: summary(position),
+                }
+            }
+            Work::ScrView(summarised) => Operation::ScrView {
+                nhs_number: summarised[random.below(summarised.len() as u64) as usize],
+                permission_to_view: true,
+            },
         };
         let started = Instant::now();
         let id = Uuid::from_u64_pair(task as u64 + 1, position as u64);
@@ -225,11 +287,16 @@ async fn run_task(
         match check(&response, case) {
             Ok(()) => {
                 result.completed += 1;
-                if let (Work::Update(patients), Ok(Reply::Patient(updated))) =
-                    (&mut work, &response)
-                {
-                    let slot = position % patients.len();
-                    patients[slot].1 = updated.version;
+                match (&mut work, &response) {
+                    (Work::Update(patients), Ok(Reply::Patient(updated))) => {
+                        let slot = position % patients.len();
+                        patients[slot].1 = updated.version;
+                    }
+                    (Work::ScrUpdate(patients), Ok(Reply::Scr(updated))) => {
+                        let slot = position % patients.len();
+                        patients[slot].1 = updated.version;
+                    }
+                    _ => {}
                 }
             }
             Err(error) => {
@@ -239,11 +306,15 @@ async fn run_task(
         }
         position += 1;
     }
-    if let Work::Update(patients) = work {
-        result.versions = patients
-            .into_iter()
-            .map(|(patient, version)| (patient.nhs_number, version))
-            .collect();
+    match work {
+        Work::Update(patients) => {
+            result.versions = patients
+                .into_iter()
+                .map(|(patient, version)| (patient.nhs_number, version))
+                .collect();
+        }
+        Work::ScrUpdate(patients) => result.summaries = patients,
+        _ => {}
     }
     result
 }
@@ -261,8 +332,21 @@ pub fn run(
     let tasks = shards * tasks_per_shard;
     /// Distinct requests prepared for the update and search cases, over all tasks.
     const POOL: usize = 20_000;
+    let summarised: Arc<Vec<NhsNumber>> = Arc::new(
+        population
+            .summaries
+            .lock()
+            .expect("no task panics holding it")
+            .keys()
+            .copied()
+            .collect(),
+    );
+    anyhow::ensure!(
+        case != Case::ScrView || !summarised.is_empty(),
+        "scr_view needs summaries to view: run scr_update first"
+    );
     let works: Vec<Work> = (0..tasks)
-        .map(|task| prepare(case, population, task, tasks, shards, POOL))
+        .map(|task| prepare(case, population, task, tasks, shards, POOL, &summarised))
         .collect();
     let started = Instant::now();
     let deadline = started + duration.min(Duration::from_secs(7 * 24 * 3600));
@@ -295,6 +379,11 @@ pub fn run(
             .lock()
             .expect("no task panics holding it")
             .extend(result.versions);
+        population
+            .summaries
+            .lock()
+            .expect("no task panics holding it")
+            .extend(result.summaries.into_iter().filter(|(_, version)| *version > 0));
         measured.completed += result.completed;
         measured.errors += result.errors;
         if measured.first_error.is_none() {

@@ -1,6 +1,7 @@
 //! `spine-bench pds`: the engine in process with audit on, on all shards: a synthetic
-//! population is loaded, then retrieve, update, exact search and fuzzy search each run for a
-//! fixed time, every request durable and audited before it is answered.
+//! population is loaded, then retrieve, update, exact search and fuzzy search, and the Summary
+//! Care Record's update and view, each run for a fixed time, every request durable and audited
+//! before it is answered.
 //!
 //! Memory is read from the process's anonymous resident memory (the heap; not the log's
 //! file-backed maps). Index bytes per patient: its growth over the load, plus the primary
@@ -65,7 +66,8 @@ pub struct PdsArgs {
     /// Cases to run, comma-separated (default: all).
     #[arg(long, value_name = "CASES", value_delimiter = ',',
           default_values_t = ["pds_retrieve".to_owned(), "pds_update".to_owned(),
-                              "pds_search_exact".to_owned(), "pds_search_fuzzy".to_owned()])]
+                              "pds_search_exact".to_owned(), "pds_search_fuzzy".to_owned(),
+                              "scr_update".to_owned(), "scr_view".to_owned()])]
     cases: Vec<String>,
 
     /// Which patients a benchmark task asks for: `any` (uniformly from everyone, so most
@@ -162,6 +164,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         numbers,
         by_shard,
         versions: std::sync::Mutex::new(std::collections::HashMap::new()),
+        summaries: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     let memory_before = anonymous_rss()?;
     let engine = Engine::start(config).context("starting the engine")?;
@@ -219,11 +222,15 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         (Case::Update, "pds_update"),
         (Case::SearchExact, "pds_search_exact"),
         (Case::SearchFuzzy, "pds_search_fuzzy"),
+        // Views need the summaries the updates write: updates go first.
+        (Case::ScrUpdate, "scr_update"),
+        (Case::ScrView, "scr_view"),
     ];
     for wanted in &args.cases {
         ensure!(
             all.iter().any(|(_, name)| name == wanted),
-            "unknown case {wanted:?}: pds_retrieve, pds_update, pds_search_exact or pds_search_fuzzy"
+            "unknown case {wanted:?}: {}",
+            all.map(|(_, name)| name).join(", ")
         );
     }
     let chosen: Vec<(Case, &'static str)> = all
