@@ -22,8 +22,8 @@
 pub mod access;
 pub mod audit;
 pub mod engine;
-pub mod ers;
 pub mod eps;
+pub mod ers;
 pub mod pds;
 pub mod request;
 pub mod scr;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::access::{Caller, Justification};
 use crate::audit::event::AuditEvent;
+use crate::eps::{EpsAction, NewPrescription, Prescription, PrescriptionId};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::{Death, Patient};
 use crate::pds::search::{Score, SearchQuery};
@@ -121,6 +122,26 @@ pub enum Operation {
         /// The preference.
         permission: ScrPermission,
     },
+    /// Issue a prescription; the server allocates its short id (a prescriber's role).
+    EpsCreate {
+        /// What is prescribed, for whom.
+        prescription: NewPrescription,
+    },
+    /// Act on one prescription: cancel (its prescriber's organisation), or release, return,
+    /// dispense, mark not dispensed, withdraw or claim (a pharmacy). The organisation the
+    /// action names must be the caller's.
+    EpsUpdate {
+        /// Which prescription.
+        id: PrescriptionId,
+        /// What to do.
+        action: EpsAction,
+    },
+    /// Release to the caller's pharmacy up to `limit` (1 to 25) prescriptions nominated to
+    /// it and waiting to be dispensed.
+    EpsReleaseNominated {
+        /// Prescriptions at most.
+        limit: u8,
+    },
 }
 
 impl Operation {
@@ -137,14 +158,27 @@ impl Operation {
             | Operation::ScrHistory { nhs_number, .. }
             | Operation::ScrUpdate { nhs_number, .. }
             | Operation::ScrSetPermission { nhs_number, .. } => Some(*nhs_number),
+            Operation::EpsCreate { prescription } => Some(prescription.patient),
             Operation::PdsCreate { .. }
             | Operation::PdsSearch { .. }
-            | Operation::PrivacyAlerts { .. } => None,
+            | Operation::PrivacyAlerts { .. }
+            | Operation::EpsUpdate { .. }
+            | Operation::EpsReleaseNominated { .. } => None,
+        }
+    }
+
+    /// The value whose home shard executes the operation whole: the patient's NHS number, or
+    /// a prescription's key (allocated to live with its patient); `None` for operations that
+    /// span shards.
+    pub fn home_value(&self) -> Option<u64> {
+        match self {
+            Operation::EpsUpdate { id, .. } => Some(id.key_value()),
+            other => other.patient().map(NhsNumber::value),
         }
     }
 
     /// Every operation's name, in the order they are declared (metrics label by it).
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 15] = [
         "pds_create",
         "pds_load",
         "pds_retrieve",
@@ -157,6 +191,9 @@ impl Operation {
         "scr_history",
         "scr_update",
         "scr_set_permission",
+        "eps_create",
+        "eps_update",
+        "eps_release_nominated",
     ];
 
     /// The operation's position in [`Operation::NAMES`].
@@ -174,6 +211,9 @@ impl Operation {
             Operation::ScrHistory { .. } => 9,
             Operation::ScrUpdate { .. } => 10,
             Operation::ScrSetPermission { .. } => 11,
+            Operation::EpsCreate { .. } => 12,
+            Operation::EpsUpdate { .. } => 13,
+            Operation::EpsReleaseNominated { .. } => 14,
         }
     }
 
@@ -192,6 +232,8 @@ impl Operation {
                 | Operation::PdsDeathNotification { .. }
                 | Operation::ScrUpdate { .. }
                 | Operation::ScrSetPermission { .. }
+                | Operation::EpsCreate { .. }
+                | Operation::EpsUpdate { .. }
         )
     }
 }
@@ -218,6 +260,10 @@ pub enum Reply {
     Scr(SummaryCareRecord),
     /// Summary Care Record versions, newest first.
     ScrVersions(Vec<SummaryCareRecord>),
+    /// A prescription (create, update).
+    Prescription(Prescription),
+    /// Prescriptions (a nominated release).
+    Prescriptions(Vec<Prescription>),
 }
 
 /// The error codes a refusal carries (PDS codes where the specification has one).
@@ -257,11 +303,19 @@ pub enum ErrorCode {
     DeadlineExceeded,
     /// The patient has opted out of the Summary Care Record: none is kept or shown.
     NoPatientConsent,
+    /// No prescription has that id.
+    PrescriptionNotFound,
+    /// The prescription's status does not allow the action.
+    PrescriptionInvalidStateTransition,
+    /// Another pharmacy holds the prescription.
+    PrescriptionWithAnotherDispenser,
+    /// A dispense notification names an item the prescription does not have.
+    ItemNotFound,
 }
 
 impl ErrorCode {
     /// Every code, in the order they are declared (their index on the wire).
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::AccessDenied,
         ErrorCode::ResourceNotFound,
         ErrorCode::ResourceVersionMismatch,
@@ -279,6 +333,10 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::DeadlineExceeded,
         ErrorCode::NoPatientConsent,
+        ErrorCode::PrescriptionNotFound,
+        ErrorCode::PrescriptionInvalidStateTransition,
+        ErrorCode::PrescriptionWithAnotherDispenser,
+        ErrorCode::ItemNotFound,
     ];
 
     /// The code as it is written on the wire and in audit events.
@@ -301,6 +359,12 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::DeadlineExceeded => "DEADLINE_EXCEEDED",
             ErrorCode::NoPatientConsent => "NO_PATIENT_CONSENT",
+            ErrorCode::PrescriptionNotFound => "PRESCRIPTION_NOT_FOUND",
+            ErrorCode::PrescriptionInvalidStateTransition => {
+                "PRESCRIPTION_INVALID_STATE_TRANSITION"
+            }
+            ErrorCode::PrescriptionWithAnotherDispenser => "PRESCRIPTION_WITH_ANOTHER_DISPENSER",
+            ErrorCode::ItemNotFound => "ITEM_NOT_FOUND",
         }
     }
 }

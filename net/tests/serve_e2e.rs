@@ -866,5 +866,56 @@ fn clinical_services_are_served_over_both_transports() {
             .await
             .unwrap();
         assert_eq!(read, Ok(Reply::Scr(written)));
+
+        // Prescriptions: issued over TLS, pulled by the nominated pharmacy over QUIC,
+        // dispensed over TLS; another pharmacy is refused with the specification's code.
+        use spine_core::eps::{EpsAction, NewLineItem, NewPrescription, PrescriptionStatus};
+        let issued = tls
+            .call(request(Operation::EpsCreate {
+                prescription: NewPrescription {
+                    patient: nhs_number,
+                    nominated_pharmacy: Some("FY001".parse().unwrap()),
+                    items: vec![NewLineItem {
+                        code: "317972000".parse().unwrap(),
+                        description: "Amoxicillin 250mg capsules".into(),
+                        quantity: 21,
+                        unit: "capsule".into(),
+                        dosage: "One capsule three times a day".into(),
+                    }],
+                },
+            }))
+            .await
+            .unwrap();
+        let Ok(Reply::Prescription(issued)) = issued else {
+            panic!("issued: {issued:?}");
+        };
+        let pharmacist = |operation| WireRequest::as_demo_user(demo_ids::PHARMACIST, operation);
+        let pulled = quic
+            .call(pharmacist(Operation::EpsReleaseNominated { limit: 25 }).unwrap())
+            .await
+            .unwrap();
+        let Ok(Reply::Prescriptions(pulled)) = pulled else {
+            panic!("released: {pulled:?}");
+        };
+        assert_eq!(pulled.len(), 1);
+        assert_eq!(pulled[0].id, issued.id);
+        let dispense = |pharmacy: &str| Operation::EpsUpdate {
+            id: issued.id,
+            action: EpsAction::Dispense {
+                pharmacy: pharmacy.parse().unwrap(),
+                lines: vec![(0, 21)],
+            },
+        };
+        let other = WireRequest::as_demo_user(demo_ids::SECOND_PHARMACIST, dispense("FY002"));
+        let refused = tls.call(other.unwrap()).await.unwrap().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::PrescriptionWithAnotherDispenser);
+        let dispensed = tls
+            .call(pharmacist(dispense("FY001")).unwrap())
+            .await
+            .unwrap();
+        let Ok(Reply::Prescription(dispensed)) = dispensed else {
+            panic!("dispensed: {dispensed:?}");
+        };
+        assert_eq!(dispensed.status, PrescriptionStatus::Dispensed);
     });
 }

@@ -107,7 +107,9 @@ fn summary(change: usize) -> ScrContent {
     ScrContent {
         allergies: vec![entry("Penicillin: anaphylaxis".into())],
         repeat_medications: vec![entry("Ramipril 5mg capsules, one daily".into())],
-        acute_medications: vec![entry(format!("Amoxicillin 500mg capsules, course {change}"))],
+        acute_medications: vec![entry(format!(
+            "Amoxicillin 500mg capsules, course {change}"
+        ))],
         ..ScrContent::default()
     }
 }
@@ -143,19 +145,19 @@ fn prepare(
         Case::Update => Work::Update(
             own_share(population, task, tasks, shards)
                 .into_iter()
-            .map(|index| benchmark_patient(population, index))
-            // A restricted patient's location fields cannot be changed by an update.
-            .filter(|patient| !patient.restricted)
-            .take(pool / tasks + 1)
-            .map(|patient| {
-                let versions = population
-                    .versions
-                    .lock()
-                    .expect("no task panics holding it");
-                let version = versions.get(&patient.nhs_number).copied().unwrap_or(1);
-                (patient, version)
-            })
-            .collect(),
+                .map(|index| benchmark_patient(population, index))
+                // A restricted patient's location fields cannot be changed by an update.
+                .filter(|patient| !patient.restricted)
+                .take(pool / tasks + 1)
+                .map(|patient| {
+                    let versions = population
+                        .versions
+                        .lock()
+                        .expect("no task panics holding it");
+                    let version = versions.get(&patient.nhs_number).copied().unwrap_or(1);
+                    (patient, version)
+                })
+                .collect(),
         ),
         Case::SearchExact | Case::SearchFuzzy => {
             let mut random = SplitMix64::new(task as u64 + 1);
@@ -383,7 +385,12 @@ pub fn run(
             .summaries
             .lock()
             .expect("no task panics holding it")
-            .extend(result.summaries.into_iter().filter(|(_, version)| *version > 0));
+            .extend(
+                result
+                    .summaries
+                    .into_iter()
+                    .filter(|(_, version)| *version > 0),
+            );
         measured.completed += result.completed;
         measured.errors += result.errors;
         if measured.first_error.is_none() {

@@ -118,7 +118,8 @@ fn ods(code: &str) -> OdsCode {
 pub mod demo_ids {
     use uuid::Uuid;
 
-    /// Dr Asha Patel, GP at Riverside Surgery (every PDS activity; SCR view and update).
+    /// Dr Asha Patel, GP at Riverside Surgery (every PDS activity; SCR view and update;
+    /// prescribing).
     pub const GP: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0001);
     /// Tom Reed, receptionist at Riverside Surgery (retrieve, search, register).
     pub const RECEPTIONIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0002);
@@ -127,6 +128,10 @@ pub mod demo_ids {
     pub const HOSPITAL_DOCTOR: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0003);
     /// Priya Shah, Privacy Officer at City General Hospital (audit only).
     pub const PRIVACY_OFFICER: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0004);
+    /// Lena Novak, pharmacist at High Street Pharmacy, FY001 (dispensing).
+    pub const PHARMACIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0005);
+    /// Omar Haddad, pharmacist at Station Road Pharmacy, FY002 (dispensing).
+    pub const SECOND_PHARMACIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0006);
     /// The demo supplier system's ASID.
     pub const SYSTEM_ASID: u64 = 200_000_000_001;
 }
@@ -139,6 +144,8 @@ pub fn demo_caller(user: Uuid) -> Caller {
         demo_ids::RECEPTIONIST => "reception-riverside",
         demo_ids::HOSPITAL_DOCTOR => "ae-city-general",
         demo_ids::PRIVACY_OFFICER => "privacy-city-general",
+        demo_ids::PHARMACIST => "pharmacist-high-street",
+        demo_ids::SECOND_PHARMACIST => "pharmacist-station-road",
         _ => "not-a-demo-user",
     };
     Caller {
@@ -149,8 +156,9 @@ pub fn demo_caller(user: Uuid) -> Caller {
     }
 }
 
-/// A small, realistic directory: two GP practices and a hospital, a GP, a receptionist, a
-/// hospital doctor, a privacy officer, and one supplier system allowed everything.
+/// A small, realistic directory: two GP practices, a hospital and two pharmacies; a GP, a
+/// receptionist, a hospital doctor, a privacy officer and two pharmacists; and one supplier
+/// system allowed everything.
 pub fn demo() -> Directory {
     use Activity::*;
     let organisations = vec![
@@ -165,6 +173,14 @@ pub fn demo() -> Directory {
         Organisation {
             code: ods("Y9H01"),
             name: "City General Hospital".into(),
+        },
+        Organisation {
+            code: ods("FY001"),
+            name: "High Street Pharmacy".into(),
+        },
+        Organisation {
+            code: ods("FY002"),
+            name: "Station Road Pharmacy".into(),
         },
     ];
     let profile =
@@ -195,6 +211,7 @@ pub fn demo() -> Directory {
                     PdsDeathNotification,
                     ScrView,
                     ScrUpdate,
+                    EpsPrescribe,
                 ],
             )],
         ),
@@ -232,6 +249,26 @@ pub fn demo() -> Directory {
                 "Privacy Officer",
                 "Y9H01",
                 vec![AuditView],
+            )],
+        ),
+        user(
+            demo_ids::PHARMACIST,
+            "Lena Novak",
+            vec![profile(
+                "pharmacist-high-street",
+                "Pharmacist",
+                "FY001",
+                vec![PdsRetrieve, EpsDispense],
+            )],
+        ),
+        user(
+            demo_ids::SECOND_PHARMACIST,
+            "Omar Haddad",
+            vec![profile(
+                "pharmacist-station-road",
+                "Pharmacist",
+                "FY002",
+                vec![PdsRetrieve, EpsDispense],
             )],
         ),
     ];

@@ -41,11 +41,15 @@ pub enum Activity {
     ScrView,
     /// Change a Summary Care Record or the patient's consent to it (registered practice only).
     ScrUpdate,
+    /// Issue and cancel prescriptions (prescribers).
+    EpsPrescribe,
+    /// Release, return, dispense, withdraw and claim prescriptions (pharmacies).
+    EpsDispense,
 }
 
 impl Activity {
     /// Every activity.
-    pub const ALL: [Activity; 8] = [
+    pub const ALL: [Activity; 10] = [
         Activity::PdsRetrieve,
         Activity::PdsSearch,
         Activity::PdsCreate,
@@ -54,6 +58,8 @@ impl Activity {
         Activity::AuditView,
         Activity::ScrView,
         Activity::ScrUpdate,
+        Activity::EpsPrescribe,
+        Activity::EpsDispense,
     ];
 
     /// The activity's name as the directory file spells it.
@@ -67,6 +73,8 @@ impl Activity {
             Activity::AuditView => "audit-view",
             Activity::ScrView => "scr-view",
             Activity::ScrUpdate => "scr-update",
+            Activity::EpsPrescribe => "eps-prescribe",
+            Activity::EpsDispense => "eps-dispense",
         }
     }
 }

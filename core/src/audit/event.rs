@@ -34,10 +34,26 @@ pub enum AuditAction {
     ScrUpdate,
     /// A patient's consent preference for their Summary Care Record was recorded.
     ScrConsent,
+    /// A prescription was issued.
+    EpsPrescribe,
+    /// A prescription was cancelled (or its cancellation marked pending).
+    EpsCancel,
+    /// A prescription was released to a pharmacy.
+    EpsRelease,
+    /// A pharmacy returned a prescription undispensed.
+    EpsReturn,
+    /// A dispense notification (full or partial).
+    EpsDispense,
+    /// A pharmacy closed a prescription without supplying it.
+    EpsNotDispensed,
+    /// A pharmacy withdrew its dispense notifications.
+    EpsWithdraw,
+    /// A pharmacy claimed for a prescription.
+    EpsClaim,
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 10] = [
+    const ALL: [AuditAction; 18] = [
         AuditAction::PdsRetrieve,
         AuditAction::PdsSearchResult,
         AuditAction::PdsCreate,
@@ -48,6 +64,14 @@ impl AuditAction {
         AuditAction::ScrView,
         AuditAction::ScrUpdate,
         AuditAction::ScrConsent,
+        AuditAction::EpsPrescribe,
+        AuditAction::EpsCancel,
+        AuditAction::EpsRelease,
+        AuditAction::EpsReturn,
+        AuditAction::EpsDispense,
+        AuditAction::EpsNotDispensed,
+        AuditAction::EpsWithdraw,
+        AuditAction::EpsClaim,
     ];
 
     fn code(self) -> u8 {
@@ -62,6 +86,14 @@ impl AuditAction {
             AuditAction::ScrView => 8,
             AuditAction::ScrUpdate => 9,
             AuditAction::ScrConsent => 10,
+            AuditAction::EpsPrescribe => 11,
+            AuditAction::EpsCancel => 12,
+            AuditAction::EpsRelease => 13,
+            AuditAction::EpsReturn => 14,
+            AuditAction::EpsDispense => 15,
+            AuditAction::EpsNotDispensed => 16,
+            AuditAction::EpsWithdraw => 17,
+            AuditAction::EpsClaim => 18,
         }
     }
 

@@ -34,8 +34,8 @@ impl EngineHandle {
     /// Executes `request` and answers once everything it wrote, and the audit of everything it
     /// disclosed, is durable.
     pub async fn submit(&self, request: Request) -> Response {
-        if let Some(patient) = request.operation.patient() {
-            let home = shard::shard_of(patient.value(), self.shard_count());
+        if let Some(value) = request.operation.home_value() {
+            let home = shard::shard_of(value, self.shard_count());
             return match self.call(home, ShardInput::Execute(request)).await? {
                 ShardOutput::Response(response) => response,
                 other => Err(unexpected(&other)),
@@ -48,11 +48,56 @@ impl EngineHandle {
                 let limit = *limit as usize;
                 self.privacy_alerts(request, limit).await
             }
+            Operation::EpsReleaseNominated { limit } => {
+                let limit = *limit;
+                self.release_nominated(request, limit).await
+            }
             _ => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
                 "internal: an operation without a patient was not routed",
             )),
         }
+    }
+
+    /// A nominated release: the shards are asked in turn, from the request's home shard, each
+    /// for what is still wanted, so no more than `limit` are released in all and each
+    /// prescription (decided by its own shard) goes to exactly one pharmacy.
+    async fn release_nominated(&self, request: Request, limit: u8) -> Response {
+        let max = crate::shard::RELEASE_LIMIT_MAX;
+        if !(1..=max).contains(&limit) {
+            return Err(Refusal::new(
+                ErrorCode::InvalidValue,
+                format!("a nominated release takes 1 to {max} prescriptions, not {limit}"),
+            ));
+        }
+        let request = Arc::new(request);
+        let shards = self.shard_count();
+        let first = shard::shard_of_request(request.id, shards);
+        let mut released = Vec::with_capacity(usize::from(limit));
+        for offset in 0..shards {
+            let wanted = usize::from(limit) - released.len();
+            if wanted == 0 {
+                break;
+            }
+            let shard = (first + offset) % shards;
+            let input = ShardInput::ReleaseNominated {
+                request: Arc::clone(&request),
+                limit: wanted,
+            };
+            let output = match self.call(shard, input).await {
+                Ok(ShardOutput::Released(output)) => output,
+                Ok(other) => Err(unexpected(&other)),
+                Err(refusal) => Err(refusal),
+            };
+            match output {
+                Ok(found) => released.extend(found),
+                Err(refusal) if released.is_empty() => return Err(refusal),
+                // A later shard failing must not hide what earlier ones released: answer
+                // with those (the pharmacy holds them now).
+                Err(_) => break,
+            }
+        }
+        Ok(Reply::Prescriptions(released))
     }
 
     /// Sends `input` to `shard` and waits for its output.

@@ -70,6 +70,7 @@ fn records_bound(input: &ShardInput) -> usize {
         ShardInput::Execute(_) | ShardInput::Create { .. } => 4,
         ShardInput::Disclose { matches, .. } => 2 * matches.len() + 1,
         ShardInput::Audit { .. } => 2,
+        ShardInput::ReleaseNominated { limit, .. } => 2 * limit + 1,
         ShardInput::LookupOutcome(_) | ShardInput::SearchLocal { .. } => 0,
     }
 }
@@ -78,6 +79,7 @@ fn records_bound(input: &ShardInput) -> usize {
 fn refused(input: &ShardInput, refusal: &Refusal) -> ShardOutput {
     match input {
         ShardInput::SearchLocal { .. } => ShardOutput::Candidates(Err(refusal.clone())),
+        ShardInput::ReleaseNominated { .. } => ShardOutput::Released(Err(refusal.clone())),
         _ => ShardOutput::Response(Err(refusal.clone())),
     }
 }
@@ -86,6 +88,7 @@ fn refused(input: &ShardInput, refusal: &Refusal) -> ShardOutput {
 fn failed(output: &ShardOutput, refusal: &Refusal) -> ShardOutput {
     match output {
         ShardOutput::Candidates(_) => ShardOutput::Candidates(Err(refusal.clone())),
+        ShardOutput::Released(_) => ShardOutput::Released(Err(refusal.clone())),
         ShardOutput::Outcome(_) | ShardOutput::Response(_) | ShardOutput::Audited => {
             ShardOutput::Response(Err(refusal.clone()))
         }

@@ -3,6 +3,7 @@
 
 use spine_storage::{Key, RecordView, SecondaryKey, SecondaryKeys};
 
+use crate::eps::{Prescription, PrescriptionId, PrescriptionStatus};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::Patient;
 use crate::pds::search;
@@ -21,6 +22,9 @@ pub const KIND_META: u8 = 5;
 /// A patient's Summary Care Record at one version, keyed by [`scr_key`]; each links to the
 /// log index of the version before.
 pub const KIND_SCR: u8 = 6;
+/// A prescription, keyed by [`prescription_key`]; indexed by nominated pharmacy while it waits
+/// to be dispensed.
+pub const KIND_PRESCRIPTION: u8 = 7;
 
 const NAMESPACE_SHIFT: u32 = 56;
 const NAMESPACE_PATIENT: u64 = 1;
@@ -29,6 +33,7 @@ const NAMESPACE_ALERT: u64 = 3;
 const NAMESPACE_OUTCOME: u64 = 4;
 const NAMESPACE_META: u64 = 5;
 const NAMESPACE_SCR: u64 = 6;
+const NAMESPACE_PRESCRIPTION: u64 = 7;
 
 fn namespaced(namespace: u64, value: u64) -> Key {
     assert!(
@@ -53,6 +58,11 @@ pub fn scr_key(nhs_number: NhsNumber) -> Key {
     namespaced(NAMESPACE_SCR, nhs_number.value())
 }
 
+/// The key of a prescription: its id's random part and serial (allocated unique by the shard).
+pub fn prescription_key(id: PrescriptionId) -> Key {
+    namespaced(NAMESPACE_PRESCRIPTION, id.key_value())
+}
+
 /// The key of the shard's `sequence`th alert.
 pub fn alert_key(sequence: u64) -> Key {
     namespaced(NAMESPACE_ALERT, sequence)
@@ -73,8 +83,10 @@ pub const META_KEY: Key = match Key::new(NAMESPACE_META << NAMESPACE_SHIFT | 1) 
 pub const INDEX_NAME_BIRTH: u8 = 0;
 /// Secondary index of alerts by the organisation of the user who raised them.
 pub const INDEX_ALERTS_BY_ORGANISATION: u8 = 1;
+/// Secondary index of prescriptions waiting (`0001`) for the pharmacy nominated, by its code.
+pub const INDEX_NOMINATED: u8 = 2;
 /// How many secondary indexes a shard's log has.
-pub const INDEX_COUNT: usize = 2;
+pub const INDEX_COUNT: usize = 3;
 
 /// The alert index's key for an organisation: its code and a terminator, so that `Y9` does not
 /// find `Y90001`'s alerts.
@@ -103,6 +115,17 @@ pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
                 );
             }
         }
+        KIND_PRESCRIPTION => {
+            if let Ok(prescription) = Prescription::decode(payload)
+                && prescription.status == PrescriptionStatus::ToBeDispensed
+                && let Some(pharmacy) = &prescription.nominated_pharmacy
+            {
+                out.push(SecondaryKey {
+                    index: INDEX_NOMINATED,
+                    key: organisation_index_key(pharmacy.as_str()),
+                });
+            }
+        }
         KIND_ALERT => {
             if let Some(organisation) = super::alerts::organisation_of(payload) {
                 out.push(SecondaryKey {
@@ -125,7 +148,10 @@ impl SecondaryKeys for ShardIndexes {
     }
 
     fn may_have_keys(&self, key: u64) -> bool {
-        matches!(key >> NAMESPACE_SHIFT, NAMESPACE_PATIENT | NAMESPACE_ALERT)
+        matches!(
+            key >> NAMESPACE_SHIFT,
+            NAMESPACE_PATIENT | NAMESPACE_ALERT | NAMESPACE_PRESCRIPTION
+        )
     }
 
     fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>) {

@@ -18,18 +18,22 @@
 //! - `keys.rs`: record kinds, key namespaces and secondary indexes.
 //! - `pds.rs`: the PDS operations.
 //! - `scr.rs`: the Summary Care Record operations.
+//! - `eps.rs`: the Electronic Prescription Service's operations.
 //! - `audit_queries.rs`: the audit trail of a patient and the alerts of an organisation.
 //! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts,
 //!   encoded as `versioned.rs` says.
 
 pub mod alerts;
 pub mod audit_queries;
+mod eps;
 pub mod keys;
 pub mod meta;
 pub mod outcomes;
 mod pds;
 mod scr;
 pub mod store;
+
+pub use eps::RELEASE_LIMIT_MAX;
 mod versioned;
 
 use std::collections::HashMap;
@@ -120,6 +124,14 @@ pub enum ShardInput {
         /// The matches at home here, with their scores.
         matches: Vec<(NhsNumber, Score)>,
     },
+    /// Release nominated prescriptions waiting here to the caller's pharmacy, at most
+    /// `limit`.
+    ReleaseNominated {
+        /// The release request.
+        request: Arc<Request>,
+        /// Prescriptions still wanted.
+        limit: usize,
+    },
     /// Append an audit event for a request that disclosed no patient.
     Audit {
         /// The request.
@@ -142,6 +154,8 @@ pub enum ShardOutput {
     Candidates(Result<Vec<(NhsNumber, Score)>, Refusal>),
     /// An `Audit` event was appended.
     Audited,
+    /// The prescriptions a `ReleaseNominated` released here.
+    Released(Result<Vec<crate::eps::Prescription>, Refusal>),
 }
 
 /// The result of one turn: records to append as one batch, and the outputs to release once it
@@ -445,6 +459,9 @@ impl<S: Store> Context<'_, S> {
             ShardInput::Disclose { request, matches } => {
                 ShardOutput::Response(self.disclose(&request, &matches))
             }
+            ShardInput::ReleaseNominated { request, limit } => {
+                ShardOutput::Released(self.eps_release_nominated(&request, limit))
+            }
             ShardInput::Audit {
                 request,
                 action,
@@ -514,6 +531,18 @@ impl<S: Store> Context<'_, S> {
                 let outcome = self.scr_set_permission(request, *nhs_number, *permission);
                 self.remember(request, outcome)
             }
+            EpsCreate { prescription } => {
+                let outcome = self.eps_create(request, prescription);
+                self.remember(request, outcome)
+            }
+            EpsUpdate { id, action } => {
+                let outcome = self.eps_update(request, *id, action);
+                self.remember(request, outcome)
+            }
+            EpsReleaseNominated { .. } => Err(Refusal::new(
+                ErrorCode::ServiceUnavailable,
+                "a nominated release spans shards: the engine coordinates it",
+            )),
             PdsCreate { .. } | PdsSearch { .. } => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
                 "create and search span shards: the engine coordinates them",
@@ -677,6 +706,9 @@ impl<S: Store> Context<'_, S> {
                 keys::KIND_SCR => {
                     crate::scr::record::SummaryCareRecord::decode(payload).map(Reply::Scr)
                 }
+                keys::KIND_PRESCRIPTION => crate::eps::Prescription::decode(payload)
+                    .map(Reply::Prescription)
+                    .map_err(|error| error.to_string()),
                 other => Err(format!(
                     "a record of kind {other} is not one a write answers with"
                 )),
@@ -773,6 +805,9 @@ fn prefetch_keys(inputs: &[ShardInput]) -> Vec<Key> {
                 | Operation::ScrSetPermission { nhs_number, .. } = &request.operation
                 {
                     keys.push(keys::scr_key(*nhs_number));
+                }
+                if let Operation::EpsUpdate { id, .. } = &request.operation {
+                    keys.push(keys::prescription_key(*id));
                 }
             }
             ShardInput::Disclose { matches, .. } => {

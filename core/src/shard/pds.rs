@@ -182,7 +182,7 @@ impl<S: Store> Context<'_, S> {
     }
 
     /// The relationship check for changes; returns the alert a justification raises.
-    fn relationship<'r>(
+    pub(super) fn relationship<'r>(
         &mut self,
         request: &'r Request,
         profile: &RoleProfile,

@@ -220,6 +220,16 @@ mod tests {
             (RateLimited, "RATE_LIMITED"),
             (DeadlineExceeded, "DEADLINE_EXCEEDED"),
             (NoPatientConsent, "NO_PATIENT_CONSENT"),
+            (PrescriptionNotFound, "PRESCRIPTION_NOT_FOUND"),
+            (
+                PrescriptionInvalidStateTransition,
+                "PRESCRIPTION_INVALID_STATE_TRANSITION",
+            ),
+            (
+                PrescriptionWithAnotherDispenser,
+                "PRESCRIPTION_WITH_ANOTHER_DISPENSER",
+            ),
+            (ItemNotFound, "ITEM_NOT_FOUND"),
         ];
         assert_eq!(
             table.len(),
