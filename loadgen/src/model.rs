@@ -41,11 +41,14 @@ pub enum Op {
     ScrView,
     /// The registered practice updates a Summary Care Record (read, then write at the version).
     ScrUpdate,
+    /// A prescription's journey: the GP issues it, the pharmacy releases, dispenses and claims
+    /// it (four requests).
+    EpsPrescription,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::Retrieve,
         Op::SearchExact,
         Op::SearchFuzzy,
@@ -56,6 +59,7 @@ impl Op {
         Op::AuditTrail,
         Op::ScrView,
         Op::ScrUpdate,
+        Op::EpsPrescription,
     ];
 
     /// The operation's name in reports and mix files.
@@ -71,6 +75,7 @@ impl Op {
             Op::AuditTrail => "audit_trail",
             Op::ScrView => "scr_view",
             Op::ScrUpdate => "scr_update",
+            Op::EpsPrescription => "eps_prescription",
         }
     }
 }
@@ -98,7 +103,7 @@ impl Mix {
     /// and deaths in proportion to their published daily counts.
     pub fn national() -> Self {
         Self::new(vec![
-            (Op::Retrieve, 0.595),
+            (Op::Retrieve, 0.555),
             (Op::SearchExact, 0.20),
             (Op::SearchFuzzy, 0.03),
             (Op::Update, 0.12),
@@ -108,6 +113,7 @@ impl Mix {
             (Op::AuditTrail, 0.001),
             (Op::ScrView, 0.02),
             (Op::ScrUpdate, 0.005),
+            (Op::EpsPrescription, 0.04),
         ])
         .expect("the national mix is valid")
     }

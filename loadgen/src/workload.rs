@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use spine_core::NhsNumber;
 use spine_core::access::directory_file::demo_ids;
+use spine_core::eps::{EpsAction, NewLineItem, NewPrescription};
 use spine_core::pds::patient::{Death, DeathNotificationStatus, Patient};
 use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbers, patient_at};
+use spine_core::pds::values::OdsCode;
 use spine_core::request::{ErrorCode, Operation, Reply, Response};
 use spine_core::scr::record::{ScrContent, ScrEntryInput};
 use spine_net::client::{Client, ClientError};
@@ -44,6 +46,11 @@ pub struct Done {
 /// The demo GP's request (the role with every PDS activity).
 pub fn gp_request(operation: Operation) -> WireRequest {
     WireRequest::as_demo_gp(operation)
+}
+
+fn pharmacist_request(operation: Operation) -> WireRequest {
+    WireRequest::as_demo_user(demo_ids::PHARMACIST, operation)
+        .expect("the demo directory holds the pharmacist")
 }
 
 fn privacy_officer_request(operation: Operation) -> WireRequest {
@@ -245,6 +252,70 @@ impl Workload {
                 self.update_summary(client, any(random), random.next_u64())
                     .await
             }
+            Op::EpsPrescription => self.prescription_journey(client, any(random)).await,
+        }
+    }
+
+    /// Issues a prescription for patient `index` as the GP, then, as the pharmacist, releases,
+    /// dispenses and claims it; stops at the first refusal.
+    async fn prescription_journey(&self, client: &Client, index: usize) -> Done {
+        let op = Op::EpsPrescription;
+        let pharmacy: OdsCode = "FY001".parse().expect("demo pharmacy code");
+        let issue = gp_request(Operation::EpsCreate {
+            prescription: NewPrescription {
+                patient: self.numbers[index],
+                nominated_pharmacy: None,
+                items: vec![NewLineItem {
+                    code: "317972000".parse().expect("a dm+d code"),
+                    description: "Amoxicillin 250mg capsules".into(),
+                    quantity: 21,
+                    unit: "capsule".into(),
+                    dosage: "One capsule three times a day".into(),
+                }],
+            },
+        });
+        let id = match client.call(issue).await {
+            Ok(Ok(Reply::Prescription(issued))) => issued.id,
+            Ok(Ok(_)) => {
+                return Done {
+                    outcome: Outcome::Failed("UNEXPECTED_REPLY".to_owned()),
+                    requests: 1,
+                };
+            }
+            failed => {
+                return Done {
+                    outcome: outcome(op, failed),
+                    requests: 1,
+                };
+            }
+        };
+        let steps = [
+            EpsAction::Release {
+                pharmacy: pharmacy.clone(),
+            },
+            EpsAction::Dispense {
+                pharmacy: pharmacy.clone(),
+                lines: vec![(0, 21)],
+            },
+            EpsAction::Claim { pharmacy },
+        ];
+        let mut requests = 1;
+        for action in steps {
+            requests += 1;
+            let step = pharmacist_request(Operation::EpsUpdate { id, action });
+            match client.call(step).await {
+                Ok(Ok(_)) => {}
+                failed => {
+                    return Done {
+                        outcome: outcome(op, failed),
+                        requests,
+                    };
+                }
+            }
+        }
+        Done {
+            outcome: Outcome::Done,
+            requests,
         }
     }
 
