@@ -123,6 +123,16 @@ fn outcome(op: Op, response: Result<Response, ClientError>) -> Outcome {
     }
 }
 
+/// An operation stopped after `requests` by an answer that is not the one it needed: a refusal
+/// or lost connection as such, another reply as `UNEXPECTED_REPLY`.
+fn stopped(op: Op, response: Result<Response, ClientError>, requests: u64) -> Done {
+    let outcome = match response {
+        Ok(Ok(_)) => Outcome::Failed("UNEXPECTED_REPLY".to_owned()),
+        other => outcome(op, other),
+    };
+    Done { outcome, requests }
+}
+
 impl Workload {
     /// The first `population` patients of the population of `seed`.
     pub fn new(seed: u64, population: usize) -> Self {
@@ -276,18 +286,7 @@ impl Workload {
         });
         let id = match client.call(issue).await {
             Ok(Ok(Reply::Prescription(issued))) => issued.id,
-            Ok(Ok(_)) => {
-                return Done {
-                    outcome: Outcome::Failed("UNEXPECTED_REPLY".to_owned()),
-                    requests: 1,
-                };
-            }
-            failed => {
-                return Done {
-                    outcome: outcome(op, failed),
-                    requests: 1,
-                };
-            }
+            other => return stopped(op, other, 1),
         };
         let steps = [
             EpsAction::Release {
@@ -305,12 +304,7 @@ impl Workload {
             let step = pharmacist_request(Operation::EpsUpdate { id, action });
             match client.call(step).await {
                 Ok(Ok(_)) => {}
-                failed => {
-                    return Done {
-                        outcome: outcome(op, failed),
-                        requests,
-                    };
-                }
+                failed => return stopped(op, failed, requests),
             }
         }
         Done {
@@ -333,18 +327,7 @@ impl Workload {
         let expected_version = match read {
             Ok(Ok(Reply::Scr(record))) => record.version,
             Ok(Err(refusal)) if refusal.code == ErrorCode::ResourceNotFound => 0,
-            Ok(Ok(_)) => {
-                return Done {
-                    outcome: Outcome::Failed("UNEXPECTED_REPLY".to_owned()),
-                    requests: 1,
-                };
-            }
-            failed => {
-                return Done {
-                    outcome: outcome(op, failed),
-                    requests: 1,
-                };
-            }
+            other => return stopped(op, other, 1),
         };
         let response = client
             .call(gp_request(Operation::ScrUpdate {
@@ -373,18 +356,7 @@ impl Workload {
             .await;
         let current = match read {
             Ok(Ok(Reply::Patient(patient))) => patient,
-            Ok(Ok(_)) => {
-                return Done {
-                    outcome: Outcome::Failed("UNEXPECTED_REPLY".to_owned()),
-                    requests: 1,
-                };
-            }
-            failed => {
-                return Done {
-                    outcome: outcome(op, failed),
-                    requests: 1,
-                };
-            }
+            other => return stopped(op, other, 1),
         };
         // The read returns what may be disclosed; a restricted patient's hidden fields stay
         // as they are on the server.
