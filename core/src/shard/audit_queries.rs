@@ -155,9 +155,7 @@ impl<S: Store> Context<'_, S> {
         limit: u32,
     ) -> Response {
         self.check_query(request, None, limit)?;
-        let from = keys::organisation_index_key(organisation.as_str());
-        let mut to = from.clone();
-        *to.last_mut().expect("the key ends with its terminator") += 1;
+        let (from, to) = keys::organisation_index_range(organisation.as_str());
         let alert_keys = self.store.secondary_range(
             keys::INDEX_ALERTS_BY_ORGANISATION,
             &from,

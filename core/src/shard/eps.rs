@@ -7,11 +7,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use spine_storage::NewRecord;
 
-use super::outcomes::{WriteOutcome, Written};
+use super::outcomes::WriteOutcome;
 use super::store::Store;
 use super::{Context, keys, shard_of, unavailable};
 use crate::access::Activity;
-use crate::audit::event::{AccessAlert, AuditAction, AuditOutcome};
+use crate::audit::event::{AccessAlert, AuditAction};
 use crate::eps::{
     EpsAction, EpsActionKind, EpsErrorCode, NewPrescription, Prescription, PrescriptionId,
     PrescriptionStatus, apply,
@@ -163,9 +163,7 @@ impl<S: Store> Context<'_, S> {
         let action = AuditAction::EpsRelease;
         let profile = self.authorise(request, Activity::EpsDispense, action, None)?;
         let pharmacy = profile.organisation;
-        let from = keys::organisation_index_key(pharmacy.as_str());
-        let mut to = from.clone();
-        *to.last_mut().expect("the key ends with its terminator") += 1;
+        let (from, to) = keys::organisation_index_range(pharmacy.as_str());
         // The index holds what is durable; some of it may have moved on in a turn in flight,
         // so read a few more than wanted and check each through the overlay.
         let candidates =
@@ -204,7 +202,7 @@ impl<S: Store> Context<'_, S> {
         Ok(released)
     }
 
-    /// Writes a prescription and its audit event (the event first, as for every change).
+    /// Writes a prescription after its audit event.
     fn write_prescription(
         &mut self,
         request: &Request,
@@ -212,27 +210,17 @@ impl<S: Store> Context<'_, S> {
         prescription: Prescription,
         alert: Option<(AccessAlert, &str)>,
     ) -> WriteOutcome {
-        let key = keys::prescription_key(prescription.id);
-        self.audit(
+        let written = self.write_audited(
             request,
-            Some(prescription.patient),
             action,
-            alert.map(|(_, reason)| reason),
-            AuditOutcome::Allowed,
-            alert.map(|(alert, _)| alert),
-        );
-        let index = self.shard.push(
-            self.turn,
+            prescription.patient,
+            alert,
             NewRecord::put(
-                key,
+                keys::prescription_key(prescription.id),
                 keys::KIND_PRESCRIPTION,
                 Bytes::from(prescription.encode()),
             ),
         );
-        let written = Written {
-            key: key.get(),
-            index,
-        };
         Ok((Reply::Prescription(prescription), written))
     }
 }

@@ -97,6 +97,15 @@ pub fn organisation_index_key(code: &str) -> Vec<u8> {
     key
 }
 
+/// The range of an organisation's entries in an index keyed by [`organisation_index_key`]:
+/// its key, and the key just past it (the terminator plus one).
+pub fn organisation_index_range(code: &str) -> (Vec<u8>, Vec<u8>) {
+    let from = organisation_index_key(code);
+    let mut to = from.clone();
+    *to.last_mut().expect("the key ends with its terminator") += 1;
+    (from, to)
+}
+
 /// Derives the secondary keys of one record (the same function serves the log and the
 /// in-memory store of the tests).
 pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {

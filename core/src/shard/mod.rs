@@ -662,6 +662,34 @@ impl<S: Store> Context<'_, S> {
         index
     }
 
+    /// Appends a change's audit event and then the changed record (the event first: a crash
+    /// can cut a batch short anywhere, and a change that survives must never lack its event;
+    /// an event whose change was cut off records an attempt, the safe way to be wrong).
+    /// Returns where the record (a keyed put) went, for the write's outcome.
+    fn write_audited(
+        &mut self,
+        request: &Request,
+        action: AuditAction,
+        patient: NhsNumber,
+        alert: Option<(AccessAlert, &str)>,
+        record: NewRecord,
+    ) -> Written {
+        let key = record.key.expect("a changed record is keyed");
+        self.audit(
+            request,
+            Some(patient),
+            action,
+            alert.map(|(_, reason)| reason),
+            AuditOutcome::Allowed,
+            alert.map(|(alert, _)| alert),
+        );
+        let index = self.shard.push(self.turn, record);
+        Written {
+            key: key.get(),
+            index,
+        }
+    }
+
     /// A digest of everything a request asks apart from its id.
     fn fingerprint(request: &Request) -> u64 {
         let bytes =

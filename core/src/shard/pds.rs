@@ -5,7 +5,7 @@ use bytes::Bytes;
 use spine_storage::NewRecord;
 
 use super::keys;
-use super::outcomes::{WriteOutcome, Written};
+use super::outcomes::WriteOutcome;
 use super::store::Store;
 use super::{Context, unavailable};
 use crate::access::{self, Activity, RoleProfile};
@@ -91,10 +91,8 @@ impl<S: Store> Context<'_, S> {
         }
     }
 
-    /// Writes `patient` and its audit event; returns what may be disclosed and where the record
-    /// went. The event goes first: a crash can cut a batch short anywhere, and a change that
-    /// survives must never lack its event (an event whose change was cut off records an
-    /// attempt, which is the safe way to be wrong).
+    /// Writes `patient` after its audit event; returns what may be disclosed and where the
+    /// record went.
     fn write_patient(
         &mut self,
         request: &Request,
@@ -105,26 +103,17 @@ impl<S: Store> Context<'_, S> {
         let payload = patient
             .encode()
             .map_err(|error| Refusal::new(ErrorCode::InvalidValue, error))?;
-        self.audit(
+        let written = self.write_audited(
             request,
-            Some(patient.nhs_number),
             action,
-            alert.map(|(_, reason)| reason),
-            AuditOutcome::Allowed,
-            alert.map(|(alert, _)| alert),
-        );
-        let index = self.shard.push(
-            self.turn,
+            patient.nhs_number,
+            alert,
             NewRecord::put(
                 keys::patient_key(patient.nhs_number),
                 keys::KIND_PATIENT,
                 Bytes::from(payload),
             ),
         );
-        let written = Written {
-            key: keys::patient_key(patient.nhs_number).get(),
-            index,
-        };
         Ok((Reply::Patient(patient.disclosable()), written))
     }
 

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use spine_storage::NewRecord;
 
-use super::outcomes::{WriteOutcome, Written};
+use super::outcomes::WriteOutcome;
 use super::store::Store;
 use super::{Context, keys, unavailable};
 use crate::access::{AccessError, Activity};
@@ -242,30 +242,24 @@ impl<S: Store> Context<'_, S> {
         self.write_scr(request, action, next)
     }
 
-    /// Writes a version and its audit event (the event first, as for every change).
+    /// Writes a version after its audit event.
     fn write_scr(
         &mut self,
         request: &Request,
         action: AuditAction,
         record: SummaryCareRecord,
     ) -> WriteOutcome {
-        let key = keys::scr_key(record.nhs_number);
-        self.audit(
+        let written = self.write_audited(
             request,
-            Some(record.nhs_number),
             action,
+            record.nhs_number,
             None,
-            AuditOutcome::Allowed,
-            None,
+            NewRecord::put(
+                keys::scr_key(record.nhs_number),
+                keys::KIND_SCR,
+                Bytes::from(record.encode()),
+            ),
         );
-        let index = self.shard.push(
-            self.turn,
-            NewRecord::put(key, keys::KIND_SCR, Bytes::from(record.encode())),
-        );
-        let written = Written {
-            key: key.get(),
-            index,
-        };
         Ok((Reply::Scr(record), written))
     }
 }
