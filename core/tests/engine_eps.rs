@@ -244,19 +244,13 @@ fn prescriptions_move_through_the_state_machine_and_refusals_say_why() {
     assert_eq!(missing.code, ErrorCode::PrescriptionNotFound, "{missing}");
 
     // Every step is in the patient's trail.
-    let trail = submit(
+    let events = privacy_officer_events(
         &handle,
-        request(
-            demo_ids::PRIVACY_OFFICER,
-            Operation::AuditTrail {
-                nhs_number: patients[1].nhs_number,
-                limit: 100,
-            },
-        ),
+        Operation::AuditTrail {
+            nhs_number: patients[1].nhs_number,
+            limit: 100,
+        },
     );
-    let Ok(Reply::AuditEvents(events)) = trail else {
-        panic!("trail: {trail:?}");
-    };
     let actions: Vec<AuditAction> = events.iter().map(|event| event.action).collect();
     assert_eq!(
         actions,

@@ -70,19 +70,13 @@ fn trail(
     handle: &EngineHandle,
     nhs_number: NhsNumber,
 ) -> Vec<spine_core::audit::event::AuditEvent> {
-    match submit(
+    privacy_officer_events(
         handle,
-        request(
-            demo_ids::PRIVACY_OFFICER,
-            Operation::AuditTrail {
-                nhs_number,
-                limit: 100,
-            },
-        ),
-    ) {
-        Ok(Reply::AuditEvents(events)) => events,
-        other => panic!("expected events, got {other:?}"),
-    }
+        Operation::AuditTrail {
+            nhs_number,
+            limit: 100,
+        },
+    )
 }
 
 #[test]
@@ -188,19 +182,13 @@ fn the_practice_keeps_versions_and_others_see_them_only_as_the_rules_allow() {
         "{receptionist}"
     );
 
-    let alerts = submit(
+    let alerts = privacy_officer_events(
         &handle,
-        request(
-            demo_ids::PRIVACY_OFFICER,
-            Operation::PrivacyAlerts {
-                organisation: "Y9H01".parse().unwrap(),
-                limit: 10,
-            },
-        ),
+        Operation::PrivacyAlerts {
+            organisation: "Y9H01".parse().unwrap(),
+            limit: 10,
+        },
     );
-    let Ok(Reply::AuditEvents(alerts)) = alerts else {
-        panic!("alerts are listed");
-    };
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].action, AuditAction::ScrView);
     assert_eq!(alerts[0].alert, Some(AccessAlert::EmergencyAccess));

@@ -87,3 +87,14 @@ pub fn retrieve(engine: &EngineHandle, user: Uuid, nhs_number: NhsNumber) -> Res
 pub fn random(seed: u64) -> SplitMix64 {
     SplitMix64::new(seed)
 }
+
+/// The audit events a privacy officer's query returns (a trail or an organisation's alerts).
+pub fn privacy_officer_events(
+    engine: &EngineHandle,
+    operation: Operation,
+) -> Vec<spine_core::audit::event::AuditEvent> {
+    match submit(engine, request(demo_ids::PRIVACY_OFFICER, operation)) {
+        Ok(Reply::AuditEvents(events)) => events,
+        other => panic!("expected audit events, got {other:?}"),
+    }
+}
