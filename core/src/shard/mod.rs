@@ -222,14 +222,6 @@ struct Superseded {
     turn: u64,
 }
 
-impl std::ops::Deref for Superseded {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.payload
-    }
-}
-
 /// The records a turn is building, with their indexes.
 struct TurnRecords {
     number: u64,

@@ -35,7 +35,7 @@ impl<S: Store> Context<'_, S> {
     /// An earlier version, by its log index (a version still in flight is in the overlay).
     fn scr_version(&self, index: u64) -> Result<SummaryCareRecord, Refusal> {
         let decoded = match self.shard.superseded.get(&index) {
-            Some(payload) => Some(SummaryCareRecord::decode(payload)),
+            Some(version) => Some(SummaryCareRecord::decode(&version.payload)),
             None => self
                 .store
                 .read(index, |stored| SummaryCareRecord::decode(stored.payload))
