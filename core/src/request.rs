@@ -10,6 +10,10 @@ use uuid::Uuid;
 use crate::access::{Caller, Justification};
 use crate::audit::event::AuditEvent;
 use crate::eps::{EpsAction, NewPrescription, Prescription, PrescriptionId};
+use crate::ers::{
+    BookingRefusal, ErsErrorCode, FreeSlot, NewReferral, NewSlot, Referral, ReferralAction,
+    Service, ServiceId, Slot, SlotId, SlotQuery, Ubrn,
+};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::{Death, Patient};
 use crate::pds::search::{Score, SearchQuery};
@@ -142,6 +146,52 @@ pub enum Operation {
         /// Prescriptions at most.
         limit: u8,
     },
+    /// Publish (or rename) a directly bookable service; the caller's organisation must be its
+    /// provider (a provider's role).
+    ErsPublishService {
+        /// The service.
+        service: Service,
+    },
+    /// Publish appointment slots of a service (1 to 100); the server gives them their ids.
+    ErsPublishSlots {
+        /// The service, provided by the caller's organisation.
+        service: ServiceId,
+        /// The slots.
+        slots: Vec<NewSlot>,
+    },
+    /// Free slots by specialty, date range and, optionally, provider and clinic type, soonest
+    /// first.
+    ErsSearchSlots {
+        /// The search.
+        query: SlotQuery,
+    },
+    /// Refer a patient registered at the caller's practice; the server allocates the UBRN.
+    ErsCreateReferral {
+        /// The referral.
+        referral: NewReferral,
+    },
+    /// Read a referral.
+    ErsRetrieveReferral {
+        /// Which.
+        ubrn: Ubrn,
+    },
+    /// Book a slot of a shortlisted service for the referral, or move its booking there (a
+    /// rebooking releases the old slot). A slot is never booked twice.
+    ErsBook {
+        /// The referral.
+        ubrn: Ubrn,
+        /// The slot.
+        slot: SlotId,
+        /// The slot's service, which must be on the shortlist.
+        service: ServiceId,
+    },
+    /// Cancel the booking, defer to a provider, or cancel the referral.
+    ErsUpdateReferral {
+        /// The referral.
+        ubrn: Ubrn,
+        /// What to do.
+        action: ReferralAction,
+    },
 }
 
 impl Operation {
@@ -159,26 +209,36 @@ impl Operation {
             | Operation::ScrUpdate { nhs_number, .. }
             | Operation::ScrSetPermission { nhs_number, .. } => Some(*nhs_number),
             Operation::EpsCreate { prescription } => Some(prescription.patient),
+            Operation::ErsCreateReferral { referral } => Some(referral.patient),
             Operation::PdsCreate { .. }
             | Operation::PdsSearch { .. }
             | Operation::PrivacyAlerts { .. }
             | Operation::EpsUpdate { .. }
-            | Operation::EpsReleaseNominated { .. } => None,
+            | Operation::EpsReleaseNominated { .. }
+            | Operation::ErsPublishService { .. }
+            | Operation::ErsPublishSlots { .. }
+            | Operation::ErsSearchSlots { .. }
+            | Operation::ErsRetrieveReferral { .. }
+            | Operation::ErsBook { .. }
+            | Operation::ErsUpdateReferral { .. } => None,
         }
     }
 
-    /// The value whose home shard executes the operation whole: the patient's NHS number, or
-    /// a prescription's key (allocated to live with its patient); `None` for operations that
-    /// span shards.
+    /// The value whose home shard executes the operation whole: the patient's NHS number, a
+    /// prescription's key or a referral's UBRN (both allocated to live with their patient),
+    /// or a service's id; `None` for operations that span shards.
     pub fn home_value(&self) -> Option<u64> {
         match self {
             Operation::EpsUpdate { id, .. } => Some(id.key_value()),
+            Operation::ErsRetrieveReferral { ubrn } => Some(ubrn.value()),
+            Operation::ErsPublishService { service } => Some(service_home_value(service.id)),
+            Operation::ErsPublishSlots { service, .. } => Some(service_home_value(*service)),
             other => other.patient().map(NhsNumber::value),
         }
     }
 
     /// Every operation's name, in the order they are declared (metrics label by it).
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 22] = [
         "pds_create",
         "pds_load",
         "pds_retrieve",
@@ -194,6 +254,13 @@ impl Operation {
         "eps_create",
         "eps_update",
         "eps_release_nominated",
+        "ers_publish_service",
+        "ers_publish_slots",
+        "ers_search_slots",
+        "ers_create_referral",
+        "ers_retrieve_referral",
+        "ers_book",
+        "ers_update_referral",
     ];
 
     /// The operation's position in [`Operation::NAMES`].
@@ -214,6 +281,13 @@ impl Operation {
             Operation::EpsCreate { .. } => 12,
             Operation::EpsUpdate { .. } => 13,
             Operation::EpsReleaseNominated { .. } => 14,
+            Operation::ErsPublishService { .. } => 15,
+            Operation::ErsPublishSlots { .. } => 16,
+            Operation::ErsSearchSlots { .. } => 17,
+            Operation::ErsCreateReferral { .. } => 18,
+            Operation::ErsRetrieveReferral { .. } => 19,
+            Operation::ErsBook { .. } => 20,
+            Operation::ErsUpdateReferral { .. } => 21,
         }
     }
 
@@ -234,8 +308,19 @@ impl Operation {
                 | Operation::ScrSetPermission { .. }
                 | Operation::EpsCreate { .. }
                 | Operation::EpsUpdate { .. }
+                | Operation::ErsPublishService { .. }
+                | Operation::ErsPublishSlots { .. }
+                | Operation::ErsCreateReferral { .. }
+                | Operation::ErsBook { .. }
+                | Operation::ErsUpdateReferral { .. }
         )
     }
+}
+
+/// The value a service's home shard is found by: its id, set apart from NHS numbers and
+/// UBRNs (which never reach 2^40) so that services do not all share their patients' shards.
+pub fn service_home_value(service: ServiceId) -> u64 {
+    1 << 40 | u64::from(service.0)
 }
 
 /// One patient a search found.
@@ -264,6 +349,14 @@ pub enum Reply {
     Prescription(Prescription),
     /// Prescriptions (a nominated release).
     Prescriptions(Vec<Prescription>),
+    /// An e-RS service (published).
+    Service(Service),
+    /// Slots as published, with their ids.
+    Slots(Vec<Slot>),
+    /// Free slots a search found, soonest first.
+    FreeSlots(Vec<FreeSlot>),
+    /// A referral (created, read, booked or changed).
+    Referral(Referral),
 }
 
 /// The error codes a refusal carries (PDS codes where the specification has one).
@@ -311,11 +404,23 @@ pub enum ErrorCode {
     PrescriptionWithAnotherDispenser,
     /// A dispense notification names an item the prescription does not have.
     ItemNotFound,
+    /// No referral, slot or service has that id.
+    ReferenceNotFound,
+    /// The referral's state does not allow the step (booking a cancelled referral, say).
+    InvalidRequestState,
+    /// The slot is booked already (another referral got there first).
+    SlotNotAvailable,
+    /// The slot belongs to another service than the booking names.
+    InappropriateSlot,
+    /// A deferral to a provider while its service still has free slots.
+    SlotsCurrentlyAvailable,
+    /// The service is not on the referral's shortlist.
+    ServiceNotOnShortlist,
 }
 
 impl ErrorCode {
     /// Every code, in the order they are declared (their index on the wire).
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::AccessDenied,
         ErrorCode::ResourceNotFound,
         ErrorCode::ResourceVersionMismatch,
@@ -337,6 +442,12 @@ impl ErrorCode {
         ErrorCode::PrescriptionInvalidStateTransition,
         ErrorCode::PrescriptionWithAnotherDispenser,
         ErrorCode::ItemNotFound,
+        ErrorCode::ReferenceNotFound,
+        ErrorCode::InvalidRequestState,
+        ErrorCode::SlotNotAvailable,
+        ErrorCode::InappropriateSlot,
+        ErrorCode::SlotsCurrentlyAvailable,
+        ErrorCode::ServiceNotOnShortlist,
     ];
 
     /// The code as it is written on the wire and in audit events.
@@ -365,6 +476,12 @@ impl ErrorCode {
             }
             ErrorCode::PrescriptionWithAnotherDispenser => "PRESCRIPTION_WITH_ANOTHER_DISPENSER",
             ErrorCode::ItemNotFound => "ITEM_NOT_FOUND",
+            ErrorCode::ReferenceNotFound => "REFERENCE_NOT_FOUND",
+            ErrorCode::InvalidRequestState => "INVALID_REQUEST_STATE",
+            ErrorCode::SlotNotAvailable => "SLOT_NOT_AVAILABLE",
+            ErrorCode::InappropriateSlot => "INAPPROPRIATE_SLOT",
+            ErrorCode::SlotsCurrentlyAvailable => "SLOTS_CURRENTLY_AVAILABLE",
+            ErrorCode::ServiceNotOnShortlist => "SERVICE_NOT_ON_SHORTLIST",
         }
     }
 }
@@ -392,6 +509,29 @@ impl Refusal {
             code,
             message: message.to_string(),
         }
+    }
+}
+
+/// A booking step's refusal as the wire carries it: the e-RS code where the wire has one,
+/// `INVALID_VALUE` for a malformed value, `INVALID_REQUEST_STATE` for a step out of turn.
+impl From<BookingRefusal> for Refusal {
+    fn from(refusal: BookingRefusal) -> Self {
+        let code = match refusal.code() {
+            ErsErrorCode::InvalidValue
+            | ErsErrorCode::InvalidCode
+            | ErsErrorCode::MissingValue
+            | ErsErrorCode::TooManyItems
+            | ErsErrorCode::DuplicateService => ErrorCode::InvalidValue,
+            ErsErrorCode::ReferenceNotFound => ErrorCode::ReferenceNotFound,
+            ErsErrorCode::InvalidRequestState
+            | ErsErrorCode::InvalidState
+            | ErsErrorCode::BookingMismatch => ErrorCode::InvalidRequestState,
+            ErsErrorCode::SlotNotAvailable => ErrorCode::SlotNotAvailable,
+            ErsErrorCode::InappropriateSlot => ErrorCode::InappropriateSlot,
+            ErsErrorCode::SlotsCurrentlyAvailable => ErrorCode::SlotsCurrentlyAvailable,
+            ErsErrorCode::ServiceNotOnShortlist => ErrorCode::ServiceNotOnShortlist,
+        };
+        Refusal::new(code, refusal)
     }
 }
 

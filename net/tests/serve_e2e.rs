@@ -917,5 +917,87 @@ fn clinical_services_are_served_over_both_transports() {
             panic!("dispensed: {dispensed:?}");
         };
         assert_eq!(dispensed.status, PrescriptionStatus::Dispensed);
+
+        // e-Referrals: the hospital publishes a service and a slot over TLS; the GP refers,
+        // finds the slot and books it over QUIC; a second booking of it is refused.
+        use spine_core::ers::{
+            NewReferral, NewSlot, Priority, ReferralState, Service, ServiceId, SlotQuery, SlotStart,
+        };
+        let manager = |operation| {
+            WireRequest::as_demo_user(demo_ids::APPOINTMENTS_MANAGER, operation).unwrap()
+        };
+        let service = Service {
+            id: ServiceId(11_000),
+            name: "Forthright Cardiology Business Service".into(),
+            provider: "Y9H01".parse().unwrap(),
+            specialty: "CARDIOLOGY".parse().unwrap(),
+            clinic_type: "HEART_FAILURE".parse().unwrap(),
+        };
+        let published = tls
+            .call(manager(Operation::ErsPublishService {
+                service: service.clone(),
+            }))
+            .await
+            .unwrap();
+        assert_eq!(published, Ok(Reply::Service(service.clone())));
+        let date = "2031-07-11".parse().unwrap();
+        let slots = tls
+            .call(manager(Operation::ErsPublishSlots {
+                service: service.id,
+                slots: vec![NewSlot {
+                    start: SlotStart::new(date, 12 * 60).unwrap(),
+                    duration_minutes: 30,
+                }],
+            }))
+            .await
+            .unwrap();
+        let Ok(Reply::Slots(slots)) = slots else {
+            panic!("slots: {slots:?}");
+        };
+        let referral = quic
+            .call(request(Operation::ErsCreateReferral {
+                referral: NewReferral {
+                    patient: nhs_number,
+                    specialty: "CARDIOLOGY".parse().unwrap(),
+                    priority: Priority::Routine,
+                    shortlist: vec![service.id],
+                },
+            }))
+            .await
+            .unwrap();
+        let Ok(Reply::Referral(referral)) = referral else {
+            panic!("referral: {referral:?}");
+        };
+        let query = SlotQuery {
+            specialty: "CARDIOLOGY".parse().unwrap(),
+            clinic_type: None,
+            from: date,
+            to: date,
+            provider: Some("Y9H01".parse().unwrap()),
+            limit: 10,
+        };
+        let found = quic
+            .call(request(Operation::ErsSearchSlots { query }))
+            .await
+            .unwrap();
+        let Ok(Reply::FreeSlots(found)) = found else {
+            panic!("search: {found:?}");
+        };
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].slot.id(), slots[0].id());
+        let book = || {
+            request(Operation::ErsBook {
+                ubrn: referral.ubrn(),
+                slot: slots[0].id(),
+                service: service.id,
+            })
+        };
+        let booked = quic.call(book()).await.unwrap();
+        let Ok(Reply::Referral(booked)) = booked else {
+            panic!("booked: {booked:?}");
+        };
+        assert_eq!(booked.state(), &ReferralState::Booked);
+        let second = tls.call(book()).await.unwrap().unwrap_err();
+        assert_eq!(second.code, ErrorCode::SlotNotAvailable, "{second}");
     });
 }

@@ -119,7 +119,7 @@ pub mod demo_ids {
     use uuid::Uuid;
 
     /// Dr Asha Patel, GP at Riverside Surgery (every PDS activity; SCR view and update;
-    /// prescribing).
+    /// prescribing; e-RS referrals).
     pub const GP: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0001);
     /// Tom Reed, receptionist at Riverside Surgery (retrieve, search, register).
     pub const RECEPTIONIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0002);
@@ -132,6 +132,10 @@ pub mod demo_ids {
     pub const PHARMACIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0005);
     /// Omar Haddad, pharmacist at Station Road Pharmacy, FY002 (dispensing).
     pub const SECOND_PHARMACIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0006);
+    /// Ruth Ellis, appointments manager at City General Hospital (publishes e-RS services
+    /// and slots).
+    pub const APPOINTMENTS_MANAGER: Uuid =
+        Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0007);
     /// The demo supplier system's ASID.
     pub const SYSTEM_ASID: u64 = 200_000_000_001;
 }
@@ -146,6 +150,7 @@ pub fn demo_caller(user: Uuid) -> Caller {
         demo_ids::PRIVACY_OFFICER => "privacy-city-general",
         demo_ids::PHARMACIST => "pharmacist-high-street",
         demo_ids::SECOND_PHARMACIST => "pharmacist-station-road",
+        demo_ids::APPOINTMENTS_MANAGER => "appointments-city-general",
         _ => "not-a-demo-user",
     };
     Caller {
@@ -157,7 +162,8 @@ pub fn demo_caller(user: Uuid) -> Caller {
 }
 
 /// A small, realistic directory: two GP practices, a hospital and two pharmacies; a GP, a
-/// receptionist, a hospital doctor, a privacy officer and two pharmacists; and one supplier
+/// receptionist, a hospital doctor, a privacy officer, two pharmacists and the hospital's
+/// appointments manager; and one supplier
 /// system allowed everything.
 pub fn demo() -> Directory {
     use Activity::*;
@@ -212,6 +218,7 @@ pub fn demo() -> Directory {
                     ScrView,
                     ScrUpdate,
                     EpsPrescribe,
+                    ErsRefer,
                 ],
             )],
         ),
@@ -269,6 +276,16 @@ pub fn demo() -> Directory {
                 "Pharmacist",
                 "FY002",
                 vec![PdsRetrieve, EpsDispense],
+            )],
+        ),
+        user(
+            demo_ids::APPOINTMENTS_MANAGER,
+            "Ruth Ellis",
+            vec![profile(
+                "appointments-city-general",
+                "Appointments Manager",
+                "Y9H01",
+                vec![ErsProvide],
             )],
         ),
     ];

@@ -45,11 +45,15 @@ pub enum Activity {
     EpsPrescribe,
     /// Release, return, dispense, withdraw and claim prescriptions (pharmacies).
     EpsDispense,
+    /// Refer patients, search for free slots, book, rebook, cancel and defer (referrers).
+    ErsRefer,
+    /// Publish e-RS services and their appointment slots (providers).
+    ErsProvide,
 }
 
 impl Activity {
     /// Every activity.
-    pub const ALL: [Activity; 10] = [
+    pub const ALL: [Activity; 12] = [
         Activity::PdsRetrieve,
         Activity::PdsSearch,
         Activity::PdsCreate,
@@ -60,6 +64,8 @@ impl Activity {
         Activity::ScrUpdate,
         Activity::EpsPrescribe,
         Activity::EpsDispense,
+        Activity::ErsRefer,
+        Activity::ErsProvide,
     ];
 
     /// The activity's name as the directory file spells it.
@@ -75,6 +81,8 @@ impl Activity {
             Activity::ScrUpdate => "scr-update",
             Activity::EpsPrescribe => "eps-prescribe",
             Activity::EpsDispense => "eps-dispense",
+            Activity::ErsRefer => "ers-refer",
+            Activity::ErsProvide => "ers-provide",
         }
     }
 }

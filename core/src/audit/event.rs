@@ -50,10 +50,24 @@ pub enum AuditAction {
     EpsWithdraw,
     /// A pharmacy claimed for a prescription.
     EpsClaim,
+    /// A provider published an e-RS service or slots.
+    ErsPublish,
+    /// A patient was referred (a referral created).
+    ErsRefer,
+    /// A referral was read.
+    ErsView,
+    /// A booking (or rebooking) was begun, confirmed or aborted.
+    ErsBook,
+    /// A booked appointment was cancelled.
+    ErsCancelBooking,
+    /// A referral was deferred to a provider.
+    ErsDefer,
+    /// A referral was cancelled.
+    ErsCancelReferral,
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 18] = [
+    const ALL: [AuditAction; 25] = [
         AuditAction::PdsRetrieve,
         AuditAction::PdsSearchResult,
         AuditAction::PdsCreate,
@@ -72,6 +86,13 @@ impl AuditAction {
         AuditAction::EpsNotDispensed,
         AuditAction::EpsWithdraw,
         AuditAction::EpsClaim,
+        AuditAction::ErsPublish,
+        AuditAction::ErsRefer,
+        AuditAction::ErsView,
+        AuditAction::ErsBook,
+        AuditAction::ErsCancelBooking,
+        AuditAction::ErsDefer,
+        AuditAction::ErsCancelReferral,
     ];
 
     fn code(self) -> u8 {
@@ -94,6 +115,13 @@ impl AuditAction {
             AuditAction::EpsNotDispensed => 16,
             AuditAction::EpsWithdraw => 17,
             AuditAction::EpsClaim => 18,
+            AuditAction::ErsPublish => 19,
+            AuditAction::ErsRefer => 20,
+            AuditAction::ErsView => 21,
+            AuditAction::ErsBook => 22,
+            AuditAction::ErsCancelBooking => 23,
+            AuditAction::ErsDefer => 24,
+            AuditAction::ErsCancelReferral => 25,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::pds::search::{self, DateRange, RESULTS_MAX, Score, SearchQuery};
 use crate::request::{ErrorCode, Operation, Refusal, Reply, Request, Response};
 use crate::shard::{self, ShardInput, ShardOutput};
 
-fn unexpected(output: &ShardOutput) -> Refusal {
+pub(super) fn unexpected(output: &ShardOutput) -> Refusal {
     Refusal::new(
         ErrorCode::ServiceUnavailable,
         format!("internal: unexpected shard answer {output:?}"),
@@ -52,6 +52,9 @@ impl EngineHandle {
                 let limit = *limit;
                 self.release_nominated(request, limit).await
             }
+            Operation::ErsSearchSlots { .. } => self.ers_search(request).await,
+            Operation::ErsBook { .. } => self.ers_book(request).await,
+            Operation::ErsUpdateReferral { .. } => self.ers_update_referral(request).await,
             _ => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
                 "internal: an operation without a patient was not routed",
@@ -101,13 +104,17 @@ impl EngineHandle {
     }
 
     /// Sends `input` to `shard` and waits for its output.
-    async fn call(&self, shard: usize, input: ShardInput) -> Result<ShardOutput, Refusal> {
+    pub(super) async fn call(
+        &self,
+        shard: usize,
+        input: ShardInput,
+    ) -> Result<ShardOutput, Refusal> {
         let answer = self.send(shard, input)?;
         Self::answer(shard, answer).await
     }
 
     /// Queues `input` on `shard` now; the receiver gets its output.
-    fn send(
+    pub(super) fn send(
         &self,
         shard: usize,
         input: ShardInput,
@@ -130,7 +137,7 @@ impl EngineHandle {
         }
     }
 
-    async fn answer(
+    pub(super) async fn answer(
         shard: usize,
         answer: oneshot::Receiver<ShardOutput>,
     ) -> Result<ShardOutput, Refusal> {
@@ -144,7 +151,7 @@ impl EngineHandle {
 
     /// Sends one input to each shard that `input` gives one for, all before waiting, and
     /// gathers the outputs in shard order.
-    async fn scatter(
+    pub(super) async fn scatter(
         &self,
         input: impl Fn(usize) -> Option<ShardInput>,
     ) -> Vec<(usize, Result<ShardOutput, Refusal>)> {

@@ -5,9 +5,11 @@
 //! - `config.rs`: the settings.
 //! - `shard_thread.rs`: a shard's thread and loop (turns, batches, answers after durability).
 //! - `coordinator.rs`: requests that span shards (create, search, alerts) and routing.
+//! - `ers.rs`: the e-Referral Service's: slot search, the booking's steps, and their repair.
 
 mod config;
 mod coordinator;
+mod ers;
 mod shard_thread;
 
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use crate::access::directory_file::{self, DirectoryFileError};
 use crate::shard::keys::ShardIndexes;
 use crate::shard::{ShardConfig, ShardError, ShardState};
 pub use config::EngineConfig;
+pub use ers::RepairReport;
 use shard_thread::{Envelope, LoopCounters, ShardLoop};
 
 /// Why the engine could not start.
@@ -191,11 +194,24 @@ impl Engine {
                 runtime,
             });
         }
+        let handle = EngineHandle {
+            shards: links.into(),
+            directory,
+        };
+        // Finish what a crash cut off between shards (bookings pending, slot releases owed).
+        // It runs beside new requests, which is safe: every step it replays is idempotent.
+        let repairer = handle.clone();
+        handle.runtime(0).spawn(async move {
+            match repairer.repair_referrals().await {
+                Ok(report) if report == RepairReport::default() => {}
+                Ok(report) => tracing::info!(?report, "e-RS bookings repaired"),
+                Err(refusal) => {
+                    tracing::warn!(%refusal, "e-RS repair stopped; a restart runs it again")
+                }
+            }
+        });
         Ok(Self {
-            handle: Some(EngineHandle {
-                shards: links.into(),
-                directory,
-            }),
+            handle: Some(handle),
             closing,
             threads,
             recoveries,

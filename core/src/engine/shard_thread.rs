@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use spine_storage::{AppendError, Log, Position};
 use tokio::sync::{Notify, oneshot};
 
-use crate::request::{ErrorCode, Refusal};
+use crate::request::{ErrorCode, Operation, Refusal};
 use crate::shard::{ShardInput, ShardOutput, ShardState};
 
 /// A request to a shard with where its answer goes.
@@ -64,14 +64,22 @@ pub(crate) struct ShardLoop {
 }
 
 /// Records an input may append, at most (its patient record, audit event, alert and outcome;
-/// or two per disclosed match).
+/// or two per disclosed match; and a publication's slots).
 fn records_bound(input: &ShardInput) -> usize {
     match input {
-        ShardInput::Execute(_) | ShardInput::Create { .. } => 4,
+        ShardInput::Execute(request) => match &request.operation {
+            Operation::ErsPublishSlots { slots, .. } => slots.len() + 4,
+            _ => 4,
+        },
+        ShardInput::Create { .. } | ShardInput::ErsReferral { .. } => 4,
+        ShardInput::ErsSlot(_) => 1,
         ShardInput::Disclose { matches, .. } => 2 * matches.len() + 1,
         ShardInput::Audit { .. } => 2,
         ShardInput::ReleaseNominated { limit, .. } => 2 * limit + 1,
-        ShardInput::LookupOutcome(_) | ShardInput::SearchLocal { .. } => 0,
+        ShardInput::LookupOutcome(_)
+        | ShardInput::SearchLocal { .. }
+        | ShardInput::ErsSearchLocal { .. }
+        | ShardInput::ErsRepairList { .. } => 0,
     }
 }
 
@@ -80,6 +88,10 @@ fn refused(input: &ShardInput, refusal: &Refusal) -> ShardOutput {
     match input {
         ShardInput::SearchLocal { .. } => ShardOutput::Candidates(Err(refusal.clone())),
         ShardInput::ReleaseNominated { .. } => ShardOutput::Released(Err(refusal.clone())),
+        ShardInput::ErsReferral { .. } => ShardOutput::ErsReferral(Err(refusal.clone())),
+        ShardInput::ErsSlot(_) => ShardOutput::ErsSlot(Err(refusal.clone())),
+        ShardInput::ErsSearchLocal { .. } => ShardOutput::FreeSlots(Err(refusal.clone())),
+        ShardInput::ErsRepairList { .. } => ShardOutput::ErsRepair(Err(refusal.clone())),
         _ => ShardOutput::Response(Err(refusal.clone())),
     }
 }
@@ -89,6 +101,10 @@ fn failed(output: &ShardOutput, refusal: &Refusal) -> ShardOutput {
     match output {
         ShardOutput::Candidates(_) => ShardOutput::Candidates(Err(refusal.clone())),
         ShardOutput::Released(_) => ShardOutput::Released(Err(refusal.clone())),
+        ShardOutput::ErsReferral(_) => ShardOutput::ErsReferral(Err(refusal.clone())),
+        ShardOutput::ErsSlot(_) => ShardOutput::ErsSlot(Err(refusal.clone())),
+        ShardOutput::FreeSlots(_) => ShardOutput::FreeSlots(Err(refusal.clone())),
+        ShardOutput::ErsRepair(_) => ShardOutput::ErsRepair(Err(refusal.clone())),
         ShardOutput::Outcome(_) | ShardOutput::Response(_) | ShardOutput::Audited => {
             ShardOutput::Response(Err(refusal.clone()))
         }

@@ -38,7 +38,10 @@
 //!   [`slot::release_slot`]).
 //! - [`referral`]: the referral, its states and its transitions.
 //! - [`refusal`]: why a step is refused, and the code for the wire.
+//! - [`operations`]: what requests carry (new slots and referrals, a referrer's changes) and
+//!   what a slot search returns.
 
+pub mod operations;
 pub mod referral;
 pub mod refusal;
 pub mod service;
@@ -47,6 +50,7 @@ pub mod ubrn;
 
 use serde::{Deserialize, Serialize};
 
+pub use operations::{FreeSlot, NewReferral, NewSlot, ReferralAction};
 pub use referral::{Booking, Priority, Referral, ReferralState};
 pub use refusal::{BookingRefusal, ErsErrorCode};
 pub use service::{ClinicType, Service, ServiceId, Specialty};
@@ -76,12 +80,12 @@ pub enum RecordError {
 }
 
 /// `value`'s bytes after `version`: the layout of every stored record.
-fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+pub(crate) fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
     postcard::to_extend(value, vec![version]).expect("postcard writes to a Vec without failing")
 }
 
 /// The value [`encode_record`] wrote with `version`, with no bytes left over.
-fn decode_record<T: for<'a> Deserialize<'a>>(
+pub(crate) fn decode_record<T: for<'a> Deserialize<'a>>(
     record: &'static str,
     version: u8,
     bytes: &[u8],

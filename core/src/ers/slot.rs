@@ -106,6 +106,27 @@ impl fmt::Display for SlotId {
     }
 }
 
+/// Slots one service can have published, in all: a slot's id is its service's id and its
+/// number within the service (24 bits), so a slot names its service and so its shard.
+pub const SLOTS_PER_SERVICE_MAX: u32 = 1 << 24;
+
+impl SlotId {
+    /// The id of the `number`th slot published for `service`.
+    pub fn of_service(service: ServiceId, number: u32) -> Self {
+        assert!(
+            number < SLOTS_PER_SERVICE_MAX,
+            "slot number {number} overflows its service's part of the id"
+        );
+        Self(u64::from(service.0) << 24 | u64::from(number))
+    }
+
+    /// The service whose slot this is, by the id's layout (an id published by this server
+    /// always names its own service; any other id finds no slot).
+    pub fn service(self) -> Option<ServiceId> {
+        u32::try_from(self.0 >> 24).ok().map(ServiceId)
+    }
+}
+
 /// When a slot starts: a date and the minutes since its midnight, ordered by time. Local time
 /// of the provider, as the schedule is published; there is no time zone arithmetic here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -132,6 +153,11 @@ impl SlotStart {
     /// Minutes since midnight.
     pub fn minute(self) -> u16 {
         self.minute
+    }
+
+    /// Days from 1970-01-01 to the date.
+    pub fn day_number(self) -> i64 {
+        day_number(self.date)
     }
 }
 
@@ -249,6 +275,16 @@ impl Slot {
         self.booking.is_none()
     }
 
+    /// The slot as a search offers it to anyone: without who holds it or last released it
+    /// (another patient's booking is not theirs to see).
+    pub fn offered(&self) -> Slot {
+        Slot {
+            booking: None,
+            released: None,
+            ..self.clone()
+        }
+    }
+
     /// The record's bytes in the log: a version byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
         encode_record(SLOT_ENCODING_VERSION, self)
@@ -343,7 +379,7 @@ pub struct SlotQuery {
 }
 
 /// Days from 1970-01-01 to `date` (negative before), by the proleptic Gregorian calendar.
-fn day_number(date: Date) -> i64 {
+pub fn day_number(date: Date) -> i64 {
     // Howard Hinnant's days_from_civil: years start in March, so the leap day comes last.
     let (year, month, day) = date.parts();
     let (month, day) = (i64::from(month), i64::from(day));

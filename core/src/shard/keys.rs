@@ -3,7 +3,10 @@
 
 use spine_storage::{Key, RecordView, SecondaryKey, SecondaryKeys};
 
+use sha2::{Digest, Sha256};
+
 use crate::eps::{Prescription, PrescriptionId, PrescriptionStatus};
+use crate::ers::{ServiceId, Slot, SlotId, SlotStart, Specialty, Ubrn};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::Patient;
 use crate::pds::search;
@@ -25,6 +28,15 @@ pub const KIND_SCR: u8 = 6;
 /// A prescription, keyed by [`prescription_key`]; indexed by nominated pharmacy while it waits
 /// to be dispensed.
 pub const KIND_PRESCRIPTION: u8 = 7;
+/// An e-RS service with its slot counter, keyed by [`service_key`] on the service's shard;
+/// indexed by specialty.
+pub const KIND_SERVICE: u8 = 8;
+/// An appointment slot, keyed by [`slot_key`] on its service's shard; indexed by service and
+/// start while free.
+pub const KIND_SLOT: u8 = 9;
+/// A referral with the slot releases it still owes, keyed by [`referral_key`] on its
+/// patient's shard; indexed while a booking is pending or a release owed.
+pub const KIND_REFERRAL: u8 = 10;
 
 const NAMESPACE_SHIFT: u32 = 56;
 const NAMESPACE_PATIENT: u64 = 1;
@@ -34,6 +46,9 @@ const NAMESPACE_OUTCOME: u64 = 4;
 const NAMESPACE_META: u64 = 5;
 const NAMESPACE_SCR: u64 = 6;
 const NAMESPACE_PRESCRIPTION: u64 = 7;
+const NAMESPACE_SERVICE: u64 = 8;
+const NAMESPACE_SLOT: u64 = 9;
+const NAMESPACE_REFERRAL: u64 = 10;
 
 fn namespaced(namespace: u64, value: u64) -> Key {
     assert!(
@@ -63,6 +78,22 @@ pub fn prescription_key(id: PrescriptionId) -> Key {
     namespaced(NAMESPACE_PRESCRIPTION, id.key_value())
 }
 
+/// The key of an e-RS service.
+pub fn service_key(service: ServiceId) -> Key {
+    namespaced(NAMESPACE_SERVICE, u64::from(service.0))
+}
+
+/// The key of a slot (an id this server published fits 56 bits; see [`SlotId::of_service`]).
+/// `None` for an id no published slot can have.
+pub fn slot_key(slot: SlotId) -> Option<Key> {
+    (slot.0 < 1 << NAMESPACE_SHIFT).then(|| namespaced(NAMESPACE_SLOT, slot.0))
+}
+
+/// The key of a referral.
+pub fn referral_key(ubrn: Ubrn) -> Key {
+    namespaced(NAMESPACE_REFERRAL, ubrn.value())
+}
+
 /// The key of the shard's `sequence`th alert.
 pub fn alert_key(sequence: u64) -> Key {
     namespaced(NAMESPACE_ALERT, sequence)
@@ -85,8 +116,49 @@ pub const INDEX_NAME_BIRTH: u8 = 0;
 pub const INDEX_ALERTS_BY_ORGANISATION: u8 = 1;
 /// Secondary index of prescriptions waiting (`0001`) for the pharmacy nominated, by its code.
 pub const INDEX_NOMINATED: u8 = 2;
+/// Secondary index of e-RS services by specialty ([`specialty_index_key`]).
+pub const INDEX_SERVICES_BY_SPECIALTY: u8 = 3;
+/// Secondary index of free slots by service and start ([`free_slot_index_key`]).
+pub const INDEX_FREE_SLOTS: u8 = 4;
+/// Secondary index of referrals with a booking pending or a slot release owed, all under
+/// [`REPAIR_INDEX_KEY`]: what a restart completes.
+pub const INDEX_REFERRALS_TO_REPAIR: u8 = 5;
 /// How many secondary indexes a shard's log has.
-pub const INDEX_COUNT: usize = 3;
+pub const INDEX_COUNT: usize = 6;
+
+/// The one key of [`INDEX_REFERRALS_TO_REPAIR`].
+pub const REPAIR_INDEX_KEY: &[u8] = &[1];
+
+/// The services index's key for a specialty: the first 8 bytes of its code's SHA-256 (codes
+/// run to 64 bytes, index keys to 15; a collision only costs reading a service that the
+/// search then checks and skips).
+pub fn specialty_index_key(specialty: &Specialty) -> [u8; 8] {
+    let digest = Sha256::digest(specialty.as_str().as_bytes());
+    digest[..8].try_into().expect("8 bytes")
+}
+
+/// The free slot index's key: the service id, the day (days since 1970, offset to sort
+/// unsigned) and the minute, big-endian so that keys sort by service, then time.
+pub fn free_slot_index_key(service: ServiceId, day: i64, minute: u16) -> [u8; 10] {
+    let day = u32::try_from(day + (1 << 31)).expect("slot dates lie within years 1000 to 2999");
+    let mut key = [0u8; 10];
+    key[..4].copy_from_slice(&service.0.to_be_bytes());
+    key[4..8].copy_from_slice(&day.to_be_bytes());
+    key[8..].copy_from_slice(&minute.to_be_bytes());
+    key
+}
+
+/// A key past every free slot index key of `service` (no day reaches `u32::MAX`).
+pub fn free_slot_index_end(service: ServiceId) -> [u8; 10] {
+    let mut key = [0xFF; 10];
+    key[..4].copy_from_slice(&service.0.to_be_bytes());
+    key
+}
+
+/// The free slot index's key for a slot's start.
+pub fn free_slot_key_of(service: ServiceId, start: SlotStart) -> [u8; 10] {
+    free_slot_index_key(service, start.day_number(), start.minute())
+}
 
 /// The alert index's key for an organisation: its code and a terminator, so that `Y9` does not
 /// find `Y90001`'s alerts.
@@ -135,6 +207,34 @@ pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
                 });
             }
         }
+        KIND_SERVICE => {
+            if let Ok(record) = super::ers::ServiceRecord::decode(payload) {
+                out.push(SecondaryKey {
+                    index: INDEX_SERVICES_BY_SPECIALTY,
+                    key: specialty_index_key(&record.service.specialty).to_vec(),
+                });
+            }
+        }
+        KIND_SLOT => {
+            if let Ok(slot) = Slot::decode(payload)
+                && slot.is_free()
+            {
+                out.push(SecondaryKey {
+                    index: INDEX_FREE_SLOTS,
+                    key: free_slot_key_of(slot.service(), slot.start()).to_vec(),
+                });
+            }
+        }
+        KIND_REFERRAL => {
+            if let Ok(record) = super::ers::ReferralRecord::decode(payload)
+                && record.needs_repair()
+            {
+                out.push(SecondaryKey {
+                    index: INDEX_REFERRALS_TO_REPAIR,
+                    key: REPAIR_INDEX_KEY.to_vec(),
+                });
+            }
+        }
         KIND_ALERT => {
             if let Some(organisation) = super::alerts::organisation_of(payload) {
                 out.push(SecondaryKey {
@@ -159,7 +259,12 @@ impl SecondaryKeys for ShardIndexes {
     fn may_have_keys(&self, key: u64) -> bool {
         matches!(
             key >> NAMESPACE_SHIFT,
-            NAMESPACE_PATIENT | NAMESPACE_ALERT | NAMESPACE_PRESCRIPTION
+            NAMESPACE_PATIENT
+                | NAMESPACE_ALERT
+                | NAMESPACE_PRESCRIPTION
+                | NAMESPACE_SERVICE
+                | NAMESPACE_SLOT
+                | NAMESPACE_REFERRAL
         )
     }
 

@@ -19,6 +19,8 @@
 //! - `pds.rs`: the PDS operations.
 //! - `scr.rs`: the Summary Care Record operations.
 //! - `eps.rs`: the Electronic Prescription Service's operations.
+//! - `ers.rs`: the e-Referral Service's: services, slots, referrals and each shard's side of a
+//!   booking.
 //! - `audit_queries.rs`: the audit trail of a patient and the alerts of an organisation.
 //! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts,
 //!   encoded as `versioned.rs` says.
@@ -26,6 +28,7 @@
 pub mod alerts;
 pub mod audit_queries;
 mod eps;
+pub mod ers;
 pub mod keys;
 pub mod meta;
 pub mod outcomes;
@@ -132,6 +135,27 @@ pub enum ShardInput {
         /// Prescriptions still wanted.
         limit: usize,
     },
+    /// One step of an e-RS booking or referral change, on the referral's shard.
+    ErsReferral {
+        /// The request (or, for a repair, the Spine's own stand-in for it).
+        request: Arc<Request>,
+        /// The referral.
+        ubrn: crate::ers::Ubrn,
+        /// The step.
+        step: ers::ReferralStep,
+    },
+    /// A decision on a slot, on its service's shard.
+    ErsSlot(ers::SlotStep),
+    /// The free slots here that a validated, authorised search finds.
+    ErsSearchLocal {
+        /// The search.
+        query: Arc<crate::ers::SlotQuery>,
+    },
+    /// Referrals here with a booking pending or a slot release owed, at most `limit`.
+    ErsRepairList {
+        /// Most to list.
+        limit: usize,
+    },
     /// Append an audit event for a request that disclosed no patient.
     Audit {
         /// The request.
@@ -156,6 +180,14 @@ pub enum ShardOutput {
     Audited,
     /// The prescriptions a `ReleaseNominated` released here.
     Released(Result<Vec<crate::eps::Prescription>, Refusal>),
+    /// The answer to an `ErsReferral` step.
+    ErsReferral(Result<ers::ReferralOutcome, Refusal>),
+    /// The answer to an `ErsSlot` step.
+    ErsSlot(Result<ers::SlotAnswer, Refusal>),
+    /// The answer to an `ErsSearchLocal`.
+    FreeSlots(Result<Vec<crate::ers::FreeSlot>, Refusal>),
+    /// The answer to an `ErsRepairList`.
+    ErsRepair(Result<Vec<ers::RepairItem>, Refusal>),
 }
 
 /// The result of one turn: records to append as one batch, and the outputs to release once it
@@ -454,6 +486,18 @@ impl<S: Store> Context<'_, S> {
             ShardInput::ReleaseNominated { request, limit } => {
                 ShardOutput::Released(self.eps_release_nominated(&request, limit))
             }
+            ShardInput::ErsReferral {
+                request,
+                ubrn,
+                step,
+            } => ShardOutput::ErsReferral(self.ers_referral_step(&request, ubrn, step)),
+            ShardInput::ErsSlot(step) => ShardOutput::ErsSlot(self.ers_slot_step(step)),
+            ShardInput::ErsSearchLocal { query } => {
+                ShardOutput::FreeSlots(self.ers_search_local(&query))
+            }
+            ShardInput::ErsRepairList { limit } => {
+                ShardOutput::ErsRepair(self.ers_repair_list(limit))
+            }
             ShardInput::Audit {
                 request,
                 action,
@@ -531,9 +575,25 @@ impl<S: Store> Context<'_, S> {
                 let outcome = self.eps_update(request, *id, action);
                 self.remember(request, outcome)
             }
-            EpsReleaseNominated { .. } => Err(Refusal::new(
+            ErsPublishService { service } => {
+                let outcome = self.ers_publish_service(request, service);
+                self.remember(request, outcome)
+            }
+            ErsPublishSlots { service, slots } => {
+                let outcome = self.ers_publish_slots(request, *service, slots);
+                self.remember(request, outcome)
+            }
+            ErsCreateReferral { referral } => {
+                let outcome = self.ers_create_referral(request, referral);
+                self.remember(request, outcome)
+            }
+            ErsRetrieveReferral { ubrn } => self.ers_retrieve_referral(request, *ubrn),
+            EpsReleaseNominated { .. }
+            | ErsSearchSlots { .. }
+            | ErsBook { .. }
+            | ErsUpdateReferral { .. } => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
-                "a nominated release spans shards: the engine coordinates it",
+                "the operation spans shards: the engine coordinates it",
             )),
             PdsCreate { .. } | PdsSearch { .. } => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
@@ -710,13 +770,15 @@ impl<S: Store> Context<'_, S> {
             )));
         }
         Some(match record.outcome {
-            Ok(written) => self.written_reply(written),
+            Ok(written) => self.written_reply(written, &request.operation),
             Err(refusal) => Err(refusal),
         })
     }
 
-    /// The reply a write gave, from the record it wrote (its kind says which reply).
-    fn written_reply(&self, written: Written) -> Response {
+    /// The reply a write gave, from the record it wrote (its kind says which reply; a
+    /// service's record answers a publication of slots with the slots it gave).
+    fn written_reply(&self, written: Written, operation: &crate::request::Operation) -> Response {
+        let publication = matches!(operation, crate::request::Operation::ErsPublishSlots { .. });
         let decode = |kind: u8, payload: &[u8]| -> Result<crate::request::Reply, String> {
             use crate::request::Reply;
             match kind {
@@ -728,6 +790,18 @@ impl<S: Store> Context<'_, S> {
                 }
                 keys::KIND_PRESCRIPTION => crate::eps::Prescription::decode(payload)
                     .map(Reply::Prescription)
+                    .map_err(|error| error.to_string()),
+                keys::KIND_REFERRAL => ers::ReferralRecord::decode(payload)
+                    .map(|record| Reply::Referral(record.referral))
+                    .map_err(|error| error.to_string()),
+                keys::KIND_SERVICE if publication => ers::ServiceRecord::decode(payload)
+                    .map_err(|error| error.to_string())
+                    .and_then(|record| {
+                        self.published_slots(&record)
+                            .map_err(|refusal| refusal.message)
+                    }),
+                keys::KIND_SERVICE => ers::ServiceRecord::decode(payload)
+                    .map(|record| Reply::Service(record.service))
                     .map_err(|error| error.to_string()),
                 other => Err(format!(
                     "a record of kind {other} is not one a write answers with"

@@ -230,6 +230,12 @@ mod tests {
                 "PRESCRIPTION_WITH_ANOTHER_DISPENSER",
             ),
             (ItemNotFound, "ITEM_NOT_FOUND"),
+            (ReferenceNotFound, "REFERENCE_NOT_FOUND"),
+            (InvalidRequestState, "INVALID_REQUEST_STATE"),
+            (SlotNotAvailable, "SLOT_NOT_AVAILABLE"),
+            (InappropriateSlot, "INAPPROPRIATE_SLOT"),
+            (SlotsCurrentlyAvailable, "SLOTS_CURRENTLY_AVAILABLE"),
+            (ServiceNotOnShortlist, "SERVICE_NOT_ON_SHORTLIST"),
         ];
         assert_eq!(
             table.len(),
