@@ -44,11 +44,14 @@ pub enum Op {
     /// A prescription's journey: the GP issues it, the pharmacy releases, dispenses and claims
     /// it (four requests).
     EpsPrescription,
+    /// A referral's booking: the GP refers, searches free slots and books one (trying another
+    /// when a concurrent booking took it), or defers to the provider when none is free.
+    ErsBooking,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::Retrieve,
         Op::SearchExact,
         Op::SearchFuzzy,
@@ -60,6 +63,7 @@ impl Op {
         Op::ScrView,
         Op::ScrUpdate,
         Op::EpsPrescription,
+        Op::ErsBooking,
     ];
 
     /// The operation's name in reports and mix files.
@@ -76,6 +80,7 @@ impl Op {
             Op::ScrView => "scr_view",
             Op::ScrUpdate => "scr_update",
             Op::EpsPrescription => "eps_prescription",
+            Op::ErsBooking => "ers_booking",
         }
     }
 }
@@ -103,7 +108,7 @@ impl Mix {
     /// and deaths in proportion to their published daily counts.
     pub fn national() -> Self {
         Self::new(vec![
-            (Op::Retrieve, 0.555),
+            (Op::Retrieve, 0.553),
             (Op::SearchExact, 0.20),
             (Op::SearchFuzzy, 0.03),
             (Op::Update, 0.12),
@@ -114,6 +119,7 @@ impl Mix {
             (Op::ScrView, 0.02),
             (Op::ScrUpdate, 0.005),
             (Op::EpsPrescription, 0.04),
+            (Op::ErsBooking, 0.002),
         ])
         .expect("the national mix is valid")
     }

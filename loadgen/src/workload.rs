@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use spine_core::NhsNumber;
 use spine_core::access::directory_file::demo_ids;
 use spine_core::eps::{EpsAction, NewLineItem, NewPrescription};
+use spine_core::ers::{
+    NewReferral, NewSlot, Priority, ReferralAction, Service, ServiceId, SlotQuery, SlotStart,
+};
 use spine_core::pds::patient::{Death, DeathNotificationStatus, Patient};
 use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbers, patient_at};
 use spine_core::pds::values::OdsCode;
@@ -24,6 +27,14 @@ use crate::model::Op;
 
 /// Patients every contended update picks from.
 pub const HOT_PATIENTS: usize = 8;
+/// Bookable services (one hospital's cardiology clinics), every referral's shortlist.
+pub const ERS_SERVICES: u32 = 10;
+/// Slots a service publishes at most: 28 days of 40 fifteen-minute slots (08:00–18:00).
+const SLOTS_PER_SERVICE_MAX: usize = 28 * 40;
+/// Free slots a booking's search asks for; the patient picks one of them.
+const SLOTS_OFFERED: u32 = 5;
+/// Slots one booking tries before giving up (each taken by a concurrent booking).
+const BOOKING_ATTEMPTS_MAX: usize = 3;
 
 /// The population and the requests made of it.
 pub struct Workload {
@@ -53,6 +64,11 @@ fn pharmacist_request(operation: Operation) -> WireRequest {
         .expect("the demo directory holds the pharmacist")
 }
 
+fn appointments_request(operation: Operation) -> WireRequest {
+    WireRequest::as_demo_user(demo_ids::APPOINTMENTS_MANAGER, operation)
+        .expect("the demo directory holds the appointments manager")
+}
+
 fn privacy_officer_request(operation: Operation) -> WireRequest {
     WireRequest::as_demo_user(demo_ids::PRIVACY_OFFICER, operation)
         .expect("the demo directory holds the privacy officer")
@@ -74,7 +90,45 @@ fn expected(op: Op, code: ErrorCode) -> bool {
             // Patients without a summary (a tenth), and a practice's two updates crossing.
             | (Op::ScrView, ErrorCode::ResourceNotFound)
             | (Op::ScrUpdate, ErrorCode::ResourceVersionMismatch)
+            // Concurrent bookings of one slot: all but one are refused.
+            | (
+                Op::ErsBooking,
+                ErrorCode::SlotNotAvailable | ErrorCode::SlotsCurrentlyAvailable
+            )
     )
+}
+
+/// The `number`th bookable service.
+fn ers_service(number: u32) -> Service {
+    Service {
+        id: ServiceId(11_000 + number),
+        name: format!("City General Cardiology Clinic {}", number + 1),
+        provider: "Y9H01".parse().expect("demo hospital code"),
+        specialty: "CARDIOLOGY".parse().expect("a specialty code"),
+        clinic_type: "GENERAL".parse().expect("a clinic type code"),
+    }
+}
+
+/// The `n`th slot of a service: March 2031, 40 a day from 08:00, fifteen minutes each.
+fn ers_slot(n: usize) -> NewSlot {
+    let (day, of_day) = (n / 40 + 1, (n % 40) as u16);
+    let date = format!("2031-03-{day:02}").parse().expect("a March date");
+    NewSlot {
+        start: SlotStart::new(date, 8 * 60 + 15 * of_day).expect("within the day"),
+        duration_minutes: 15,
+    }
+}
+
+/// The search a booking makes: cardiology, all of the slots' month.
+fn ers_query() -> SlotQuery {
+    SlotQuery {
+        specialty: "CARDIOLOGY".parse().expect("a specialty code"),
+        clinic_type: None,
+        from: "2031-03-01".parse().expect("a date"),
+        to: "2031-03-28".parse().expect("a date"),
+        provider: None,
+        limit: SLOTS_OFFERED,
+    }
 }
 
 /// Whether patient `index` has a Summary Care Record loaded (nine in ten: 65 million SCRs
@@ -166,6 +220,34 @@ impl Workload {
                 content: summary(index, 0),
             })
         })
+    }
+
+    /// The requests publishing the bookable services and their slots: a twentieth of the
+    /// population in slots (at least 2,000), spread over the services.
+    pub fn ers_setup_requests(&self) -> Vec<WireRequest> {
+        let total = (self.numbers.len() / 20).max(2_000);
+        let per_service = total
+            .div_ceil(ERS_SERVICES as usize)
+            .min(SLOTS_PER_SERVICE_MAX);
+        let publication = spine_core::ers::operations::SLOTS_PER_PUBLICATION_MAX;
+        let mut requests = Vec::new();
+        for number in 0..ERS_SERVICES {
+            let service = ers_service(number);
+            let id = service.id;
+            requests.push(appointments_request(Operation::ErsPublishService {
+                service,
+            }));
+            for first in (0..per_service).step_by(publication) {
+                let slots = (first..per_service.min(first + publication))
+                    .map(ers_slot)
+                    .collect();
+                requests.push(appointments_request(Operation::ErsPublishSlots {
+                    service: id,
+                    slots,
+                }));
+            }
+        }
+        requests
     }
 
     /// Runs one `op` on `client`, choosing with `random`.
@@ -263,6 +345,72 @@ impl Workload {
                     .await
             }
             Op::EpsPrescription => self.prescription_journey(client, any(random)).await,
+            Op::ErsBooking => self.booking_journey(client, any(random), random).await,
+        }
+    }
+
+    /// Refers patient `index` to the cardiology services, searches free slots and books one
+    /// picked at random (another when a concurrent booking took it, up to three), or defers to
+    /// a provider when none is free.
+    async fn booking_journey(
+        &self,
+        client: &Client,
+        index: usize,
+        random: &mut SplitMix64,
+    ) -> Done {
+        let op = Op::ErsBooking;
+        let refer = gp_request(Operation::ErsCreateReferral {
+            referral: NewReferral {
+                patient: self.numbers[index],
+                specialty: "CARDIOLOGY".parse().expect("a specialty code"),
+                priority: Priority::Routine,
+                shortlist: (0..ERS_SERVICES).map(|n| ers_service(n).id).collect(),
+            },
+        });
+        let ubrn = match client.call(refer).await {
+            Ok(Ok(Reply::Referral(referral))) => referral.ubrn(),
+            other => return stopped(op, other, 1),
+        };
+        let search = gp_request(Operation::ErsSearchSlots { query: ers_query() });
+        let found = match client.call(search).await {
+            Ok(Ok(Reply::FreeSlots(found))) => found,
+            other => return stopped(op, other, 2),
+        };
+        let mut requests = 2;
+        if found.is_empty() {
+            let service = ers_service(random.below(u64::from(ERS_SERVICES)) as u32).id;
+            let defer = gp_request(Operation::ErsUpdateReferral {
+                ubrn,
+                action: ReferralAction::DeferToProvider { service },
+            });
+            let response = client.call(defer).await;
+            return Done {
+                outcome: outcome(op, response),
+                requests: requests + 1,
+            };
+        }
+        let first = random.below(found.len() as u64) as usize;
+        for attempt in 0..found.len().min(BOOKING_ATTEMPTS_MAX) {
+            let free = &found[(first + attempt) % found.len()];
+            requests += 1;
+            let book = gp_request(Operation::ErsBook {
+                ubrn,
+                slot: free.slot.id(),
+                service: free.service.id,
+            });
+            match client.call(book).await {
+                Ok(Err(refusal)) if refusal.code == ErrorCode::SlotNotAvailable => {}
+                response => {
+                    return Done {
+                        outcome: outcome(op, response),
+                        requests,
+                    };
+                }
+            }
+        }
+        Done {
+            outcome: Outcome::Expected(ErrorCode::SlotNotAvailable.as_str().to_owned()),
+            requests,
         }
     }
 
@@ -370,16 +518,19 @@ impl Workload {
 
 /// Why the population could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("loading patient {index}: {reason}")]
+#[error("loading {what} {index}: {reason}")]
 pub struct LoadError {
-    /// The patient.
+    /// What was being loaded: `patient`, or an `e-RS publication` of services and slots.
+    pub what: &'static str,
+    /// Which one.
     pub index: usize,
     /// The refusal or the connection's failure.
     pub reason: String,
 }
 
 /// Loads the population and their summaries over `clients`, 512 requests in flight, counting
-/// patients on `progress`; returns the requests sent. A patient or summary already there (from
+/// patients on `progress`, then publishes the bookable services and slots; returns the
+/// requests sent. A patient or summary already there (from
 /// an earlier run against the same server) counts as loaded.
 pub async fn load_population(
     workload: &Arc<Workload>,
@@ -403,7 +554,11 @@ pub async fn load_population(
                 if index >= workload.numbers.len() {
                     return Ok(());
                 }
-                let failed = |reason: String| LoadError { index, reason };
+                let failed = |reason: String| LoadError {
+                    what: "patient",
+                    index,
+                    reason,
+                };
                 let requests = [
                     Some(workload.load_request(index)),
                     workload.summary_request(index),
@@ -426,9 +581,25 @@ pub async fn load_population(
     }
     for task in tasks {
         task.await.map_err(|error| LoadError {
+            what: "patient",
             index: 0,
             reason: format!("a loading task panicked: {error}"),
         })??;
+    }
+    // The bookable services and their slots (published again by a later run: more slots).
+    let client = &clients[0];
+    for (index, request) in workload.ers_setup_requests().into_iter().enumerate() {
+        sent.fetch_add(1, Ordering::Relaxed);
+        let failed = |reason: String| LoadError {
+            what: "e-RS publication",
+            index,
+            reason,
+        };
+        match client.call(request).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(refusal)) => return Err(failed(refusal.to_string())),
+            Err(error) => return Err(failed(error.to_string())),
+        }
     }
     Ok(sent.load(Ordering::Relaxed))
 }
