@@ -76,6 +76,26 @@ pub fn engine_crash_config(dir: impl Into<PathBuf>) -> spine_core::engine::Engin
     config
 }
 
+/// Prints `ready`, then every line a crash test's child sends, flushing as they come, until
+/// every sender is gone (what [`killed::run_until_killed`] reads).
+pub fn print_lines(mut lines: tokio::sync::mpsc::Receiver<String>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::{BufWriter, Write};
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let write_error = "writing to stdout";
+    writeln!(out, "ready").context(write_error)?;
+    out.flush().context(write_error)?;
+    while let Some(line) = lines.blocking_recv() {
+        writeln!(out, "{line}").context(write_error)?;
+        while let Ok(line) = lines.try_recv() {
+            writeln!(out, "{line}").context(write_error)?;
+        }
+        out.flush().context(write_error)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,6 @@
 //! retrieve was answered (its audit event is durable). Any error ends the process with a
 //! message on stderr and a non-zero status.
 
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -75,7 +74,7 @@ fn main() -> Result<()> {
     let (lines, line_receiver) = mpsc::channel(LINE_QUEUE);
     let printer = std::thread::Builder::new()
         .name("line-printer".into())
-        .spawn(move || print_lines(line_receiver))
+        .spawn(move || spine_tests::print_lines(line_receiver))
         .context("starting the printer thread")?;
     let worked = runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
@@ -169,21 +168,4 @@ async fn work(
             other => bail!("update {nhs_number}: {other:?}"),
         }
     }
-}
-
-/// Prints `ready`, then every line, until every sender is gone.
-fn print_lines(mut lines: mpsc::Receiver<String>) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let write_error = "writing to stdout";
-    writeln!(out, "ready").context(write_error)?;
-    out.flush().context(write_error)?;
-    while let Some(line) = lines.blocking_recv() {
-        writeln!(out, "{line}").context(write_error)?;
-        while let Ok(line) = lines.try_recv() {
-            writeln!(out, "{line}").context(write_error)?;
-        }
-        out.flush().context(write_error)?;
-    }
-    Ok(())
 }
