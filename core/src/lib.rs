@@ -24,6 +24,7 @@ pub mod audit;
 pub mod engine;
 pub mod eps;
 pub mod ers;
+pub mod gp2gp;
 pub mod pds;
 pub mod request;
 pub mod scr;
