@@ -3,7 +3,8 @@
 //!
 //! Where things are:
 //! - [`engine`]: the running engine: pinned shard threads, their inboxes and loops, and the
-//!   coordination of requests that span shards (create, search, alerts).
+//!   coordination of requests that span shards (create, search, alerts, nominated release,
+//!   slot search and booking).
 //! - [`shard`]: one shard's logic as a sans-IO state machine over a [`shard::store::Store`]
 //!   (the log, or an in-memory model), with its record layout, idempotency and audit queries.
 //! - [`request`]: what callers send and get back, with the error codes.
@@ -17,6 +18,8 @@
 //!   booking between a slot's shard and a referral's.
 //! - [`eps`]: the Electronic Prescription Service: prescription ids, the record and its rules,
 //!   and the dispensing state machine.
+//! - [`gp2gp`]: GP2GP record transfers: chunks, the transfer record, its steps and the check of
+//!   the whole document.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;

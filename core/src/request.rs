@@ -14,6 +14,7 @@ use crate::ers::{
     BookingRefusal, ErsErrorCode, FreeSlot, NewReferral, NewSlot, Referral, ReferralAction,
     Service, ServiceId, Slot, SlotId, SlotQuery, Ubrn,
 };
+use crate::gp2gp::{Gp2gpErrorCode, Sha256Hash, Transfer, TransferId, TransferRefusal};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::{Death, Patient};
 use crate::pds::search::{Score, SearchQuery};
@@ -192,6 +193,60 @@ pub enum Operation {
         /// What to do.
         action: ReferralAction,
     },
+    /// Start sending a patient's GP record (the caller's practice, the previous one) to the
+    /// practice the patient is now registered at in PDS; the server allocates the transfer id.
+    Gp2gpStart {
+        /// Whose record.
+        patient: NhsNumber,
+        /// The document's size in bytes (1 byte to 100 MiB).
+        document_size: u64,
+        /// SHA-256 of the whole document.
+        document_sha256: Sha256Hash,
+    },
+    /// Upload one chunk (the sending practice); acknowledged once durable, and idempotent by
+    /// content (the same bytes again are accepted; other bytes refused).
+    Gp2gpSendChunk {
+        /// The transfer.
+        transfer: TransferId,
+        /// Which chunk (256 KiB each, the last may be shorter).
+        index: u32,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// A transfer's state and the chunks still missing (either practice): what a resume asks.
+    Gp2gpStatus {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// Download one chunk of a complete transfer (the receiving practice).
+    Gp2gpFetchChunk {
+        /// The transfer.
+        transfer: TransferId,
+        /// Which chunk.
+        index: u32,
+    },
+    /// Acknowledge delivery with the SHA-256 of the document reassembled (the receiving
+    /// practice); the first acknowledgement delivers, a repeat changes nothing.
+    Gp2gpAcknowledge {
+        /// The transfer.
+        transfer: TransferId,
+        /// SHA-256 of what was received.
+        document_sha256: Sha256Hash,
+    },
+    /// End a transfer before delivery (either practice).
+    Gp2gpCancel {
+        /// The transfer.
+        transfer: TransferId,
+    },
+}
+
+/// A transfer's state and the chunks the Spine does not hold yet (at most 400).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferStatus {
+    /// The transfer.
+    pub transfer: Transfer,
+    /// Chunk indexes still to upload, in order.
+    pub missing: Vec<u32>,
 }
 
 impl Operation {
@@ -210,6 +265,7 @@ impl Operation {
             | Operation::ScrSetPermission { nhs_number, .. } => Some(*nhs_number),
             Operation::EpsCreate { prescription } => Some(prescription.patient),
             Operation::ErsCreateReferral { referral } => Some(referral.patient),
+            Operation::Gp2gpStart { patient, .. } => Some(*patient),
             Operation::PdsCreate { .. }
             | Operation::PdsSearch { .. }
             | Operation::PrivacyAlerts { .. }
@@ -220,12 +276,18 @@ impl Operation {
             | Operation::ErsSearchSlots { .. }
             | Operation::ErsRetrieveReferral { .. }
             | Operation::ErsBook { .. }
-            | Operation::ErsUpdateReferral { .. } => None,
+            | Operation::ErsUpdateReferral { .. }
+            | Operation::Gp2gpSendChunk { .. }
+            | Operation::Gp2gpStatus { .. }
+            | Operation::Gp2gpFetchChunk { .. }
+            | Operation::Gp2gpAcknowledge { .. }
+            | Operation::Gp2gpCancel { .. } => None,
         }
     }
 
     /// The value whose home shard executes the operation whole: the patient's NHS number, a
-    /// prescription's key or a referral's UBRN (both allocated to live with their patient),
+    /// prescription's key, a referral's UBRN or a transfer's id (allocated to live with their
+    /// patient),
     /// or a service's id; `None` for operations that span shards.
     pub fn home_value(&self) -> Option<u64> {
         match self {
@@ -233,12 +295,17 @@ impl Operation {
             Operation::ErsRetrieveReferral { ubrn } => Some(ubrn.value()),
             Operation::ErsPublishService { service } => Some(service_home_value(service.id)),
             Operation::ErsPublishSlots { service, .. } => Some(service_home_value(*service)),
+            Operation::Gp2gpSendChunk { transfer, .. }
+            | Operation::Gp2gpStatus { transfer }
+            | Operation::Gp2gpFetchChunk { transfer, .. }
+            | Operation::Gp2gpAcknowledge { transfer, .. }
+            | Operation::Gp2gpCancel { transfer } => Some(transfer.get()),
             other => other.patient().map(NhsNumber::value),
         }
     }
 
     /// Every operation's name, in the order they are declared (metrics label by it).
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 28] = [
         "pds_create",
         "pds_load",
         "pds_retrieve",
@@ -261,6 +328,12 @@ impl Operation {
         "ers_retrieve_referral",
         "ers_book",
         "ers_update_referral",
+        "gp2gp_start",
+        "gp2gp_send_chunk",
+        "gp2gp_status",
+        "gp2gp_fetch_chunk",
+        "gp2gp_acknowledge",
+        "gp2gp_cancel",
     ];
 
     /// The operation's position in [`Operation::NAMES`].
@@ -288,6 +361,12 @@ impl Operation {
             Operation::ErsRetrieveReferral { .. } => 19,
             Operation::ErsBook { .. } => 20,
             Operation::ErsUpdateReferral { .. } => 21,
+            Operation::Gp2gpStart { .. } => 22,
+            Operation::Gp2gpSendChunk { .. } => 23,
+            Operation::Gp2gpStatus { .. } => 24,
+            Operation::Gp2gpFetchChunk { .. } => 25,
+            Operation::Gp2gpAcknowledge { .. } => 26,
+            Operation::Gp2gpCancel { .. } => 27,
         }
     }
 
@@ -296,7 +375,9 @@ impl Operation {
         Self::NAMES[self.index()]
     }
 
-    /// Whether the operation changes data (and so is made idempotent by its request id).
+    /// Whether the operation changes data and is made idempotent by its request id. GP2GP's
+    /// chunk uploads, acknowledgements and cancellations change data too, but are idempotent
+    /// by their content (a repeat is recognised as one), so they spend no outcome record.
     pub fn is_write(&self) -> bool {
         matches!(
             self,
@@ -313,6 +394,7 @@ impl Operation {
                 | Operation::ErsCreateReferral { .. }
                 | Operation::ErsBook { .. }
                 | Operation::ErsUpdateReferral { .. }
+                | Operation::Gp2gpStart { .. }
         )
     }
 }
@@ -357,6 +439,15 @@ pub enum Reply {
     FreeSlots(Vec<FreeSlot>),
     /// A referral (created, read, booked or changed).
     Referral(Referral),
+    /// A GP2GP transfer and the chunks it still needs.
+    Transfer(TransferStatus),
+    /// One chunk of a transfer's document.
+    Chunk {
+        /// Which.
+        index: u32,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
 }
 
 /// The error codes a refusal carries (PDS codes where the specification has one).
@@ -404,7 +495,7 @@ pub enum ErrorCode {
     PrescriptionWithAnotherDispenser,
     /// A dispense notification names an item the prescription does not have.
     ItemNotFound,
-    /// No referral, slot or service has that id.
+    /// No referral, slot, service or GP2GP transfer has that id.
     ReferenceNotFound,
     /// The referral's state does not allow the step (booking a cancelled referral, say).
     InvalidRequestState,
@@ -416,11 +507,17 @@ pub enum ErrorCode {
     SlotsCurrentlyAvailable,
     /// The service is not on the referral's shortlist.
     ServiceNotOnShortlist,
+    /// Different bytes for a GP2GP chunk the Spine already holds.
+    ChunkConflict,
+    /// A GP2GP step that needs every chunk before all are held.
+    DocumentIncomplete,
+    /// The chunks, or what the receiver reassembled, are not the declared document.
+    DocumentHashMismatch,
 }
 
 impl ErrorCode {
     /// Every code, in the order they are declared (their index on the wire).
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::AccessDenied,
         ErrorCode::ResourceNotFound,
         ErrorCode::ResourceVersionMismatch,
@@ -448,6 +545,9 @@ impl ErrorCode {
         ErrorCode::InappropriateSlot,
         ErrorCode::SlotsCurrentlyAvailable,
         ErrorCode::ServiceNotOnShortlist,
+        ErrorCode::ChunkConflict,
+        ErrorCode::DocumentIncomplete,
+        ErrorCode::DocumentHashMismatch,
     ];
 
     /// The code as it is written on the wire and in audit events.
@@ -482,6 +582,9 @@ impl ErrorCode {
             ErrorCode::InappropriateSlot => "INAPPROPRIATE_SLOT",
             ErrorCode::SlotsCurrentlyAvailable => "SLOTS_CURRENTLY_AVAILABLE",
             ErrorCode::ServiceNotOnShortlist => "SERVICE_NOT_ON_SHORTLIST",
+            ErrorCode::ChunkConflict => "CHUNK_CONFLICT",
+            ErrorCode::DocumentIncomplete => "DOCUMENT_INCOMPLETE",
+            ErrorCode::DocumentHashMismatch => "DOCUMENT_HASH_MISMATCH",
         }
     }
 }
@@ -530,6 +633,28 @@ impl From<BookingRefusal> for Refusal {
             ErsErrorCode::InappropriateSlot => ErrorCode::InappropriateSlot,
             ErsErrorCode::SlotsCurrentlyAvailable => ErrorCode::SlotsCurrentlyAvailable,
             ErsErrorCode::ServiceNotOnShortlist => ErrorCode::ServiceNotOnShortlist,
+        };
+        Refusal::new(code, refusal)
+    }
+}
+
+/// A transfer step's refusal as the wire carries it.
+impl From<TransferRefusal> for Refusal {
+    fn from(refusal: TransferRefusal) -> Self {
+        let code = match refusal.code() {
+            Gp2gpErrorCode::InvalidValue
+            | Gp2gpErrorCode::DocumentEmpty
+            | Gp2gpErrorCode::DocumentTooLarge
+            | Gp2gpErrorCode::SamePractice
+            | Gp2gpErrorCode::ChunkIndexOutOfRange
+            | Gp2gpErrorCode::ChunkLengthMismatch => ErrorCode::InvalidValue,
+            Gp2gpErrorCode::NotParticipant => ErrorCode::AccessDenied,
+            Gp2gpErrorCode::InvalidState | Gp2gpErrorCode::TransferNotIdle => {
+                ErrorCode::InvalidRequestState
+            }
+            Gp2gpErrorCode::ChunkConflict => ErrorCode::ChunkConflict,
+            Gp2gpErrorCode::DocumentIncomplete => ErrorCode::DocumentIncomplete,
+            Gp2gpErrorCode::DocumentHashMismatch => ErrorCode::DocumentHashMismatch,
         };
         Refusal::new(code, refusal)
     }

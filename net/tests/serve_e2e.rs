@@ -1,6 +1,7 @@
 //! End to end: the real `spine serve` process on a free port, driven over TLS by the client and
 //! by raw connections: PDS operations, restricted records, refused certificates, bad frames,
-//! graceful shutdown, and a SIGKILL under write load followed by a restart.
+//! graceful shutdown, a SIGKILL under write load followed by a restart, the clinical services
+//! over both transports, and a GP2GP transfer cut by SIGKILLs that completes byte-identical.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
@@ -999,5 +1000,218 @@ fn clinical_services_are_served_over_both_transports() {
         assert_eq!(booked.state(), &ReferralState::Booked);
         let second = tls.call(book()).await.unwrap().unwrap_err();
         assert_eq!(second.code, ErrorCode::SlotNotAvailable, "{second}");
+    });
+}
+
+/// A deterministic pseudo-random document of `size` bytes (incompressible, so every chunk
+/// differs).
+fn gp_record(size: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn transfer_status(response: Response) -> spine_core::request::TransferStatus {
+    match response {
+        Ok(Reply::Transfer(status)) => status,
+        other => panic!("expected a transfer, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_gp2gp_transfer_cut_by_sigkills_completes_after_restarts_byte_identical() {
+    use spine_core::gp2gp::{CHUNK_BYTES, Sha256Hash, TransferState, chunk_count};
+    // Not a whole number of chunks, so the short last chunk is exercised.
+    let document = Arc::new(gp_record(24 * CHUNK_BYTES as usize + 12_345));
+    let chunks = chunk_count(document.len() as u64);
+    let digest = Sha256Hash::of(&document);
+    let dir = tempfile::tempdir().unwrap();
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let mut person = Population::new(31).next().unwrap();
+    // The patient has moved to Hillview; Riverside (the demo GP's) sends the record.
+    person.general_practitioner = Some("Y90002".parse().unwrap());
+    let chunk_of = {
+        let document = Arc::clone(&document);
+        move |index: u32| {
+            let start = index as usize * CHUNK_BYTES as usize;
+            document[start..document.len().min(start + CHUNK_BYTES as usize)].to_vec()
+        }
+    };
+
+    // Start, then upload with eight chunks in flight until a SIGKILL cuts the uploads off.
+    let spine = Spine::start(dir.path());
+    let (transfer, acknowledged) = runtime().block_on(async {
+        let client = connect(spine.addr, &demo).await.unwrap();
+        load(&client, &person).await;
+        let started = transfer_status(
+            client
+                .call(request(Operation::Gp2gpStart {
+                    patient: person.nhs_number,
+                    document_size: document.len() as u64,
+                    document_sha256: digest,
+                }))
+                .await
+                .unwrap(),
+        );
+        let transfer = started.transfer.id();
+        assert_eq!(started.missing.len() as u32, chunks);
+        let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let mut senders = Vec::new();
+        for _ in 0..8 {
+            let (client, acknowledged, next) =
+                (client.clone(), Arc::clone(&acknowledged), Arc::clone(&next));
+            let chunk_of = chunk_of.clone();
+            senders.push(tokio::spawn(async move {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if index >= chunks {
+                        return;
+                    }
+                    let send = request(Operation::Gp2gpSendChunk {
+                        transfer,
+                        index,
+                        bytes: chunk_of(index),
+                    });
+                    match client.call(send).await {
+                        Ok(Ok(_)) => acknowledged.lock().unwrap().push(index),
+                        // The kill ends the run.
+                        _ => return,
+                    }
+                }
+            }));
+        }
+        while acknowledged.lock().unwrap().len() < chunks as usize / 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        spine.signal("KILL");
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        let acknowledged = acknowledged.lock().unwrap().clone();
+        (transfer, acknowledged)
+    });
+    drop(spine);
+    assert!(
+        (acknowledged.len() as u32) < chunks,
+        "the kill came after every upload"
+    );
+
+    // After the restart: no acknowledged chunk is missing; resume with what is.
+    let spine = Spine::start(dir.path());
+    runtime().block_on(async {
+        let client = connect(spine.addr, &demo).await.unwrap();
+        let status = transfer_status(
+            client
+                .call(request(Operation::Gp2gpStatus { transfer }))
+                .await
+                .unwrap(),
+        );
+        for index in &acknowledged {
+            assert!(
+                !status.missing.contains(index),
+                "acknowledged chunk {index} was lost"
+            );
+        }
+        // A resend of a held chunk is recognised; other bytes for it are refused.
+        let resent = request(Operation::Gp2gpSendChunk {
+            transfer,
+            index: acknowledged[0],
+            bytes: chunk_of(acknowledged[0]),
+        });
+        transfer_status(client.call(resent).await.unwrap());
+        let mut other = chunk_of(acknowledged[0]);
+        other[0] ^= 1;
+        let conflict = request(Operation::Gp2gpSendChunk {
+            transfer,
+            index: acknowledged[0],
+            bytes: other,
+        });
+        let refused = client.call(conflict).await.unwrap().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::ChunkConflict, "{refused}");
+        let mut last = status;
+        for index in last.missing.clone() {
+            let send = request(Operation::Gp2gpSendChunk {
+                transfer,
+                index,
+                bytes: chunk_of(index),
+            });
+            last = transfer_status(client.call(send).await.unwrap());
+        }
+        assert_eq!(last.transfer.state(), TransferState::Complete);
+        assert!(last.missing.is_empty());
+    });
+    // Killed again between completion and delivery: the completion is durable.
+    spine.signal("KILL");
+    drop(spine);
+
+    // The new practice downloads over QUIC, reassembles, acknowledges once.
+    let spine = Spine::start(dir.path());
+    runtime().block_on(async {
+        let config = Arc::new(tls_client_config(&demo).unwrap());
+        let quic = Client::connect(Transport::Quic, spine.quic, "localhost", config)
+            .await
+            .unwrap();
+        let hillview = |operation| WireRequest::as_demo_user(demo_ids::SECOND_GP, operation);
+        let mut received = Vec::with_capacity(document.len());
+        for index in 0..chunks {
+            let fetch = hillview(Operation::Gp2gpFetchChunk { transfer, index }).unwrap();
+            match quic.call(fetch).await.unwrap() {
+                Ok(Reply::Chunk { index: got, bytes }) => {
+                    assert_eq!(got, index);
+                    received.extend_from_slice(&bytes);
+                }
+                other => panic!("chunk {index}: {other:?}"),
+            }
+        }
+        assert!(received == *document, "the record arrived changed");
+        let acknowledge = || {
+            hillview(Operation::Gp2gpAcknowledge {
+                transfer,
+                document_sha256: Sha256Hash::of(&received),
+            })
+            .unwrap()
+        };
+        let delivered = transfer_status(quic.call(acknowledge()).await.unwrap());
+        assert_eq!(delivered.transfer.state(), TransferState::Delivered);
+        let again = transfer_status(quic.call(acknowledge()).await.unwrap());
+        assert_eq!(again.transfer, delivered.transfer, "delivered exactly once");
+        let late = hillview(Operation::Gp2gpFetchChunk { transfer, index: 0 }).unwrap();
+        let refused = quic.call(late).await.unwrap().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::InvalidRequestState, "{refused}");
+        // The sending practice may not download.
+        let riverside = request(Operation::Gp2gpFetchChunk { transfer, index: 0 });
+        let refused = quic.call(riverside).await.unwrap().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::AccessDenied, "{refused}");
+
+        // Audited: the start, the completion, each download and the delivery.
+        let trail = WireRequest::as_demo_user(
+            demo_ids::PRIVACY_OFFICER,
+            Operation::AuditTrail {
+                nhs_number: person.nhs_number,
+                limit: 1_000,
+            },
+        )
+        .unwrap();
+        let Ok(Reply::AuditEvents(events)) = quic.call(trail).await.unwrap() else {
+            panic!("no trail");
+        };
+        use spine_core::audit::event::{AuditAction, AuditOutcome};
+        let count = |action: AuditAction| {
+            events
+                .iter()
+                .filter(|event| event.action == action && event.outcome == AuditOutcome::Allowed)
+                .count()
+        };
+        assert_eq!(count(AuditAction::Gp2gpStart), 1);
+        assert_eq!(count(AuditAction::Gp2gpComplete), 1);
+        assert_eq!(count(AuditAction::Gp2gpFetch), chunks as usize);
+        assert_eq!(count(AuditAction::Gp2gpDeliver), 1);
     });
 }

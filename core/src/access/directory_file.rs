@@ -119,7 +119,7 @@ pub mod demo_ids {
     use uuid::Uuid;
 
     /// Dr Asha Patel, GP at Riverside Surgery (every PDS activity; SCR view and update;
-    /// prescribing; e-RS referrals).
+    /// prescribing; e-RS referrals; GP2GP).
     pub const GP: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0001);
     /// Tom Reed, receptionist at Riverside Surgery (retrieve, search, register).
     pub const RECEPTIONIST: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0002);
@@ -136,6 +136,8 @@ pub mod demo_ids {
     /// and slots).
     pub const APPOINTMENTS_MANAGER: Uuid =
         Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0007);
+    /// Dr Ben Carter, GP at Hillview Medical Centre (retrieve and update; GP2GP).
+    pub const SECOND_GP: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0008);
     /// The demo supplier system's ASID.
     pub const SYSTEM_ASID: u64 = 200_000_000_001;
 }
@@ -151,6 +153,7 @@ pub fn demo_caller(user: Uuid) -> Caller {
         demo_ids::PHARMACIST => "pharmacist-high-street",
         demo_ids::SECOND_PHARMACIST => "pharmacist-station-road",
         demo_ids::APPOINTMENTS_MANAGER => "appointments-city-general",
+        demo_ids::SECOND_GP => "gp-hillview",
         _ => "not-a-demo-user",
     };
     Caller {
@@ -162,8 +165,8 @@ pub fn demo_caller(user: Uuid) -> Caller {
 }
 
 /// A small, realistic directory: two GP practices, a hospital and two pharmacies; a GP, a
-/// receptionist, a hospital doctor, a privacy officer, two pharmacists and the hospital's
-/// appointments manager; and one supplier
+/// receptionist, a hospital doctor, a privacy officer, two pharmacists, the hospital's
+/// appointments manager and a GP at the second practice; and one supplier
 /// system allowed everything.
 pub fn demo() -> Directory {
     use Activity::*;
@@ -219,6 +222,7 @@ pub fn demo() -> Directory {
                     ScrUpdate,
                     EpsPrescribe,
                     ErsRefer,
+                    Gp2gp,
                 ],
             )],
         ),
@@ -286,6 +290,16 @@ pub fn demo() -> Directory {
                 "Appointments Manager",
                 "Y9H01",
                 vec![ErsProvide],
+            )],
+        ),
+        user(
+            demo_ids::SECOND_GP,
+            "Dr Ben Carter",
+            vec![profile(
+                "gp-hillview",
+                "General Medical Practitioner",
+                "Y90002",
+                vec![PdsRetrieve, PdsUpdate, Gp2gp],
             )],
         ),
     ];

@@ -49,11 +49,13 @@ pub enum Activity {
     ErsRefer,
     /// Publish e-RS services and their appointment slots (providers).
     ErsProvide,
+    /// Send a patient's GP record to their new practice, and receive one (GP practices).
+    Gp2gp,
 }
 
 impl Activity {
     /// Every activity.
-    pub const ALL: [Activity; 12] = [
+    pub const ALL: [Activity; 13] = [
         Activity::PdsRetrieve,
         Activity::PdsSearch,
         Activity::PdsCreate,
@@ -66,6 +68,7 @@ impl Activity {
         Activity::EpsDispense,
         Activity::ErsRefer,
         Activity::ErsProvide,
+        Activity::Gp2gp,
     ];
 
     /// The activity's name as the directory file spells it.
@@ -83,6 +86,7 @@ impl Activity {
             Activity::EpsDispense => "eps-dispense",
             Activity::ErsRefer => "ers-refer",
             Activity::ErsProvide => "ers-provide",
+            Activity::Gp2gp => "gp2gp",
         }
     }
 }

@@ -64,10 +64,20 @@ pub enum AuditAction {
     ErsDefer,
     /// A referral was cancelled.
     ErsCancelReferral,
+    /// A GP2GP transfer of a patient's record was started.
+    Gp2gpStart,
+    /// A transfer's document was complete and checked (or failed its check).
+    Gp2gpComplete,
+    /// The receiving practice downloaded a chunk of a patient's record.
+    Gp2gpFetch,
+    /// The receiving practice acknowledged delivery.
+    Gp2gpDeliver,
+    /// A transfer was cancelled.
+    Gp2gpCancel,
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 25] = [
+    const ALL: [AuditAction; 30] = [
         AuditAction::PdsRetrieve,
         AuditAction::PdsSearchResult,
         AuditAction::PdsCreate,
@@ -93,6 +103,11 @@ impl AuditAction {
         AuditAction::ErsCancelBooking,
         AuditAction::ErsDefer,
         AuditAction::ErsCancelReferral,
+        AuditAction::Gp2gpStart,
+        AuditAction::Gp2gpComplete,
+        AuditAction::Gp2gpFetch,
+        AuditAction::Gp2gpDeliver,
+        AuditAction::Gp2gpCancel,
     ];
 
     fn code(self) -> u8 {
@@ -122,6 +137,11 @@ impl AuditAction {
             AuditAction::ErsCancelBooking => 23,
             AuditAction::ErsDefer => 24,
             AuditAction::ErsCancelReferral => 25,
+            AuditAction::Gp2gpStart => 26,
+            AuditAction::Gp2gpComplete => 27,
+            AuditAction::Gp2gpFetch => 28,
+            AuditAction::Gp2gpDeliver => 29,
+            AuditAction::Gp2gpCancel => 30,
         }
     }
 

@@ -69,6 +69,8 @@ fn records_bound(input: &ShardInput) -> usize {
     match input {
         ShardInput::Execute(request) => match &request.operation {
             Operation::ErsPublishSlots { slots, .. } => slots.len() + 4,
+            // A chunk and its transfer, and a completion's event and transfer.
+            Operation::Gp2gpSendChunk { .. } => 6,
             _ => 4,
         },
         ShardInput::Create { .. } | ShardInput::ErsReferral { .. } => 4,

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::eps::{Prescription, PrescriptionId, PrescriptionStatus};
 use crate::ers::{ServiceId, Slot, SlotId, SlotStart, Specialty, Ubrn};
+use crate::gp2gp::{TransferId, chunk_key_value};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::Patient;
 use crate::pds::search;
@@ -37,6 +38,10 @@ pub const KIND_SLOT: u8 = 9;
 /// A referral with the slot releases it still owes, keyed by [`referral_key`] on its
 /// patient's shard; indexed while a booking is pending or a release owed.
 pub const KIND_REFERRAL: u8 = 10;
+/// A GP2GP transfer, keyed by [`transfer_key`] on its patient's shard (the id is allocated so).
+pub const KIND_TRANSFER: u8 = 11;
+/// One chunk of a transfer's document (its bytes), keyed by [`chunk_key`].
+pub const KIND_CHUNK: u8 = 12;
 
 const NAMESPACE_SHIFT: u32 = 56;
 const NAMESPACE_PATIENT: u64 = 1;
@@ -49,6 +54,8 @@ const NAMESPACE_PRESCRIPTION: u64 = 7;
 const NAMESPACE_SERVICE: u64 = 8;
 const NAMESPACE_SLOT: u64 = 9;
 const NAMESPACE_REFERRAL: u64 = 10;
+const NAMESPACE_TRANSFER: u64 = 11;
+const NAMESPACE_CHUNK: u64 = 12;
 
 fn namespaced(namespace: u64, value: u64) -> Key {
     assert!(
@@ -92,6 +99,16 @@ pub fn slot_key(slot: SlotId) -> Option<Key> {
 /// The key of a referral.
 pub fn referral_key(ubrn: Ubrn) -> Key {
     namespaced(NAMESPACE_REFERRAL, ubrn.value())
+}
+
+/// The key of a GP2GP transfer.
+pub fn transfer_key(transfer: TransferId) -> Key {
+    namespaced(NAMESPACE_TRANSFER, transfer.get())
+}
+
+/// The key of one chunk of a transfer's document.
+pub fn chunk_key(transfer: TransferId, index: u32) -> Key {
+    namespaced(NAMESPACE_CHUNK, chunk_key_value(transfer, index))
 }
 
 /// The key of the shard's `sequence`th alert.

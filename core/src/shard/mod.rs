@@ -21,6 +21,7 @@
 //! - `eps.rs`: the Electronic Prescription Service's operations.
 //! - `ers.rs`: the e-Referral Service's: services, slots, referrals and each shard's side of a
 //!   booking.
+//! - `gp2gp.rs`: GP2GP record transfers: chunks uploaded, checked, downloaded, delivered.
 //! - `audit_queries.rs`: the audit trail of a patient and the alerts of an organisation.
 //! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts,
 //!   encoded as `versioned.rs` says.
@@ -29,6 +30,7 @@ pub mod alerts;
 pub mod audit_queries;
 mod eps;
 pub mod ers;
+mod gp2gp;
 pub mod keys;
 pub mod meta;
 pub mod outcomes;
@@ -588,6 +590,28 @@ impl<S: Store> Context<'_, S> {
                 self.remember(request, outcome)
             }
             ErsRetrieveReferral { ubrn } => self.ers_retrieve_referral(request, *ubrn),
+            Gp2gpStart {
+                patient,
+                document_size,
+                document_sha256,
+            } => {
+                let outcome = self.gp2gp_start(request, *patient, *document_size, *document_sha256);
+                self.remember(request, outcome)
+            }
+            Gp2gpSendChunk {
+                transfer,
+                index,
+                bytes,
+            } => self.gp2gp_send_chunk(request, *transfer, *index, bytes),
+            Gp2gpStatus { transfer } => self.gp2gp_status(request, *transfer),
+            Gp2gpFetchChunk { transfer, index } => {
+                self.gp2gp_fetch_chunk(request, *transfer, *index)
+            }
+            Gp2gpAcknowledge {
+                transfer,
+                document_sha256,
+            } => self.gp2gp_acknowledge(request, *transfer, *document_sha256),
+            Gp2gpCancel { transfer } => self.gp2gp_cancel(request, *transfer),
             EpsReleaseNominated { .. }
             | ErsSearchSlots { .. }
             | ErsBook { .. }
@@ -800,6 +824,9 @@ impl<S: Store> Context<'_, S> {
                         self.published_slots(&record)
                             .map_err(|refusal| refusal.message)
                     }),
+                keys::KIND_TRANSFER => crate::gp2gp::Transfer::decode(payload)
+                    .map(|transfer| gp2gp::status_reply(&transfer))
+                    .map_err(|error| error.to_string()),
                 keys::KIND_SERVICE => ers::ServiceRecord::decode(payload)
                     .map(|record| Reply::Service(record.service))
                     .map_err(|error| error.to_string()),

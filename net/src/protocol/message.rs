@@ -236,6 +236,9 @@ mod tests {
             (InappropriateSlot, "INAPPROPRIATE_SLOT"),
             (SlotsCurrentlyAvailable, "SLOTS_CURRENTLY_AVAILABLE"),
             (ServiceNotOnShortlist, "SERVICE_NOT_ON_SHORTLIST"),
+            (ChunkConflict, "CHUNK_CONFLICT"),
+            (DocumentIncomplete, "DOCUMENT_INCOMPLETE"),
+            (DocumentHashMismatch, "DOCUMENT_HASH_MISMATCH"),
         ];
         assert_eq!(
             table.len(),
