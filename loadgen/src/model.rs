@@ -47,11 +47,14 @@ pub enum Op {
     /// A referral's booking: the GP refers, searches free slots and books one (trying another
     /// when a concurrent booking took it), or defers to the provider when none is free.
     ErsBooking,
+    /// A GP2GP transfer of a 1 MiB record: the previous practice starts it and uploads four
+    /// chunks, the new practice downloads them and acknowledges delivery (ten requests).
+    Gp2gpTransfer,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 13] = [
         Op::Retrieve,
         Op::SearchExact,
         Op::SearchFuzzy,
@@ -64,6 +67,7 @@ impl Op {
         Op::ScrUpdate,
         Op::EpsPrescription,
         Op::ErsBooking,
+        Op::Gp2gpTransfer,
     ];
 
     /// The operation's name in reports and mix files.
@@ -81,6 +85,7 @@ impl Op {
             Op::ScrUpdate => "scr_update",
             Op::EpsPrescription => "eps_prescription",
             Op::ErsBooking => "ers_booking",
+            Op::Gp2gpTransfer => "gp2gp_transfer",
         }
     }
 }
@@ -108,7 +113,7 @@ impl Mix {
     /// and deaths in proportion to their published daily counts.
     pub fn national() -> Self {
         Self::new(vec![
-            (Op::Retrieve, 0.553),
+            (Op::Retrieve, 0.5525),
             (Op::SearchExact, 0.20),
             (Op::SearchFuzzy, 0.03),
             (Op::Update, 0.12),
@@ -120,6 +125,7 @@ impl Mix {
             (Op::ScrUpdate, 0.005),
             (Op::EpsPrescription, 0.04),
             (Op::ErsBooking, 0.002),
+            (Op::Gp2gpTransfer, 0.0005),
         ])
         .expect("the national mix is valid")
     }

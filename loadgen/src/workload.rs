@@ -35,6 +35,8 @@ const SLOTS_PER_SERVICE_MAX: usize = 28 * 40;
 const SLOTS_OFFERED: u32 = 5;
 /// Slots one booking tries before giving up (each taken by a concurrent booking).
 const BOOKING_ATTEMPTS_MAX: usize = 3;
+/// A transferred GP record's size: four chunks.
+const GP_RECORD_BYTES: usize = 4 * spine_core::gp2gp::CHUNK_BYTES as usize;
 
 /// The population and the requests made of it.
 pub struct Workload {
@@ -67,6 +69,11 @@ fn pharmacist_request(operation: Operation) -> WireRequest {
 fn appointments_request(operation: Operation) -> WireRequest {
     WireRequest::as_demo_user(demo_ids::APPOINTMENTS_MANAGER, operation)
         .expect("the demo directory holds the appointments manager")
+}
+
+fn previous_practice_request(operation: Operation) -> WireRequest {
+    WireRequest::as_demo_user(demo_ids::SECOND_GP, operation)
+        .expect("the demo directory holds the second practice's GP")
 }
 
 fn privacy_officer_request(operation: Operation) -> WireRequest {
@@ -346,6 +353,61 @@ impl Workload {
             }
             Op::EpsPrescription => self.prescription_journey(client, any(random)).await,
             Op::ErsBooking => self.booking_journey(client, any(random), random).await,
+            Op::Gp2gpTransfer => {
+                self.record_transfer(client, any(random), random.next_u64())
+                    .await
+            }
+        }
+    }
+
+    /// Patient `index` joined the demo practice from Hillview (Y90002): Hillview's GP sends
+    /// their 1 MiB record (seeded by `seed`) in four chunks, and the demo GP downloads it,
+    /// checks it and acknowledges delivery. Stops at the first refusal.
+    async fn record_transfer(&self, client: &Client, index: usize, seed: u64) -> Done {
+        use spine_core::gp2gp::{CHUNK_BYTES, Sha256Hash};
+        let op = Op::Gp2gpTransfer;
+        let mut random = SplitMix64::new(seed);
+        let document: Vec<u8> = (0..GP_RECORD_BYTES / 8)
+            .flat_map(|_| random.next_u64().to_le_bytes())
+            .collect();
+        let start = previous_practice_request(Operation::Gp2gpStart {
+            patient: self.numbers[index],
+            document_size: document.len() as u64,
+            document_sha256: Sha256Hash::of(&document),
+        });
+        let transfer = match client.call(start).await {
+            Ok(Ok(Reply::Transfer(status))) => status.transfer.id(),
+            other => return stopped(op, other, 1),
+        };
+        let mut requests = 1;
+        for (index, bytes) in (0..).zip(document.chunks(CHUNK_BYTES as usize)) {
+            requests += 1;
+            let send = previous_practice_request(Operation::Gp2gpSendChunk {
+                transfer,
+                index,
+                bytes: bytes.to_vec(),
+            });
+            match client.call(send).await {
+                Ok(Ok(Reply::Transfer(_))) => {}
+                other => return stopped(op, other, requests),
+            }
+        }
+        let mut received = Vec::with_capacity(document.len());
+        for index in 0..document.len().div_ceil(CHUNK_BYTES as usize) as u32 {
+            requests += 1;
+            let fetch = gp_request(Operation::Gp2gpFetchChunk { transfer, index });
+            match client.call(fetch).await {
+                Ok(Ok(Reply::Chunk { bytes, .. })) => received.extend_from_slice(&bytes),
+                other => return stopped(op, other, requests),
+            }
+        }
+        let acknowledge = gp_request(Operation::Gp2gpAcknowledge {
+            transfer,
+            document_sha256: Sha256Hash::of(&received),
+        });
+        Done {
+            outcome: outcome(op, client.call(acknowledge).await),
+            requests: requests + 1,
         }
     }
 
