@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -68,7 +69,17 @@ pub struct Measured {
     pub latency: Histogram<u64>,
 }
 
-/// Request ids are unique per task and request: (task, sequence).
+/// Runs started so far, in this process: part of every request id.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Request ids are unique per run, task and request: (run and task, sequence). Without the
+/// run, every run (the load too) would send the ids of earlier ones again for other requests,
+/// and a write whose id is still in its shard's outcome ring (kept for idempotent retries) is
+/// refused as `REQUEST_ID_REUSED`.
+fn request_id(run: u64, task: usize, sequence: usize) -> Uuid {
+    Uuid::from_u64_pair(run << 32 | task as u64, sequence as u64)
+}
+
 fn request(id: Uuid, operation: Operation) -> Request {
     Request {
         id,
@@ -226,6 +237,7 @@ async fn run_task(
     work: Work,
     task: usize,
     deadline: Instant,
+    run: u64,
 ) -> TaskResult {
     let mut result = TaskResult {
         completed: 0,
@@ -282,7 +294,7 @@ async fn run_task(
             },
         };
         let started = Instant::now();
-        let id = Uuid::from_u64_pair(task as u64 + 1, position as u64);
+        let id = request_id(run, task, position);
         let response = engine.submit(request(id, operation)).await;
         let micros = started.elapsed().as_micros().max(1) as u64;
         result.latency.saturating_record(micros);
@@ -352,6 +364,7 @@ pub fn run(
         .collect();
     let started = Instant::now();
     let deadline = started + duration.min(Duration::from_secs(7 * 24 * 3600));
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let handles: Vec<_> = works
         .into_iter()
         .enumerate()
@@ -364,6 +377,7 @@ pub fn run(
                 work,
                 task,
                 deadline,
+                run,
             ))
         })
         .collect();
@@ -403,4 +417,16 @@ pub fn run(
     }
     measured.elapsed = started.elapsed();
     Ok(measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_differ_between_runs() {
+        assert_ne!(request_id(0, 3, 5), request_id(1, 3, 5));
+        assert_ne!(request_id(0, 3, 5), request_id(0, 4, 5));
+        assert_ne!(request_id(0, 3, 5), request_id(0, 3, 6));
+    }
 }
