@@ -25,7 +25,8 @@ enum Command {
     /// fsync-durable): durable appends, random reads, and recovery time.
     Storage(storage::StorageArgs),
     /// The engine in process, with audit on, on all shards: PDS retrieve, update and search
-    /// (exact and fuzzy) over a synthetic population, and the memory used per patient.
+    /// (exact and fuzzy) over a synthetic population, the Summary Care Record's update and
+    /// view, prescriptions issued and dispensed, and the memory used per patient.
     Pds(pds::PdsArgs),
     /// PDS retrieves over the network through the real server, over TLS and QUIC: throughput
     /// and latency at 1, 16 and 256 outstanding, p99 at a fixed rate, and TLS handshakes a

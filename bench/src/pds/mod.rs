@@ -1,7 +1,8 @@
 //! `spine-bench pds`: the engine in process with audit on, on all shards: a synthetic
-//! population is loaded, then retrieve, update, exact search and fuzzy search, and the Summary
-//! Care Record's update and view, each run for a fixed time, every request durable and audited
-//! before it is answered.
+//! population is loaded, then retrieve, update, exact search and fuzzy search, the Summary
+//! Care Record's update and view, and the Electronic Prescription Service's issue and the
+//! pharmacy's release, dispense and claim, each run for a fixed time, every request durable
+//! and audited before it is answered.
 //!
 //! Memory is read from the process's anonymous resident memory (the heap; not the log's
 //! file-backed maps). Index bytes per patient: its growth over the load, plus the primary
@@ -67,7 +68,8 @@ pub struct PdsArgs {
     #[arg(long, value_name = "CASES", value_delimiter = ',',
           default_values_t = ["pds_retrieve".to_owned(), "pds_update".to_owned(),
                               "pds_search_exact".to_owned(), "pds_search_fuzzy".to_owned(),
-                              "scr_update".to_owned(), "scr_view".to_owned()])]
+                              "scr_update".to_owned(), "scr_view".to_owned(),
+                              "eps_create".to_owned(), "eps_dispense".to_owned()])]
     cases: Vec<String>,
 
     /// Which patients a benchmark task asks for: `any` (uniformly from everyone, so most
@@ -159,13 +161,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         }
         other => anyhow::bail!("unknown routing {other:?}: any or home"),
     };
-    let population = Arc::new(Population {
-        seed: args.seed,
-        numbers,
-        by_shard,
-        versions: std::sync::Mutex::new(std::collections::HashMap::new()),
-        summaries: std::sync::Mutex::new(std::collections::HashMap::new()),
-    });
+    let population = Arc::new(Population::new(args.seed, numbers, by_shard));
     let memory_before = anonymous_rss()?;
     let engine = Engine::start(config).context("starting the engine")?;
     let handle = engine.handle();
@@ -183,12 +179,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         tasks_per_shard,
         Duration::MAX,
     )?;
-    ensure!(
-        load.errors == 0,
-        "{} loads failed, the first: {}",
-        load.errors,
-        load.first_error.unwrap_or_default()
-    );
+    load.ensure_no_errors("loads")?;
     let load_per_s = load.completed as f64 / load.elapsed.as_secs_f64();
     eprintln!(
         "loaded at {load_per_s:.0}/s in {:.1} s",
@@ -225,6 +216,8 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         // Views need the summaries the updates write: updates go first.
         (Case::ScrUpdate, "scr_update"),
         (Case::ScrView, "scr_view"),
+        (Case::EpsCreate, "eps_create"),
+        (Case::EpsDispense, "eps_dispense"),
     ];
     for wanted in &args.cases {
         ensure!(
@@ -241,6 +234,8 @@ pub fn run(args: &PdsArgs) -> Result<()> {
     let mut runs: Vec<Vec<Row>> = vec![Vec::new(); chosen.len()];
     for repeat in 0..args.repeat {
         for (slot, &(case, name)) in chosen.iter().enumerate() {
+            driver::set_up(&handle, &population, case, tasks_per_shard, duration)
+                .with_context(|| format!("setting up {name}"))?;
             let before = Totals::of(&handle.stats());
             handle.reset_log_latencies();
             let measured = driver::run(&handle, &population, case, tasks_per_shard, duration)?;
