@@ -32,6 +32,7 @@ pub mod pds;
 pub mod request;
 pub mod scr;
 pub mod shard;
+mod versioned;
 
 pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};
 pub use pds::patient::{Patient, PatientError};

@@ -1006,15 +1006,12 @@ fn clinical_services_are_served_over_both_transports() {
 /// A deterministic pseudo-random document of `size` bytes (incompressible, so every chunk
 /// differs).
 fn gp_record(size: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    let mut random = spine_core::pds::synthetic::SplitMix64::new(41);
+    let mut document: Vec<u8> = (0..size.div_ceil(8))
+        .flat_map(|_| random.next_u64().to_le_bytes())
+        .collect();
+    document.truncate(size);
+    document
 }
 
 fn transfer_status(response: Response) -> spine_core::request::TransferStatus {

@@ -76,6 +76,26 @@ pub fn engine_crash_config(dir: impl Into<PathBuf>) -> spine_core::engine::Engin
     config
 }
 
+/// Waits for the first of a crash test child's workers to end (they run until killed, so one
+/// ending means it failed), and returns how it ended.
+pub async fn first_to_end(
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    match tasks.join_next().await {
+        Some(Ok(result)) => result,
+        Some(Err(error)) => Err(anyhow::anyhow!("a worker panicked: {error}")),
+        None => Ok(()),
+    }
+}
+
+/// Waits for the printer thread of [`print_lines`] and returns how it ended.
+pub fn join_printer(printer: std::thread::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    match printer.join() {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!("the printer panicked")),
+    }
+}
+
 /// Prints `ready`, then every line a crash test's child sends, flushing as they come, until
 /// every sender is gone (what [`killed::run_until_killed`] reads).
 pub fn print_lines(mut lines: tokio::sync::mpsc::Receiver<String>) -> anyhow::Result<()> {

@@ -108,22 +108,11 @@ pub enum RecordError {
 
 /// `value`'s bytes after `version`: the layout of the stored record.
 fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
-    postcard::to_extend(value, vec![version]).expect("postcard writes to a Vec without failing")
+    crate::versioned::encode(version, value)
 }
 
 /// The value [`encode_record`] wrote with `version`, with no bytes left over.
 fn decode_record<T: for<'a> Deserialize<'a>>(version: u8, bytes: &[u8]) -> Result<T, RecordError> {
-    let malformed = |reason: String| RecordError::Malformed { reason };
-    let (&found, body) = bytes
-        .split_first()
-        .ok_or_else(|| malformed("empty".into()))?;
-    if found != version {
-        return Err(malformed(format!("unknown encoding version {found}")));
-    }
-    let (value, rest) =
-        postcard::take_from_bytes(body).map_err(|error| malformed(error.to_string()))?;
-    if !rest.is_empty() {
-        return Err(malformed(format!("{} bytes after the record", rest.len())));
-    }
-    Ok(value)
+    crate::versioned::decode_exact(version, bytes)
+        .map_err(|reason| RecordError::Malformed { reason })
 }

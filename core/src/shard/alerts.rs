@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::versioned;
+use crate::versioned;
 
 const ENCODING_VERSION: u8 = 1;
 

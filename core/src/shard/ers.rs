@@ -506,15 +506,7 @@ impl<S: Store> Context<'_, S> {
     pub(super) fn ers_retrieve_referral(&mut self, request: &Request, ubrn: Ubrn) -> Response {
         let action = AuditAction::ErsView;
         let (record, alert) = self.referral_for(request, action, ubrn)?;
-        let patient = record.referral.patient();
-        self.audit(
-            request,
-            Some(patient),
-            action,
-            alert.map(|(_, reason)| reason),
-            AuditOutcome::Allowed,
-            alert.map(|(alert, _)| alert),
-        );
+        self.audit_allowed(request, record.referral.patient(), action, alert);
         Ok(Reply::Referral(record.referral))
     }
 

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::versioned;
 use crate::audit::chain::{ChainHead, GENESIS};
+use crate::versioned;
 
 const ENCODING_VERSION: u8 = 1;
 

@@ -24,7 +24,7 @@
 //! - `gp2gp.rs`: GP2GP record transfers: chunks uploaded, checked, downloaded, delivered.
 //! - `audit_queries.rs`: the audit trail of a patient and the alerts of an organisation.
 //! - `outcomes.rs`, `meta.rs`, `alerts.rs`: the records behind idempotency, counters and alerts,
-//!   encoded as `versioned.rs` says.
+//!   encoded as the crate's `versioned.rs` says.
 
 pub mod alerts;
 pub mod audit_queries;
@@ -39,7 +39,6 @@ mod scr;
 pub mod store;
 
 pub use eps::RELEASE_LIMIT_MAX;
-mod versioned;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -738,6 +737,25 @@ impl<S: Store> Context<'_, S> {
         index
     }
 
+    /// Appends the audit event of an allowed access to `patient`'s record, with the alert a
+    /// justification raised (and its reason), if any.
+    fn audit_allowed(
+        &mut self,
+        request: &Request,
+        patient: NhsNumber,
+        action: AuditAction,
+        alert: Option<(AccessAlert, &str)>,
+    ) -> u64 {
+        self.audit(
+            request,
+            Some(patient),
+            action,
+            alert.map(|(_, reason)| reason),
+            AuditOutcome::Allowed,
+            alert.map(|(alert, _)| alert),
+        )
+    }
+
     /// Appends a change's audit event and then the changed record (the event first: a crash
     /// can cut a batch short anywhere, and a change that survives must never lack its event;
     /// an event whose change was cut off records an attempt, the safe way to be wrong).
@@ -751,14 +769,7 @@ impl<S: Store> Context<'_, S> {
         record: NewRecord,
     ) -> Written {
         let key = record.key.expect("a changed record is keyed");
-        self.audit(
-            request,
-            Some(patient),
-            action,
-            alert.map(|(_, reason)| reason),
-            AuditOutcome::Allowed,
-            alert.map(|(alert, _)| alert),
-        );
+        self.audit_allowed(request, patient, action, alert);
         let index = self.shard.push(self.turn, record);
         Written {
             key: key.get(),

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{keys, versioned};
+use super::keys;
 use crate::pds::nhs_number::NhsNumber;
 use crate::request::{Refusal, Reply};
+use crate::versioned;
 
 /// Version 2 names the written record by its key (any service's); version 1, still read,
 /// named a patient.

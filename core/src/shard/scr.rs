@@ -9,7 +9,7 @@ use super::outcomes::WriteOutcome;
 use super::store::Store;
 use super::{Context, keys, unavailable};
 use crate::access::{AccessError, Activity};
-use crate::audit::event::{AccessAlert, AuditAction, AuditOutcome};
+use crate::audit::event::{AccessAlert, AuditAction};
 use crate::pds::nhs_number::NhsNumber;
 use crate::request::{ErrorCode, Refusal, Reply, Request, Response};
 use crate::scr::access::{check_change, check_view};
@@ -108,14 +108,7 @@ impl<S: Store> Context<'_, S> {
         nhs_number: NhsNumber,
         alert: Option<(AccessAlert, &str)>,
     ) {
-        self.audit(
-            request,
-            Some(nhs_number),
-            AuditAction::ScrView,
-            alert.map(|(_, reason)| reason),
-            AuditOutcome::Allowed,
-            alert.map(|(alert, _)| alert),
-        );
+        self.audit_allowed(request, nhs_number, AuditAction::ScrView, alert);
     }
 
     pub(super) fn scr_view(

@@ -87,17 +87,10 @@ fn main() -> Result<()> {
             ));
         }
         drop(lines);
-        match tasks.join_next().await {
-            Some(Ok(result)) => result,
-            Some(Err(error)) => Err(anyhow!("a worker panicked: {error}")),
-            None => Ok(()),
-        }
+        spine_tests::first_to_end(&mut tasks).await
     });
     worked?;
-    match printer.join() {
-        Ok(result) => result,
-        Err(_) => Err(anyhow!("the printer panicked")),
-    }
+    spine_tests::join_printer(printer)
 }
 
 /// Loads the population unless an earlier run did.

@@ -1,0 +1,59 @@
+//! The encoding of stored records (the shard's own metadata, outcomes and alerts, and the
+//! services' records): a version byte, then postcard, so that a layout can change later and
+//! old records still be told apart.
+
+use serde::{Deserialize, Serialize};
+
+/// `value`'s bytes after `version`.
+pub(crate) fn encode<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
+    postcard::to_extend(value, vec![version]).expect("postcard writes to a Vec without failing")
+}
+
+/// The value encoded by [`encode`] with `version`; `None` for another version or bytes that
+/// are not one.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Option<T> {
+    match bytes.split_first() {
+        Some((&found, body)) if found == version => postcard::from_bytes(body).ok(),
+        _ => None,
+    }
+}
+
+/// The value encoded by [`encode`] with `version`, with no byte left over; or what is wrong
+/// with the bytes (for a record's own error, which names the record).
+pub(crate) fn decode_exact<T: for<'a> Deserialize<'a>>(
+    version: u8,
+    bytes: &[u8],
+) -> Result<T, String> {
+    let (&found, body) = bytes.split_first().ok_or("empty")?;
+    if found != version {
+        return Err(format!("unknown encoding version {found}"));
+    }
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|error| error.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after the record", rest.len()));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_told_apart() {
+        let bytes = encode(3, &(7u64, "text"));
+        assert_eq!(decode::<(u64, &str)>(3, &bytes), Some((7, "text")));
+        assert_eq!(decode::<(u64, &str)>(4, &bytes), None);
+        assert_eq!(decode::<(u64, &str)>(3, &[]), None);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            decode_exact::<(u64, String)>(3, &longer),
+            Err("1 bytes after the record".into())
+        );
+        assert_eq!(
+            decode_exact::<(u64, String)>(3, &bytes),
+            Ok((7, "text".into()))
+        );
+    }
+}
