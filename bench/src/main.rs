@@ -26,7 +26,8 @@ enum Command {
     Storage(storage::StorageArgs),
     /// The engine in process, with audit on, on all shards: PDS retrieve, update and search
     /// (exact and fuzzy) over a synthetic population, the Summary Care Record's update and
-    /// view, prescriptions issued and dispensed, and the memory used per patient.
+    /// view, prescriptions issued and dispensed, e-Referral bookings, GP2GP record uploads and
+    /// downloads (and one 100 MiB transfer end to end), and the memory used per patient.
     Pds(pds::PdsArgs),
     /// PDS retrieves over the network through the real server, over TLS and QUIC: throughput
     /// and latency at 1, 16 and 256 outstanding, p99 at a fixed rate, and TLS handshakes a

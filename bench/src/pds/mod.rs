@@ -1,8 +1,10 @@
 //! `spine-bench pds`: the engine in process with audit on, on all shards: a synthetic
 //! population is loaded, then retrieve, update, exact search and fuzzy search, the Summary
-//! Care Record's update and view, and the Electronic Prescription Service's issue and the
-//! pharmacy's release, dispense and claim, each run for a fixed time, every request durable
-//! and audited before it is answered.
+//! Care Record's update and view, the Electronic Prescription Service's issue and the
+//! pharmacy's release, dispense and claim, the e-Referral Service's bookings, and GP2GP's
+//! uploads and downloads of records, each run for a fixed time, every request durable and
+//! audited before it is answered; and, when asked for, one 100 MiB GP2GP transfer timed end
+//! to end.
 //!
 //! Memory is read from the process's anonymous resident memory (the heap; not the log's
 //! file-backed maps). Index bytes per patient: its growth over the load, plus the primary
@@ -10,6 +12,8 @@
 //! engine's fixed start-up cost is reported apart, and so is all memory per patient.
 
 mod driver;
+mod ers;
+mod gp2gp;
 mod report;
 
 use std::fs;
@@ -64,7 +68,8 @@ pub struct PdsArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
 
-    /// Cases to run, comma-separated (default: all).
+    /// Cases to run, comma-separated (default: all but `ers_book`, `gp2gp_chunk`,
+    /// `gp2gp_fetch` and `gp2gp_100mib`).
     #[arg(long, value_name = "CASES", value_delimiter = ',',
           default_values_t = ["pds_retrieve".to_owned(), "pds_update".to_owned(),
                               "pds_search_exact".to_owned(), "pds_search_fuzzy".to_owned(),
@@ -218,6 +223,11 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         (Case::ScrView, "scr_view"),
         (Case::EpsCreate, "eps_create"),
         (Case::EpsDispense, "eps_dispense"),
+        (Case::ErsBook, "ers_book"),
+        // Downloads need the transfers the uploads complete: uploads go first.
+        (Case::Gp2gpChunk, "gp2gp_chunk"),
+        (Case::Gp2gpFetch, "gp2gp_fetch"),
+        (Case::Gp2gpTransfer, "gp2gp_100mib"),
     ];
     for wanted in &args.cases {
         ensure!(

@@ -15,11 +15,21 @@ use super::driver::Measured;
 pub struct Row {
     pub engine: &'static str,
     pub case: &'static str,
+    /// Requests answered as the case expects a second, expected refusals included.
     pub ops_per_s: f64,
     pub p50_us: u64,
     pub p99_us: u64,
     pub completed: u64,
+    /// Of the completed, refusals the service gives in normal operation (a booking's slot
+    /// taken by a racing booking).
+    pub expected_refusals: u64,
     pub errors: u64,
+    /// How long the run took, in seconds (less than asked when it used up what its set-up
+    /// made; the whole transfer's time for the whole transfer).
+    pub elapsed_s: f64,
+    /// MiB of GP records a second, for the cases that carry them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mib_per_s: Option<f64>,
     /// Records per log batch (one write and `fdatasync` each).
     pub records_per_batch: f64,
     /// Bytes the logs wrote per completed request.
@@ -73,15 +83,20 @@ impl Row {
         let worst = |pick: fn(&spine_storage::LatencyReport) -> f64| {
             latencies.iter().map(pick).fold(0.0, f64::max)
         };
-        let shard_seconds = measured.elapsed.as_secs_f64() * engine.shard_count() as f64;
+        let seconds = measured.elapsed.as_secs_f64();
+        let shard_seconds = seconds * engine.shard_count() as f64;
         Self {
             engine: "spine",
             case,
-            ops_per_s: (measured.completed as f64 / measured.elapsed.as_secs_f64()).round(),
+            ops_per_s: (measured.completed as f64 / seconds).round(),
             p50_us: measured.latency.value_at_quantile(0.5),
             p99_us: measured.latency.value_at_quantile(0.99),
             completed: measured.completed,
+            expected_refusals: measured.expected,
             errors: measured.errors,
+            elapsed_s: (seconds * 1000.0).round() / 1000.0,
+            mib_per_s: (measured.bytes > 0)
+                .then(|| round1(measured.bytes as f64 / f64::from(1 << 20) / seconds)),
             records_per_batch: round1((after.records - before.records) as f64 / batches),
             log_bytes_per_request: round1(
                 (after.bytes - before.bytes) as f64 / measured.completed.max(1) as f64,
@@ -97,9 +112,17 @@ impl Row {
 
     /// One line for the terminal.
     pub fn summary(&self) -> String {
+        let mut carried = String::new();
+        if let Some(mib_per_s) = self.mib_per_s {
+            carried += &format!("  {mib_per_s:.1} MiB/s in {:.3} s", self.elapsed_s);
+        }
+        if self.expected_refusals > 0 {
+            carried += &format!("  ({} expected refusals)", self.expected_refusals);
+        }
         format!(
-            "{:<17} {:>9.0}/s  p50 {:>6} us  p99 {:>6} us  errors {}  | {:.0} records a batch, \
-             {:.0} B a request, {:.0} inputs a turn, shards {:.0}% busy, log commit p99 {:.0} us",
+            "{:<17} {:>9.0}/s  p50 {:>6} us  p99 {:>6} us  errors {}{carried}  | {:.0} records a \
+             batch, {:.0} B a request, {:.0} inputs a turn, shards {:.0}% busy, log commit p99 \
+             {:.0} us",
             self.case,
             self.ops_per_s,
             self.p50_us,
