@@ -113,7 +113,7 @@ impl Mix {
     /// and deaths in proportion to their published daily counts.
     pub fn national() -> Self {
         Self::new(vec![
-            (Op::Retrieve, 0.5525),
+            (Op::Retrieve, 0.553),
             (Op::SearchExact, 0.20),
             (Op::SearchFuzzy, 0.03),
             (Op::Update, 0.12),
@@ -125,7 +125,7 @@ impl Mix {
             (Op::ScrUpdate, 0.005),
             (Op::EpsPrescription, 0.04),
             (Op::ErsBooking, 0.002),
-            (Op::Gp2gpTransfer, 0.0005),
+            (Op::Gp2gpTransfer, 0.000_05),
         ])
         .expect("the national mix is valid")
     }
