@@ -7,6 +7,12 @@
 //! Exit status: 0 when the run met its thresholds (or none were given); 3 when it missed one;
 //! 1 on an error; 2 for bad arguments.
 
+/// mimalloc rather than the system allocator: allocation and freeing took about a tenth of the
+/// CPU at 42,000 operations a second (generator and embedded server together), and with it p50
+/// fell by a third (`bench/RESULTS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
