@@ -69,8 +69,13 @@ fn records_bound(input: &ShardInput) -> usize {
     match input {
         ShardInput::Execute(request) => match &request.operation {
             Operation::ErsPublishSlots { slots, .. } => slots.len() + 4,
-            // A chunk and its transfer, and a completion's event and transfer.
-            Operation::Gp2gpSendChunk { .. } => 6,
+            // A chunk and its transfer, a completion's event and transfer, and the deletion of
+            // every chunk of a transfer that ends.
+            Operation::Gp2gpSendChunk { .. }
+            | Operation::Gp2gpStatus { .. }
+            | Operation::Gp2gpFetchChunk { .. }
+            | Operation::Gp2gpAcknowledge { .. }
+            | Operation::Gp2gpCancel { .. } => crate::gp2gp::CHUNK_COUNT_MAX as usize + 6,
             _ => 4,
         },
         ShardInput::Create { .. } | ShardInput::ErsReferral { .. } => 4,

@@ -8,7 +8,8 @@
 //! chunk back: through the overlay for those still in flight, from the log for the rest); a
 //! crash before that leaves a transfer that awaits completion, and whichever step reads it
 //! next completes it. Audited: the start, the completion, every download (a disclosure), the
-//! delivery and a cancellation; uploads are not (the sender holds the record already).
+//! delivery and a cancellation; uploads are not (the sender holds the record already). A
+//! transfer that has ended (delivered, failed or cancelled) has its chunks deleted.
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -214,7 +215,24 @@ impl<S: Store> Context<'_, S> {
             None,
         );
         self.shard.push(self.turn, transfer_record(&next));
+        if next.state().is_final() {
+            self.drop_chunks(&next);
+        }
         Ok(next)
+    }
+
+    /// Deletes the chunks of a transfer that has ended (delivered, failed or cancelled): no
+    /// one may read them any more, so their index entries go (the bytes stay in the log until
+    /// it is compacted). Written after the transfer record that ends it, so a crash between
+    /// leaves chunks of an ended transfer, never a live transfer without its chunks.
+    fn drop_chunks(&mut self, transfer: &Transfer) {
+        for index in 0..transfer.chunk_count() {
+            if transfer.chunk_sha256(index).is_some() {
+                let key = keys::chunk_key(transfer.id(), index);
+                self.shard
+                    .push(self.turn, NewRecord::delete(key, keys::KIND_CHUNK));
+            }
+        }
     }
 
     /// A transfer's state and missing chunks, for either practice.
@@ -269,7 +287,7 @@ impl<S: Store> Context<'_, S> {
         match gp2gp::acknowledge(&transfer, &practice, document_sha256, self.now_ms) {
             Ok(Acknowledgement::AlreadyDelivered) => Ok(status_reply(&transfer)),
             Ok(Acknowledgement::Delivered(next)) => {
-                self.write_transfer(request, action, &next);
+                self.write_ended_transfer(request, action, &next);
                 Ok(status_reply(&next))
             }
             Err(refused) => Err(self.refuse(request, action, patient, refused.into())),
@@ -284,14 +302,21 @@ impl<S: Store> Context<'_, S> {
         match gp2gp::cancel(&transfer, &practice, self.now_ms) {
             Ok(Cancellation::AlreadyCancelled) => Ok(status_reply(&transfer)),
             Ok(Cancellation::Cancelled(next)) => {
-                self.write_transfer(request, action, &next);
+                self.write_ended_transfer(request, action, &next);
                 Ok(status_reply(&next))
             }
             Err(refused) => Err(self.refuse(request, action, patient, refused.into())),
         }
     }
 
-    fn write_transfer(&mut self, request: &Request, action: AuditAction, transfer: &Transfer) {
+    /// Writes a transfer that has ended (delivered or cancelled) after its audit event, then
+    /// drops its chunks.
+    fn write_ended_transfer(
+        &mut self,
+        request: &Request,
+        action: AuditAction,
+        transfer: &Transfer,
+    ) {
         self.write_audited(
             request,
             action,
@@ -299,6 +324,7 @@ impl<S: Store> Context<'_, S> {
             None,
             transfer_record(transfer),
         );
+        self.drop_chunks(transfer);
     }
 }
 

@@ -211,8 +211,10 @@ struct Pending {
     index: u64,
     kind: u8,
     /// The payload, for records read back (patients, outcomes); `None` for audit events, of
-    /// which only the index is needed (to link the next one).
+    /// which only the index is needed (to link the next one), and for deletions.
     payload: Option<Bytes>,
+    /// The record deletes its key: reads find nothing.
+    deleted: bool,
     turn: u64,
 }
 
@@ -435,7 +437,9 @@ impl ShardState {
                 Pending {
                     index,
                     kind: record.kind,
-                    payload: (record.kind != keys::KIND_AUDIT).then(|| record.payload.clone()),
+                    payload: (record.kind != keys::KIND_AUDIT && !record.delete)
+                        .then(|| record.payload.clone()),
+                    deleted: record.delete,
                     turn: turn.number,
                 },
             );
@@ -444,6 +448,7 @@ impl ShardState {
                 kind: keys::KIND_SCR,
                 payload: Some(payload),
                 turn,
+                ..
             }) = replaced
             {
                 self.superseded.insert(index, Superseded { payload, turn });
@@ -632,6 +637,9 @@ impl<S: Store> Context<'_, S> {
         visit: impl FnOnce(u64, &[u8]) -> T,
     ) -> Result<Option<T>, Refusal> {
         if let Some(pending) = self.shard.pending.get(&key) {
+            if pending.deleted {
+                return Ok(None);
+            }
             let payload = pending
                 .payload
                 .as_ref()
@@ -648,7 +656,7 @@ impl<S: Store> Context<'_, S> {
     /// speeds up the trail query, and the event itself is still chained.
     fn latest_index(&self, key: Key) -> Option<u64> {
         if let Some(pending) = self.shard.pending.get(&key) {
-            return Some(pending.index);
+            return (!pending.deleted).then_some(pending.index);
         }
         match self.store.index_of(key) {
             Ok(index) => index,
