@@ -24,6 +24,7 @@
 
 pub mod access;
 pub mod audit;
+mod digits;
 pub mod engine;
 pub mod eps;
 pub mod ers;

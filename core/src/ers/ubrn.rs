@@ -82,31 +82,20 @@ impl FromStr for Ubrn {
     type Err = UbrnError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let mut value = 0u64;
-        let mut digits = 0usize;
-        for (position, character) in input.chars().enumerate() {
-            match character {
-                '0'..='9' => {
-                    digits += 1;
-                    // Past twelve digits only the count matters; do not overflow meanwhile.
-                    if digits <= UBRN_DIGITS {
-                        value = value * 10 + u64::from(character as u8 - b'0');
-                    }
-                }
-                ' ' | '-' => {}
-                _ => {
-                    return Err(UbrnError::InvalidCharacter {
-                        character,
-                        position,
-                    });
-                }
-            }
-        }
-        match digits {
-            0 => Err(UbrnError::Empty),
-            UBRN_DIGITS => Ok(Self(value)),
-            _ => Err(UbrnError::WrongLength { digits }),
-        }
+        use crate::digits::{DigitsError, parse_grouped_digits};
+        parse_grouped_digits(input, UBRN_DIGITS)
+            .map(Self)
+            .map_err(|error| match error {
+                DigitsError::Empty => UbrnError::Empty,
+                DigitsError::InvalidCharacter {
+                    character,
+                    position,
+                } => UbrnError::InvalidCharacter {
+                    character,
+                    position,
+                },
+                DigitsError::WrongLength { digits } => UbrnError::WrongLength { digits },
+            })
     }
 }
 

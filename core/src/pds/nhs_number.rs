@@ -177,30 +177,18 @@ impl FromStr for NhsNumber {
     type Err = NhsNumberError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let mut value = 0u64;
-        let mut digits = 0usize;
-        for (position, character) in input.chars().enumerate() {
-            match character {
-                '0'..='9' => {
-                    digits += 1;
-                    // Past ten digits only the count matters; do not overflow meanwhile.
-                    if digits <= 10 {
-                        value = value * 10 + u64::from(character as u8 - b'0');
-                    }
-                }
-                ' ' | '-' => {}
-                _ => {
-                    return Err(NhsNumberError::InvalidCharacter {
-                        character,
-                        position,
-                    });
-                }
-            }
-        }
-        match digits {
-            0 => Err(NhsNumberError::Empty),
-            10 => Self::from_value(value),
-            _ => Err(NhsNumberError::WrongLength { digits }),
+        use crate::digits::{DigitsError, parse_grouped_digits};
+        match parse_grouped_digits(input, 10) {
+            Ok(value) => Self::from_value(value),
+            Err(DigitsError::Empty) => Err(NhsNumberError::Empty),
+            Err(DigitsError::InvalidCharacter {
+                character,
+                position,
+            }) => Err(NhsNumberError::InvalidCharacter {
+                character,
+                position,
+            }),
+            Err(DigitsError::WrongLength { digits }) => Err(NhsNumberError::WrongLength { digits }),
         }
     }
 }
