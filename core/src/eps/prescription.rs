@@ -224,24 +224,39 @@ fn check_count(items: usize) -> Result<(), PrescriptionError> {
     }
 }
 
+/// Checks the count of items and each item's quantity and texts, given as (quantity,
+/// description, unit, dosage): the rules a new prescription and a stored one share.
+fn check_items<'a>(
+    items: impl ExactSizeIterator<Item = (u32, &'a str, &'a str, &'a str)>,
+) -> Result<(), PrescriptionError> {
+    check_count(items.len())?;
+    for (index, (quantity, description, unit, dosage)) in items.enumerate() {
+        check_item(
+            index,
+            quantity,
+            [
+                ("description", description),
+                ("unit", unit),
+                ("dosage", dosage),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 impl NewPrescription {
     /// Checks the rules: 1 to [`ITEMS_MAX`] items, each with a quantity of 1 to
     /// [`QUANTITY_MAX`] and a description, unit and dosage of 1 to [`TEXT_BYTES_MAX`] bytes.
     /// The first rule broken is reported.
     pub fn validate(&self) -> Result<(), PrescriptionError> {
-        check_count(self.items.len())?;
-        for (index, item) in self.items.iter().enumerate() {
-            check_item(
-                index,
+        check_items(self.items.iter().map(|item| {
+            (
                 item.quantity,
-                [
-                    ("description", &item.description),
-                    ("unit", &item.unit),
-                    ("dosage", &item.dosage),
-                ],
-            )?;
-        }
-        Ok(())
+                item.description.as_str(),
+                item.unit.as_str(),
+                item.dosage.as_str(),
+            )
+        }))
     }
 }
 
@@ -302,41 +317,28 @@ impl Prescription {
 
     /// The record's bytes in the log: a version byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_extend(self, vec![ENCODING_VERSION])
-            .expect("postcard writes to a Vec without failing")
+        crate::versioned::encode(ENCODING_VERSION, self)
     }
 
     /// Reads a record written by [`Prescription::encode`], and checks its invariants.
     pub fn decode(bytes: &[u8]) -> Result<Self, PrescriptionError> {
-        let malformed = |why: String| PrescriptionError::Malformed(why);
-        let (&version, body) = bytes
-            .split_first()
-            .ok_or_else(|| malformed("empty".into()))?;
-        if version != ENCODING_VERSION {
-            return Err(malformed(format!("unknown encoding version {version}")));
-        }
-        let (prescription, rest): (Prescription, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|error| malformed(error.to_string()))?;
-        if !rest.is_empty() {
-            return Err(malformed(format!("{} bytes after the record", rest.len())));
-        }
+        let prescription: Prescription = crate::versioned::decode_exact(ENCODING_VERSION, bytes)
+            .map_err(PrescriptionError::Malformed)?;
         prescription.check()?;
         Ok(prescription)
     }
 
     /// The invariants every stored record keeps.
     fn check(&self) -> Result<(), PrescriptionError> {
-        check_count(self.items.len())?;
-        for (index, item) in self.items.iter().enumerate() {
-            check_item(
-                index,
+        check_items(self.items.iter().map(|item| {
+            (
                 item.quantity,
-                [
-                    ("description", &item.description),
-                    ("unit", &item.unit),
-                    ("dosage", &item.dosage),
-                ],
-            )?;
+                item.description.as_str(),
+                item.unit.as_str(),
+                item.dosage.as_str(),
+            )
+        }))?;
+        for (index, item) in self.items.iter().enumerate() {
             if item.dispensed > item.quantity {
                 return Err(PrescriptionError::Malformed(format!(
                     "item index {index}: {} dispensed of {} prescribed",
