@@ -238,6 +238,10 @@ pub enum Operation {
         /// The transfer.
         transfer: TransferId,
     },
+    /// How the server is sharded and which shard's core serves this connection, so a client
+    /// can send each request over a connection served by its home shard's core (answered by
+    /// the network server; the engine has no connections).
+    ConnectionRoute,
 }
 
 /// A transfer's state and the chunks the Spine does not hold yet (at most 400).
@@ -281,7 +285,8 @@ impl Operation {
             | Operation::Gp2gpStatus { .. }
             | Operation::Gp2gpFetchChunk { .. }
             | Operation::Gp2gpAcknowledge { .. }
-            | Operation::Gp2gpCancel { .. } => None,
+            | Operation::Gp2gpCancel { .. }
+            | Operation::ConnectionRoute => None,
         }
     }
 
@@ -305,7 +310,7 @@ impl Operation {
     }
 
     /// Every operation's name, in the order they are declared (metrics label by it).
-    pub const NAMES: [&'static str; 28] = [
+    pub const NAMES: [&'static str; 29] = [
         "pds_create",
         "pds_load",
         "pds_retrieve",
@@ -334,6 +339,7 @@ impl Operation {
         "gp2gp_fetch_chunk",
         "gp2gp_acknowledge",
         "gp2gp_cancel",
+        "connection_route",
     ];
 
     /// The operation's position in [`Operation::NAMES`].
@@ -367,6 +373,7 @@ impl Operation {
             Operation::Gp2gpFetchChunk { .. } => 25,
             Operation::Gp2gpAcknowledge { .. } => 26,
             Operation::Gp2gpCancel { .. } => 27,
+            Operation::ConnectionRoute => 28,
         }
     }
 
@@ -448,6 +455,19 @@ pub enum Reply {
         /// Its bytes.
         bytes: Vec<u8>,
     },
+    /// The server's shards and the one whose core serves this connection.
+    Route(ConnectionRoute),
+}
+
+/// How a server is sharded, as one connection sees it. A request's home shard is
+/// [`crate::shard::shard_of`] of its operation's [`Operation::home_value`] over `shards`; sent
+/// over a connection whose `local_shard` it is, it never leaves that core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRoute {
+    /// Shards the server has.
+    pub shards: u32,
+    /// The shard whose core serves this connection.
+    pub local_shard: u32,
 }
 
 /// The error codes a refusal carries (PDS codes where the specification has one).

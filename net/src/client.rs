@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
-use spine_core::request::Response;
+use spine_core::access::Justification;
+use spine_core::pds::values::OdsCode;
+use spine_core::request::{ConnectionRoute, Operation, Reply, Response};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -92,7 +94,31 @@ impl Client {
             Client::Quic(client) => client.call(request).await,
         }
     }
+
+    /// Asks the server how it is sharded and which shard's core serves this connection
+    /// (`Ok(None)`: the server refused to say).
+    pub async fn route(&self) -> Result<Option<ConnectionRoute>, ClientError> {
+        let organisation: OdsCode = ROUTE_ORGANISATION
+            .parse()
+            .map_err(|error| ClientError::Connect(format!("{ROUTE_ORGANISATION}: {error}")))?;
+        let request = WireRequest {
+            id: Uuid::new_v4(),
+            user: Uuid::nil(),
+            role_profile: String::new(),
+            organisation,
+            justification: Justification::None,
+            deadline_ms: 0,
+            operation: Operation::ConnectionRoute,
+        };
+        Ok(match self.call(request).await? {
+            Ok(Reply::Route(route)) => Some(route),
+            Ok(_) | Err(_) => None,
+        })
+    }
 }
+
+/// The organisation a route request names: the server answers it without looking at the caller.
+const ROUTE_ORGANISATION: &str = "Y00000";
 
 /// A TLS connection to a server.
 #[derive(Clone)]

@@ -4,6 +4,7 @@
 //! Where things are:
 //! - [`protocol`]: frames, messages and the server side of a connection (sans-IO).
 //! - [`client`]: an async client over TLS or QUIC.
+//! - [`client_set`]: connections to one server, each request sent to its home shard's core.
 //! - [`metrics`]: counters and the Prometheus endpoint.
 //! - [`pki`]: the deployment's CA and certificates.
 //! - [`server`]: the listeners on every core, the limits, a graceful stop.
@@ -11,6 +12,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
+pub mod client_set;
 mod frame_writer;
 pub mod metrics;
 pub mod pki;

@@ -55,6 +55,7 @@ impl EngineHandle {
             Operation::ErsSearchSlots { .. } => self.ers_search(request).await,
             Operation::ErsBook { .. } => self.ers_book(request).await,
             Operation::ErsUpdateReferral { .. } => self.ers_update_referral(request).await,
+            Operation::ConnectionRoute => Err(shard::connection_route_refusal()),
             _ => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
                 "internal: an operation without a patient was not routed",

@@ -627,6 +627,7 @@ impl<S: Store> Context<'_, S> {
                 ErrorCode::ServiceUnavailable,
                 "create and search span shards: the engine coordinates them",
             )),
+            ConnectionRoute => Err(connection_route_refusal()),
         }
     }
 
@@ -959,6 +960,15 @@ fn prefetch_keys(inputs: &[ShardInput]) -> Vec<Key> {
         }
     }
     keys
+}
+
+/// The refusal of a connection's route anywhere but at the network server, which alone knows
+/// its connections.
+pub fn connection_route_refusal() -> Refusal {
+    Refusal::new(
+        ErrorCode::MalformedRequest,
+        "connection_route asks about a network connection: only the network server answers it",
+    )
 }
 
 /// A request id's home shard (creates and shard-less audit events go there, so a retry finds

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, Endpoint, Incoming, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -18,8 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::config::Limits;
-use super::rate::{RateLimiter, rate_limited};
-use super::reuse_port::{bind_per_core, core_rate_limiter};
+use super::rate::rate_limited;
+use super::reuse_port::{CoreLocal, bind_per_core};
 use super::tls::{Shared, execute_request};
 use crate::pki;
 use crate::protocol::frame::{self, FrameKind};
@@ -71,7 +70,7 @@ pub(crate) fn start(
             let shared = Arc::clone(&shared);
             let server_config = server_config.clone();
             let stop = stop.clone();
-            let rate = Arc::new(Mutex::new(core_rate_limiter(&shared.limits, cores)));
+            let local = CoreLocal::new(core, &shared.limits, cores);
             shared.engine.runtime(core).clone().spawn(async move {
                 let endpoint = match Endpoint::new(
                     quinn::EndpointConfig::default(),
@@ -85,7 +84,7 @@ pub(crate) fn start(
                         return;
                     }
                 };
-                accept_loop(shared, endpoint, rate, stop).await;
+                accept_loop(shared, endpoint, local, stop).await;
             })
         })
         .collect();
@@ -95,7 +94,7 @@ pub(crate) fn start(
 async fn accept_loop(
     shared: Arc<Shared>,
     endpoint: Endpoint,
-    rate: Arc<Mutex<RateLimiter>>,
+    local: Arc<CoreLocal>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -103,9 +102,9 @@ async fn accept_loop(
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
                     let shared = Arc::clone(&shared);
-                    let rate = Arc::clone(&rate);
+                    let local = Arc::clone(&local);
                     tokio::spawn(async move {
-                        if let Err(error) = serve(shared, incoming, rate).await {
+                        if let Err(error) = serve(shared, incoming, local).await {
                             tracing::debug!(%error, "QUIC connection ended");
                         }
                     });
@@ -129,7 +128,7 @@ fn close(connection: &Connection, code: ErrorCode, message: String) {
 async fn serve(
     shared: Arc<Shared>,
     incoming: Incoming,
-    rate: Arc<Mutex<RateLimiter>>,
+    local: Arc<CoreLocal>,
 ) -> Result<(), String> {
     let limits = shared.limits;
     let connecting = incoming.accept().map_err(|error| error.to_string())?;
@@ -173,9 +172,9 @@ async fn serve(
             _ = stop.changed() => break,
         };
         let shared = Arc::clone(&shared);
-        let rate = Arc::clone(&rate);
+        let local = Arc::clone(&local);
         streams.spawn(async move {
-            if let Err(error) = serve_stream(shared, asid, send, receive, rate).await {
+            if let Err(error) = serve_stream(shared, asid, send, receive, local).await {
                 tracing::debug!(%error, "QUIC stream ended");
             }
         });
@@ -197,7 +196,7 @@ async fn serve_stream(
     asid: u64,
     mut send: quinn::SendStream,
     mut receive: quinn::RecvStream,
-    rate: Arc<Mutex<RateLimiter>>,
+    local: Arc<CoreLocal>,
 ) -> Result<(), String> {
     let limits = shared.limits;
     let bytes = match receive
@@ -239,8 +238,8 @@ async fn serve_stream(
             return finish_with_goodbye(&mut send, ErrorCode::MalformedRequest, message).await;
         }
     };
-    let response = if rate.lock().allow(asid, Instant::now()) {
-        execute_request(&shared, TRANSPORT, request, asid).await
+    let response = if local.rate.lock().allow(asid, Instant::now()) {
+        execute_request(&shared, TRANSPORT, request, asid, local.shard).await
     } else {
         WireResponse::new(request.id, Err(rate_limited(asid, &limits)))
     };

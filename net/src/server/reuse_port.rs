@@ -1,8 +1,12 @@
-//! One socket per core on the same port (SO_REUSEPORT), and each core's share of the
-//! per-system rate: what both transports need before they start accepting.
+//! One socket per core on the same port (SO_REUSEPORT), and what the connections a core
+//! serves share (its shard, its share of the per-system rate): what both transports need
+//! before they start accepting.
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
 
 use super::config::Limits;
@@ -35,7 +39,22 @@ pub(crate) fn bind_per_core(
     Ok((bound, sockets))
 }
 
-/// A core's rate limiter: shared-nothing, each core allows its share of every system's rate.
-pub(crate) fn core_rate_limiter(limits: &Limits, cores: usize) -> RateLimiter {
-    RateLimiter::new(limits.requests_per_second_per_system.div_ceil(cores as u32))
+/// What the connections one core serves share.
+pub(crate) struct CoreLocal {
+    /// The shard whose thread is this core's: requests whose home it is stay on the core.
+    pub(crate) shard: usize,
+    /// Shared-nothing rate limits: each core allows its share of every system's rate.
+    pub(crate) rate: Mutex<RateLimiter>,
+}
+
+impl CoreLocal {
+    /// What core `shard` of `cores` shares among its connections.
+    pub(crate) fn new(shard: usize, limits: &Limits, cores: usize) -> Arc<Self> {
+        Arc::new(Self {
+            shard,
+            rate: Mutex::new(RateLimiter::new(
+                limits.requests_per_second_per_system.div_ceil(cores as u32),
+            )),
+        })
+    }
 }

@@ -9,9 +9,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use parking_lot::Mutex;
 use spine_core::engine::EngineHandle;
-use spine_core::request::{ErrorCode, Refusal};
+use spine_core::request::{ConnectionRoute, ErrorCode, Operation, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -20,8 +19,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::config::Limits;
 use super::connections::{ConnectionSlot, Connections};
-use super::rate::{RateLimiter, rate_limited};
-use super::reuse_port::{bind_per_core, core_rate_limiter};
+use super::rate::rate_limited;
+use super::reuse_port::{CoreLocal, bind_per_core};
 use crate::pki;
 use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
@@ -57,12 +56,12 @@ pub(crate) fn start(
         .map(|(core, listener)| {
             let shared = Arc::clone(&shared);
             let stop = stop.clone();
-            let rate = Arc::new(Mutex::new(core_rate_limiter(&shared.limits, cores)));
+            let local = CoreLocal::new(core, &shared.limits, cores);
             shared
                 .engine
                 .runtime(core)
                 .clone()
-                .spawn(accept_loop(shared, listener, rate, stop))
+                .spawn(accept_loop(shared, listener, local, stop))
         })
         .collect();
     Ok((bound, tasks))
@@ -71,7 +70,7 @@ pub(crate) fn start(
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: socket2::Socket,
-    rate: Arc<Mutex<RateLimiter>>,
+    local: Arc<CoreLocal>,
     mut stop: watch::Receiver<bool>,
 ) {
     let listener = match TcpListener::from_std(listener.into()) {
@@ -86,9 +85,9 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let shared = Arc::clone(&shared);
-                    let rate = Arc::clone(&rate);
+                    let local = Arc::clone(&local);
                     tokio::spawn(async move {
-                        if let Err(error) = serve(shared, stream, rate).await {
+                        if let Err(error) = serve(shared, stream, local).await {
                             tracing::debug!(%peer, %error, "connection ended");
                         }
                     });
@@ -114,7 +113,7 @@ fn goodbye_frame(code: ErrorCode, message: impl Into<String>) -> Bytes {
 async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
-    rate: Arc<Mutex<RateLimiter>>,
+    local: Arc<CoreLocal>,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let limits = shared.limits;
@@ -168,15 +167,16 @@ async fn serve(
         while let Some(event) = session.next_event() {
             match event {
                 SessionEvent::Request(request) => {
-                    if !rate.lock().allow(asid, Instant::now()) {
+                    if !local.rate.lock().allow(asid, Instant::now()) {
                         session.answered();
                         let refusal = rate_limited(asid, &limits);
                         append_response(&mut out, &WireResponse::new(request.id, Err(refusal)));
                         continue;
                     }
                     let shared = Arc::clone(&shared);
+                    let local_shard = local.shard;
                     in_flight.push(async move {
-                        execute_request(&shared, TRANSPORT, request, asid).await
+                        execute_request(&shared, TRANSPORT, request, asid, local_shard).await
                     });
                 }
                 SessionEvent::Respond(response) => append_response(&mut out, &response),
@@ -231,17 +231,29 @@ fn append_response(out: &mut BytesMut, response: &WireResponse) {
 }
 
 /// Runs one request on the engine for system `asid`, within its deadline, and counts it in
-/// the metrics of `transport` (both transports).
+/// the metrics of `transport` (both transports). The connection is served by `local_shard`'s
+/// core: a connection's route is answered here.
 pub(crate) async fn execute_request(
     shared: &Shared,
     transport: usize,
     request: WireRequest,
     asid: u64,
+    local_shard: usize,
 ) -> WireResponse {
     let (engine, limits) = (&shared.engine, &shared.limits);
     let started = Instant::now();
     let operation = crate::metrics::operation_label(&request.operation);
     let id = request.id;
+    if matches!(request.operation, Operation::ConnectionRoute) {
+        let route = ConnectionRoute {
+            shards: engine.shard_count() as u32,
+            local_shard: local_shard as u32,
+        };
+        shared
+            .metrics
+            .request(transport, operation, started.elapsed(), None);
+        return WireResponse::new(id, Ok(Reply::Route(route)));
+    }
     let deadline = match request.deadline_ms {
         0 => limits.request_deadline,
         ms => limits
