@@ -40,21 +40,83 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Creates a zero-filled, synced spare segment of `size` bytes at `path`.
+///
+/// The zeros go straight to the disk (`O_DIRECT`) where the file system allows it, so that
+/// they are written by this thread, at its I/O priority (the preparer's is idle: the log's
+/// flushes go first), rather than by the kernel's writeback at the priority of everything
+/// else, and leave no page cache behind. Elsewhere (or for a size that is not a multiple of
+/// the direct I/O block) they go through the page cache.
 pub(crate) fn prepare_spare(path: &Path, size: u64) -> io::Result<File> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(path)?;
-    let zeros = vec![0u8; ZERO_FILL_CHUNK];
-    let mut left = size;
-    while left > 0 {
-        let chunk = left.min(ZERO_FILL_CHUNK as u64) as usize;
-        file.write_all(&zeros[..chunk])?;
-        left -= chunk as u64;
+    let direct = if size.is_multiple_of(DIRECT_BLOCK as u64) {
+        open_direct(path).ok()
+    } else {
+        None
+    };
+    let zeros = vec![0u8; ZERO_FILL_CHUNK + DIRECT_BLOCK];
+    let aligned = zeros.as_ptr().align_offset(DIRECT_BLOCK);
+    let zeros = &zeros[aligned..aligned + ZERO_FILL_CHUNK];
+    let mut filled = false;
+    if let Some(mut direct) = direct {
+        // A file system that takes the open but refuses the writes falls back below.
+        filled = write_zeros(&mut direct, zeros, size).is_ok();
+    }
+    if !filled {
+        file.set_len(0)?;
+        write_zeros(&mut file, zeros, size)?;
     }
     file.sync_all()?;
     Ok(file)
+}
+
+/// Block size direct writes are aligned to (offsets, lengths and the buffer's address).
+const DIRECT_BLOCK: usize = 4096;
+
+fn open_direct(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+}
+
+/// Writes `size` bytes of `zeros` (repeated) from the start of `file`.
+fn write_zeros(file: &mut File, zeros: &[u8], size: u64) -> io::Result<()> {
+    let mut left = size;
+    while left > 0 {
+        let chunk = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..chunk])?;
+        left -= chunk as u64;
+    }
+    Ok(())
+}
+
+/// Lowers the calling thread's I/O priority to idle: its requests are served when no other
+/// I/O waits (where the disk's scheduler knows priorities). Best effort: an error is returned
+/// for the caller to log.
+pub(crate) fn lower_io_priority() -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    // SAFETY: ioprio_set takes three integers and touches no memory of ours; who = 0 is the
+    // calling thread.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// An open segment: its file for writing and a read-only map of all of it.

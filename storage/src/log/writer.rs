@@ -119,6 +119,9 @@ pub(super) fn lower_priority_of_this_thread() {
 
 /// Keeps one zero-filled spare segment ready until the writer goes away.
 fn prepare_spares(dir: PathBuf, size: u64, spares: Sender<Spare>) {
+    if let Err(error) = segment::lower_io_priority() {
+        tracing::debug!(%error, "could not lower the segment preparer's I/O priority");
+    }
     for number in 0u64.. {
         let path = dir.join(format!("{number}{SPARE_SUFFIX}"));
         let spare = prepare_spare(&path, size).map(|file| (file, path.clone()));
