@@ -53,11 +53,19 @@ impl EngineConfig {
             turn_records_max: 8_192,
             turns_in_flight_max: 4,
             segment_size: defaults.segment_size,
-            backend: defaults.backend,
+            // io_uring runs a buffered file's write and `fdatasync` on a kernel worker thread:
+            // one more thread to wake per batch, beside the shard and its log writer. On the
+            // 2-core machine the portable backend measured faster in the log's benchmark and
+            // under the load generator (bench/RESULTS.md); io_uring stays a choice.
+            backend: BackendChoice::Portable,
             // A turn writes a few records per request: checkpoint every few million requests.
             checkpoint_interval_records: 10_000_000,
             expected_keys_per_shard: 1 << 16,
-            batch_delay: defaults.batch_delay,
+            // A turn already gathers its requests' records into one batch; waiting a little
+            // longer than the log's default for the next turns costs some latency and saves
+            // flushes: under the load generator at 70,000 operations a second, 600 µs took a
+            // sixth less CPU than 250 µs (bench/RESULTS.md).
+            batch_delay: Duration::from_micros(600),
             nhs_stems: 900_000_000..crate::pds::synthetic::POPULATION_FIRST_STEM,
             outcome_slots: 16_384,
             search_candidates_max: 20_000,
