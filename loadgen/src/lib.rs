@@ -8,11 +8,13 @@
 //! - [`measure`]: what a run counts: offered, completed, failed by code, dropped; histograms.
 //! - [`workload`]: the requests each operation sends, over a synthetic population.
 //! - [`runner`]: the open-model run against a server, and finding the highest rate.
+//! - [`pool`]: the client threads, each with its connections and its share of the schedule.
 //! - [`report`]: the text table, the JSON file and the plots.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod measure;
 pub mod model;
+pub mod pool;
 pub mod report;
 pub mod runner;
 pub mod schedule;

@@ -25,11 +25,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spine_core::access::directory_file;
 use spine_core::access::{Activity, System};
 use spine_core::engine::{Engine, EngineConfig};
+use spine_loadgen::measure::Measurement;
 use spine_loadgen::model::{Mix, NATIONAL_PEAK_PER_S, Profile};
+use spine_loadgen::pool::ClientPool;
 use spine_loadgen::report::{FindMaxReport, Report, write_plots};
-use spine_loadgen::runner::{self, NetworkDriver, Objective, RunConfig};
-use spine_loadgen::workload::{Workload, load_population};
-use spine_net::client::{Client, ClientIdentity, Transport, tls_client_config};
+use spine_loadgen::runner::{self, Objective, RunConfig};
+use spine_loadgen::workload::Workload;
+use spine_net::client::{ClientIdentity, Transport, tls_client_config};
 use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
 use spine_net::server::{Limits, Server, ServerConfig};
 
@@ -108,12 +110,14 @@ struct Args {
     /// Operations in flight at most; more are dropped (and counted).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     in_flight_max: usize,
-    /// Client threads (the generator's runtime).
+    /// Client threads: each a single-threaded runtime with its share of the connections and of
+    /// the schedule (at most one per connection).
     #[arg(long, value_name = "N", default_value_t = 2)]
     client_threads: usize,
-    /// io backend of the embedded server's logs: auto, io-uring or portable.
-    #[arg(long, value_name = "BACKEND", default_value = "auto")]
-    backend: String,
+    /// io backend of the embedded server's logs: auto, io-uring or portable (default: the
+    /// engine's, portable).
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<String>,
     /// Segment size of the embedded server's logs, in MiB (default: the engine's).
     #[arg(long, value_name = "MIB")]
     segment_mib: Option<u64>,
@@ -159,6 +163,13 @@ struct Embedded {
     engine: Option<Engine>,
     server: Option<Server>,
     _dir: tempfile::TempDir,
+}
+
+impl Embedded {
+    /// The engine's handle, while it runs.
+    fn engine(&self) -> Option<spine_core::engine::EngineHandle> {
+        self.engine.as_ref().map(Engine::handle)
+    }
 }
 
 impl Drop for Embedded {
@@ -211,7 +222,7 @@ fn embedded(
         ensure!(mib > 0, "--segment-mib must be at least 1");
         config.segment_size = mib << 20;
     }
-    config.backend = match args.backend.as_str() {
+    config.backend = match args.backend.as_deref().unwrap_or("portable") {
         "auto" => spine_core::storage::BackendChoice::Auto,
         "io-uring" => spine_core::storage::BackendChoice::IoUring,
         "portable" => spine_core::storage::BackendChoice::Portable,
@@ -289,12 +300,6 @@ fn run(args: &Args) -> Result<bool> {
         args.client_threads > 0,
         "--client-threads must be at least 1"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads)
-        .enable_all()
-        .build()
-        .context("building the runtime")?;
-
     let (embedded, data_dir, addr, systems) = match &args.target {
         Some(target) => {
             let (dir, addr) = target
@@ -313,29 +318,34 @@ fn run(args: &Args) -> Result<bool> {
         }
     };
     let pki = Pki::at(&data_dir);
-    let mut clients = Vec::with_capacity(args.connections);
+    let mut configs = Vec::with_capacity(args.connections);
     for connection in 0..args.connections {
         let identity = ClientIdentity {
             ca: pki.ca_cert(),
             cert: pki.client_files(&systems[connection % systems.len()])?,
         };
-        let config = Arc::new(tls_client_config(&identity)?);
-        let client = runtime
-            .block_on(Client::connect(transport, addr, "localhost", config))
-            .with_context(|| format!("connecting to {addr} over {transport_name}"))?;
-        clients.push(client);
+        configs.push(Arc::new(tls_client_config(&identity)?));
     }
     let workload = Arc::new(Workload::new(args.seed, args.population));
+    let threads = args.client_threads.min(args.connections);
+    let pool = ClientPool::start(threads, transport, addr, configs, &workload)
+        .with_context(|| format!("connecting to {addr} over {transport_name}"))?;
     let total = workload.numbers.len();
     let progress = bar(
         total as u64,
         "loading {pos}/{len} patients [{bar:30}] {per_sec}",
     );
-    let requests = runtime.block_on(load_population(&workload, &clients, &progress))?;
+    let requests = pool.load(&progress)?;
     progress.finish_and_clear();
     eprintln!("loaded {total} patients and their summaries ({requests} requests)");
-    let driver = Arc::new(NetworkDriver::new(Arc::clone(&workload), clients));
+    eprintln!(
+        "{threads} client threads; connections by the shard serving them: {:?}",
+        pool.routes()
+    );
     let machine = machine();
+    if let Some(engine) = embedded.as_ref().and_then(Embedded::engine) {
+        engine.reset_log_latencies();
+    }
 
     let highest = args.rate.unwrap_or_else(|| profile.peak_rate());
     let duration = args.duration;
@@ -363,16 +373,29 @@ fn run(args: &Args) -> Result<bool> {
     };
     let template = "{spinner} {elapsed:>4} [{bar:30}] {msg}";
     let (report, measurement) = if args.find_max {
-        let steps = runtime.block_on(runner::find_max(
-            Arc::clone(&driver),
-            &config,
-            objective,
-            |rate| {
-                let bar = bar(duration.as_millis() as u64, template);
-                bar.println(format!("find-max: trying {rate:.0}/s"));
-                bar
+        let mut failure = None;
+        let steps = runner::find_max(
+            |rate, step| {
+                let progress = bar(duration.as_millis() as u64, template);
+                progress.println(format!("find-max: trying {rate:.0}/s"));
+                let step_config = RunConfig {
+                    rate: Arc::new(move |_| rate),
+                    highest: rate,
+                    seed: config.seed.wrapping_add(step),
+                    ..config.clone()
+                };
+                let measured = pool.run(&step_config, &progress);
+                progress.finish_and_clear();
+                measured.unwrap_or_else(|error| {
+                    failure.get_or_insert(error);
+                    Measurement::default()
+                })
             },
-        ));
+            objective,
+        );
+        if let Some(error) = failure {
+            return Err(error.context("a find-max step"));
+        }
         let best = steps
             .iter()
             .filter(|step| step.met)
@@ -406,7 +429,7 @@ fn run(args: &Args) -> Result<bool> {
     } else {
         let progress = bar(duration.as_millis() as u64, template);
         let started = Instant::now();
-        let measurement = runtime.block_on(runner::run(Arc::clone(&driver), &config, &progress));
+        let measurement = pool.run(&config, &progress)?;
         progress.finish_and_clear();
         let report = Report::new(
             machine,
@@ -418,8 +441,22 @@ fn run(args: &Args) -> Result<bool> {
         );
         (report, measurement)
     };
-    drop(driver);
-    drop(runtime);
+    drop(pool);
+    if let Some(engine) = embedded.as_ref().and_then(Embedded::engine) {
+        for (shard, latency) in engine.log_latencies().iter().enumerate() {
+            eprintln!(
+                "embedded server, shard {shard}'s log: commit p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+                 flush p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} batches)",
+                latency.commit.p50_us / 1000.0,
+                latency.commit.p99_us / 1000.0,
+                latency.commit.max_us / 1000.0,
+                latency.flush.p50_us / 1000.0,
+                latency.flush.p99_us / 1000.0,
+                latency.flush.max_us / 1000.0,
+                latency.flush.count,
+            );
+        }
+    }
     drop(embedded);
     print!("{}", report.table());
     if let Some(path) = &args.json {

@@ -54,6 +54,12 @@ pub struct Measurement {
     pub latency: Histogram<u64>,
     /// Operations ended in each second of the run.
     pub timeline: Vec<u64>,
+    /// The 99th percentile latency (microseconds) of the operations ended in each second, so
+    /// a stall shows where it happened (the last second's once the run is finished).
+    pub timeline_p99_us: Vec<u64>,
+    /// The latency of the second being counted (operations end roughly in order; a late one
+    /// counts in the second being counted).
+    this_second: Histogram<u64>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -72,6 +78,8 @@ impl Default for Measurement {
             operations: BTreeMap::new(),
             latency: histogram(),
             timeline: Vec::new(),
+            timeline_p99_us: Vec::new(),
+            this_second: histogram(),
         }
     }
 }
@@ -110,9 +118,25 @@ impl Measurement {
         }
         let second = at.as_secs() as usize;
         if self.timeline.len() <= second {
+            self.close_second();
             self.timeline.resize(second + 1, 0);
+            self.timeline_p99_us.resize(second + 1, 0);
         }
         self.timeline[second] += 1;
+        self.this_second.saturating_record(micros);
+    }
+
+    /// Ends the second being counted: its 99th percentile goes into the timeline.
+    fn close_second(&mut self) {
+        if let Some(last) = self.timeline_p99_us.last_mut() {
+            *last = self.this_second.value_at_quantile(0.99);
+        }
+        self.this_second.reset();
+    }
+
+    /// Ends the run's counting: the last second's percentile is filled in.
+    pub fn finish(&mut self) {
+        self.close_second();
     }
 
     /// Requests sent in all.
@@ -163,7 +187,21 @@ mod tests {
         assert_eq!(measurement.requests(), 4);
         assert_eq!(measurement.errors_by_code["DEADLINE_EXCEEDED"], 1);
         assert_eq!(measurement.expected_by_code["RESOURCE_VERSION_MISMATCH"], 1);
+        measurement.finish();
         assert_eq!(measurement.timeline, vec![1, 1, 0, 0, 0, 0, 1]);
+        let expected = [2_000, 4_000, 0, 0, 0, 0, 5_000_000];
+        assert_eq!(measurement.timeline_p99_us.len(), expected.len());
+        for (second, (&p99, &want)) in measurement
+            .timeline_p99_us
+            .iter()
+            .zip(&expected)
+            .enumerate()
+        {
+            assert!(
+                p99.abs_diff(want) <= want / 100,
+                "second {second}: p99 {p99} us, expected {want} us"
+            );
+        }
         assert!((measurement.error_rate() - 0.5).abs() < 1e-9);
     }
 }

@@ -73,6 +73,8 @@ pub struct Report {
     pub operations: std::collections::BTreeMap<String, OpReport>,
     /// Operations ended in each second.
     pub timeline: Vec<u64>,
+    /// The 99th percentile latency of the operations ended in each second, µs.
+    pub timeline_p99_us: Vec<u64>,
     /// With `--find-max`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub find_max: Option<FindMaxReport>,
@@ -124,6 +126,7 @@ impl Report {
             expected_by_code: measurement.expected_by_code.clone(),
             operations,
             timeline: measurement.timeline.clone(),
+            timeline_p99_us: measurement.timeline_p99_us.clone(),
             find_max: None,
         }
     }

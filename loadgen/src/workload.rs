@@ -19,7 +19,8 @@ use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbe
 use spine_core::pds::values::OdsCode;
 use spine_core::request::{ErrorCode, Operation, Reply, Response};
 use spine_core::scr::record::{ScrContent, ScrEntryInput};
-use spine_net::client::{Client, ClientError};
+use spine_net::client::ClientError;
+use spine_net::client_set::ClientSet;
 use spine_net::protocol::message::WireRequest;
 
 use crate::measure::Outcome;
@@ -49,6 +50,7 @@ pub struct Workload {
 }
 
 /// An operation's outcome and the requests it sent.
+#[derive(Clone, Debug)]
 pub struct Done {
     /// How it ended.
     pub outcome: Outcome,
@@ -258,7 +260,12 @@ impl Workload {
     }
 
     /// Runs one `op` on `client`, choosing with `random`.
-    pub async fn run(self: &Arc<Self>, op: Op, client: &Client, random: &mut SplitMix64) -> Done {
+    pub async fn run(
+        self: &Arc<Self>,
+        op: Op,
+        client: &ClientSet,
+        random: &mut SplitMix64,
+    ) -> Done {
         let any = |random: &mut SplitMix64| random.below(self.numbers.len() as u64) as usize;
         let one = |response| Done {
             outcome: outcome(op, response),
@@ -363,7 +370,7 @@ impl Workload {
     /// Patient `index` joined the demo practice from Hillview (Y90002): Hillview's GP sends
     /// their 1 MiB record (seeded by `seed`) in four chunks, and the demo GP downloads it,
     /// checks it and acknowledges delivery. Stops at the first refusal.
-    async fn record_transfer(&self, client: &Client, index: usize, seed: u64) -> Done {
+    async fn record_transfer(&self, client: &ClientSet, index: usize, seed: u64) -> Done {
         use spine_core::gp2gp::{CHUNK_BYTES, Sha256Hash};
         let op = Op::Gp2gpTransfer;
         let mut random = SplitMix64::new(seed);
@@ -416,7 +423,7 @@ impl Workload {
     /// a provider when none is free.
     async fn booking_journey(
         &self,
-        client: &Client,
+        client: &ClientSet,
         index: usize,
         random: &mut SplitMix64,
     ) -> Done {
@@ -478,7 +485,7 @@ impl Workload {
 
     /// Issues a prescription for patient `index` as the GP, then, as the pharmacist, releases,
     /// dispenses and claims it; stops at the first refusal.
-    async fn prescription_journey(&self, client: &Client, index: usize) -> Done {
+    async fn prescription_journey(&self, client: &ClientSet, index: usize) -> Done {
         let op = Op::EpsPrescription;
         let pharmacy: OdsCode = "FY001".parse().expect("demo pharmacy code");
         let issue = gp_request(Operation::EpsCreate {
@@ -525,7 +532,7 @@ impl Workload {
 
     /// Views patient `index`'s summary, then writes a changed one at the version read (the
     /// first version when there is none).
-    async fn update_summary(&self, client: &Client, index: usize, change: u64) -> Done {
+    async fn update_summary(&self, client: &ClientSet, index: usize, change: u64) -> Done {
         let op = Op::ScrUpdate;
         let nhs_number = self.numbers[index];
         let read = client
@@ -556,7 +563,7 @@ impl Workload {
     async fn read_then_write(
         &self,
         op: Op,
-        client: &Client,
+        client: &ClientSet,
         index: usize,
         change: impl FnOnce(Patient) -> Operation,
     ) -> Done {
@@ -596,16 +603,16 @@ pub struct LoadError {
 /// an earlier run against the same server) counts as loaded.
 pub async fn load_population(
     workload: &Arc<Workload>,
-    clients: &[Client],
+    clients: &Arc<ClientSet>,
     progress: &indicatif::ProgressBar,
 ) -> Result<u64, LoadError> {
     let next = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for worker in 0..512 {
+    for _ in 0..512 {
         let (workload, client, next, sent, progress) = (
             Arc::clone(workload),
-            clients[worker % clients.len()].clone(),
+            Arc::clone(clients),
             Arc::clone(&next),
             Arc::clone(&sent),
             progress.clone(),
@@ -649,7 +656,7 @@ pub async fn load_population(
         })??;
     }
     // The bookable services and their slots (published again by a later run: more slots).
-    let client = &clients[0];
+    let client = clients;
     for (index, request) in workload.ers_setup_requests().into_iter().enumerate() {
         sent.fetch_add(1, Ordering::Relaxed);
         let failed = |reason: String| LoadError {

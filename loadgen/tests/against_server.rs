@@ -13,7 +13,8 @@ use spine_core::engine::{Engine, EngineConfig};
 use spine_loadgen::model::Mix;
 use spine_loadgen::runner::{self, NetworkDriver, RunConfig};
 use spine_loadgen::workload::{Workload, load_population};
-use spine_net::client::{Client, ClientIdentity, Transport, tls_client_config};
+use spine_net::client::{ClientIdentity, Transport, tls_client_config};
+use spine_net::client_set::ClientSet;
 use spine_net::pki::{DEMO_CLIENT, prepare_deployment};
 use spine_net::server::{Limits, Server, ServerConfig};
 
@@ -66,15 +67,15 @@ fn a_short_run_agrees_with_the_servers_metrics() {
         (Transport::Quic, server.quic_addr().unwrap(), "quic"),
     ] {
         let before = runtime.block_on(scrape(server.metrics_addr().unwrap()));
-        let (measurement, loads) = runtime.block_on(async {
-            let clients = vec![
-                Client::connect(transport, addr, "localhost", Arc::clone(&tls))
+        let (measurement, loads, routes) = runtime.block_on(async {
+            let configs = [Arc::clone(&tls), Arc::clone(&tls)];
+            let clients = Arc::new(
+                ClientSet::connect(transport, addr, "localhost", &configs)
                     .await
                     .unwrap(),
-                Client::connect(transport, addr, "localhost", Arc::clone(&tls))
-                    .await
-                    .unwrap(),
-            ];
+            );
+            // Each connection asked the server which shard's core serves it.
+            let routes = clients.clients().len() as u64;
             let workload = Arc::new(Workload::new(5, 2_000));
             let loads = load_population(&workload, &clients, &ProgressBar::hidden())
                 .await
@@ -88,10 +89,7 @@ fn a_short_run_agrees_with_the_servers_metrics() {
                 seed: 9,
                 in_flight_max: 10_000,
             };
-            (
-                runner::run(driver, &config, &ProgressBar::hidden()).await,
-                loads,
-            )
+            (runner::run(driver, &config).await, loads, routes)
         });
         let after = runtime.block_on(scrape(server.metrics_addr().unwrap()));
         // About 800 operations offered; every one answered, none failed or dropped.
@@ -107,13 +105,18 @@ fn a_short_run_agrees_with_the_servers_metrics() {
         assert_eq!((measurement.failed, measurement.dropped), (0, 0));
         let counted: u64 = measurement.operations.values().map(|op| op.count).sum();
         assert_eq!(counted, measurement.offered);
-        // The server answered exactly the requests the run sent, plus the population's loads:
+        // The server answered exactly the requests the run sent, plus the connections' route
+        // requests and the population's loads:
         // 2,000 patients and 1,800 summaries (the second transport's loads find them there
         // already: refused, answered), and 30 e-RS publications (10 services, each with 200
         // slots in two publications; the second transport's publish more slots).
         assert_eq!(loads, 3_830);
         let answered = requests_answered(&after, name) - requests_answered(&before, name);
-        assert_eq!(answered, measurement.requests() + loads, "over {name}");
+        assert_eq!(
+            answered,
+            measurement.requests() + routes + loads,
+            "over {name}"
+        );
     }
     server.stop(Duration::from_secs(5));
     engine.shutdown().unwrap();
