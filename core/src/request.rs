@@ -211,6 +211,9 @@ pub enum Operation {
         /// Which chunk (256 KiB each, the last may be shorter).
         index: u32,
         /// Its bytes.
+        // Encoded as one byte string (the same bytes on the wire as a sequence of u8),
+        // copied whole instead of one element at a time.
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// A transfer's state and the chunks still missing (either practice): what a resume asks.
@@ -453,6 +456,9 @@ pub enum Reply {
         /// Which.
         index: u32,
         /// Its bytes.
+        // Encoded as one byte string (the same bytes on the wire as a sequence of u8),
+        // copied whole instead of one element at a time.
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// The server's shards and the one whose core serves this connection.

@@ -200,6 +200,27 @@ mod tests {
     /// The error codes' indices are in `net/PROTOCOL.md`'s table: clients in other languages
     /// rely on them.
     #[test]
+    fn chunk_bytes_are_a_length_and_the_bytes_as_documented() {
+        // `Vec<u8>` in PROTOCOL.md: a varint length, then one byte each. The chunk's bytes are
+        // encoded as a byte string, which must come out the same.
+        let transfer = spine_core::gp2gp::TransferId::new(5).unwrap();
+        let upload = Operation::Gp2gpSendChunk {
+            transfer,
+            index: 1,
+            bytes: vec![7, 8, 9],
+        };
+        assert_eq!(encode(&upload), [23, 5, 1, 3, 7, 8, 9]);
+        let download = Reply::Chunk {
+            index: 2,
+            bytes: vec![0xFF; 200],
+        };
+        let mut expected = vec![12, 2, 0xC8, 0x01];
+        expected.extend([0xFF; 200]);
+        assert_eq!(encode(&download), expected);
+        assert_eq!(decode::<Reply>("reply", &expected).unwrap(), download);
+    }
+
+    #[test]
     fn error_codes_have_their_documented_indices_and_names() {
         use ErrorCode::*;
         let table = [
