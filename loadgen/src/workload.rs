@@ -374,9 +374,11 @@ impl Workload {
         use spine_core::gp2gp::{CHUNK_BYTES, Sha256Hash};
         let op = Op::Gp2gpTransfer;
         let mut random = SplitMix64::new(seed);
-        let document: Vec<u8> = (0..GP_RECORD_BYTES / 8)
-            .flat_map(|_| random.next_u64().to_le_bytes())
-            .collect();
+        // Filled in place: the client thread's other operations wait while this runs.
+        let mut document = vec![0u8; GP_RECORD_BYTES];
+        for word in document.chunks_exact_mut(8) {
+            word.copy_from_slice(&random.next_u64().to_le_bytes());
+        }
         let start = previous_practice_request(Operation::Gp2gpStart {
             patient: self.numbers[index],
             document_size: document.len() as u64,
