@@ -35,6 +35,9 @@ use spine_net::client::{ClientIdentity, Transport, tls_client_config};
 use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
 use spine_net::server::{Limits, Server, ServerConfig};
 
+/// Pause between `--find-max` steps.
+const STEP_SETTLE: Duration = Duration::from_secs(2);
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ProfileArg {
     /// A whole day's curve compressed into --duration, its peak hour at the national peak.
@@ -376,6 +379,11 @@ fn run(args: &Args) -> Result<bool> {
         let mut failure = None;
         let steps = runner::find_max(
             |rate, step| {
+                if step > 0 {
+                    // The server finishes the last step's background work (a segment being
+                    // prepared, pages being written back) before the next is measured.
+                    std::thread::sleep(STEP_SETTLE);
+                }
                 let progress = bar(duration.as_millis() as u64, template);
                 progress.println(format!("find-max: trying {rate:.0}/s"));
                 let step_config = RunConfig {

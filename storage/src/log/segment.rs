@@ -95,21 +95,34 @@ fn write_zeros(file: &mut File, zeros: &[u8], size: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Lowers the calling thread's I/O priority to idle: its requests are served when no other
-/// I/O waits (where the disk's scheduler knows priorities). Best effort: an error is returned
-/// for the caller to log.
-pub(crate) fn lower_io_priority() -> io::Result<()> {
+/// A thread's I/O priority class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IoPriority {
+    /// Served only when no other I/O waits (where the disk's scheduler knows priorities; it
+    /// may wait seconds under a steady load).
+    Idle,
+    /// The default: best effort, level 4.
+    Normal,
+}
+
+/// Sets the I/O priority of thread `tid` (0: the calling thread). Best effort: an error is
+/// returned for the caller to log.
+pub(crate) fn set_io_priority(tid: libc::pid_t, priority: IoPriority) -> io::Result<()> {
     const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
     const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
-    // SAFETY: ioprio_set takes three integers and touches no memory of ours; who = 0 is the
-    // calling thread.
+    const IOPRIO_CLASS_BE: libc::c_long = 2;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    let value = match priority {
+        IoPriority::Idle => IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        IoPriority::Normal => IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT | 4,
+    };
+    // SAFETY: ioprio_set takes three integers and touches no memory of ours.
     let result = unsafe {
         libc::syscall(
             libc::SYS_ioprio_set,
             IOPRIO_WHO_PROCESS,
-            0 as libc::c_long,
-            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+            libc::c_long::from(tid),
+            value,
         )
     };
     if result == 0 {

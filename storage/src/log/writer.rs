@@ -11,7 +11,7 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -21,7 +21,7 @@ use super::append_queue::AppendQueue;
 use super::checkpointer::Checkpointer;
 use super::group_commit::{BatchDecision, BatchPolicy, OpenBatch};
 use super::record::{self, Position, RecordHeader};
-use super::segment::{self, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
+use super::segment::{self, IoPriority, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
 use super::{AppendError, AppendRequest, Shared};
 use crate::format::{SEGMENT_HEADER_SIZE, record_size};
 use crate::index::Location;
@@ -46,12 +46,16 @@ pub(super) fn start(
     let (spare_sender, spares) = bounded(1);
     // One checkpoint request pending at most; more while one is written are redundant.
     let (checkpoint_sender, checkpoint_requests) = bounded(1);
+    // The preparer's thread id, once it runs: a writer that has to wait for a spare raises
+    // the preparer's I/O priority.
+    let preparer_tid = Arc::new(AtomicI32::new(0));
     let preparer = {
         let dir = config.dir.clone();
         let size = config.segment_size;
+        let preparer_tid = Arc::clone(&preparer_tid);
         thread::Builder::new()
             .name("spine-log-prepare".into())
-            .spawn(move || prepare_spares(dir, size, spare_sender))?
+            .spawn(move || prepare_spares(dir, size, spare_sender, &preparer_tid))?
     };
     let checkpointer = {
         let checkpointer = Checkpointer::new(Arc::clone(&shared), Arc::clone(&extractor));
@@ -74,6 +78,7 @@ pub(super) fn start(
         extractor,
         queue: Arc::clone(&queue),
         spares,
+        preparer_tid,
         checkpoints: checkpoint_sender,
         buffer: Vec::new(),
         scratch: Vec::new(),
@@ -117,12 +122,16 @@ pub(super) fn lower_priority_of_this_thread() {
     }
 }
 
-/// Keeps one zero-filled spare segment ready until the writer goes away.
-fn prepare_spares(dir: PathBuf, size: u64, spares: Sender<Spare>) {
-    if let Err(error) = segment::lower_io_priority() {
-        tracing::debug!(%error, "could not lower the segment preparer's I/O priority");
-    }
+/// Keeps one zero-filled spare segment ready until the writer goes away. Each spare starts at
+/// idle I/O priority, so the log's flushes go first; a writer that finds no spare ready raises
+/// it (a steady load could otherwise keep an idle preparer waiting for seconds).
+fn prepare_spares(dir: PathBuf, size: u64, spares: Sender<Spare>, tid: &AtomicI32) {
+    // SAFETY: gettid has no preconditions.
+    tid.store(unsafe { libc::gettid() }, Ordering::Release);
     for number in 0u64.. {
+        if let Err(error) = segment::set_io_priority(0, IoPriority::Idle) {
+            tracing::debug!(%error, "could not lower the segment preparer's I/O priority");
+        }
         let path = dir.join(format!("{number}{SPARE_SUFFIX}"));
         let spare = prepare_spare(&path, size).map(|file| (file, path.clone()));
         let failed = spare.is_err();
@@ -146,6 +155,8 @@ struct Writer {
     extractor: Arc<dyn SecondaryKeys>,
     queue: Arc<AppendQueue<AppendRequest>>,
     spares: Receiver<Spare>,
+    /// The preparer's thread id (0 until it runs).
+    preparer_tid: Arc<AtomicI32>,
     checkpoints: Sender<()>,
     policy: BatchPolicy,
     /// The encoded bytes of the write in progress.
@@ -382,7 +393,20 @@ impl Writer {
     /// segment join the shared state: a checkpoint must never list a segment that recovery
     /// would find unwritten (and remove).
     fn roll(&mut self) -> io::Result<()> {
-        let (file, spare_path) = match self.spares.recv() {
+        let ready = match self.spares.try_recv() {
+            Ok(spare) => Ok(spare),
+            Err(_) => {
+                // Not ready: the preparer must not wait behind the log's own writes any more.
+                let tid = self.preparer_tid.load(Ordering::Acquire);
+                if tid != 0
+                    && let Err(error) = segment::set_io_priority(tid, IoPriority::Normal)
+                {
+                    tracing::debug!(%error, "could not raise the segment preparer's I/O priority");
+                }
+                self.spares.recv()
+            }
+        };
+        let (file, spare_path) = match ready {
             Ok(spare) => spare?,
             Err(_) => {
                 return Err(io::Error::other(
