@@ -225,12 +225,14 @@ fn embedded(
         ensure!(mib > 0, "--segment-mib must be at least 1");
         config.segment_size = mib << 20;
     }
-    config.backend = match args.backend.as_deref().unwrap_or("portable") {
-        "auto" => spine_core::storage::BackendChoice::Auto,
-        "io-uring" => spine_core::storage::BackendChoice::IoUring,
-        "portable" => spine_core::storage::BackendChoice::Portable,
-        other => bail!("unknown backend {other:?}: auto, io-uring or portable"),
-    };
+    if let Some(backend) = &args.backend {
+        config.backend = match backend.as_str() {
+            "auto" => spine_core::storage::BackendChoice::Auto,
+            "io-uring" => spine_core::storage::BackendChoice::IoUring,
+            "portable" => spine_core::storage::BackendChoice::Portable,
+            other => bail!("unknown backend {other:?}: auto, io-uring or portable"),
+        };
+    }
     let engine = Engine::start(config).context("starting the embedded engine")?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let server_config = ServerConfig {

@@ -49,6 +49,17 @@ struct Batch {
     finished: bool,
 }
 
+impl Batch {
+    fn empty() -> Self {
+        Self {
+            offered: 0,
+            dropped: 0,
+            ended: Vec::with_capacity(BATCH_OPERATIONS),
+            finished: false,
+        }
+    }
+}
+
 /// Counts on a client thread, sent on to the measuring thread in batches.
 struct Batching {
     batch: Batch,
@@ -57,15 +68,19 @@ struct Batching {
 }
 
 impl Batching {
+    fn new(results: Sender<Batch>) -> Self {
+        Self {
+            batch: Batch::empty(),
+            since: Instant::now(),
+            results,
+        }
+    }
+
     fn send(&mut self, finished: bool) {
         let batch = Batch {
-            offered: self.batch.offered,
-            dropped: self.batch.dropped,
-            ended: std::mem::take(&mut self.batch.ended),
             finished,
+            ..std::mem::replace(&mut self.batch, Batch::empty())
         };
-        self.batch.offered = 0;
-        self.batch.dropped = 0;
         self.since = Instant::now();
         // The measuring thread only goes away when the whole run is abandoned.
         let _ = self.results.send(batch);
@@ -283,16 +298,7 @@ fn client_thread(
                 let _ = reply.send(loaded);
             }
             Job::Run { config, start } => {
-                let mut batching = Batching {
-                    batch: Batch {
-                        offered: 0,
-                        dropped: 0,
-                        ended: Vec::with_capacity(BATCH_OPERATIONS),
-                        finished: false,
-                    },
-                    since: Instant::now(),
-                    results: results.clone(),
-                };
+                let mut batching = Batching::new(results.clone());
                 let start = tokio::time::Instant::from_std(start);
                 runtime.block_on(runner::run_into(
                     Arc::clone(&driver),

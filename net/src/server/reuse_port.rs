@@ -3,7 +3,6 @@
 //! before they start accepting.
 
 use std::net::SocketAddr;
-
 use std::sync::Arc;
 
 use parking_lot::Mutex;

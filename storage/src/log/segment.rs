@@ -95,43 +95,6 @@ fn write_zeros(file: &mut File, zeros: &[u8], size: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// A thread's I/O priority class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum IoPriority {
-    /// Served only when no other I/O waits (where the disk's scheduler knows priorities; it
-    /// may wait seconds under a steady load).
-    Idle,
-    /// The default: best effort, level 4.
-    Normal,
-}
-
-/// Sets the I/O priority of thread `tid` (0: the calling thread). Best effort: an error is
-/// returned for the caller to log.
-pub(crate) fn set_io_priority(tid: libc::pid_t, priority: IoPriority) -> io::Result<()> {
-    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
-    const IOPRIO_CLASS_BE: libc::c_long = 2;
-    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
-    let value = match priority {
-        IoPriority::Idle => IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
-        IoPriority::Normal => IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT | 4,
-    };
-    // SAFETY: ioprio_set takes three integers and touches no memory of ours.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_ioprio_set,
-            IOPRIO_WHO_PROCESS,
-            libc::c_long::from(tid),
-            value,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// An open segment: its file for writing and a read-only map of all of it.
 pub(crate) struct Segment {
     /// Index of the segment's first record.

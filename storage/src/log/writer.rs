@@ -21,7 +21,7 @@ use super::append_queue::AppendQueue;
 use super::checkpointer::Checkpointer;
 use super::group_commit::{BatchDecision, BatchPolicy, OpenBatch};
 use super::record::{self, Position, RecordHeader};
-use super::segment::{self, IoPriority, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
+use super::segment::{self, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
 use super::{AppendError, AppendRequest, Shared};
 use crate::format::{SEGMENT_HEADER_SIZE, record_size};
 use crate::index::Location;
@@ -100,8 +100,9 @@ pub(super) fn start(
 
 /// Niceness of the checkpointer: replaying records and encoding a checkpoint is CPU work that, on
 /// a small machine, competes for the cores with the writer and the appenders, and a writer that
-/// loses its core for a scheduler tick delays a whole batch. (The preparer keeps its priority: it
-/// is mostly I/O, and its spare must be ready before the next roll or the writer waits for it.)
+/// loses its core for a scheduler tick delays a whole batch. (The preparer keeps its CPU
+/// priority: it is mostly I/O, which it does at idle I/O priority until the writer waits for it;
+/// see [`set_io_priority`].)
 const BACKGROUND_NICENESS: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority (Linux applies niceness per thread). Failure
@@ -122,6 +123,41 @@ pub(super) fn lower_priority_of_this_thread() {
     }
 }
 
+/// A thread's I/O priority class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IoPriority {
+    /// Served only when no other I/O waits (where the disk's scheduler knows priorities; it
+    /// may wait seconds under a steady load).
+    Idle,
+    /// The default: best effort, level 4.
+    Normal,
+}
+
+/// Sets the I/O priority of thread `tid` (0: the calling thread). Failure only costs latency,
+/// so it is logged, not returned.
+fn set_io_priority(tid: libc::pid_t, priority: IoPriority) {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    const IOPRIO_CLASS_BE: libc::c_long = 2;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    let value = match priority {
+        IoPriority::Idle => IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        IoPriority::Normal => IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT | 4,
+    };
+    // SAFETY: ioprio_set takes three integers and touches no memory of ours.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            libc::c_long::from(tid),
+            value,
+        )
+    };
+    if result != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), ?priority, "could not set a thread's I/O priority");
+    }
+}
+
 /// Keeps one zero-filled spare segment ready until the writer goes away. Each spare starts at
 /// idle I/O priority, so the log's flushes go first; a writer that finds no spare ready raises
 /// it (a steady load could otherwise keep an idle preparer waiting for seconds).
@@ -129,9 +165,7 @@ fn prepare_spares(dir: PathBuf, size: u64, spares: Sender<Spare>, tid: &AtomicI3
     // SAFETY: gettid has no preconditions.
     tid.store(unsafe { libc::gettid() }, Ordering::Release);
     for number in 0u64.. {
-        if let Err(error) = segment::set_io_priority(0, IoPriority::Idle) {
-            tracing::debug!(%error, "could not lower the segment preparer's I/O priority");
-        }
+        set_io_priority(0, IoPriority::Idle);
         let path = dir.join(format!("{number}{SPARE_SUFFIX}"));
         let spare = prepare_spare(&path, size).map(|file| (file, path.clone()));
         let failed = spare.is_err();
@@ -398,10 +432,8 @@ impl Writer {
             Err(_) => {
                 // Not ready: the preparer must not wait behind the log's own writes any more.
                 let tid = self.preparer_tid.load(Ordering::Acquire);
-                if tid != 0
-                    && let Err(error) = segment::set_io_priority(tid, IoPriority::Normal)
-                {
-                    tracing::debug!(%error, "could not raise the segment preparer's I/O priority");
+                if tid != 0 {
+                    set_io_priority(tid, IoPriority::Normal);
                 }
                 self.spares.recv()
             }
