@@ -105,15 +105,34 @@ pub fn check_value(identifier: &str) -> Option<u8> {
     if digits.len() != 9 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let weighted: u64 = digits
+    let stem = digits
         .iter()
-        .zip(CHECK_WEIGHTS)
-        .map(|(digit, weight)| u64::from(digit - b'0') * weight)
-        .sum();
-    Some(match 11 - weighted % 11 {
+        .fold(0, |stem, digit| stem * 10 + u64::from(digit - b'0'));
+    Some(check_value_of_stem(stem))
+}
+
+/// The check value of the identifier whose nine digits (leading zeros included) are `stem`:
+/// 0–9 is the check digit, 10 means none exists. Arithmetic on the integer, because every
+/// patient record decoded validates its number, and formatting it as text first allocated.
+///
+/// # Panics
+/// If `stem` has more than nine digits.
+pub fn check_value_of_stem(stem: u64) -> u8 {
+    assert!(
+        stem < 1_000_000_000,
+        "an identifier has nine digits: {stem}"
+    );
+    let mut rest = stem;
+    let mut weighted = 0;
+    // The last digit carries the last weight.
+    for weight in CHECK_WEIGHTS.iter().rev() {
+        weighted += rest % 10 * weight;
+        rest /= 10;
+    }
+    match 11 - weighted % 11 {
         11 => 0,
         check => check as u8,
-    })
+    }
 }
 
 impl Region {
@@ -141,8 +160,7 @@ impl NhsNumber {
         if value > NHS_NUMBER_MAX {
             return Err(NhsNumberError::TooLarge { value });
         }
-        let identifier = format!("{:09}", value / 10);
-        let expected = check_value(&identifier).expect("nine digits by construction");
+        let expected = check_value_of_stem(value / 10);
         let found = (value % 10) as u8;
         if expected == 10 {
             return Err(NhsNumberError::NoCheckDigit);
@@ -285,6 +303,18 @@ mod tests {
     }
 
     proptest! {
+        /// The arithmetic check value agrees with the scheme as written: each of the nine
+        /// digits of the zero-padded text times its weight (10 down to 2), then 11 minus the
+        /// sum modulo 11, with 11 read as 0.
+        #[test]
+        fn check_value_of_stem_follows_the_written_scheme(stem in 0u64..1_000_000_000) {
+            let text = format!("{stem:09}");
+            let sum: u32 = text.chars().zip((2..=10).rev()).map(|(digit, weight)| digit.to_digit(10).unwrap() * weight).sum();
+            let expected = match 11 - sum % 11 { 11 => 0, check => check as u8 };
+            prop_assert_eq!(check_value_of_stem(stem), expected);
+            prop_assert_eq!(check_value(&text), Some(expected));
+        }
+
         /// Every nine-digit identifier has exactly one valid completion, unless its check value
         /// is 10; and changing any one digit of a valid number makes it invalid (the property
         /// the modulus-11 scheme exists for).

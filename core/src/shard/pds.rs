@@ -10,7 +10,7 @@ use super::store::Store;
 use super::{Context, unavailable};
 use crate::access::{self, Activity, RoleProfile};
 use crate::audit::event::{AuditAction, AuditOutcome};
-use crate::pds::nhs_number::{NhsNumber, check_value};
+use crate::pds::nhs_number::{NhsNumber, check_value_of_stem};
 use crate::pds::patient::{Death, Patient};
 use crate::pds::search::{self, Score, SearchQuery};
 use crate::request::{ErrorCode, Refusal, Reply, Request, Response, SearchMatch};
@@ -354,7 +354,7 @@ impl<S: Store> Context<'_, S> {
                 break;
             }
             self.shard.meta.nhs_cursor += 1;
-            let Some(check) = check_value(&format!("{stem:09}")).filter(|&check| check < 10) else {
+            let Some(check) = Some(check_value_of_stem(stem)).filter(|&check| check < 10) else {
                 continue;
             };
             let value = stem * 10 + u64::from(check);
