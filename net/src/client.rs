@@ -24,7 +24,8 @@ use uuid::Uuid;
 use crate::pki::{CertFiles, PkiError};
 use crate::protocol::ALPN;
 use crate::protocol::frame::{self, FrameDecoder, FrameKind};
-use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
+use crate::protocol::message::{self, Goodbye, WireRequest};
+use crate::protocol::response_body::ResponseBody;
 
 /// Who the client is and whom it trusts.
 #[derive(Clone, Debug)]
@@ -52,7 +53,7 @@ pub enum ClientError {
     DuplicateId(Uuid),
 }
 
-type Waiting = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Result<Response, ClientError>>>>>;
+type Waiting = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Result<ResponseBody, ClientError>>>>>;
 
 /// Which transport a client uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,9 +90,15 @@ impl Client {
 
     /// Sends `request` and waits for its response.
     pub async fn call(&self, request: WireRequest) -> Result<Response, ClientError> {
+        decoded(self.call_body(request).await?)
+    }
+
+    /// Sends `request` and waits for its response's body, decoded only as far as its head
+    /// (for callers that need no more than whether it was done).
+    pub async fn call_body(&self, request: WireRequest) -> Result<ResponseBody, ClientError> {
         match self {
-            Client::Tls(client) => client.call(request).await,
-            Client::Quic(client) => client.call(request).await,
+            Client::Tls(client) => client.call_body(request).await,
+            Client::Quic(client) => client.call_body(request).await,
         }
     }
 
@@ -204,6 +211,11 @@ impl TlsClient {
 
     /// Sends `request` and waits for its response.
     pub async fn call(&self, request: WireRequest) -> Result<Response, ClientError> {
+        decoded(self.call_body(request).await?)
+    }
+
+    /// Sends `request` and waits for its response's body ([`Client::call_body`]).
+    pub async fn call_body(&self, request: WireRequest) -> Result<ResponseBody, ClientError> {
         let _permit = self
             .permits
             .acquire()
@@ -248,12 +260,12 @@ async fn read_responses(
             };
             match frame.kind {
                 FrameKind::Response => {
-                    let response: WireResponse = match message::decode("response", &frame.body) {
-                        Ok(response) => response,
+                    let body = match ResponseBody::new(frame.body) {
+                        Ok(body) => body,
                         Err(error) => return ClientError::Lost(error.to_string()),
                     };
-                    if let Some(reply) = waiting.lock().remove(&response.id) {
-                        let _ = reply.send(Ok(response.into_response()));
+                    if let Some(reply) = waiting.lock().remove(&body.id()) {
+                        let _ = reply.send(Ok(body));
                     }
                 }
                 FrameKind::Goodbye => {
@@ -322,6 +334,12 @@ impl QuicClient {
 
     /// Sends `request` on a stream of its own and waits for its response.
     pub async fn call(&self, request: WireRequest) -> Result<Response, ClientError> {
+        decoded(self.call_body(request).await?)
+    }
+
+    /// Sends `request` on a stream of its own and waits for its response's body
+    /// ([`Client::call_body`]).
+    pub async fn call_body(&self, request: WireRequest) -> Result<ResponseBody, ClientError> {
         let (mut send, mut receive) = self
             .connection
             .open_bi()
@@ -351,14 +369,21 @@ impl QuicClient {
             .map_err(|error| lost(error.to_string()))?
             .ok_or_else(|| lost("the stream ended without a response".into()))?;
         match frame.kind {
-            FrameKind::Response => message::decode::<WireResponse>("response", &frame.body)
-                .map(WireResponse::into_response)
-                .map_err(|error| lost(error.to_string())),
+            FrameKind::Response => {
+                ResponseBody::new(frame.body).map_err(|error| lost(error.to_string()))
+            }
             FrameKind::Goodbye => Err(message::decode::<Goodbye>("goodbye", &frame.body)
                 .map_or_else(|error| lost(error.to_string()), ClientError::Goodbye)),
             FrameKind::Request => Err(lost("the server sent a request frame".into())),
         }
     }
+}
+
+/// The whole response in `body`; a body that does not decode ends the call as the connection
+/// would have.
+fn decoded(body: ResponseBody) -> Result<Response, ClientError> {
+    body.decode()
+        .map_err(|error| ClientError::Lost(error.to_string()))
 }
 
 /// A QUIC connection error as the client reports it: the server's goodbye when it closed the

@@ -14,6 +14,7 @@ use spine_core::shard::shard_of;
 
 use crate::client::{Client, ClientError, Transport};
 use crate::protocol::message::WireRequest;
+use crate::protocol::response_body::ResponseBody;
 
 /// Extra connections a set opens, at most, per connection asked for, to reach every shard.
 const EXTRA_CONNECTIONS_PER_CONNECTION: usize = 3;
@@ -79,6 +80,13 @@ impl ClientSet {
     pub async fn call(&self, request: WireRequest) -> Result<Response, ClientError> {
         let index = self.pick(&request);
         self.clients[index].call(request).await
+    }
+
+    /// [`ClientSet::call`], answering with the response's body decoded only as far as its head
+    /// ([`Client::call_body`]).
+    pub async fn call_body(&self, request: WireRequest) -> Result<ResponseBody, ClientError> {
+        let index = self.pick(&request);
+        self.clients[index].call_body(request).await
     }
 
     /// The connections, in the order they were opened.

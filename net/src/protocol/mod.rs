@@ -4,6 +4,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod response_body;
 pub mod session;
 
 /// The ALPN protocol name both transports negotiate.

@@ -1,0 +1,64 @@
+//! CPU costs of decoding that every request pays somewhere, each beside what it replaced:
+//! - a client reading a retrieval's response whole (the patient) against reading only its head
+//!   (the request id and whether it was done), which is all a caller counting outcomes needs;
+//! - an NHS number's check digit (validated in every patient record decoded) computed from the
+//!   nine digits as text against on the integer.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use spine_core::NhsNumber;
+use spine_core::pds::nhs_number::{check_value, check_value_of_stem};
+use spine_core::pds::synthetic::{nhs_numbers, patient_at};
+use spine_core::request::Reply;
+use spine_net::protocol::message::{self, WireResponse};
+use spine_net::protocol::response_body::ResponseBody;
+use uuid::Uuid;
+
+fn a_patient_number() -> NhsNumber {
+    nhs_numbers().nth(1234).expect("the population has numbers")
+}
+
+fn response_decode(c: &mut Criterion) {
+    let patient = patient_at(7, 1234, a_patient_number());
+    let bytes = Bytes::from(message::encode(&WireResponse::new(
+        Uuid::new_v4(),
+        Ok(Reply::Patient(patient.clone())),
+    )));
+    // Pair check: both readings agree on what was sent.
+    let body = ResponseBody::new(bytes.clone()).expect("a head");
+    assert_eq!(body.decode(), Ok(Ok(Reply::Patient(patient))));
+    assert_eq!(body.outcome(), Ok(Ok(())));
+
+    let mut group = c.benchmark_group("retrieval_response");
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            message::decode::<WireResponse>("response", black_box(&bytes))
+                .map(WireResponse::into_response)
+        })
+    });
+    group.bench_function("head_only", |b| {
+        b.iter(|| ResponseBody::new(black_box(bytes.clone())).and_then(|body| body.outcome()))
+    });
+    group.finish();
+}
+
+fn check_digit(c: &mut Criterion) {
+    let stem = a_patient_number().value() / 10;
+    assert_eq!(
+        check_value(&format!("{stem:09}")),
+        Some(check_value_of_stem(stem))
+    );
+    let mut group = c.benchmark_group("nhs_number_check_digit");
+    group.bench_function("as_text", |b| {
+        b.iter(|| check_value(&format!("{:09}", black_box(stem))))
+    });
+    group.bench_function("on_the_integer", |b| {
+        b.iter(|| check_value_of_stem(black_box(stem)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, response_decode, check_digit);
+criterion_main!(benches);
