@@ -32,6 +32,7 @@ pub mod gp2gp;
 pub mod pds;
 pub mod request;
 pub mod scr;
+mod serialize_as_str;
 pub mod shard;
 mod versioned;
 

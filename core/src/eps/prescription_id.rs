@@ -36,8 +36,8 @@ const CHECK_ALPHABET: &[u8; 37] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+";
 
 /// A valid short-form prescription id. Invalid ids cannot be represented: the check character
 /// is computed, never stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct PrescriptionId {
     random: u32,
     /// Upper-case ASCII letters and digits.
@@ -275,6 +275,13 @@ impl TryFrom<String> for PrescriptionId {
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
+    }
+}
+
+/// Serialised as its text, written straight from the id (not built as a `String` first).
+impl Serialize for PrescriptionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -103,9 +103,11 @@ fn is_code(text: &str) -> bool {
 macro_rules! reference_code {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(String);
+
+        crate::serialize_as_str::serialize_as_str!($name);
 
         impl $name {
             /// The code as text.

@@ -100,8 +100,8 @@ impl fmt::Display for Date {
 
 /// A UK postcode, kept upper case with one space before the inward code (`LS1 6AE`), so that
 /// search compares like with like.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Postcode(String);
 
 impl Postcode {
@@ -180,6 +180,8 @@ impl TryFrom<String> for Postcode {
     }
 }
 
+crate::serialize_as_str::serialize_as_str!(Postcode, OdsCode);
+
 impl From<Postcode> for String {
     fn from(postcode: Postcode) -> Self {
         postcode.0
@@ -194,8 +196,8 @@ impl fmt::Display for Postcode {
 
 /// An organisation code from the Organisation Data Service (a GP practice's, for example
 /// `A81001`): 1 to 10 upper-case letters and digits.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct OdsCode(String);
 
 /// Longest ODS code accepted.

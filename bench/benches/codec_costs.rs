@@ -1,4 +1,5 @@
-//! CPU costs of decoding that every request pays somewhere, each beside what it replaced:
+//! CPU costs of encoding and decoding that every request pays somewhere:
+//! - a patient record encoded (every write, every retrieval's response);
 //! - a client reading a retrieval's response whole (the patient) against reading only its head
 //!   (the request id and whether it was done), which is all a caller counting outcomes needs;
 //! - an NHS number's check digit (validated in every patient record decoded) computed from the
@@ -44,6 +45,18 @@ fn response_decode(c: &mut Criterion) {
     group.finish();
 }
 
+fn patient_encode(c: &mut Criterion) {
+    let patient = patient_at(7, 1234, a_patient_number());
+    let bytes = patient.encode().expect("encodes");
+    assert_eq!(
+        spine_core::pds::patient::Patient::decode(&bytes),
+        Ok(patient.clone())
+    );
+    c.bench_function("patient_record/encode", |b| {
+        b.iter(|| black_box(&patient).encode())
+    });
+}
+
 fn check_digit(c: &mut Criterion) {
     let stem = a_patient_number().value() / 10;
     assert_eq!(
@@ -60,5 +73,5 @@ fn check_digit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, response_decode, check_digit);
+criterion_group!(benches, response_decode, patient_encode, check_digit);
 criterion_main!(benches);
