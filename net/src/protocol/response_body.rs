@@ -28,7 +28,9 @@ struct Head {
 #[derive(Clone, Debug)]
 pub struct ResponseBody {
     bytes: Bytes,
-    head: (Uuid, u32),
+    id: Uuid,
+    /// The outcome's variant index.
+    outcome: u32,
 }
 
 impl ResponseBody {
@@ -40,14 +42,15 @@ impl ResponseBody {
                 reason: failure.to_string(),
             })?;
         Ok(Self {
-            head: (head.id, head.outcome),
             bytes,
+            id: head.id,
+            outcome: head.outcome,
         })
     }
 
     /// The id of the request answered.
     pub fn id(&self) -> Uuid {
-        self.head.0
+        self.id
     }
 
     /// The whole response.
@@ -57,7 +60,7 @@ impl ResponseBody {
 
     /// Whether the request was done, without decoding the reply; a refusal is decoded whole.
     pub fn outcome(&self) -> Result<Result<(), Refusal>, MessageError> {
-        if self.head.1 == OUTCOME_OK {
+        if self.outcome == OUTCOME_OK {
             return Ok(Ok(()));
         }
         self.decode().map(|response| response.map(|_| ()))
