@@ -252,7 +252,10 @@ impl SplitMix64 {
 /// The NHS numbers of a population, in order: valid numbers from [`POPULATION_FIRST_STEM`].
 pub fn nhs_numbers() -> impl Iterator<Item = NhsNumber> {
     (POPULATION_FIRST_STEM..1_000_000_000).filter_map(|stem| {
-        let check = Some(check_value_of_stem(stem)).filter(|&check| check < 10)?;
+        let check = check_value_of_stem(stem);
+        if check == 10 {
+            return None; // no number has this stem
+        }
         NhsNumber::try_from(stem * 10 + u64::from(check)).ok()
     })
 }

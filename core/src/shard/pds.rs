@@ -354,9 +354,10 @@ impl<S: Store> Context<'_, S> {
                 break;
             }
             self.shard.meta.nhs_cursor += 1;
-            let Some(check) = Some(check_value_of_stem(stem)).filter(|&check| check < 10) else {
-                continue;
-            };
+            let check = check_value_of_stem(stem);
+            if check == 10 {
+                continue; // no number has this stem
+            }
             let value = stem * 10 + u64::from(check);
             if super::shard_of(value, self.shard.config.shards) != self.shard.config.shard {
                 continue;
