@@ -250,9 +250,10 @@ pub struct Step {
     pub met: bool,
 }
 
-/// Steps a steady rate up from the national peak (doubling) until the objective breaks (twice
-/// in a row at one rate: one miss may be the machine's, not the server's), then narrows between
-/// the last rate that met it and the first that did not (three halvings). `measure` runs one
+/// Steps a steady rate up from the national peak (doubling) until the objective breaks, then
+/// narrows between the last rate that met it and the first that did not (three halvings).
+/// Throughout, a rate misses only if it misses twice in a row: one miss may be the machine's,
+/// not the server's. `measure` runs one
 /// step: a rate, and the step's number (to vary the seed). Returns every step; the highest that
 /// met the objective is the answer.
 pub fn find_max(
@@ -260,7 +261,7 @@ pub fn find_max(
     objective: Objective,
 ) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
-    let mut try_rate = |rate: f64, steps: &mut Vec<Step>| {
+    let mut try_once = |rate: f64, steps: &mut Vec<Step>| {
         let measurement = measure(rate, steps.len() as u64);
         let met = objective.met_by(&measurement);
         steps.push(Step {
@@ -270,13 +271,14 @@ pub fn find_max(
         });
         met
     };
+    // Shared machines stall now and then: a rate misses only if it misses twice.
+    let mut try_rate =
+        |rate: f64, steps: &mut Vec<Step>| try_once(rate, steps) || try_once(rate, steps);
     let mut rate = NATIONAL_PEAK_PER_S;
     let mut passed: Option<f64> = None;
     let mut failed: Option<f64> = None;
     for _ in 0..12 {
-        // Shared machines stall now and then: a rate misses only if it misses twice.
-        let met = try_rate(rate, &mut steps) || try_rate(rate, &mut steps);
-        if met {
+        if try_rate(rate, &mut steps) {
             passed = Some(rate);
             rate *= 2.0;
         } else {
@@ -442,12 +444,13 @@ mod tests {
             max_p99_ms: 10.0,
             max_error_rate: 0.001,
         };
-        // A server that carries 50,000/s, and misses once, by chance, at 14,000/s.
+        // A server that carries 50,000/s, and misses once, by chance, at 14,000/s while
+        // doubling and once at 42,000/s while narrowing.
         let mut tried = Vec::new();
         let steps = find_max(
             |rate, step| {
                 tried.push(rate);
-                let unlucky = rate == 14_000.0 && step == 2;
+                let unlucky = (rate == 14_000.0 && step == 2) || (rate == 42_000.0 && step == 7);
                 measured(if rate <= 50_000.0 && !unlucky { 2 } else { 30 })
             },
             objective,
@@ -456,7 +459,7 @@ mod tests {
             tried,
             vec![
                 3_500.0, 7_000.0, 14_000.0, 14_000.0, 28_000.0, 56_000.0, 56_000.0, 42_000.0,
-                49_000.0, 52_500.0
+                42_000.0, 49_000.0, 52_500.0, 52_500.0
             ]
         );
         let best = steps
