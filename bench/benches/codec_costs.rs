@@ -2,17 +2,20 @@
 //! - a patient record encoded (every write, every retrieval's response);
 //! - a client reading a retrieval's response whole (the patient) against reading only its head
 //!   (the request id and whether it was done), which is all a caller counting outcomes needs;
+//! - a retrieval's response framed for the wire: its body encoded into a buffer of its own and
+//!   then copied into the frame, against encoded in place in the connection's output buffer;
 //! - an NHS number's check digit (validated in every patient record decoded) computed from the
 //!   nine digits as text against on the integer.
 
 use std::hint::black_box;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use spine_core::NhsNumber;
 use spine_core::pds::nhs_number::{check_value, check_value_of_stem};
 use spine_core::pds::synthetic::{nhs_numbers, patient_at};
 use spine_core::request::Reply;
+use spine_net::protocol::frame::{self, FrameKind};
 use spine_net::protocol::message::{self, WireResponse};
 use spine_net::protocol::response_body::ResponseBody;
 use uuid::Uuid;
@@ -57,6 +60,31 @@ fn patient_encode(c: &mut Criterion) {
     });
 }
 
+fn response_frame(c: &mut Criterion) {
+    let patient = patient_at(7, 1234, a_patient_number());
+    let response = WireResponse::new(Uuid::new_v4(), Ok(Reply::Patient(patient)));
+    // The connection's output buffer, reused from answer to answer as the server does.
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut group = c.benchmark_group("retrieval_response_frame");
+    group.bench_function("body_then_frame", |b| {
+        b.iter(|| {
+            out.clear();
+            frame::encode(
+                FrameKind::Response,
+                &message::encode(black_box(&response)),
+                &mut out,
+            );
+        })
+    });
+    group.bench_function("in_place", |b| {
+        b.iter(|| {
+            out.clear();
+            message::encode_frame(FrameKind::Response, black_box(&response), &mut out);
+        })
+    });
+    group.finish();
+}
+
 fn check_digit(c: &mut Criterion) {
     let stem = a_patient_number().value() / 10;
     assert_eq!(
@@ -73,5 +101,11 @@ fn check_digit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, response_decode, patient_encode, check_digit);
+criterion_group!(
+    benches,
+    response_decode,
+    patient_encode,
+    response_frame,
+    check_digit
+);
 criterion_main!(benches);

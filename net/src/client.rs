@@ -233,8 +233,8 @@ impl TlsClient {
             }
             waiting.insert(id, reply);
         }
-        let mut out = BytesMut::new();
-        frame::encode(FrameKind::Request, &message::encode(&request), &mut out);
+        let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
+        message::encode_frame(FrameKind::Request, &request, &mut out);
         if self.frames.send(out.freeze()).await.is_err() {
             self.waiting.lock().remove(&id);
             return Err(ClientError::Lost("the connection's writer stopped".into()));
@@ -345,8 +345,8 @@ impl QuicClient {
             .open_bi()
             .await
             .map_err(|error| connection_error(error, false))?;
-        let mut out = BytesMut::new();
-        frame::encode(FrameKind::Request, &message::encode(&request), &mut out);
+        let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
+        message::encode_frame(FrameKind::Request, &request, &mut out);
         let lost = |error: String| ClientError::Lost(error);
         send.write_all(&out).await.map_err(|error| match error {
             quinn::WriteError::ConnectionLost(error) => connection_error(error, false),

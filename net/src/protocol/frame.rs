@@ -9,6 +9,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Bytes before a frame's body: length, version, kind.
 pub const FRAME_HEADER_BYTES: usize = 6;
+/// Room to start a one-message frame buffer with: most requests and responses fit, a larger
+/// one grows it.
+pub const FRAME_BYTES_TYPICAL: usize = 512;
 /// The smallest value of the length field: version and kind.
 const LENGTH_MIN: u32 = 2;
 
@@ -79,6 +82,23 @@ pub fn encode(kind: FrameKind, body: &[u8], out: &mut BytesMut) {
     out.put_u8(PROTOCOL_VERSION);
     out.put_u8(kind.code());
     out.put_slice(body);
+}
+
+/// Appends a frame of `kind` whose body `write_body` appends to `out`: the body is written in
+/// place, with no buffer of its own to allocate, grow and copy.
+pub fn encode_in_place(
+    kind: FrameKind,
+    out: &mut BytesMut,
+    write_body: impl FnOnce(&mut BytesMut),
+) {
+    let start = out.len();
+    out.put_u32(0); // the length, known once the body is written
+    out.put_u8(PROTOCOL_VERSION);
+    out.put_u8(kind.code());
+    write_body(out);
+    let body = out.len() - start - FRAME_HEADER_BYTES;
+    let length = u32::try_from(body + 2).expect("bodies are bounded far below 4 GiB");
+    out[start..start + 4].copy_from_slice(&length.to_be_bytes());
 }
 
 /// Splits arriving bytes into frames.
@@ -157,6 +177,17 @@ mod tests {
         let mut out = BytesMut::new();
         encode(kind, body, &mut out);
         out.to_vec()
+    }
+
+    #[test]
+    fn a_frame_encoded_in_place_is_the_frame_of_its_body() {
+        let mut out = BytesMut::from(&b"before"[..]);
+        encode_in_place(FrameKind::Response, &mut out, |body| {
+            body.put_slice(&[7; 300])
+        });
+        let mut expected = BytesMut::from(&b"before"[..]);
+        encode(FrameKind::Response, &[7; 300], &mut expected);
+        assert_eq!(out, expected);
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! The connecting system is never named in a request: it is the system whose certificate the
 //! connection presented.
 
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use spine_core::access::{Caller, Justification};
 use spine_core::pds::values::OdsCode;
 use spine_core::request::{ErrorCode, Operation, Refusal, Reply, Request, Response};
 use uuid::Uuid;
+
+use super::frame::{self, FrameKind};
 
 /// A request as it travels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +146,40 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     postcard::to_allocvec(message).expect("postcard writes to a Vec without failing")
 }
 
+/// Appends the frame of `kind` carrying `message` to `out`, the body encoded in place (what
+/// [`frame::encode`] of [`encode`] gives, without the body's own buffer).
+pub fn encode_frame<T: Serialize>(kind: FrameKind, message: &T, out: &mut BytesMut) {
+    frame::encode_in_place(kind, out, |body| {
+        postcard::serialize_with_flavor::<T, _, ()>(message, AppendTo(body))
+            .expect("postcard writes to a BytesMut without failing");
+    });
+}
+
+/// A postcard output appending to a `BytesMut`, with `extend_from_slice` throughout: through
+/// `BufMut`'s `put_u8` and `put_slice`, framing in place was slower than copying a body (227 ns
+/// against 154 ns per retrieval response in `codec_costs`; 103 ns as it is).
+struct AppendTo<'a>(&'a mut BytesMut);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.extend_from_slice(&[data]);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// A message from a body: all of it, nothing after.
 pub fn decode<'a, T: Deserialize<'a>>(
     what: &'static str,
@@ -174,6 +211,24 @@ mod tests {
                 nhs_number: "9000000009".parse().unwrap(),
             },
         }
+    }
+
+    /// `message`'s frame encoded in place is the frame of its body, after whatever the buffer
+    /// already held.
+    fn assert_framed_in_place<T: Serialize>(kind: FrameKind, message: &T) {
+        let mut expected = BytesMut::from(&b"earlier frames"[..]);
+        frame::encode(kind, &encode(message), &mut expected);
+        let mut out = BytesMut::from(&b"earlier frames"[..]);
+        encode_frame(kind, message, &mut out);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn requests_and_responses_framed_in_place_are_framed_as_their_bodies() {
+        assert_framed_in_place(FrameKind::Request, &retrieve());
+        let patient = spine_core::pds::synthetic::patient_at(7, 3, "9000000009".parse().unwrap());
+        let response = WireResponse::new(Uuid::from_u128(7), Ok(Reply::Patient(patient)));
+        assert_framed_in_place(FrameKind::Response, &response);
     }
 
     /// The bytes `net/PROTOCOL.md` gives as its example: the layout is a promise to other

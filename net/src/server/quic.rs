@@ -243,8 +243,8 @@ async fn serve_stream(
     } else {
         WireResponse::new(request.id, Err(rate_limited(asid, &limits)))
     };
-    let mut out = BytesMut::new();
-    frame::encode(FrameKind::Response, &message::encode(&response), &mut out);
+    let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
+    message::encode_frame(FrameKind::Response, &response, &mut out);
     send.write_all(&out)
         .await
         .map_err(|error| error.to_string())?;
@@ -262,11 +262,7 @@ async fn finish_with_goodbye(
     message: String,
 ) -> Result<(), String> {
     let mut out = BytesMut::new();
-    frame::encode(
-        FrameKind::Goodbye,
-        &message::encode(&Goodbye { code, message }),
-        &mut out,
-    );
+    message::encode_frame(FrameKind::Goodbye, &Goodbye { code, message }, &mut out);
     let out: Bytes = out.freeze();
     send.write_all(&out)
         .await

@@ -22,7 +22,7 @@ use super::connections::{ConnectionSlot, Connections};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use crate::pki;
-use crate::protocol::frame::{self, FrameKind};
+use crate::protocol::frame::FrameKind;
 use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
 use crate::protocol::session::{ServerSession, SessionEvent};
 
@@ -105,7 +105,7 @@ fn goodbye_frame(code: ErrorCode, message: impl Into<String>) -> Bytes {
         message: message.into(),
     };
     let mut out = BytesMut::new();
-    frame::encode(FrameKind::Goodbye, &message::encode(&goodbye), &mut out);
+    message::encode_frame(FrameKind::Goodbye, &goodbye, &mut out);
     out.freeze()
 }
 
@@ -227,7 +227,7 @@ async fn serve(
 
 /// Appends the frame of `response` to `out`.
 fn append_response(out: &mut BytesMut, response: &WireResponse) {
-    frame::encode(FrameKind::Response, &message::encode(response), out);
+    message::encode_frame(FrameKind::Response, response, out);
 }
 
 /// Runs one request on the engine for system `asid`, within its deadline, and counts it in
