@@ -83,7 +83,8 @@ struct Args {
     #[arg(long, value_name = "PER_SECOND")]
     rate: Option<f64>,
     /// Step the rate up from the national peak until the latency or error objective breaks,
-    /// and report the highest rate that met it as a multiple of the national peak.
+    /// and report the highest rate that met it as a multiple of the national peak. A rate
+    /// misses only if it misses twice in a row (shared machines stall now and then).
     #[arg(long)]
     find_max: bool,
     /// Objective: 99th percentile latency (from intended send time), at most, in milliseconds.
