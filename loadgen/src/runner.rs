@@ -253,9 +253,8 @@ pub struct Step {
 /// Steps a steady rate up from the national peak (doubling) until the objective breaks, then
 /// narrows between the last rate that met it and the first that did not (three halvings).
 /// Throughout, a rate misses only if it misses twice in a row: one miss may be the machine's,
-/// not the server's. `measure` runs one
-/// step: a rate, and the step's number (to vary the seed). Returns every step; the highest that
-/// met the objective is the answer.
+/// not the server's. `measure` runs one step: a rate, and the step's number (to vary the seed).
+/// Returns every step; the highest that met the objective is the answer.
 pub fn find_max(
     mut measure: impl FnMut(f64, u64) -> Measurement,
     objective: Objective,
