@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, Endpoint, Incoming, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -261,10 +261,7 @@ async fn finish_with_goodbye(
     code: ErrorCode,
     message: String,
 ) -> Result<(), String> {
-    let mut out = BytesMut::new();
-    message::encode_frame(FrameKind::Goodbye, &Goodbye { code, message }, &mut out);
-    let out: Bytes = out.freeze();
-    send.write_all(&out)
+    send.write_all(&message::goodbye_frame(code, message))
         .await
         .map_err(|error| error.to_string())?;
     send.finish().map_err(|error| error.to_string())

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use spine_core::engine::EngineHandle;
@@ -23,7 +23,7 @@ use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use crate::pki;
 use crate::protocol::frame::FrameKind;
-use crate::protocol::message::{self, Goodbye, WireRequest, WireResponse};
+use crate::protocol::message::{self, WireRequest, WireResponse, goodbye_frame};
 use crate::protocol::session::{ServerSession, SessionEvent};
 
 /// This transport's index in the metrics.
@@ -97,16 +97,6 @@ async fn accept_loop(
             _ = stop.changed() => return,
         }
     }
-}
-
-fn goodbye_frame(code: ErrorCode, message: impl Into<String>) -> Bytes {
-    let goodbye = Goodbye {
-        code,
-        message: message.into(),
-    };
-    let mut out = BytesMut::new();
-    message::encode_frame(FrameKind::Goodbye, &goodbye, &mut out);
-    out.freeze()
 }
 
 /// One connection, from handshake to close.
