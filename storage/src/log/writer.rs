@@ -331,6 +331,8 @@ impl Writer {
                 offset,
                 "the write covers exactly its records"
             );
+            let padding = page_padding(offset, segment_size);
+            self.buffer.resize(self.buffer.len() + padding, 0);
             self.write_run(ordinal, &segment, write_at, offset);
         }
     }
@@ -361,7 +363,7 @@ impl Writer {
             .fetch_add(self.run.len() as u64, Ordering::Relaxed);
         counters
             .bytes
-            .fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
+            .fetch_add((end - write_at) as u64, Ordering::Relaxed);
         let joins_state = std::mem::take(&mut self.header_pending);
         self.write_offset = end;
         let published = {
@@ -464,6 +466,24 @@ impl Writer {
     }
 }
 
+/// Page size the writes are padded to: the page cache's unit on the machines the log runs on.
+const PAGE_BYTES: usize = 4096;
+
+/// Zeros to append to a write that ends at `end` so that it ends on a page boundary (or at the
+/// segment's end).
+///
+/// Why: a write that ends inside a page the page cache does not hold makes the kernel read that
+/// page from the disk before copying into it, and a spare segment's zeros go to the disk with
+/// `O_DIRECT`, so none of its pages are cached. Unpadded, every batch waited for one read on
+/// its commit path (2,300 reads a second at 70,000 operations a second). Padded, each page after
+/// a write's first is written whole, and its first is the previous write's last, which the page
+/// cache holds. The bytes past the log's end are zeros already, so the padding changes nothing
+/// on disk, and nothing below the write offset is rewritten.
+fn page_padding(end: usize, segment_size: usize) -> usize {
+    let page_end = end.next_multiple_of(PAGE_BYTES).min(segment_size);
+    page_end.saturating_sub(end)
+}
+
 fn reply_failed(request: AppendRequest, cause: &Arc<io::Error>) {
     let Some(reply) = request.reply else {
         return;
@@ -471,4 +491,28 @@ fn reply_failed(request: AppendRequest, cause: &Arc<io::Error>) {
     let _ = reply.send(Err(AppendError::FailStop {
         cause: Arc::clone(cause),
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_padded_to_the_next_page_boundary() {
+        const SEGMENT: usize = 64 * PAGE_BYTES;
+        assert_eq!(page_padding(3 * PAGE_BYTES + 10, SEGMENT), PAGE_BYTES - 10);
+        assert_eq!(page_padding(PAGE_BYTES - 1, SEGMENT), 1);
+        assert_eq!(
+            page_padding(2 * PAGE_BYTES, SEGMENT),
+            0,
+            "already on a boundary"
+        );
+    }
+
+    #[test]
+    fn padding_never_passes_the_segment_end() {
+        let segment = 10 * PAGE_BYTES + 100;
+        assert_eq!(page_padding(10 * PAGE_BYTES + 40, segment), 60);
+        assert_eq!(page_padding(segment, segment), 0);
+    }
 }
