@@ -14,6 +14,7 @@ use spine_core::eps::{EpsAction, NewLineItem, NewPrescription};
 use spine_core::ers::{
     NewReferral, NewSlot, Priority, ReferralAction, Service, ServiceId, SlotQuery, SlotStart,
 };
+use spine_core::gp2gp::Sha256Hash;
 use spine_core::pds::patient::{Death, DeathNotificationStatus, Patient};
 use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbers, patient_at};
 use spine_core::pds::values::OdsCode;
@@ -39,6 +40,29 @@ const SLOTS_OFFERED: u32 = 5;
 const BOOKING_ATTEMPTS_MAX: usize = 3;
 /// A transferred GP record's size: four chunks.
 const GP_RECORD_BYTES: usize = 4 * spine_core::gp2gp::CHUNK_BYTES as usize;
+/// Distinct GP records the transfers send, made and hashed once: making and hashing a record
+/// per transfer (1 MiB of random bytes, two SHA-256 passes) held up the client thread's other
+/// operations for milliseconds each time.
+const GP_RECORDS: usize = 4;
+
+/// A GP record the transfers send, with its digest.
+struct GpRecord {
+    bytes: Vec<u8>,
+    sha256: Sha256Hash,
+}
+
+impl GpRecord {
+    /// Record `number` of the population of `seed`: random bytes.
+    fn new(seed: u64, number: u64) -> Self {
+        let mut random = SplitMix64::new(seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut bytes = vec![0u8; GP_RECORD_BYTES];
+        for word in bytes.chunks_exact_mut(8) {
+            word.copy_from_slice(&random.next_u64().to_le_bytes());
+        }
+        let sha256 = Sha256Hash::of(&bytes);
+        Self { bytes, sha256 }
+    }
+}
 
 /// The population and the requests made of it.
 pub struct Workload {
@@ -48,6 +72,8 @@ pub struct Workload {
     pub numbers: Vec<NhsNumber>,
     /// Registrations made so far (each a new person).
     registrations: AtomicU64,
+    /// The GP records transfers send.
+    gp_records: Vec<GpRecord>,
 }
 
 /// An operation's outcome and the requests it sent.
@@ -214,6 +240,9 @@ impl Workload {
             seed,
             numbers: nhs_numbers().take(population.max(HOT_PATIENTS)).collect(),
             registrations: AtomicU64::new(0),
+            gp_records: (0..GP_RECORDS as u64)
+                .map(|number| GpRecord::new(seed, number))
+                .collect(),
         }
     }
 
@@ -382,18 +411,14 @@ impl Workload {
     /// their 1 MiB record (seeded by `seed`) in four chunks, and the demo GP downloads it,
     /// checks it and acknowledges delivery. Stops at the first refusal.
     async fn record_transfer(&self, client: &ClientSet, index: usize, seed: u64) -> Done {
-        use spine_core::gp2gp::{CHUNK_BYTES, Sha256Hash};
+        use spine_core::gp2gp::CHUNK_BYTES;
         let op = Op::Gp2gpTransfer;
-        let mut random = SplitMix64::new(seed);
-        // Filled in place: the client thread's other operations wait while this runs.
-        let mut document = vec![0u8; GP_RECORD_BYTES];
-        for word in document.chunks_exact_mut(8) {
-            word.copy_from_slice(&random.next_u64().to_le_bytes());
-        }
+        let record = &self.gp_records[(seed % GP_RECORDS as u64) as usize];
+        let document = &record.bytes;
         let start = previous_practice_request(Operation::Gp2gpStart {
             patient: self.numbers[index],
             document_size: document.len() as u64,
-            document_sha256: Sha256Hash::of(&document),
+            document_sha256: record.sha256,
         });
         let transfer = match client.call(start).await {
             Ok(Ok(Reply::Transfer(status))) => status.transfer.id(),
@@ -421,9 +446,16 @@ impl Workload {
                 other => return stopped(op, other, requests),
             }
         }
+        // What came back is compared with what was sent; only a different record is hashed
+        // (and the server refuses its digest).
+        let received_sha256 = if received == *document {
+            record.sha256
+        } else {
+            Sha256Hash::of(&received)
+        };
         let acknowledge = gp_request(Operation::Gp2gpAcknowledge {
             transfer,
-            document_sha256: Sha256Hash::of(&received),
+            document_sha256: received_sha256,
         });
         Done {
             outcome: outcome(op, client.call(acknowledge).await),

@@ -4,12 +4,17 @@
 //! connection (`connection_route`); the kernel spreads connections over cores at random, so a
 //! set opens a few more while a shard has none. Requests without a home (searches, creates)
 //! and servers that do not say go round-robin.
+//!
+//! Over TLS a set also keeps bulk lanes: a connection per shard for the requests that carry a
+//! GP2GP chunk (256 KiB, in the request or its answer). One TCP connection is one byte stream,
+//! so a chunk holds up every small request queued behind it; on lanes of their own, chunks
+//! wait only for each other. QUIC gives each request its own stream and needs none.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use spine_core::request::{ConnectionRoute, Response};
+use spine_core::request::{ConnectionRoute, Operation, Response};
 use spine_core::shard::shard_of;
 
 use crate::client::{Client, ClientError, Transport};
@@ -23,11 +28,21 @@ const EXTRA_CONNECTIONS_PER_CONNECTION: usize = 3;
 /// are the tasks' of the runtime that opened them.
 pub struct ClientSet {
     clients: Vec<Client>,
+    routes: Routes,
+    next: AtomicUsize,
+}
+
+/// Which connection of a set each request goes over: the set's routing, without its sockets.
+#[derive(Clone, Debug, Default)]
+struct Routes {
     /// The server's shards, when every connection's route agreed.
     shards: Option<usize>,
-    /// Per shard, the indexes in `clients` of the connections its core serves.
+    /// The connections that are not bulk lanes: the first ones of the set.
+    regular: usize,
+    /// Per shard, the indexes of the (regular) connections its core serves.
     by_shard: Vec<Vec<usize>>,
-    next: AtomicUsize,
+    /// Per shard, the indexes of its bulk lanes (empty: none).
+    bulk_by_shard: Vec<Vec<usize>>,
 }
 
 impl ClientSet {
@@ -54,7 +69,46 @@ impl ClientSet {
             let route = client.route().await?;
             connected.push((client, route));
         }
-        Ok(Self::new(connected))
+        let mut set = Self::new(connected);
+        if transport == Transport::Tls {
+            set.open_bulk_lanes(addr, server_name, &configs[0]).await?;
+        }
+        Ok(set)
+    }
+
+    /// Opens a bulk lane for every shard, as far as the kernel's spreading of connections over
+    /// cores allows in as many attempts as [`ClientSet::connect`] makes.
+    async fn open_bulk_lanes(
+        &mut self,
+        addr: SocketAddr,
+        server_name: &str,
+        config: &Arc<rustls::ClientConfig>,
+    ) -> Result<(), ClientError> {
+        let Some(shards) = self.routes.shards else {
+            return Ok(());
+        };
+        let attempts = shards * (1 + EXTRA_CONNECTIONS_PER_CONNECTION);
+        let mut lanes = vec![Vec::new(); shards];
+        for _ in 0..attempts {
+            if lanes.iter().all(|lane: &Vec<usize>| !lane.is_empty()) {
+                break;
+            }
+            let client =
+                Client::connect(Transport::Tls, addr, server_name, Arc::clone(config)).await?;
+            let shard = match client.route().await? {
+                Some(route)
+                    if route.shards as usize == shards && route.local_shard < route.shards =>
+                {
+                    route.local_shard as usize
+                }
+                // Routes that changed since the set connected: not a server to route by.
+                _ => return Ok(()),
+            };
+            lanes[shard].push(self.clients.len());
+            self.clients.push(client);
+        }
+        self.routes.bulk_by_shard = lanes;
+        Ok(())
     }
 
     /// A set of `connected` clients with the routes their server gave (`None`: unknown).
@@ -68,9 +122,13 @@ impl ClientSet {
             }
         }
         Self {
+            routes: Routes {
+                shards,
+                regular: connected.len(),
+                by_shard,
+                bulk_by_shard: Vec::new(),
+            },
             clients: connected.into_iter().map(|(client, _)| client).collect(),
-            shards,
-            by_shard,
             next: AtomicUsize::new(0),
         }
     }
@@ -96,21 +154,51 @@ impl ClientSet {
 
     /// How many connections each shard's core serves (empty when the server did not say).
     pub fn connections_by_shard(&self) -> Vec<usize> {
-        self.by_shard.iter().map(Vec::len).collect()
+        self.routes.by_shard.iter().map(Vec::len).collect()
+    }
+
+    /// How many bulk lanes each shard's core serves (empty when the set has none).
+    pub fn bulk_lanes_by_shard(&self) -> Vec<usize> {
+        self.routes.bulk_by_shard.iter().map(Vec::len).collect()
     }
 
     fn pick(&self, request: &WireRequest) -> usize {
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        let served = match (self.shards, request.operation.home_value()) {
-            (Some(shards), Some(value)) => &self.by_shard[shard_of(value, shards)],
-            _ => return turn % self.clients.len(),
+        self.routes.pick(&request.operation, turn)
+    }
+}
+
+impl Routes {
+    /// The connection for `operation`, the set's `turn`-th request: a bulk lane of its home
+    /// shard for a chunk, else a connection its home shard's core serves, else any regular
+    /// one, round-robin.
+    fn pick(&self, operation: &Operation, turn: usize) -> usize {
+        let any = turn % self.regular;
+        let home = match (self.shards, operation.home_value()) {
+            (Some(shards), Some(value)) => shard_of(value, shards),
+            _ => return any,
         };
+        if carries_a_chunk(operation)
+            && let Some(lanes) = self.bulk_by_shard.get(home)
+            && !lanes.is_empty()
+        {
+            return lanes[turn % lanes.len()];
+        }
+        let served = &self.by_shard[home];
         if served.is_empty() {
-            turn % self.clients.len()
+            any
         } else {
             served[turn % served.len()]
         }
     }
+}
+
+/// Whether `operation` carries a GP2GP chunk, in the request or in its answer.
+fn carries_a_chunk(operation: &Operation) -> bool {
+    matches!(
+        operation,
+        Operation::Gp2gpSendChunk { .. } | Operation::Gp2gpFetchChunk { .. }
+    )
 }
 
 /// The shard count every connection's route gives, if they all gave one and agree.
@@ -135,4 +223,82 @@ fn covers_every_shard(connected: &[(Client, Option<ConnectionRoute>)]) -> bool {
         }
     }
     served.iter().all(|&served| served)
+}
+
+#[cfg(test)]
+mod tests {
+    use spine_core::gp2gp::TransferId;
+    use spine_core::pds::search::SearchQuery;
+
+    use super::*;
+
+    /// Two shards; regular connections 0 and 2 on shard 0, 1 on shard 1; lanes 3 (shard 0)
+    /// and 4 (shard 1).
+    fn routes() -> Routes {
+        Routes {
+            shards: Some(2),
+            regular: 3,
+            by_shard: vec![vec![0, 2], vec![1]],
+            bulk_by_shard: vec![vec![3], vec![4]],
+        }
+    }
+
+    /// A transfer whose home is `shard` of two.
+    fn transfer_on(shard: usize) -> TransferId {
+        (1..)
+            .filter_map(TransferId::new)
+            .find(|id| shard_of(id.get(), 2) == shard)
+            .expect("some transfer id lives on every shard")
+    }
+
+    #[test]
+    fn chunks_go_over_their_home_shards_bulk_lane() {
+        let routes = routes();
+        for shard in 0..2 {
+            let transfer = transfer_on(shard);
+            let send = Operation::Gp2gpSendChunk {
+                transfer,
+                index: 0,
+                bytes: vec![1; 16],
+            };
+            let fetch = Operation::Gp2gpFetchChunk { transfer, index: 0 };
+            for turn in 0..6 {
+                assert_eq!(routes.pick(&send, turn), 3 + shard);
+                assert_eq!(routes.pick(&fetch, turn), 3 + shard);
+            }
+        }
+    }
+
+    #[test]
+    fn small_requests_never_take_a_bulk_lane() {
+        let routes = routes();
+        let status = Operation::Gp2gpStatus {
+            transfer: transfer_on(0),
+        };
+        let search = Operation::PdsSearch {
+            query: SearchQuery::new(),
+        };
+        for turn in 0..12 {
+            assert!([0, 2].contains(&routes.pick(&status, turn)), "home shard 0");
+            assert!(
+                routes.pick(&search, turn) < 3,
+                "round-robin over the regular ones"
+            );
+        }
+    }
+
+    #[test]
+    fn without_lanes_chunks_go_with_everything_else() {
+        let routes = Routes {
+            bulk_by_shard: Vec::new(),
+            ..routes()
+        };
+        let fetch = Operation::Gp2gpFetchChunk {
+            transfer: transfer_on(1),
+            index: 2,
+        };
+        for turn in 0..4 {
+            assert_eq!(routes.pick(&fetch, turn), 1);
+        }
+    }
 }
