@@ -408,7 +408,8 @@ impl Workload {
     }
 
     /// Patient `index` joined the demo practice from Hillview (Y90002): Hillview's GP sends
-    /// their 1 MiB record (seeded by `seed`) in four chunks, and the demo GP downloads it,
+    /// their 1 MiB record (one of the workload's four, picked by `seed`) in four chunks, and
+    /// the demo GP downloads it,
     /// checks it and acknowledges delivery. Stops at the first refusal.
     async fn record_transfer(&self, client: &ClientSet, index: usize, seed: u64) -> Done {
         use spine_core::gp2gp::CHUNK_BYTES;
