@@ -96,11 +96,7 @@ impl ClientSet {
             let client =
                 Client::connect(Transport::Tls, addr, server_name, Arc::clone(config)).await?;
             let shard = match client.route().await? {
-                Some(route)
-                    if route.shards as usize == shards && route.local_shard < route.shards =>
-                {
-                    route.local_shard as usize
-                }
+                Some(route) if route_of_a_server_with(&route, shards) => route.local_shard as usize,
                 // Routes that changed since the set connected: not a server to route by.
                 _ => return Ok(()),
             };
@@ -201,11 +197,16 @@ fn carries_a_chunk(operation: &Operation) -> bool {
     )
 }
 
+/// Whether `route` comes from a server of `shards` shards and names one of them.
+fn route_of_a_server_with(route: &ConnectionRoute, shards: usize) -> bool {
+    route.shards as usize == shards && route.local_shard < route.shards
+}
+
 /// The shard count every connection's route gives, if they all gave one and agree.
 fn agreed_shards(connected: &[(Client, Option<ConnectionRoute>)]) -> Option<usize> {
     let first = connected.first()?.1?;
     let agree = connected.iter().all(|(_, route)| {
-        route.is_some_and(|route| route.shards == first.shards && route.local_shard < route.shards)
+        route.is_some_and(|route| route_of_a_server_with(&route, first.shards as usize))
     });
     (agree && first.shards > 0).then_some(first.shards as usize)
 }
