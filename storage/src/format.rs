@@ -5,7 +5,7 @@
 //! All integers are little-endian.
 
 /// Version of the on-disk format written into every segment header.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SPINELOG";
@@ -46,8 +46,12 @@ pub const RECORD_BATCH_OFFSET_OFFSET: usize = 36;
 
 /// Flag: the record deletes its key from the indexes (a tombstone).
 pub const RECORD_FLAG_DELETE: u8 = 0b0000_0001;
+/// Flag: the record is the last of its append group (one engine turn, or one single append).
+/// A group's records are durable together or not at all: recovery keeps a log only up to the
+/// last record carrying this flag.
+pub const RECORD_FLAG_GROUP_END: u8 = 0b0000_0010;
 /// All flags this version understands; any other bit set makes a record invalid.
-pub const RECORD_FLAGS_KNOWN: u8 = RECORD_FLAG_DELETE;
+pub const RECORD_FLAGS_KNOWN: u8 = RECORD_FLAG_DELETE | RECORD_FLAG_GROUP_END;
 
 const _: () = assert!(SEGMENT_HEADER_SIZE == 64);
 const _: () = assert!(SEGMENT_HEADER_SIZE.is_multiple_of(RECORD_ALIGNMENT));
@@ -91,7 +95,7 @@ mod tests {
     #[test]
     fn format_md_agrees_with_the_code() {
         let documented = documented_constants();
-        let in_code: [(&str, String); 20] = [
+        let in_code: [(&str, String); 21] = [
             ("FORMAT_VERSION", FORMAT_VERSION.to_string()),
             (
                 "SEGMENT_MAGIC",
@@ -126,6 +130,7 @@ mod tests {
                 RECORD_BATCH_OFFSET_OFFSET.to_string(),
             ),
             ("RECORD_FLAG_DELETE", RECORD_FLAG_DELETE.to_string()),
+            ("RECORD_FLAG_GROUP_END", RECORD_FLAG_GROUP_END.to_string()),
             ("RECORD_FLAGS_KNOWN", RECORD_FLAGS_KNOWN.to_string()),
         ];
         for (name, value) in &in_code {

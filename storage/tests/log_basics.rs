@@ -325,13 +325,31 @@ fn a_batch_gets_consecutive_positions_in_order_and_is_bounded() {
         config.appends_pending_max = 64;
         let (log, _) = Log::open(config).unwrap();
         append_records(&log, 1, 3, 10);
-        // Larger than one write (8 KiB) and crossing segments: still consecutive and in order.
-        let records: Vec<NewRecord> = (10..74)
+        // Each larger than one write (8 KiB), the second too large for what is left of the
+        // first segment (16 KiB): it goes whole to the next one. Consecutive and in order.
+        for first in [10, 30] {
+            let records: Vec<NewRecord> = (first..first + 20)
+                .map(|k| NewRecord::put(key(k), 1, payload_for(k, 500)))
+                .collect();
+            let last = pollster::block_on(log.append_batch(records)).unwrap();
+            assert_eq!(last.index, first - 10 + 23);
+        }
+        assert_eq!(segments(dir.path()).len(), 2);
+        let too_big: Vec<NewRecord> = (100..131)
             .map(|k| NewRecord::put(key(k), 1, payload_for(k, 500)))
             .collect();
-        let last = pollster::block_on(log.append_batch(records)).unwrap();
-        assert_eq!(last.index, 67);
-        for (k, index) in (10..74).zip(4..68) {
+        let error = pollster::block_on(log.append_batch(too_big)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AppendError::BatchBytesTooLarge {
+                    bytes: 16_864,
+                    max: 16_320
+                }
+            ),
+            "a batch is one group, and a group never spans segments: {error}"
+        );
+        for (k, index) in (10..30).chain(30..50).zip(4..44) {
             let found = log
                 .get(key(k), |view| {
                     (view.position().index, view.payload().to_vec())
@@ -363,7 +381,7 @@ fn a_batch_gets_consecutive_positions_in_order_and_is_bounded() {
         );
         assert_eq!(
             log.last_position().index,
-            67,
+            43,
             "a refused batch appends nothing"
         );
     });

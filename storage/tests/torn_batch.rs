@@ -1,7 +1,8 @@
 //! Property test: a power cut during the last batch's write may leave any subset of its sectors
 //! on disk, in any order. Whatever subset survives, the log opens, keeps every acknowledged
-//! record, exposes only whole records of the torn batch (a prefix of it), and stays consistent
-//! when appended to and reopened again (the torn bytes were zeroed, not merely skipped).
+//! record, exposes only whole append groups of the torn batch (a prefix of its groups, never
+//! part of one), and stays consistent when appended to and reopened again (the torn bytes were
+//! zeroed, not merely skipped).
 //!
 //! A SIGKILL cannot produce such tears (the page cache survives a process), so the test writes
 //! the torn batch itself, with the log's own encoder, where the next batch would have gone.
@@ -15,7 +16,7 @@ use std::os::unix::fs::FileExt;
 
 use common::*;
 use proptest::prelude::*;
-use spine_storage::format::{SEGMENT_HEADER_SIZE, record_size};
+use spine_storage::format::{RECORD_FLAG_GROUP_END, SEGMENT_HEADER_SIZE, record_size};
 use spine_storage::log::record::{Position, RecordHeader, encode};
 use spine_storage::{BackendChoice, Log, LogConfig, NewRecord};
 
@@ -34,6 +35,7 @@ fn config(dir: &std::path::Path, use_checkpoint: bool) -> LogConfig {
 fn run(
     acked_lengths: Vec<usize>,
     torn_lengths: Vec<usize>,
+    group_ends: Vec<bool>,
     sector_kept: Vec<bool>,
     use_checkpoint: bool,
 ) -> Result<(), TestCaseError> {
@@ -52,6 +54,8 @@ fn run(
     let write_offset =
         SEGMENT_HEADER_SIZE + acked_lengths.iter().map(|&l| record_size(l)).sum::<usize>();
     let mut batch = Vec::new();
+    // Whether torn record j ends its group; a batch always ends with a group's last record.
+    let ends_group = |j: usize| j + 1 == torn_lengths.len() || group_ends[j % group_ends.len()];
     for (j, &length) in torn_lengths.iter().enumerate() {
         let k = TORN_KEY_BASE + j as u64;
         let header = RecordHeader {
@@ -62,7 +66,11 @@ fn run(
             },
             key: k,
             kind: 1,
-            flags: 0,
+            flags: if ends_group(j) {
+                RECORD_FLAG_GROUP_END
+            } else {
+                0
+            },
             batch_offset: j as u32,
         };
         encode(&mut batch, &header, &payload_for(k, length));
@@ -94,6 +102,10 @@ fn run(
         "an acknowledged record was lost: {last} < {acked}"
     );
     prop_assert!(last <= acked + torn_lengths.len() as u64);
+    prop_assert!(
+        last == acked || ends_group((last - acked - 1) as usize),
+        "the log ends inside a group of the torn batch, at {last}"
+    );
     for index in 1..=last {
         let (expected_key, length) = if index <= acked {
             (index, acked_lengths[index as usize - 1])
@@ -133,9 +145,10 @@ proptest! {
     fn any_tear_of_the_last_batch_loses_nothing_acknowledged(
         acked_lengths in proptest::collection::vec(0usize..1000, 1..20),
         torn_lengths in proptest::collection::vec(0usize..1000, 1..20),
+        group_ends in proptest::collection::vec(any::<bool>(), 1..8),
         sector_kept in proptest::collection::vec(any::<bool>(), 1..64),
         use_checkpoint in any::<bool>(),
     ) {
-        run(acked_lengths, torn_lengths, sector_kept, use_checkpoint)?;
+        run(acked_lengths, torn_lengths, group_ends, sector_kept, use_checkpoint)?;
     }
 }

@@ -93,6 +93,12 @@ impl EngineConfig {
         log
     }
 
+    /// Encoded bytes one turn's records may take: a turn is one append group of its shard's
+    /// log, durable whole or not at all, and a group never spans segments.
+    pub fn turn_bytes_max(&self) -> usize {
+        (self.segment_size as usize).saturating_sub(spine_storage::format::SEGMENT_HEADER_SIZE)
+    }
+
     /// Checks the settings make sense together.
     pub fn validate(&self) -> Result<(), String> {
         if self.shards == 0 || self.shards > 1024 {

@@ -171,6 +171,7 @@ impl Engine {
                 wake: Arc::clone(&wake),
                 closing: Arc::clone(&closing),
                 turn_records_max: config.turn_records_max,
+                turn_bytes_max: config.turn_bytes_max(),
                 turns_in_flight_max: config.turns_in_flight_max,
             };
             let core = config

@@ -60,7 +60,52 @@ pub(crate) struct ShardLoop {
     pub(crate) closing: Arc<AtomicBool>,
     pub(crate) counters: Arc<LoopCounters>,
     pub(crate) turn_records_max: usize,
+    /// Encoded bytes a turn's records may take at most: a turn is one append group, which
+    /// must fit in one log segment.
+    pub(crate) turn_bytes_max: usize,
     pub(crate) turns_in_flight_max: usize,
+}
+
+/// Encoded bytes, headers and padding included, that one record other than a GP2GP chunk or a
+/// Summary Care Record may take at most: a patient, an audit event, a prescription, a referral
+/// or an outcome are a few KiB at their fields' limits.
+const SMALL_RECORD_BYTES_MAX: usize = 16 * 1024;
+/// Encoded bytes of the one large record (a chunk or a Summary Care Record) an input may write:
+/// the log's payload limit for the engine, with a record header.
+const LARGE_RECORD_BYTES_MAX: usize = 256 * 1024 + 64;
+
+/// Encoded bytes of a record with no payload (a deletion): a record header.
+const EMPTY_RECORD_BYTES: usize = 40;
+/// Encoded bytes of one bookable slot's record, at most.
+const SLOT_RECORD_BYTES_MAX: usize = 1024;
+
+/// Encoded bytes an input's records may take, at most (see [`records_bound`]). Only sizes the
+/// turn: the first input of a turn always runs.
+pub(crate) fn bytes_bound(input: &ShardInput) -> usize {
+    let ShardInput::Execute(request) = input else {
+        return records_bound(input) * SMALL_RECORD_BYTES_MAX;
+    };
+    match &request.operation {
+        Operation::ErsPublishSlots { slots, .. } => {
+            slots.len() * SLOT_RECORD_BYTES_MAX + 4 * SMALL_RECORD_BYTES_MAX
+        }
+        // The chunk, its transfer and event, and the deletion of every chunk of a transfer
+        // that ends.
+        Operation::Gp2gpSendChunk { .. } => {
+            LARGE_RECORD_BYTES_MAX + gp2gp_small_records_bytes_max()
+        }
+        Operation::Gp2gpStatus { .. }
+        | Operation::Gp2gpFetchChunk { .. }
+        | Operation::Gp2gpAcknowledge { .. }
+        | Operation::Gp2gpCancel { .. } => gp2gp_small_records_bytes_max(),
+        Operation::ScrUpdate { .. } => LARGE_RECORD_BYTES_MAX + 3 * SMALL_RECORD_BYTES_MAX,
+        _ => records_bound(input) * SMALL_RECORD_BYTES_MAX,
+    }
+}
+
+/// A GP2GP step's records other than a chunk: one deletion per chunk and six others.
+fn gp2gp_small_records_bytes_max() -> usize {
+    crate::gp2gp::CHUNK_COUNT_MAX as usize * EMPTY_RECORD_BYTES + 6 * SMALL_RECORD_BYTES_MAX
 }
 
 /// Records an input may append, at most (its patient record, audit event, alert and outcome;
@@ -174,6 +219,7 @@ impl ShardLoop {
         let mut inputs = Vec::with_capacity(waiting);
         let mut replies = Vec::with_capacity(waiting);
         let mut records = 1; // the metadata record
+        let mut bytes = SMALL_RECORD_BYTES_MAX;
         let mut closed = false;
         loop {
             let envelope = match carried.take() {
@@ -191,11 +237,15 @@ impl ShardLoop {
                 },
             };
             let bound = records_bound(&envelope.input);
-            if records + bound > self.turn_records_max && !inputs.is_empty() {
+            let bytes_bound = bytes_bound(&envelope.input);
+            let full = records + bound > self.turn_records_max
+                || bytes + bytes_bound > self.turn_bytes_max;
+            if full && !inputs.is_empty() {
                 *carried = Some(envelope);
                 break;
             }
             records += bound;
+            bytes += bytes_bound;
             inputs.push(envelope.input);
             replies.push(envelope.reply);
         }

@@ -1,6 +1,7 @@
 //! A shard's counters and audit chain head, written as the last record of every turn that
-//! writes. On open the shard reads it back and replays the few records after it (a turn whose
-//! metadata record was lost to a crash), so the counters never go back.
+//! writes. A turn is one append group of the log, durable whole or not at all, so the last
+//! record of a recovered log is a turn's metadata record. On open the shard reads it back and
+//! replays any records after it all the same (defence in depth), so the counters never go back.
 
 use serde::{Deserialize, Serialize};
 

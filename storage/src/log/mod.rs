@@ -142,6 +142,12 @@ impl<'a> RecordView<'a> {
         self.header.flags & RECORD_FLAG_DELETE != 0
     }
 
+    /// Whether this record is the last of its append group (one `append`, or one
+    /// `append_batch`).
+    pub fn ends_group(&self) -> bool {
+        self.header.flags & crate::format::RECORD_FLAG_GROUP_END != 0
+    }
+
     /// The payload, straight from the map.
     pub fn payload(&self) -> &'a [u8] {
         self.payload
@@ -341,6 +347,17 @@ pub enum AppendError {
         /// The configured maximum.
         max: usize,
     },
+    /// An `append_batch` whose records do not fit in one segment: a batch is one append group,
+    /// durable whole or not at all, and a group never spans segments.
+    #[error(
+        "a batch of {bytes} encoded bytes does not fit in one segment ({max} bytes for records)"
+    )]
+    BatchBytesTooLarge {
+        /// Encoded bytes of the batch's records.
+        bytes: usize,
+        /// Bytes a segment holds for records.
+        max: usize,
+    },
 }
 
 /// Why a read failed.
@@ -384,7 +401,11 @@ pub struct TornTail {
     pub offset: u64,
     /// Bytes zeroed after that point.
     pub bytes_discarded: u64,
-    /// Why the record at `offset` was not valid.
+    /// Records that were valid but were cut with the rest of their append group, which was
+    /// incomplete (none of them had been acknowledged).
+    pub valid_records_discarded: u64,
+    /// Why the append group that started at `offset` was cut: what was wrong with its first
+    /// invalid record, or that its last record is missing.
     pub reason: &'static str,
 }
 
@@ -532,6 +553,10 @@ fn encode_state(state: &State) -> Vec<u8> {
 /// A request in the append queue.
 pub(crate) struct AppendRequest {
     record: NewRecord,
+    /// Whether this is the last record of its append group (a batch, or a single append): the
+    /// writer never ends a commit batch, nor a segment, inside a group, and marks the group's
+    /// last record so recovery keeps groups whole.
+    ends_group: bool,
     /// Where the answer goes; `None` inside a batch, where only the last record is answered
     /// (records become durable in queue order, so its answer covers the others).
     reply: Option<oneshot::Sender<Result<Position, AppendError>>>,
@@ -571,6 +596,9 @@ pub struct Log {
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     queue: Arc<AppendQueue<AppendRequest>>,
+    /// Held while a group's records are pushed, so groups of concurrent appenders never
+    /// interleave in the queue (the writer relies on a group's records being consecutive).
+    push_lock: Mutex<()>,
     writer: Option<JoinHandle<()>>,
     helpers: Vec<JoinHandle<()>>,
     backend: BackendKind,
@@ -638,6 +666,7 @@ impl Log {
             shared,
             permits: Arc::new(Semaphore::new(config.appends_pending_max)),
             queue,
+            push_lock: Mutex::new(()),
             writer,
             helpers: threads.collect(),
             backend: backend_kind,
@@ -667,11 +696,16 @@ impl Log {
         let (reply, answer) = oneshot::channel();
         let request = AppendRequest {
             record,
+            ends_group: true,
             reply: Some(reply),
             _permit: permit,
             queued_at: std::time::Instant::now(),
         };
-        if self.queue.push(request).is_err() {
+        let pushed = {
+            let _group = self.push_lock.lock();
+            self.queue.push(request)
+        };
+        if pushed.is_err() {
             // The permits keep the queue below its capacity, so only closing refuses a push.
             assert!(
                 self.queue.is_closed(),
@@ -682,8 +716,10 @@ impl Log {
         answer.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// Appends `records` (at least one) in order, queued back to back with no await between
-    /// them, and resolves once all are durable with the position of the last. Only that record
+    /// Appends `records` (at least one) in order as one append group, and resolves once all
+    /// are durable with the position of the last. The group is atomic on disk: after any
+    /// crash, recovery finds all of its records or none (it never ends a commit batch or a
+    /// segment inside a group, and marks the group's last record). Only that record
     /// is answered: the log makes records durable in queue order, so its answer covers the
     /// rest, and a batch costs one wake-up, not one per record. When the caller is the log's
     /// only appender the indexes are consecutive, starting just after the last record it
@@ -727,8 +763,14 @@ impl Log {
         if records.len() > max {
             return Err(too_large);
         }
+        let mut bytes = 0;
         for record in records {
             self.check_appendable(record)?;
+            bytes += record_size(record.payload.len());
+        }
+        let room = self.shared.config.segment_size as usize - SEGMENT_HEADER_SIZE;
+        if bytes > room {
+            return Err(AppendError::BatchBytesTooLarge { bytes, max: room });
         }
         u32::try_from(records.len()).map_err(|_| too_large)
     }
@@ -742,17 +784,16 @@ impl Log {
         let count = records.len();
         let (reply, answer) = oneshot::channel();
         let mut reply = Some(reply);
+        let _group = self.push_lock.lock();
         for (position, record) in records.into_iter().enumerate() {
             let permit = permits
                 .split(1)
                 .expect("one permit was acquired for each record");
+            let last = position + 1 == count;
             let request = AppendRequest {
                 record,
-                reply: if position + 1 == count {
-                    reply.take()
-                } else {
-                    None
-                },
+                ends_group: last,
+                reply: if last { reply.take() } else { None },
                 _permit: permit,
                 queued_at,
             };

@@ -7,6 +7,10 @@
 //! record is invalid, the rest of the segment is searched for valid records: one that belongs to
 //! a *later* batch proves the invalid record was durable (acknowledged) before, so the log is
 //! corrupt and refuses to open; otherwise the invalid record starts a torn tail, which is zeroed.
+//!
+//! Records are kept in whole append groups (one engine turn each): a record counts only once
+//! the group's last record (`RECORD_FLAG_GROUP_END`) has been verified, and a torn tail is cut
+//! from the first record of the group it falls in, so a crash never leaves half a turn behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -17,7 +21,7 @@ use super::record::{self, Invalid, InvalidSegmentHeader, RecordHeader};
 use super::segment::{self, Segment, sync_dir};
 use super::state::State;
 use super::{LogConfig, OpenError, RecoveryReport, TornTail};
-use crate::format::{RECORD_ALIGNMENT, SEGMENT_HEADER_SIZE};
+use crate::format::{RECORD_ALIGNMENT, RECORD_FLAG_GROUP_END, SEGMENT_HEADER_SIZE};
 use crate::index::Location;
 use crate::index::checkpoint::{self, Checkpoint};
 use crate::index::primary::PrimaryIndex;
@@ -29,14 +33,19 @@ use crate::io::BackendKind;
 pub(crate) enum SegmentEnd {
     /// The records end at `end`; everything after is zero.
     Clean { end: usize },
-    /// The record at `at` is invalid and belongs to the last, torn batch; bytes up to
-    /// `nonzero_end` must be zeroed.
+    /// The last, torn batch: its append group that starts at `at` is incomplete (a record of
+    /// it is invalid, or its last record is missing); bytes `at..nonzero_end` must be zeroed.
+    /// `records_cut` valid records of that group are discarded with it.
     Torn {
         at: usize,
         nonzero_end: usize,
-        reason: Invalid,
+        records_cut: u64,
+        reason: &'static str,
     },
 }
+
+/// Why a torn tail whose records were all valid was cut: its group's last record is missing.
+const UNFINISHED_GROUP: &str = "append group without its last record";
 
 /// A record before the tail is invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,8 +55,10 @@ pub(crate) struct Corruption {
 }
 
 /// Verifies the records of one segment from `start`, expecting the first to have index
-/// `next_index`, and calls `on_record(offset, header, payload)` for each valid one in order.
-/// `is_last` says whether this is the log's last segment, the only one that may be torn.
+/// `next_index`, and calls `on_record(offset, header, payload)` for each valid one in order,
+/// a whole append group at a time (records of a group cut short are never passed on).
+/// `start` must be a group boundary. `is_last` says whether this is the log's last segment,
+/// the only one that may be torn.
 pub(crate) fn scan_segment<E>(
     bytes: &[u8],
     start: usize,
@@ -58,19 +69,47 @@ pub(crate) fn scan_segment<E>(
 ) -> Result<Result<SegmentEnd, Corruption>, E> {
     assert!(start >= SEGMENT_HEADER_SIZE && start.is_multiple_of(RECORD_ALIGNMENT));
     let mut offset = start;
+    // The records of the group being read, passed on once its last record is verified.
+    let mut group: Vec<(usize, RecordHeader)> = Vec::new();
+    let mut group_start = start;
     let invalid = loop {
         if offset >= bytes.len() {
-            return Ok(Ok(SegmentEnd::Clean { end: offset }));
+            break None;
         }
         match record::decode(&bytes[offset..], payload_max) {
             Ok(header) if header.position.index == next_index => {
-                on_record(offset, &header, record::payload(&bytes[offset..], &header))?;
+                group.push((offset, header));
                 offset += header.record_size();
                 next_index += 1;
+                if header.flags & RECORD_FLAG_GROUP_END != 0 {
+                    for (at, header) in group.drain(..) {
+                        on_record(at, &header, record::payload(&bytes[at..], &header))?;
+                    }
+                    group_start = offset;
+                }
             }
-            Ok(_) => break Invalid::BadHeader,
-            Err(invalid) => break invalid,
+            Ok(_) => break Some(Invalid::BadHeader),
+            Err(invalid) => break Some(invalid),
         }
+    };
+    let torn = |nonzero_end: usize, reason| {
+        Ok(Ok(SegmentEnd::Torn {
+            at: group_start,
+            nonzero_end: nonzero_end.max(offset),
+            records_cut: group.len() as u64,
+            reason,
+        }))
+    };
+    let Some(invalid) = invalid else {
+        // The segment is full to its last byte.
+        return match (group.is_empty(), is_last) {
+            (true, _) => Ok(Ok(SegmentEnd::Clean { end: offset })),
+            (false, true) => torn(offset, UNFINISHED_GROUP),
+            (false, false) => Ok(Err(Corruption {
+                offset: group_start,
+                reason: "segment ends inside an append group",
+            })),
+        };
     };
     let tail = analyse_tail(bytes, offset, next_index, payload_max);
     let corrupt = |reason| Ok(Err(Corruption { offset, reason }));
@@ -80,17 +119,19 @@ pub(crate) fn scan_segment<E>(
             other => other.describe(),
         });
     }
-    match (invalid, tail.nonzero_end > offset, is_last) {
-        (Invalid::Zeroed, false, _) => Ok(Ok(SegmentEnd::Clean { end: offset })),
-        (_, _, true) => Ok(Ok(SegmentEnd::Torn {
-            at: offset,
-            nonzero_end: tail.nonzero_end,
-            reason: invalid,
+    let unwritten_after = invalid == Invalid::Zeroed && tail.nonzero_end <= offset;
+    match (unwritten_after, group.is_empty(), is_last) {
+        (true, true, _) => Ok(Ok(SegmentEnd::Clean { end: offset })),
+        (true, false, true) => torn(tail.nonzero_end, UNFINISHED_GROUP),
+        (true, false, false) => Ok(Err(Corruption {
+            offset: group_start,
+            reason: "segment ends inside an append group",
         })),
-        (Invalid::Zeroed, true, false) => {
+        (false, _, true) => torn(tail.nonzero_end, invalid.describe()),
+        (false, _, false) if invalid == Invalid::Zeroed => {
             corrupt("unexpected bytes after the end of a full segment")
         }
-        (other, _, false) => corrupt(other.describe()),
+        (false, _, false) => corrupt(invalid.describe()),
     }
 }
 
@@ -376,9 +417,16 @@ pub(crate) fn recover(
             Ok(SegmentEnd::Torn {
                 at,
                 nonzero_end,
+                records_cut,
                 reason,
             }) => {
-                report.torn_tail = Some(zero_torn_tail(segment, at, nonzero_end, reason)?);
+                report.torn_tail = Some(zero_torn_tail(
+                    segment,
+                    at,
+                    nonzero_end,
+                    records_cut,
+                    reason,
+                )?);
             }
         }
     }
@@ -392,7 +440,8 @@ fn zero_torn_tail(
     segment: &Segment,
     at: usize,
     nonzero_end: usize,
-    reason: Invalid,
+    records_cut: u64,
+    reason: &'static str,
 ) -> Result<TornTail, OpenError> {
     let zeros = vec![0u8; nonzero_end.saturating_sub(at)];
     let file: &File = &segment.file;
@@ -403,9 +452,10 @@ fn zero_torn_tail(
         segment: segment.path.clone(),
         offset: at as u64,
         bytes_discarded: zeros.len() as u64,
-        reason: reason.describe(),
+        valid_records_discarded: records_cut,
+        reason,
     };
-    tracing::warn!(segment = %torn.segment.display(), offset = torn.offset, bytes = torn.bytes_discarded, reason = torn.reason, "cut off a torn tail");
+    tracing::warn!(segment = %torn.segment.display(), offset = torn.offset, bytes = torn.bytes_discarded, records = torn.valid_records_discarded, reason = torn.reason, "cut off a torn tail");
     Ok(torn)
 }
 
@@ -416,7 +466,8 @@ mod tests {
 
     const PAYLOAD_MAX: u32 = 1024;
 
-    /// A segment image with batches of the given sizes, starting at index 1.
+    /// A segment image with batches of the given sizes, each one append group, starting at
+    /// index 1.
     fn image(batches: &[usize]) -> (Vec<u8>, Vec<usize>) {
         let mut bytes = vec![0u8; SEGMENT_HEADER_SIZE];
         let mut offsets = Vec::new();
@@ -431,7 +482,11 @@ mod tests {
                     position: Position { term: 1, index },
                     key: index,
                     kind: 1,
-                    flags: 0,
+                    flags: if index - first + 1 == size as u64 {
+                        RECORD_FLAG_GROUP_END
+                    } else {
+                        0
+                    },
                     batch_offset: (index - first) as u32,
                 };
                 encode(&mut bytes, &header, &payload);
@@ -473,26 +528,58 @@ mod tests {
     }
 
     #[test]
-    fn damage_in_the_last_batch_is_a_torn_tail() {
+    fn damage_in_the_last_batch_cuts_its_whole_group() {
         let (mut bytes, offsets) = image(&[3, 3]);
         bytes[offsets[4] + 50] ^= 1;
         let (seen, end) = scan(&bytes, true);
-        assert_eq!(seen, vec![1, 2, 3, 4]);
+        assert_eq!(
+            seen,
+            vec![1, 2, 3],
+            "record 4 is valid but its group is not whole"
+        );
         let Ok(SegmentEnd::Torn {
             at,
             nonzero_end,
+            records_cut,
             reason,
         }) = end
         else {
             panic!("{end:?}")
         };
-        assert_eq!(at, offsets[4]);
+        assert_eq!(at, offsets[3], "cut from the group's first record");
+        assert_eq!(records_cut, 1);
         assert_eq!(
             nonzero_end,
             offsets[5] + 72,
             "the surviving record of the torn batch is zeroed too"
         );
-        assert_eq!(reason, Invalid::ChecksumMismatch);
+        assert_eq!(reason, "checksum mismatch");
+    }
+
+    #[test]
+    fn a_group_whose_last_record_never_reached_the_disk_is_cut_whole() {
+        let (mut bytes, offsets) = image(&[2, 3]);
+        bytes[offsets[4]..offsets[4] + 72].fill(0);
+        let (seen, end) = scan(&bytes, true);
+        assert_eq!(seen, vec![1, 2]);
+        assert_eq!(
+            end,
+            Ok(SegmentEnd::Torn {
+                at: offsets[2],
+                nonzero_end: offsets[4],
+                records_cut: 2,
+                reason: UNFINISHED_GROUP,
+            })
+        );
+        let (_, end) = scan(&bytes, false);
+        assert_eq!(
+            end,
+            Err(Corruption {
+                offset: offsets[2],
+                reason: "segment ends inside an append group",
+            }),
+            "groups never span segments, so only the last may end inside one"
+        );
     }
 
     #[test]
@@ -504,7 +591,8 @@ mod tests {
         assert!(matches!(
             end,
             Ok(SegmentEnd::Torn {
-                reason: Invalid::Zeroed,
+                reason: "zeroed header",
+                records_cut: 0,
                 ..
             })
         ));
@@ -515,7 +603,11 @@ mod tests {
         let (mut bytes, offsets) = image(&[3, 3]);
         bytes[offsets[1] + 45] ^= 0x40;
         let (seen, end) = scan(&bytes, true);
-        assert_eq!(seen, vec![1]);
+        assert_eq!(
+            seen,
+            Vec::<u64>::new(),
+            "no record of a broken group is passed on"
+        );
         assert_eq!(
             end,
             Err(Corruption {

@@ -4,8 +4,10 @@
 //! The writer is the only thread that writes segments or changes the state. Per batch: take
 //! queued appends as the [`BatchPolicy`] says, encode them behind each other, write them with one
 //! call to the io backend (write + `fdatasync`), then, with the batch durable, apply it to the
-//! indexes and acknowledge every append in it. A batch that does not fit the current segment is
-//! split at the boundary; each part is its own durable write.
+//! indexes and acknowledge every append in it. A batch never ends inside an append group, and
+//! a batch that does not fit the current segment is split at a group boundary; each part is its
+//! own durable write. A group's last record carries `RECORD_FLAG_GROUP_END`, so recovery can
+//! keep groups whole.
 
 use std::fs;
 use std::io;
@@ -23,7 +25,7 @@ use super::group_commit::{BatchDecision, BatchPolicy, OpenBatch};
 use super::record::{self, Position, RecordHeader};
 use super::segment::{self, SPARE_SUFFIX, Segment, prepare_spare, sync_dir};
 use super::{AppendError, AppendRequest, Shared};
-use crate::format::{SEGMENT_HEADER_SIZE, record_size};
+use crate::format::{RECORD_FLAG_GROUP_END, SEGMENT_HEADER_SIZE, record_size};
 use crate::index::Location;
 use crate::index::secondary::{SecondaryKey, SecondaryKeys};
 use crate::io::IoBackend;
@@ -223,7 +225,8 @@ impl Writer {
         }
     }
 
-    /// Fills `batch` as the policy says; `false` when the queue is closed and drained.
+    /// Fills `batch` as the policy says, ending it only at the end of an append group; `false`
+    /// when the queue is closed and drained.
     fn collect(&mut self, batch: &mut Vec<AppendRequest>) -> bool {
         let first = match self.carry.take() {
             Some(request) => request,
@@ -245,6 +248,24 @@ impl Writer {
         };
         batch.push(first);
         loop {
+            let inside_group = batch.last().is_some_and(|last| !last.ends_group);
+            if inside_group {
+                // The rest of the group is being pushed right now (under the push lock): take
+                // it whatever the policy says, so the batch ends on a group boundary.
+                if let Some(next) = self.queue.pop() {
+                    open.bytes += record_size(next.record.payload.len());
+                    open.records += 1;
+                    batch.push(next);
+                } else if self.queue.is_closed() {
+                    // Closed while the group was pushed: the group is incomplete and its
+                    // appender was told the log is closed. None of it is written.
+                    drop_incomplete_group(batch);
+                    return !batch.is_empty();
+                } else {
+                    self.queue.wait(1, None);
+                }
+                continue;
+            }
             let decision = self
                 .policy
                 .decide(&open, Instant::now(), self.queue.len() == 0);
@@ -272,22 +293,28 @@ impl Writer {
         }
     }
 
-    /// Makes `batch` durable (in as many writes as segment boundaries need) and answers it.
+    /// Makes `batch` durable (in as many writes as segment boundaries need) and answers it. A
+    /// segment boundary splits the batch only between append groups.
     fn commit(&mut self, batch: &mut Vec<AppendRequest>) {
-        let mut requests = batch.drain(..).peekable();
-        while let Some(first) = requests.peek() {
+        let segment_size = self.shared.config.segment_size as usize;
+        // Reversed, `pop` takes the requests in queue order and the next group is at the end.
+        batch.reverse();
+        while !batch.is_empty() {
             if let Some(cause) = self.shared.failure() {
-                requests.for_each(|request| reply_failed(request, &cause));
+                batch
+                    .drain(..)
+                    .for_each(|request| reply_failed(request, &cause));
                 return;
             }
-            let first_size = record_size(first.record.payload.len());
-            let segment_size = self.shared.config.segment_size as usize;
-            if (self.current.is_none() || self.write_offset + first_size > segment_size)
+            let first_group = next_group_bytes(batch);
+            if (self.current.is_none() || self.write_offset + first_group > segment_size)
                 && let Err(error) = self.roll()
             {
                 let cause = Arc::new(error);
                 self.shared.fail_stop(Arc::clone(&cause));
-                requests.for_each(|request| reply_failed(request, &cause));
+                batch
+                    .drain(..)
+                    .for_each(|request| reply_failed(request, &cause));
                 return;
             }
             let (ordinal, segment) = self
@@ -307,24 +334,30 @@ impl Writer {
             };
             let batch_first_index = self.next_index;
             let mut offset = self.write_offset;
-            while let Some(request) = requests.next_if(|request| {
-                offset + record_size(request.record.payload.len()) <= segment_size
-            }) {
-                let header = RecordHeader {
-                    payload_len: request.record.payload.len() as u32,
-                    position: Position {
-                        term: self.shared.config.term,
-                        index: self.next_index,
-                    },
-                    key: request.record.key.map_or(0, |key| key.get()),
-                    kind: request.record.kind,
-                    flags: request.record.flags(),
-                    batch_offset: (self.next_index - batch_first_index) as u32,
-                };
-                record::encode(&mut self.buffer, &header, &request.record.payload);
-                self.run.push((request, header, offset as u32));
-                offset += header.record_size();
-                self.next_index += 1;
+            while !batch.is_empty() && offset + next_group_bytes(batch) <= segment_size {
+                loop {
+                    let request = batch.pop().expect("a group's records are all in the batch");
+                    let ends_group = request.ends_group;
+                    let group_end = if ends_group { RECORD_FLAG_GROUP_END } else { 0 };
+                    let header = RecordHeader {
+                        payload_len: request.record.payload.len() as u32,
+                        position: Position {
+                            term: self.shared.config.term,
+                            index: self.next_index,
+                        },
+                        key: request.record.key.map_or(0, |key| key.get()),
+                        kind: request.record.kind,
+                        flags: request.record.flags() | group_end,
+                        batch_offset: (self.next_index - batch_first_index) as u32,
+                    };
+                    record::encode(&mut self.buffer, &header, &request.record.payload);
+                    self.run.push((request, header, offset as u32));
+                    offset += header.record_size();
+                    self.next_index += 1;
+                    if ends_group {
+                        break;
+                    }
+                }
             }
             assert_eq!(
                 write_at + self.buffer.len(),
@@ -482,6 +515,28 @@ const PAGE_BYTES: usize = 4096;
 fn page_padding(end: usize, segment_size: usize) -> usize {
     let page_end = end.next_multiple_of(PAGE_BYTES).min(segment_size);
     page_end.saturating_sub(end)
+}
+
+/// Encoded bytes of the next append group of a reversed batch (its records are at the end).
+fn next_group_bytes(reversed: &[AppendRequest]) -> usize {
+    let mut bytes = 0;
+    for request in reversed.iter().rev() {
+        bytes += record_size(request.record.payload.len());
+        if request.ends_group {
+            return bytes;
+        }
+    }
+    panic!("a batch holds whole append groups only");
+}
+
+/// Removes the records after the batch's last complete append group: their group was cut short
+/// when the log closed, so none of them may be written.
+fn drop_incomplete_group(batch: &mut Vec<AppendRequest>) {
+    let whole = batch
+        .iter()
+        .rposition(|request| request.ends_group)
+        .map_or(0, |last| last + 1);
+    batch.truncate(whole);
 }
 
 fn reply_failed(request: AppendRequest, cause: &Arc<io::Error>) {
