@@ -399,7 +399,7 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
     let verified = tool(&["verify"]);
     assert_eq!(verified.matches("audit chain of").count(), 2, "{verified}");
     let stats = tool(&["stats"]);
-    assert!(stats.starts_with("shard  patient-versions"), "{stats}");
+    assert!(stats.starts_with("shard  patients"), "{stats}");
     let issued = tool(&["cert", "issue", "--system", "pharmacy-1"]);
     assert!(
         issued.contains("system pharmacy-1: ASID 200000000002"),

@@ -9,6 +9,7 @@
 
 mod config;
 mod coordinator;
+pub mod data_dir;
 mod ers;
 mod shard_thread;
 
@@ -43,6 +44,9 @@ pub enum EngineError {
         /// The failure.
         source: std::io::Error,
     },
+    /// The data directory is in use, or its data was written with another shard count.
+    #[error(transparent)]
+    DataDirUnusable(#[from] data_dir::DataDirError),
     /// The access directory could not be loaded.
     #[error("access directory: {0}")]
     Directory(#[from] DirectoryFileError),
@@ -99,6 +103,8 @@ pub struct Engine {
     closing: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     recoveries: Vec<RecoveryReport>,
+    /// Released after the shard threads stop (fields drop in order, after `stop`).
+    _data_dir: data_dir::DataDirLock,
 }
 
 /// What one shard holds, for operators and benchmarks.
@@ -133,6 +139,9 @@ impl Engine {
             path: config.data_dir.clone(),
             source,
         })?;
+        // Before anything in the directory is read or written.
+        let data_dir_lock = data_dir::lock(&config.data_dir)?;
+        data_dir::check_shards(&config.data_dir, &data_dir_lock, config.shards)?;
         let directory = Arc::new(directory_file::load_or_create(&config.data_dir)?);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut links = Vec::with_capacity(config.shards);
@@ -216,6 +225,7 @@ impl Engine {
             closing,
             threads,
             recoveries,
+            _data_dir: data_dir_lock,
         })
     }
 

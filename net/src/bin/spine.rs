@@ -7,8 +7,10 @@
 //!   accepting, answer what is in flight, flush, exit 0.
 //! - `spine cert issue --system NAME`: a client certificate for a new system, registered in
 //!   the access directory (the server reads it at start).
-//! - `spine verify`: opens every shard's log (verifying every record after its checkpoint) and
-//!   verifies every audit chain, offline.
+//! - `spine verify`: reads every record of every shard's log and verifies every audit chain,
+//!   offline, writing nothing (it works on a read-only copy); any damage, a torn tail included,
+//!   is printed and exits 1. Only `spine serve` cuts a torn tail, when it opens the log, and logs
+//!   what it cut.
 //! - `spine stats`: records per service and shard, offline.
 //!
 //! Exit status: 0 on success; 1 on an error (printed with its causes); 2 for bad arguments.
@@ -28,13 +30,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use spine_core::access::directory_file;
 use spine_core::access::{Activity, System};
-use spine_core::engine::{Engine, EngineConfig};
+use spine_core::engine::{Engine, EngineConfig, data_dir};
 use spine_core::shard::audit_queries::verify_chain;
 use spine_core::shard::keys::{self, ShardIndexes};
 use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
 use spine_net::server::Server;
 use spine_net::settings::{LimitSettings, Settings};
-use spine_storage::Log;
+use spine_storage::{Log, OpenError, RecoveryReport};
 
 #[derive(Parser, Debug)]
 #[command(name = "spine", version, about = "Spine core: server and tools", long_about = None)]
@@ -100,7 +102,8 @@ struct ServeArgs {
     /// Prometheus metrics address (loopback HTTP, `GET /metrics`) [default: 127.0.0.1:9464].
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
-    /// Shards, one per core [default: the cores available].
+    /// Shards, one per core [default: the count the data directory records, or the cores
+    /// available for a new one]. A data directory keeps the count it was first served with.
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
     /// Largest frame, in bytes [default: 1048576].
@@ -191,7 +194,10 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let data_dir = &settings.data_dir();
     let pki = prepare(data_dir)?;
     let mut config = EngineConfig::new(data_dir);
-    if let Some(shards) = settings.shards {
+    // Asked for, or else the count the data was written with, or else one per core.
+    let recorded = data_dir::recorded_shards(data_dir)
+        .with_context(|| format!("reading {}", data_dir.display()))?;
+    if let Some(shards) = settings.shards.or(recorded) {
         config.shards = shards;
     }
     let shards = config.shards;
@@ -282,58 +288,121 @@ fn issue(data_dir: &Path, name: &str, organisation: &str) -> Result<()> {
     Ok(())
 }
 
-/// Each shard's log, opened as the engine opens it (the server must not hold them).
-fn open_logs(data_dir: &Path) -> Result<Vec<Log>> {
-    let mut config = EngineConfig::new(data_dir);
-    let shards = std::fs::read_dir(data_dir)
+/// The shard count the data directory records (the server writes it on first start).
+fn shard_count(data_dir: &Path) -> Result<usize> {
+    match data_dir::recorded_shards(data_dir)
         .with_context(|| format!("reading {}", data_dir.display()))?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("shard-"))
-        .count();
-    if shards == 0 {
-        bail!("no shard logs in {}", data_dir.display());
+    {
+        Some(shards) => Ok(shards),
+        None => bail!("no shard logs in {}", data_dir.display()),
     }
-    config.shards = shards;
-    (0..shards)
-        .map(|shard| {
-            Log::open_with(config.log_config(shard), Arc::new(ShardIndexes))
-                .map(|(log, _)| log)
-                .with_context(|| format!("opening shard {shard}'s log (is the server running?)"))
-        })
-        .collect()
 }
 
+/// Shard `shard`'s log opened for reading only, every record verified (checkpoints are not
+/// trusted): nothing in the data directory is written, so this works on a read-only copy.
+fn open_read_only(
+    data_dir: &Path,
+    shard: usize,
+    shards: usize,
+) -> Result<(Log, RecoveryReport), OpenError> {
+    let mut config = EngineConfig::new(data_dir);
+    config.shards = shards;
+    let mut log_config = config.log_config(shard);
+    log_config.use_checkpoint = false;
+    Log::open_read_only(log_config, Arc::new(ShardIndexes))
+}
+
+/// Checks every record of every shard and every audit chain, writing nothing; any damage,
+/// including a torn tail that opening for service would cut, is reported and fails the command.
 fn verify(data_dir: &Path) -> Result<()> {
-    for (shard, log) in open_logs(data_dir)?.into_iter().enumerate() {
-        let head = verify_chain(&log, None).with_context(|| format!("shard {shard}"))?;
-        println!(
-            "shard {shard}: {} records verified, audit chain of {} events intact",
-            log.last_position().index,
-            head.sequence
-        );
-        log.close()
-            .with_context(|| format!("closing shard {shard}'s log"))?;
+    let shards = shard_count(data_dir)?;
+    let mut problems = 0;
+    for shard in 0..shards {
+        let (log, report) = match open_read_only(data_dir, shard, shards) {
+            Ok(opened) => opened,
+            Err(OpenError::Locked { .. }) => {
+                bail!("shard {shard}'s log is in use: stop the server first")
+            }
+            Err(error) => {
+                println!("shard {shard}: DAMAGED: {error}");
+                problems += 1;
+                continue;
+            }
+        };
+        if let Some(torn) = &report.torn_tail {
+            println!(
+                "shard {shard}: DAMAGED: torn tail at {} offset {}: {}; {} bytes after it, {} \
+                 valid records of an unfinished turn (never acknowledged if the tail was torn \
+                 by a crash; `spine serve` cuts it when it opens the log)",
+                torn.segment.display(),
+                torn.offset,
+                torn.reason,
+                torn.bytes_discarded,
+                torn.valid_records_discarded
+            );
+            problems += 1;
+        }
+        match verify_chain(&log, None) {
+            Ok(head) => println!(
+                "shard {shard}: {} records verified, audit chain of {} events intact",
+                log.last_position().index,
+                head.sequence
+            ),
+            Err(error) => {
+                println!("shard {shard}: DAMAGED: audit chain: {error}");
+                problems += 1;
+            }
+        }
+    }
+    if problems > 0 {
+        bail!("{problems} problems found in {}", data_dir.display());
     }
     Ok(())
 }
 
+/// Every record kind a shard writes, with the column `spine stats` prints it under.
+const RECORD_KINDS: [(u8, &str); 12] = [
+    (keys::KIND_PATIENT, "patients"),
+    (keys::KIND_AUDIT, "audit"),
+    (keys::KIND_ALERT, "alerts"),
+    (keys::KIND_OUTCOME, "outcomes"),
+    (keys::KIND_META, "turns"),
+    (keys::KIND_SCR, "scr"),
+    (keys::KIND_PRESCRIPTION, "eps"),
+    (keys::KIND_SERVICE, "ers-services"),
+    (keys::KIND_SLOT, "ers-slots"),
+    (keys::KIND_REFERRAL, "ers-referrals"),
+    (keys::KIND_TRANSFER, "gp2gp"),
+    (keys::KIND_CHUNK, "gp2gp-chunks"),
+];
+
+/// Records of every kind per shard (record versions: an update adds one), and a column for
+/// any kind this build does not know, so that the columns always add up to the records.
 fn stats(data_dir: &Path) -> Result<()> {
-    println!("shard  patient-versions  audit-events  alerts  write-outcomes  records");
-    for (shard, log) in open_logs(data_dir)?.into_iter().enumerate() {
-        let mut counts = [0u64; 6];
+    let mut header = String::from("shard");
+    for (_, name) in RECORD_KINDS {
+        header.push_str(&format!("  {name:>8}"));
+    }
+    println!("{header}  {:>8}  {:>8}", "unknown", "records");
+    let shards = shard_count(data_dir)?;
+    for shard in 0..shards {
+        let (log, _) = open_read_only(data_dir, shard, shards)
+            .with_context(|| format!("opening shard {shard}'s log"))?;
+        let mut counts = [0u64; 256];
         for index in 1..=log.last_position().index {
             if let Some(kind) = log.read(index, |view| view.kind())? {
-                counts[usize::from(kind).min(5)] += 1;
+                counts[usize::from(kind)] += 1;
             }
         }
-        println!(
-            "{shard:5}  {:16}  {:12}  {:6}  {:14}  {:7}",
-            counts[usize::from(keys::KIND_PATIENT)],
-            counts[usize::from(keys::KIND_AUDIT)],
-            counts[usize::from(keys::KIND_ALERT)],
-            counts[usize::from(keys::KIND_OUTCOME)],
-            log.last_position().index
-        );
+        let mut line = format!("{shard:5}");
+        let mut known = 0;
+        for (kind, name) in RECORD_KINDS {
+            let count = counts[usize::from(kind)];
+            known += count;
+            line.push_str(&format!("  {count:>width$}", width = name.len().max(8)));
+        }
+        let records = log.last_position().index;
+        println!("{line}  {:>8}  {records:>8}", records - known);
         log.close()?;
     }
     Ok(())

@@ -602,7 +602,9 @@ pub struct Log {
     writer: Option<JoinHandle<()>>,
     helpers: Vec<JoinHandle<()>>,
     backend: BackendKind,
-    _lock: File,
+    /// Opened by [`Log::open_read_only`]: no writer, no checkpoint on close.
+    read_only: bool,
+    _lock: Option<File>,
 }
 
 impl Log {
@@ -638,7 +640,7 @@ impl Log {
         let backend = crate::io::open_backend(config.backend, config.fault_injection)
             .map_err(OpenError::Backend)?;
         let backend_kind = backend.kind();
-        let recovered = recovery::recover(&config, extractor.as_ref())?;
+        let recovered = recovery::recover(&config, extractor.as_ref(), recovery::Mode::Repair)?;
         let mut report = recovered.report;
         report.backend = backend_kind;
         let shared = Arc::new(Shared {
@@ -670,6 +672,80 @@ impl Log {
             writer,
             helpers: threads.collect(),
             backend: backend_kind,
+            read_only: false,
+            _lock: Some(lock),
+        };
+        Ok((log, report))
+    }
+
+    /// Opens the log for reading only, verifying every record after the checkpoint (all of
+    /// them when `config.use_checkpoint` is false), and writes nothing: not the lock file, not a
+    /// torn tail's cut (reported in [`RecoveryReport::torn_tail`], the records before it are
+    /// readable), not a checkpoint. Works on a read-only copy. Refused with `Locked` while a
+    /// process has the log open for writing; appends fail with `Closed`.
+    pub fn open_read_only(
+        config: LogConfig,
+        extractor: Arc<dyn SecondaryKeys>,
+    ) -> Result<(Self, RecoveryReport), OpenError> {
+        let started = std::time::Instant::now();
+        config.validate()?;
+        let lock_path = config.dir.join(LOCK_FILE_NAME);
+        // A shared lock keeps a writer from opening meanwhile; a copy without the lock file
+        // has no writer to keep out.
+        let lock = match File::open(&lock_path) {
+            Ok(lock) => match lock.try_lock_shared() {
+                Ok(()) => Some(lock),
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(OpenError::Locked {
+                        dir: config.dir.clone(),
+                    });
+                }
+                Err(fs::TryLockError::Error(source)) => {
+                    return Err(OpenError::Io {
+                        path: lock_path,
+                        source,
+                    });
+                }
+            },
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(OpenError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
+        };
+        if !config.dir.is_dir() {
+            return Err(OpenError::Io {
+                path: config.dir.clone(),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
+        let recovered = recovery::recover(&config, extractor.as_ref(), recovery::Mode::ReadOnly)?;
+        let mut report = recovered.report;
+        report.duration = started.elapsed();
+        let shared = Arc::new(Shared {
+            state: RwLock::new(recovered.state),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            counters: Counters::default(),
+            config: config.clone(),
+            checkpointed: Mutex::new(0),
+            latencies: Mutex::new(Latencies::new()),
+        });
+        let queue = Arc::new(AppendQueue::new(1));
+        queue.close();
+        let permits = Arc::new(Semaphore::new(0));
+        permits.close();
+        let log = Self {
+            shared,
+            permits,
+            queue,
+            push_lock: Mutex::new(()),
+            writer: None,
+            helpers: Vec::new(),
+            backend: BackendKind::Portable,
+            read_only: true,
             _lock: lock,
         };
         Ok((log, report))
@@ -989,6 +1065,9 @@ impl Log {
 
     /// Writes an index checkpoint now (normally the background thread does this).
     pub fn checkpoint(&self) -> io::Result<Option<PathBuf>> {
+        if self.read_only {
+            return Err(io::Error::other("the log is open for reading only"));
+        }
         self.shared.write_checkpoint()
     }
 
@@ -1004,6 +1083,9 @@ impl Log {
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         self.permits.close();
         // Closing lets the writer drain the queue and exit; its exit drops the channels the
         // helpers wait on, so they exit too.

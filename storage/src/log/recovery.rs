@@ -176,6 +176,17 @@ fn analyse_tail(bytes: &[u8], at: usize, next_index: u64, payload_max: u32) -> T
     tail
 }
 
+/// Whether opening may change the log's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Opening for service: cut a torn tail (zeroing it), remove spares, temporary checkpoints
+    /// and a prepared segment never written, restore a short last segment's size.
+    Repair,
+    /// Verification: write nothing (the files may be a read-only copy); what `Repair` would
+    /// change is only reported (a torn tail in `RecoveryReport::torn_tail`).
+    ReadOnly,
+}
+
 /// The state and report that opening produced.
 pub(crate) struct Recovered {
     pub(crate) state: State,
@@ -218,10 +229,11 @@ fn open_segment(
     first_index: u64,
     path: PathBuf,
     is_last: bool,
+    mode: Mode,
 ) -> Result<Option<Segment>, OpenError> {
     let file = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(mode == Mode::Repair)
         .open(&path)
         .map_err(io_error(&path))?;
     let length = file.metadata().map_err(io_error(&path))?.len();
@@ -237,8 +249,10 @@ fn open_segment(
     let header = match record::decode_segment_header(&head) {
         Ok(header) => header,
         Err(InvalidSegmentHeader::Zeroed) if is_last => {
-            tracing::info!(path = %path.display(), "removing a prepared segment that was never written");
-            fs::remove_file(&path).map_err(io_error(&path))?;
+            if mode == Mode::Repair {
+                tracing::info!(path = %path.display(), "removing a prepared segment that was never written");
+                fs::remove_file(&path).map_err(io_error(&path))?;
+            }
             return Ok(None);
         }
         Err(InvalidSegmentHeader::Zeroed) => {
@@ -265,6 +279,12 @@ fn open_segment(
     if length != header.segment_size {
         if !is_last || length > header.segment_size {
             return Err(corrupt(&path, length, "segment file has the wrong size"));
+        }
+        if mode == Mode::ReadOnly {
+            // Scanned as it is: the records end before the file does, a torn tail.
+            return Segment::from_file(file, path.clone(), first_index, length)
+                .map(Some)
+                .map_err(io_error(&path));
         }
         // Truncated last segment: restore its size with zeros; the scan then finds the cut
         // record and treats it as a torn tail.
@@ -324,19 +344,22 @@ pub(super) fn apply_checkpoint(
 pub(crate) fn recover(
     config: &LogConfig,
     extractor: &dyn SecondaryKeys,
+    mode: Mode,
 ) -> Result<Recovered, OpenError> {
     let dir = &config.dir;
-    segment::remove_spares(dir).map_err(io_error(dir))?;
-    checkpoint::remove_temporaries(dir).map_err(io_error(dir))?;
+    if mode == Mode::Repair {
+        segment::remove_spares(dir).map_err(io_error(dir))?;
+        checkpoint::remove_temporaries(dir).map_err(io_error(dir))?;
+    }
     let files = list_segments(dir)?;
     let mut segments = Vec::with_capacity(files.len());
     let file_count = files.len();
     for (ordinal, (first_index, path)) in files.into_iter().enumerate() {
-        if let Some(segment) = open_segment(first_index, path, ordinal + 1 == file_count)? {
+        if let Some(segment) = open_segment(first_index, path, ordinal + 1 == file_count, mode)? {
             segments.push(Arc::new(segment));
         }
     }
-    if segments.len() < file_count {
+    if segments.len() < file_count && mode == Mode::Repair {
         sync_dir(dir).map_err(io_error(dir))?;
     }
     let mut state = State::new(
@@ -420,13 +443,17 @@ pub(crate) fn recover(
                 records_cut,
                 reason,
             }) => {
-                report.torn_tail = Some(zero_torn_tail(
-                    segment,
-                    at,
-                    nonzero_end,
-                    records_cut,
+                let torn = TornTail {
+                    segment: segment.path.clone(),
+                    offset: at as u64,
+                    bytes_discarded: nonzero_end.saturating_sub(at) as u64,
+                    valid_records_discarded: records_cut,
                     reason,
-                )?);
+                };
+                if mode == Mode::Repair {
+                    zero_torn_tail(segment, &torn)?;
+                }
+                report.torn_tail = Some(torn);
             }
         }
     }
@@ -436,27 +463,14 @@ pub(crate) fn recover(
 
 /// Zeroes `at..nonzero_end` of the last segment and syncs it, so no byte of the torn batch can
 /// be mistaken for a record later.
-fn zero_torn_tail(
-    segment: &Segment,
-    at: usize,
-    nonzero_end: usize,
-    records_cut: u64,
-    reason: &'static str,
-) -> Result<TornTail, OpenError> {
-    let zeros = vec![0u8; nonzero_end.saturating_sub(at)];
+fn zero_torn_tail(segment: &Segment, torn: &TornTail) -> Result<(), OpenError> {
+    let zeros = vec![0u8; torn.bytes_discarded as usize];
     let file: &File = &segment.file;
-    file.write_all_at(&zeros, at as u64)
+    file.write_all_at(&zeros, torn.offset)
         .map_err(io_error(&segment.path))?;
     file.sync_data().map_err(io_error(&segment.path))?;
-    let torn = TornTail {
-        segment: segment.path.clone(),
-        offset: at as u64,
-        bytes_discarded: zeros.len() as u64,
-        valid_records_discarded: records_cut,
-        reason,
-    };
     tracing::warn!(segment = %torn.segment.display(), offset = torn.offset, bytes = torn.bytes_discarded, records = torn.valid_records_discarded, reason = torn.reason, "cut off a torn tail");
-    Ok(torn)
+    Ok(())
 }
 
 #[cfg(test)]
