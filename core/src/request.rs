@@ -539,11 +539,15 @@ pub enum ErrorCode {
     DocumentIncomplete,
     /// The chunks, or what the receiver reassembled, are not the declared document.
     DocumentHashMismatch,
+    /// The shard's storage failed (a full disk or an I/O error): it accepts no write, nor any
+    /// read that must be audited, until an operator has made room or mended the disk and
+    /// restarted the server. Not worth retrying before then.
+    WritesStopped,
 }
 
 impl ErrorCode {
     /// Every code, in the order they are declared (their index on the wire).
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::AccessDenied,
         ErrorCode::ResourceNotFound,
         ErrorCode::ResourceVersionMismatch,
@@ -574,6 +578,7 @@ impl ErrorCode {
         ErrorCode::ChunkConflict,
         ErrorCode::DocumentIncomplete,
         ErrorCode::DocumentHashMismatch,
+        ErrorCode::WritesStopped,
     ];
 
     /// The code as it is written on the wire and in audit events.
@@ -611,6 +616,7 @@ impl ErrorCode {
             ErrorCode::ChunkConflict => "CHUNK_CONFLICT",
             ErrorCode::DocumentIncomplete => "DOCUMENT_INCOMPLETE",
             ErrorCode::DocumentHashMismatch => "DOCUMENT_HASH_MISMATCH",
+            ErrorCode::WritesStopped => "WRITES_STOPPED",
         }
     }
 }

@@ -228,6 +228,18 @@ fn render_engine(out: &mut String, engine: &EngineHandle) {
     }
     let _ = writeln!(
         out,
+        "# HELP spine_shard_writes_stopped 1 when the shard's log failed (disk full, I/O error) and it answers WRITES_STOPPED until restarted."
+    );
+    let _ = writeln!(out, "# TYPE spine_shard_writes_stopped gauge");
+    for (shard, shard_stats) in stats.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "spine_shard_writes_stopped{{shard=\"{shard}\"}} {}",
+            u8::from(shard_stats.writes_stopped)
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP spine_log_keys Keys in the shard's primary index."
     );
     let _ = writeln!(out, "# TYPE spine_log_keys gauge");

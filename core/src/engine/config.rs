@@ -38,6 +38,8 @@ pub struct EngineConfig {
     pub outcome_slots: usize,
     /// Index entries one search may read on one shard.
     pub search_candidates_max: usize,
+    /// Makes every shard's log fail on purpose; for tests only (default none).
+    pub fault_injection: Option<spine_storage::FaultInjection>,
 }
 
 impl EngineConfig {
@@ -69,6 +71,7 @@ impl EngineConfig {
             nhs_stems: 900_000_000..crate::pds::synthetic::POPULATION_FIRST_STEM,
             outcome_slots: 16_384,
             search_candidates_max: 20_000,
+            fault_injection: None,
         }
     }
 
@@ -90,6 +93,7 @@ impl EngineConfig {
         // Room for every turn that may be in flight, so queueing a turn's batch never waits.
         log.appends_pending_max = self.turns_in_flight_max * (self.turn_records_max + 1);
         log.batch_records_max = log.batch_records_max.max(self.turn_records_max);
+        log.fault_injection = self.fault_injection;
         log
     }
 

@@ -128,6 +128,9 @@ pub struct ShardStats {
     pub inputs: u64,
     /// Time the shard's thread spent executing turns, in nanoseconds.
     pub busy_nanos: u64,
+    /// The shard's log failed (disk full, I/O error): it refuses writes with `WRITES_STOPPED`
+    /// until restarted.
+    pub writes_stopped: bool,
 }
 
 impl Engine {
@@ -378,6 +381,7 @@ impl EngineHandle {
                     turns: link.counters.turns.load(Ordering::Relaxed),
                     inputs: link.counters.inputs.load(Ordering::Relaxed),
                     busy_nanos: link.counters.busy_nanos.load(Ordering::Relaxed),
+                    writes_stopped: link.log.failure().is_some(),
                 }
             })
             .collect()

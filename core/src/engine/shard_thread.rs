@@ -326,8 +326,11 @@ impl ShardLoop {
             Err(error) => {
                 tracing::error!(%error, "shard log failed; refusing every request from now on");
                 let refusal = Refusal::new(
-                    ErrorCode::ServiceUnavailable,
-                    format!("the shard's log failed and must be reopened: {error}"),
+                    ErrorCode::WritesStopped,
+                    format!(
+                        "the shard's log failed, writes are stopped until an operator makes \
+                         room or mends the disk and restarts the server: {error}"
+                    ),
                 );
                 for (reply, output) in turn.answers {
                     let _ = reply.send(failed(&output, &refusal));

@@ -327,6 +327,7 @@ mod tests {
             (ChunkConflict, "CHUNK_CONFLICT"),
             (DocumentIncomplete, "DOCUMENT_INCOMPLETE"),
             (DocumentHashMismatch, "DOCUMENT_HASH_MISMATCH"),
+            (WritesStopped, "WRITES_STOPPED"),
         ];
         assert_eq!(
             table.len(),
