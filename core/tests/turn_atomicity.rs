@@ -8,7 +8,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 
 use common::*;
@@ -18,8 +18,6 @@ use spine_core::eps::NewLineItem;
 use spine_core::eps::NewPrescription;
 use spine_core::request::{Operation, Reply};
 use spine_core::shard::keys::KIND_META;
-use spine_storage::format::SEGMENT_HEADER_SIZE;
-use spine_storage::log::record;
 
 const WORKERS: usize = 4;
 const ROUNDS: usize = 8;
@@ -86,43 +84,6 @@ fn workload(dir: &Path) {
         }
     });
     engine.shutdown().unwrap();
-}
-
-/// The shard's log directory and its segment files, oldest first.
-fn segment_files(data_dir: &Path) -> Vec<PathBuf> {
-    let log_dir = data_dir.join("shard-0");
-    let mut files: Vec<PathBuf> = fs::read_dir(&log_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// Every record of one segment: (offset, size, kind, ends its group).
-fn records_of(bytes: &[u8]) -> Vec<(usize, usize, u8, bool)> {
-    let mut found = Vec::new();
-    let mut offset = SEGMENT_HEADER_SIZE;
-    while let Ok(header) = record::decode(&bytes[offset..], u32::MAX) {
-        let ends = header.flags & spine_storage::format::RECORD_FLAG_GROUP_END != 0;
-        found.push((offset, header.record_size(), header.kind, ends));
-        offset += header.record_size();
-    }
-    found
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "LOCK" {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

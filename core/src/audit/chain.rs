@@ -1,24 +1,29 @@
 //! The tamper-evident audit chain (sans-IO).
 //!
-//! Each record holds its sequence number, the hash of the record before it, its own hash and
-//! the encoded event; its hash is SHA-256 over a domain tag, the sequence number, the previous
-//! hash and the event bytes. So changing an event breaks its own hash, removing one leaves a gap
-//! in the sequence, and moving one breaks the order and the links.
+//! Each record holds its sequence number, the hash of the record before it, its own hash, the
+//! link to the same patient's previous event (its trail link) and the encoded event; its hash is
+//! SHA-256 over a domain tag, the sequence number, the previous hash, the trail link and the
+//! event bytes. So changing an event or its trail link breaks its own hash, removing one leaves
+//! a gap in the sequence, and moving one breaks the order and the links. Everything that can
+//! change the answer to "who has seen my record" is in the hash: the trail links are what that
+//! query follows.
 //!
 //! A chain alone cannot show that its tail was cut off, or rewritten from some point on by
 //! someone who recomputed every hash after it. Checking against a head (the last sequence and
 //! hash) kept somewhere the log's writer cannot change catches both; [`verify`] takes one.
 //!
-//! Record layout: `sequence u64 | previous [32] | hash [32] | event bytes`, little-endian.
+//! Record layout: `sequence u64 | previous [32] | hash [32] | trail u64 | event bytes`,
+//! little-endian; `trail` is the log index of the patient's previous audit event, 0 for none.
 
 use sha2::{Digest, Sha256};
 
 use super::event::{AuditEvent, EventCodecError};
 
 /// Bytes before the event in a record.
-pub const RECORD_PREFIX_SIZE: usize = 8 + 32 + 32;
-/// Mixed into every hash so that no other SHA-256 input can pose as an audit record.
-const DOMAIN_TAG: &[u8] = b"spine-audit-chain-v1";
+pub const RECORD_PREFIX_SIZE: usize = 8 + 32 + 32 + 8;
+/// Mixed into every hash so that no other SHA-256 input can pose as an audit record (v2: the
+/// trail link joined the hash).
+const DOMAIN_TAG: &[u8] = b"spine-audit-chain-v2";
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
@@ -41,11 +46,12 @@ pub struct AuditChain {
     head: ChainHead,
 }
 
-fn link_hash(sequence: u64, previous: &Hash, event: &[u8]) -> Hash {
+fn link_hash(sequence: u64, previous: &Hash, trail: u64, event: &[u8]) -> Hash {
     let mut hasher = Sha256::new();
     hasher.update(DOMAIN_TAG);
     hasher.update(sequence.to_le_bytes());
     hasher.update(previous);
+    hasher.update(trail.to_le_bytes());
     hasher.update(event);
     hasher.finalize().into()
 }
@@ -71,10 +77,12 @@ impl AuditChain {
         self.head
     }
 
-    /// Appends `event`: writes its record to `out` (the bytes to store) and advances the head.
+    /// Appends `event`, linked to the same patient's previous event at log index `trail` (0
+    /// for none): writes its record to `out` (the bytes to store) and advances the head.
     pub fn append(
         &mut self,
         event: &AuditEvent,
+        trail: u64,
         out: &mut Vec<u8>,
     ) -> Result<ChainHead, EventCodecError> {
         let start = out.len();
@@ -82,6 +90,7 @@ impl AuditChain {
         out.extend_from_slice(&sequence.to_le_bytes());
         out.extend_from_slice(&self.head.hash);
         out.extend_from_slice(&[0u8; 32]);
+        out.extend_from_slice(&trail.to_le_bytes());
         if let Err(error) = event.encode(out) {
             out.truncate(start);
             return Err(error);
@@ -89,9 +98,10 @@ impl AuditChain {
         let hash = link_hash(
             sequence,
             &self.head.hash,
+            trail,
             &out[start + RECORD_PREFIX_SIZE..],
         );
-        out[start + 40..start + RECORD_PREFIX_SIZE].copy_from_slice(&hash);
+        out[start + 40..start + 72].copy_from_slice(&hash);
         self.head = ChainHead { sequence, hash };
         Ok(self.head)
     }
@@ -112,6 +122,8 @@ pub struct ChainRecord<'a> {
     pub previous: Hash,
     /// This record's hash.
     pub hash: Hash,
+    /// Log index of the same patient's previous event (0 for none).
+    pub trail: u64,
     /// The encoded event.
     pub event: &'a [u8],
 }
@@ -127,13 +139,29 @@ impl<'a> ChainRecord<'a> {
         let mut previous = GENESIS;
         previous.copy_from_slice(&bytes[8..40]);
         let mut hash = GENESIS;
-        hash.copy_from_slice(&bytes[40..RECORD_PREFIX_SIZE]);
+        hash.copy_from_slice(&bytes[40..72]);
+        let mut trail = [0u8; 8];
+        trail.copy_from_slice(&bytes[72..RECORD_PREFIX_SIZE]);
         Some(Self {
             sequence: u64::from_le_bytes(sequence),
             previous,
             hash,
+            trail: u64::from_le_bytes(trail),
             event: &bytes[RECORD_PREFIX_SIZE..],
         })
+    }
+
+    /// Whether the record's contents match its hash.
+    pub fn hash_matches(&self) -> bool {
+        link_hash(self.sequence, &self.previous, self.trail, self.event) == self.hash
+    }
+
+    /// The chain's head if this record is its last.
+    pub fn as_head(&self) -> ChainHead {
+        ChainHead {
+            sequence: self.sequence,
+            hash: self.hash,
+        }
     }
 
     /// The decoded event.
@@ -183,29 +211,28 @@ pub enum TamperError {
     },
 }
 
-/// Verifies records in stored order, starting from the first record of the chain. With a
-/// trusted `head`, also checks that the chain ends exactly there. Returns the chain's head.
-pub fn verify(records: &[&[u8]], head: Option<ChainHead>) -> Result<ChainHead, TamperError> {
-    let mut last = ChainHead {
-        sequence: 0,
-        hash: GENESIS,
-    };
-    for (position, bytes) in records.iter().enumerate() {
-        let record = ChainRecord::parse(bytes).ok_or(TamperError::Malformed { position })?;
-        let expected = last.sequence + 1;
+/// Checks a chain record by record, in stored order (sans-IO: the caller reads the records).
+#[derive(Clone, Debug)]
+pub struct ChainVerifier {
+    last: ChainHead,
+}
+
+impl ChainVerifier {
+    /// A verifier whose next record must follow `start` (the genesis head for a whole chain).
+    pub fn new(start: ChainHead) -> Self {
+        Self { last: start }
+    }
+
+    /// The head of the records checked so far.
+    pub fn head(&self) -> ChainHead {
+        self.last
+    }
+
+    /// Checks that `record` follows the records before it and is intact; advances the head.
+    pub fn check(&mut self, record: &ChainRecord<'_>) -> Result<(), TamperError> {
+        let expected = self.last.sequence + 1;
         if record.sequence > expected {
-            // A jump forward: the expected record is either later on (moved) or nowhere.
-            let moved = records[position + 1..]
-                .iter()
-                .any(|later| ChainRecord::parse(later).is_some_and(|r| r.sequence == expected));
-            return Err(if moved {
-                TamperError::OutOfOrder {
-                    expected,
-                    found: record.sequence,
-                }
-            } else {
-                TamperError::Missing { sequence: expected }
-            });
+            return Err(TamperError::Missing { sequence: expected });
         }
         if record.sequence < expected {
             return Err(TamperError::OutOfOrder {
@@ -213,14 +240,12 @@ pub fn verify(records: &[&[u8]], head: Option<ChainHead>) -> Result<ChainHead, T
                 found: record.sequence,
             });
         }
-        if link_hash(record.sequence, &record.previous, record.event) != record.hash
-            || record.decode_event().is_err()
-        {
+        if !record.hash_matches() || record.decode_event().is_err() {
             return Err(TamperError::Changed {
                 sequence: record.sequence,
             });
         }
-        if record.previous != last.hash {
+        if record.previous != self.last.hash {
             // The record is intact but was made after a different predecessor: the one before
             // it was replaced or moved here from elsewhere.
             return Err(TamperError::OutOfOrder {
@@ -228,18 +253,48 @@ pub fn verify(records: &[&[u8]], head: Option<ChainHead>) -> Result<ChainHead, T
                 found: record.sequence,
             });
         }
-        last = ChainHead {
-            sequence: record.sequence,
-            hash: record.hash,
-        };
+        self.last = record.as_head();
+        Ok(())
     }
-    match head {
-        Some(head) if head != last => Err(TamperError::HeadMismatch {
-            last: last.sequence,
-            head: head.sequence,
-        }),
-        _ => Ok(last),
+
+    /// Checks that the chain ends at the trusted `head`, if one is given; returns its head.
+    pub fn finish(&self, head: Option<ChainHead>) -> Result<ChainHead, TamperError> {
+        match head {
+            Some(head) if head != self.last => Err(TamperError::HeadMismatch {
+                last: self.last.sequence,
+                head: head.sequence,
+            }),
+            _ => Ok(self.last),
+        }
     }
+}
+
+/// Verifies records in stored order, starting from the first record of the chain. With a
+/// trusted `head`, also checks that the chain ends exactly there. Returns the chain's head.
+pub fn verify(records: &[&[u8]], head: Option<ChainHead>) -> Result<ChainHead, TamperError> {
+    let mut verifier = ChainVerifier::new(ChainHead {
+        sequence: 0,
+        hash: GENESIS,
+    });
+    for (position, bytes) in records.iter().enumerate() {
+        let record = ChainRecord::parse(bytes).ok_or(TamperError::Malformed { position })?;
+        match verifier.check(&record) {
+            Ok(()) => {}
+            // A jump forward: the expected record is either later on (moved) or nowhere.
+            Err(TamperError::Missing { sequence })
+                if records[position + 1..].iter().any(|later| {
+                    ChainRecord::parse(later).is_some_and(|r| r.sequence == sequence)
+                }) =>
+            {
+                return Err(TamperError::OutOfOrder {
+                    expected: sequence,
+                    found: record.sequence,
+                });
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    verifier.finish(head)
 }
 
 #[cfg(test)]
@@ -254,7 +309,9 @@ mod tests {
         let records = (0..count)
             .map(|i| {
                 let mut out = Vec::new();
-                chain.append(&sample(1_000 + i as u64), &mut out).unwrap();
+                chain
+                    .append(&sample(1_000 + i as u64), i as u64, &mut out)
+                    .unwrap();
                 out
             })
             .collect();
@@ -272,7 +329,7 @@ mod tests {
         assert_eq!(check(&records, Some(head)), Ok(head));
         let mut resumed = AuditChain::resume(head);
         let mut out = Vec::new();
-        let next = resumed.append(&sample(9_999), &mut out).unwrap();
+        let next = resumed.append(&sample(9_999), 0, &mut out).unwrap();
         records.push(out);
         assert_eq!(next.sequence, 6);
         assert_eq!(check(&records, Some(next)), Ok(next));
@@ -297,7 +354,7 @@ mod tests {
             }
         });
         let mut forged = Vec::new();
-        forger.append(&sample(1), &mut forged).unwrap();
+        forger.append(&sample(1), 0, &mut forged).unwrap();
         records[3] = forged;
         assert!(
             check(&records, None).is_ok(),

@@ -66,6 +66,14 @@ pub enum EngineError {
         /// The failure.
         source: ShardError,
     },
+    /// A shard's audit does not verify from its checkpoint on.
+    #[error("shard {shard}: audit: {source}; `spine verify` reports every problem")]
+    Audit {
+        /// The shard.
+        shard: usize,
+        /// The first problem found.
+        source: crate::shard::audit_queries::AuditReadError,
+    },
     /// A shard's thread could not start.
     #[error("shard {shard}: starting its thread: {source}")]
     Thread {
@@ -164,6 +172,12 @@ impl Engine {
             };
             let state = ShardState::open(shard_config, Arc::clone(&directory), log.as_ref())
                 .map_err(|source| EngineError::Shard { shard, source })?;
+            // The checkpoint vouches for the records before it; what recovery scanned after it
+            // is checked against the audit chain too, so tampering since the checkpoint (or a
+            // torn repair) stops the start instead of serving a trail that lies.
+            let unscanned = report.records - report.records_scanned;
+            crate::shard::audit_queries::verify_audit_from(log.as_ref(), unscanned + 1, None)
+                .map_err(|source| EngineError::Audit { shard, source })?;
             tracing::info!(
                 shard,
                 records = report.records,

@@ -312,10 +312,7 @@ impl ShardState {
             let replayed = store.read(index, |stored| -> Result<(), ShardError> {
                 match stored.kind {
                     keys::KIND_AUDIT => {
-                        let record = stored
-                            .payload
-                            .get(8..)
-                            .and_then(ChainRecord::parse)
+                        let record = ChainRecord::parse(stored.payload)
                             .ok_or_else(|| damaged("audit event"))?;
                         meta.chain_sequence = record.sequence;
                         meta.chain_hash = record.hash;
@@ -730,17 +727,16 @@ impl<S: Store> Context<'_, S> {
             None => 0,
         };
         let mut payload = Vec::with_capacity(256);
-        payload.extend_from_slice(&previous.to_le_bytes());
         self.shard
             .chain
-            .append(&event, &mut payload)
+            .append(&event, previous, &mut payload)
             .expect("audit events are bounded when built");
         let index = self.turn.next_index();
         let alert_payload = alert.map(|_| {
             AlertRecord {
                 organisation: &organisation,
                 audit_index: index,
-                event: &payload[8 + RECORD_PREFIX_SIZE..],
+                event: &payload[RECORD_PREFIX_SIZE..],
             }
             .encode()
         });

@@ -45,6 +45,12 @@ pub trait Store {
 
     /// A hint that the records of `keys` are about to be read (see [`Log::prefetch`]).
     fn prefetch(&self, _keys: &[Key]) {}
+
+    /// Where the record at `index` lies, in words an operator can follow to the bytes (a
+    /// segment file and an offset), for reports of damage; `None` where there is no file.
+    fn place(&self, _index: u64) -> Option<String> {
+        None
+    }
 }
 
 impl<'a> From<RecordView<'a>> for Stored<'a> {
@@ -89,6 +95,15 @@ impl Store for Log {
 
     fn prefetch(&self, keys: &[Key]) {
         Log::prefetch(self, keys);
+    }
+
+    fn place(&self, index: u64) -> Option<String> {
+        let (segment, offset) = self.record_place(index)?;
+        let name = segment.file_name().unwrap_or(segment.as_os_str());
+        Some(format!(
+            "segment {} offset {offset}",
+            name.to_string_lossy()
+        ))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use spine_core::access::Justification;
 use spine_core::access::directory_file::{demo_caller, demo_ids};
@@ -9,6 +10,8 @@ use spine_core::engine::{Engine, EngineConfig, EngineHandle};
 use spine_core::pds::synthetic::{Population, SplitMix64};
 use spine_core::request::{Operation, Refusal, Reply, Request, Response};
 use spine_core::{NhsNumber, Patient};
+use spine_storage::format::SEGMENT_HEADER_SIZE;
+use spine_storage::log::record;
 use uuid::Uuid;
 
 /// A small engine: two shards, unpinned, small segments.
@@ -96,5 +99,42 @@ pub fn privacy_officer_events(
     match submit(engine, request(demo_ids::PRIVACY_OFFICER, operation)) {
         Ok(Reply::AuditEvents(events)) => events,
         other => panic!("expected audit events, got {other:?}"),
+    }
+}
+
+/// The shard's log directory and its segment files, oldest first.
+pub fn segment_files(data_dir: &Path) -> Vec<PathBuf> {
+    let log_dir = data_dir.join("shard-0");
+    let mut files: Vec<PathBuf> = fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every record of one segment: (offset, size, kind, ends its group).
+pub fn records_of(bytes: &[u8]) -> Vec<(usize, usize, u8, bool)> {
+    let mut found = Vec::new();
+    let mut offset = SEGMENT_HEADER_SIZE;
+    while let Ok(header) = record::decode(&bytes[offset..], u32::MAX) {
+        let ends = header.flags & spine_storage::format::RECORD_FLAG_GROUP_END != 0;
+        found.push((offset, header.record_size(), header.kind, ends));
+        offset += header.record_size();
+    }
+    found
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "LOCK" {
+            fs::copy(entry.path(), target).unwrap();
+        }
     }
 }

@@ -925,6 +925,15 @@ impl Log {
         }
     }
 
+    /// Where the record at log index `index` lies: its segment file and byte offset, for
+    /// reports that must name a damaged record so that an operator can find it.
+    pub fn record_place(&self, index: u64) -> Option<(PathBuf, u64)> {
+        let state = self.shared.state.read();
+        let location = state.locate(index)?;
+        let segment = state.segments[location.segment as usize].path.clone();
+        Some((segment, u64::from(location.offset)))
+    }
+
     /// Calls `visit` with `key`'s latest record; `Ok(None)` if the key has none (or was deleted).
     pub fn get<T>(
         &self,
