@@ -19,7 +19,7 @@ use spine_core::pds::synthetic::Population;
 use spine_core::request::{ErrorCode, Operation, Reply, Response};
 use spine_core::{NhsNumber, Patient};
 use spine_net::client::{Client, ClientError, ClientIdentity, Transport, tls_client_config};
-use spine_net::pki::{DEMO_CLIENT, Pki};
+use spine_net::pki::{DEMO_CLIENT, KeyUsagePurpose, Pki};
 use spine_net::protocol::frame::{FrameDecoder, FrameKind};
 use spine_net::protocol::message::{self, Goodbye, WireRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1210,5 +1210,211 @@ fn a_gp2gp_transfer_cut_by_sigkills_completes_after_restarts_byte_identical() {
         assert_eq!(count(AuditAction::Gp2gpComplete), 1);
         assert_eq!(count(AuditAction::Gp2gpFetch), chunks as usize);
         assert_eq!(count(AuditAction::Gp2gpDeliver), 1);
+    });
+}
+
+/// Every frame the server sends on `tls` until it closes the connection.
+async fn frames_to_eof(tls: &mut RawTls) -> Vec<spine_net::protocol::frame::Frame> {
+    let mut decoder = FrameDecoder::new(1 << 20);
+    let mut frames = Vec::new();
+    loop {
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            frames.push(frame);
+        }
+        match tls.read_buf(decoder.buffer_mut()).await {
+            Ok(0) => return frames,
+            Ok(_) => {}
+            Err(error) => panic!("reading to the end: {error}"),
+        }
+    }
+}
+
+#[test]
+fn a_goodbye_is_the_last_frame_after_the_answers_to_the_requests_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    runtime().block_on(async {
+        for round in 0..3 {
+            // Writes (each waits for its log flush), then a malformed frame, in one write.
+            let loads: Vec<u8> = Population::new(20 + round)
+                .take(20)
+                .flat_map(|mut person| {
+                    person.general_practitioner = Some("Y90001".parse().unwrap());
+                    request_frame(&request(Operation::PdsLoad { patient: person }))
+                })
+                .collect();
+            let mut tls = raw_connect(spine.addr, Arc::clone(&config)).await;
+            tls.write_all(&[loads, b"\x00\x00\x00\x05\x01\x01\xff\xff\xff".to_vec()].concat())
+                .await
+                .unwrap();
+            tls.flush().await.unwrap();
+            let frames = frames_to_eof(&mut tls).await;
+            let kinds: Vec<FrameKind> = frames.iter().map(|frame| frame.kind).collect();
+            assert_eq!(kinds.len(), 21, "20 answers and a goodbye: {kinds:?}");
+            assert_eq!(
+                kinds[20],
+                FrameKind::Goodbye,
+                "the goodbye is last: {kinds:?}"
+            );
+            assert!(
+                kinds[..20].iter().all(|kind| *kind == FrameKind::Response),
+                "{kinds:?}"
+            );
+            let goodbye: Goodbye = message::decode("goodbye", &frames[20].body).unwrap();
+            assert_eq!(goodbye.code, ErrorCode::MalformedRequest);
+        }
+    });
+}
+
+/// Runs `spine serve` with `flags` to its exit (it must not get as far as serving): its status
+/// and what it wrote to stderr.
+fn serve_to_exit(flags: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spine"))
+        .arg("serve")
+        .args(["--shards", "2", "--metrics-addr", "127.0.0.1:0"])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            let output = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                !stdout.contains("ready"),
+                "the second server served: {stdout}"
+            );
+            return (
+                output.status,
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    panic!(
+        "the second server kept running: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn a_second_server_on_the_addresses_of_a_running_one_fails_to_start_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let other_data = other.path().join("data");
+    let other_data = other_data.to_str().unwrap();
+    let (tls, quic) = (spine.addr.to_string(), spine.quic.to_string());
+    for (flags, taken) in [
+        (["--tls-addr", &tls, "--quic-addr", &quic], &tls),
+        (["--tls-addr", "127.0.0.1:0", "--quic-addr", &quic], &quic),
+        (["--tls-addr", &tls, "--quic-addr", "127.0.0.1:0"], &tls),
+    ] {
+        let (status, stderr) = serve_to_exit(&[&flags[..], &["--data-dir", other_data]].concat());
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(taken.as_str()), "names {taken}: {stderr}");
+        assert!(stderr.contains("in use"), "{stderr}");
+        assert!(
+            !other.path().join("data").exists(),
+            "the data directory was touched: {stderr}"
+        );
+    }
+    // The first server is undisturbed on both transports.
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    runtime().block_on(async {
+        let config = Arc::new(tls_client_config(&demo).unwrap());
+        for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
+            let client = Client::connect(transport, addr, "localhost", Arc::clone(&config))
+                .await
+                .unwrap();
+            let route = client
+                .call(request(Operation::ConnectionRoute))
+                .await
+                .unwrap();
+            assert!(matches!(route, Ok(Reply::Route(_))), "{route:?}");
+        }
+    });
+}
+
+/// The first frame the server sends on `tls` after `bytes`, as a goodbye (panics otherwise).
+async fn first_goodbye(tls: &mut RawTls, bytes: &[u8]) -> Goodbye {
+    tls.write_all(bytes).await.unwrap();
+    tls.flush().await.unwrap();
+    let frames = tokio::time::timeout(Duration::from_secs(10), frames_to_eof(tls))
+        .await
+        .expect("the server closes the connection");
+    let first = frames.first().expect("a frame before the close");
+    assert_eq!(first.kind, FrameKind::Goodbye, "{frames:?}");
+    assert_eq!(frames.len(), 1, "the goodbye alone: {frames:?}");
+    message::decode("goodbye", &first.body).unwrap()
+}
+
+#[test]
+fn a_tls_client_that_negotiates_no_alpn_is_refused_with_a_goodbye() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    runtime().block_on(async {
+        let mut config = tls_client_config(&demo).unwrap();
+        config.alpn_protocols.clear();
+        let config = Arc::new(config);
+        let mut tls = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let route = request_frame(&request(Operation::ConnectionRoute));
+        let goodbye = first_goodbye(&mut tls, &route).await;
+        assert_eq!(goodbye.code, ErrorCode::MalformedRequest);
+        assert!(goodbye.message.contains("ALPN"), "{}", goodbye.message);
+        // QUIC refuses it in the handshake itself.
+        let refused = Client::connect(Transport::Quic, spine.quic, "localhost", config)
+            .await
+            .err()
+            .expect("QUIC without ALPN is refused");
+        assert!(matches!(refused, ClientError::Connect(_)), "{refused}");
+    });
+}
+
+#[test]
+fn a_client_certificate_without_digital_signature_is_refused_on_both_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = spine_net::pki::prepare_deployment(dir.path()).unwrap();
+    // Signed by the deployment's CA and registered to a system: only its key usage is wrong.
+    let (_, fingerprint) = pki
+        .issue_client_with_key_usages("no-signing", &[KeyUsagePurpose::KeyEncipherment])
+        .unwrap();
+    let mut directory = spine_core::access::directory_file::load(dir.path()).unwrap();
+    let mut system = directory.systems[0].clone();
+    system.asid += 1000;
+    system.name = "no-signing".into();
+    system.certificates = vec![fingerprint];
+    directory.systems.push(system);
+    spine_core::access::directory_file::save(dir.path(), &directory).unwrap();
+    let spine = Spine::start(dir.path());
+    let unfit = identity(dir.path(), "no-signing");
+    runtime().block_on(async {
+        for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
+            let refused =
+                refused_connection(transport, addr, &unfit, "9000000009".parse().unwrap()).await;
+            let ClientError::Goodbye(goodbye) = refused else {
+                panic!("{transport:?}: expected a goodbye, got {refused}");
+            };
+            assert_eq!(goodbye.code, ErrorCode::AccessDenied, "{transport:?}");
+            assert!(
+                goodbye.message.contains("digitalSignature"),
+                "{transport:?}: {}",
+                goodbye.message
+            );
+        }
+        // The demo certificate, with it, is served.
+        let demo = identity(dir.path(), DEMO_CLIENT);
+        let client = connect(spine.addr, &demo).await.unwrap();
+        let route = client
+            .call(request(Operation::ConnectionRoute))
+            .await
+            .unwrap();
+        assert!(matches!(route, Ok(Reply::Route(_))), "{route:?}");
     });
 }

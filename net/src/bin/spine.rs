@@ -191,6 +191,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
     };
     let settings = file.overridden_by(args.settings());
     let server_config = settings.server_config()?;
+    // Before the data directory is touched: a second server on the same addresses says so.
+    spine_net::server::check_addresses_free(&server_config)?;
     let data_dir = &settings.data_dir();
     let pki = prepare(data_dir)?;
     let mut config = EngineConfig::new(data_dir);

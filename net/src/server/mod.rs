@@ -2,12 +2,14 @@
 //! enforce, and a graceful stop.
 //!
 //! - `config.rs`: addresses and limits, with defaults.
+//! - `admission.rs`: what a connection must show after its handshake to be served.
 //! - `tls.rs`: TLS 1.3 over TCP, one listener per core.
 //! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
 //! - `rate.rs`: per-system request rates.
 //! - `reuse_port.rs`: one socket per core on one port, and each core's share of the rate.
 
+mod admission;
 mod config;
 mod connections;
 pub mod quic;
@@ -40,13 +42,44 @@ pub enum ServerError {
     #[error("TLS configuration: {0}")]
     Tls(String),
     /// A listener could not be bound.
-    #[error("listening on {addr}: {source}")]
+    #[error("{what} on {addr}: {source}{}", in_use_hint(source))]
     Bind {
+        /// What would have listened there: `TLS`, `QUIC`, `metrics`.
+        what: &'static str,
         /// The address.
         addr: SocketAddr,
         /// The failure.
         source: std::io::Error,
     },
+}
+
+fn in_use_hint(source: &std::io::Error) -> &'static str {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        " (another process, perhaps another spine server, holds the address)"
+    } else {
+        ""
+    }
+}
+
+/// Fails if another socket holds one of `config`'s addresses (TLS and metrics over TCP, QUIC
+/// over UDP), before anything is started or written: `Server::start` checks again as it binds,
+/// but by then the engine has opened its data directory.
+pub fn check_addresses_free(config: &ServerConfig) -> Result<(), ServerError> {
+    let probes = [
+        ("TLS", Some(config.tls_addr), socket2::Type::STREAM),
+        ("QUIC", config.quic_addr, socket2::Type::DGRAM),
+        ("metrics", config.metrics_addr, socket2::Type::STREAM),
+    ];
+    for (what, addr, kind) in probes {
+        if let Some(addr) = addr {
+            reuse_port::probe_free(addr, kind).map_err(|source| ServerError::Bind {
+                what,
+                addr,
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A running server.
@@ -107,14 +140,14 @@ impl Server {
         let (tls_addr, mut accept_tasks) =
             tls::start(Arc::clone(&shared), config.tls_addr, stopped.clone()).map_err(
                 |source| ServerError::Bind {
+                    what: "TLS",
                     addr: config.tls_addr,
                     source,
                 },
             )?;
         let quic_addr = match config.quic_addr {
             Some(addr) => {
-                let (bound, tasks) = quic::start(shared, tls_config, addr, stopped)
-                    .map_err(|error| ServerError::Tls(format!("QUIC on {addr}: {error}")))?;
+                let (bound, tasks) = quic::start(shared, tls_config, addr, stopped)?;
                 accept_tasks.extend(tasks);
                 Some(bound)
             }
@@ -122,11 +155,13 @@ impl Server {
         };
         let metrics_addr = match config.metrics_addr {
             Some(addr) => {
-                let listener = crate::metrics::bind(addr)
-                    .map_err(|source| ServerError::Bind { addr, source })?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|source| ServerError::Bind { addr, source })?;
+                let bind = |source| ServerError::Bind {
+                    what: "metrics",
+                    addr,
+                    source,
+                };
+                let listener = crate::metrics::bind(addr).map_err(bind)?;
+                let bound = listener.local_addr().map_err(bind)?;
                 let engine = engine.clone();
                 let open = connections.clone();
                 let stopped = stop.subscribe();

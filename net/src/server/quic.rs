@@ -16,11 +16,12 @@ use spine_core::request::ErrorCode;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::ServerError;
+use super::admission::admit;
 use super::config::Limits;
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use super::tls::{Shared, execute_request};
-use crate::pki;
 use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireResponse};
 use crate::protocol::session::{ServerSession, SessionEvent, SessionLimits};
@@ -56,13 +57,18 @@ pub(crate) fn start(
     tls: Arc<rustls::ServerConfig>,
     addr: SocketAddr,
     stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, Vec<JoinHandle<()>>), String> {
-    let crypto = QuicServerConfig::try_from(tls).map_err(|error| error.to_string())?;
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>), ServerError> {
+    let crypto = QuicServerConfig::try_from(tls)
+        .map_err(|error| ServerError::Tls(format!("QUIC: {error}")))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server_config.transport_config(Arc::new(transport_config(&shared.limits)));
     let cores = shared.engine.shard_count();
     let (bound, sockets) =
-        bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|error| error.to_string())?;
+        bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|source| ServerError::Bind {
+            what: "QUIC",
+            addr,
+            source,
+        })?;
     let tasks = sockets
         .into_iter()
         .enumerate()
@@ -136,22 +142,25 @@ async fn serve(
         .await
         .map_err(|_| "QUIC handshake timed out".to_owned())?
         .map_err(|error| error.to_string())?;
-    let fingerprint = connection
+    let alpn = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    let chain = connection
         .peer_identity()
-        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .and_then(|chain| chain.first().map(pki::fingerprint));
-    let system = fingerprint
-        .as_deref()
-        .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
-        .map(|system| system.asid);
-    shared.metrics.connection(TRANSPORT, system.is_none());
-    let Some(asid) = system else {
-        let message = format!(
-            "the client certificate (SHA-256 {}) is not registered to any system",
-            fingerprint.unwrap_or_default()
-        );
-        close(&connection, ErrorCode::AccessDenied, message);
-        return Ok(());
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
+    let admitted = admit(
+        shared.engine.directory(),
+        alpn.as_deref(),
+        chain.as_deref().map(Vec::as_slice),
+    );
+    shared.metrics.connection(TRANSPORT, admitted.is_err());
+    let asid = match admitted {
+        Ok(asid) => asid,
+        Err(refusal) => {
+            close(&connection, refusal.code, refusal.message);
+            return Ok(());
+        }
     };
     let _slot = match shared.connections.open(asid, &limits) {
         Ok(slot) => slot,

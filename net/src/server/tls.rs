@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::admit;
 use super::config::Limits;
 use super::connections::{ConnectionSlot, Connections};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
-use crate::pki;
 use crate::protocol::frame::FrameKind;
 use crate::protocol::message::{self, WireRequest, WireResponse, goodbye_frame};
 use crate::protocol::session::{ServerSession, SessionEvent};
@@ -113,27 +113,24 @@ async fn serve(
         Ok(result) => result?,
         Err(_) => return Err(std::io::Error::other("TLS handshake timed out")),
     };
-    let fingerprint = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(pki::fingerprint);
-    let system = fingerprint
-        .as_deref()
-        .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
-        .map(|system| system.asid);
+    let admitted = {
+        let connection = tls.get_ref().1;
+        admit(
+            shared.engine.directory(),
+            connection.alpn_protocol(),
+            connection.peer_certificates(),
+        )
+    };
     let (mut reader, mut writer) = tokio::io::split(tls);
-    shared.metrics.connection(TRANSPORT, system.is_none());
-    let Some(asid) = system else {
-        let message = format!(
-            "the client certificate (SHA-256 {}) is not registered to any system",
-            fingerprint.unwrap_or_default()
-        );
-        writer
-            .write_all(&goodbye_frame(ErrorCode::AccessDenied, message))
-            .await?;
-        return writer.shutdown().await;
+    shared.metrics.connection(TRANSPORT, admitted.is_err());
+    let asid = match admitted {
+        Ok(asid) => asid,
+        Err(refusal) => {
+            writer
+                .write_all(&goodbye_frame(refusal.code, refusal.message))
+                .await?;
+            return writer.shutdown().await;
+        }
     };
     let _slot: ConnectionSlot = match shared.connections.open(asid, &limits) {
         Ok(slot) => slot,
@@ -152,7 +149,9 @@ async fn serve(
     let mut session = ServerSession::new(limits.session());
     let mut stop = shared.stop.clone();
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut closing = false;
+    // A bad frame's goodbye, sent only after every request read before it is answered: the
+    // goodbye is the connection's last frame (`net/PROTOCOL.md`, section 2).
+    let mut goodbye = None;
     'connection: loop {
         while let Some(event) = session.next_event() {
             match event {
@@ -170,9 +169,8 @@ async fn serve(
                     });
                 }
                 SessionEvent::Respond(response) => append_response(&mut out, &response),
-                SessionEvent::Close(goodbye) => {
-                    out.extend_from_slice(&goodbye_frame(goodbye.code, goodbye.message));
-                    closing = true;
+                SessionEvent::Close(bad_frame) => {
+                    goodbye = Some(bad_frame);
                     break;
                 }
             }
@@ -186,7 +184,7 @@ async fn serve(
             writer.flush().await?;
             out.clear();
         }
-        if closing {
+        if goodbye.is_some() {
             break 'connection;
         }
         let buffer = session.receive_buffer();
@@ -205,9 +203,13 @@ async fn serve(
             _ = stop.changed() => break 'connection,
         }
     }
-    // Answer what is in flight (a stopping server, or a client that closed its side).
+    // Nothing more is read. Answer what is in flight (each request within its deadline): a
+    // stopping server, a client that closed its side, or a bad frame, whose goodbye goes last.
     while let Some(response) = in_flight.next().await {
         append_response(&mut out, &response);
+    }
+    if let Some(goodbye) = goodbye {
+        out.extend_from_slice(&goodbye_frame(goodbye.code, goodbye.message));
     }
     if !out.is_empty() {
         writer.write_all(&out).await?;
