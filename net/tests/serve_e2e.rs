@@ -1374,6 +1374,34 @@ fn a_tls_client_that_negotiates_no_alpn_is_refused_with_a_goodbye() {
             .err()
             .expect("QUIC without ALPN is refused");
         assert!(matches!(refused, ClientError::Connect(_)), "{refused}");
+        // A certificate of another CA fails the TLS handshake.
+        let other = tempfile::tempdir().unwrap();
+        Pki::open_or_create(other.path(), &["localhost".into()]).unwrap();
+        let foreign = ClientIdentity {
+            ca: demo.ca.clone(),
+            cert: identity(other.path(), DEMO_CLIENT).cert,
+        };
+        let refused =
+            refused_connection(Transport::Tls, spine.addr, &foreign, "9000000009".parse().unwrap())
+                .await;
+        assert!(!matches!(refused, ClientError::Goodbye(_)), "{refused}");
+
+        // Each refusal is counted by its reason, and the goodbye by its code.
+        let metrics = scrape(spine.metrics).await;
+        let refusals = |transport: &str, reason: &str| {
+            metric(
+                &metrics,
+                &format!("spine_handshakes_refused_total{{transport=\"{transport}\",reason=\"{reason}\"}}"),
+            )
+        };
+        assert_eq!(refusals("tls", "no_alpn"), 1.0);
+        assert_eq!(refusals("tls", "tls"), 1.0, "the foreign certificate");
+        assert_eq!(refusals("quic", "tls"), 1.0, "QUIC without ALPN");
+        assert_eq!(refusals("quic", "no_alpn"), 0.0);
+        assert_eq!(
+            metric(&metrics, "spine_goodbyes_total{transport=\"tls\",code=\"MALFORMED_REQUEST\"}"),
+            1.0
+        );
     });
 }
 
@@ -1416,5 +1444,127 @@ fn a_client_certificate_without_digital_signature_is_refused_on_both_transports(
             .await
             .unwrap();
         assert!(matches!(route, Ok(Reply::Route(_))), "{route:?}");
+        // A certificate of the CA that no system holds.
+        Pki::at(dir.path()).issue_client("stranger").unwrap();
+        let stranger = identity(dir.path(), "stranger");
+        for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
+            refused_connection(transport, addr, &stranger, "9000000009".parse().unwrap()).await;
+        }
+
+        let metrics = scrape(spine.metrics).await;
+        for transport in ["tls", "quic"] {
+            for reason in ["key_usage", "unregistered"] {
+                let name = format!(
+                    "spine_handshakes_refused_total{{transport=\"{transport}\",reason=\"{reason}\"}}"
+                );
+                assert_eq!(metric(&metrics, &name), 1.0, "{name}");
+            }
+            let name =
+                format!("spine_goodbyes_total{{transport=\"{transport}\",code=\"ACCESS_DENIED\"}}");
+            assert_eq!(metric(&metrics, &name), 2.0, "{name}");
+        }
+    });
+}
+
+/// The goodbye a QUIC connection was closed with.
+fn quic_close_goodbye(error: &quinn::ConnectionError) -> Goodbye {
+    let quinn::ConnectionError::ApplicationClosed(close) = error else {
+        panic!("expected an application close, got {error}");
+    };
+    assert_eq!(close.error_code, quinn::VarInt::from_u32(1), "{error}");
+    message::decode("goodbye", &close.reason).unwrap()
+}
+
+#[test]
+fn idle_connections_and_partial_frames_are_closed_with_a_goodbye_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start_with(
+        dir.path(),
+        &["--idle-timeout-ms", "2000", "--frame-timeout-ms", "1000"],
+    );
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    let within = |started: std::time::Instant, low: u64, high: u64| {
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(low) && elapsed < Duration::from_millis(high),
+            "closed after {elapsed:?}, not within {low}..{high} ms"
+        );
+    };
+    runtime().block_on(async {
+        // TLS: three bytes of a frame header, then nothing.
+        let mut partial = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let started = std::time::Instant::now();
+        let goodbye = first_goodbye(&mut partial, b"\x00\x00\x00").await;
+        within(started, 900, 1900);
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        assert!(goodbye.message.contains("frame"), "{}", goodbye.message);
+
+        // TLS: a request answered, then nothing: idle.
+        let mut idle = raw_connect(spine.addr, Arc::clone(&config)).await;
+        idle.write_all(&request_frame(&request(Operation::ConnectionRoute)))
+            .await
+            .unwrap();
+        let mut decoder = FrameDecoder::new(1 << 20);
+        while decoder.next_frame().unwrap().is_none() {
+            assert!(idle.read_buf(decoder.buffer_mut()).await.unwrap() > 0);
+        }
+        let started = std::time::Instant::now();
+        let goodbye = first_goodbye(&mut idle, b"").await;
+        within(started, 1900, 3500);
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        assert!(goodbye.message.contains("idle"), "{}", goodbye.message);
+
+        // QUIC: a stream with three bytes of a frame header, never finished.
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(Arc::clone(&config)).unwrap();
+        let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        // Keep-alives: the connection is idle in the protocol's sense all the same.
+        transport.keep_alive_interval(Some(Duration::from_millis(200)));
+        client_config.transport_config(Arc::new(transport));
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        endpoint.set_default_client_config(client_config);
+        let quic = endpoint
+            .connect(spine.quic, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut receive) = quic.open_bi().await.unwrap();
+        send.write_all(b"\x00\x00\x00").await.unwrap();
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), receive.read_to_end(1 << 20))
+            .await
+            .expect("the stream is answered")
+            .unwrap();
+        within(started, 900, 1900);
+        let mut decoder = FrameDecoder::new(1 << 20);
+        decoder.extend(&answer);
+        let frame = decoder.next_frame().unwrap().expect("a whole frame");
+        assert_eq!(frame.kind, FrameKind::Goodbye);
+        let goodbye: Goodbye = message::decode("goodbye", &frame.body).unwrap();
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        // QUIC: then no stream open: idle, though keep-alives flow.
+        let started = std::time::Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(5), quic.closed())
+            .await
+            .expect("the idle connection is closed");
+        within(started, 1900, 3500);
+        let goodbye = quic_close_goodbye(&closed);
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        assert!(goodbye.message.contains("idle"), "{}", goodbye.message);
+
+        let metrics = scrape(spine.metrics).await;
+        for transport in ["tls", "quic"] {
+            for timeout in ["idle", "partial_frame"] {
+                let name = format!(
+                    "spine_connection_timeouts_total{{transport=\"{transport}\",timeout=\"{timeout}\"}}"
+                );
+                assert_eq!(metric(&metrics, &name), 1.0, "{name}");
+            }
+            let name =
+                format!("spine_goodbyes_total{{transport=\"{transport}\",code=\"DEADLINE_EXCEEDED\"}}");
+            assert_eq!(metric(&metrics, &name), 2.0, "{name}");
+        }
     });
 }

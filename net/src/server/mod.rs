@@ -7,6 +7,7 @@
 //! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
 //! - `rate.rs`: per-system request rates.
+//! - `timeouts.rs`: a connection's idle and partial-frame timeouts.
 //! - `reuse_port.rs`: one socket per core on one port, and each core's share of the rate.
 
 mod admission;
@@ -15,6 +16,7 @@ mod connections;
 pub mod quic;
 pub mod rate;
 mod reuse_port;
+pub(crate) mod timeouts;
 mod tls;
 
 use std::net::SocketAddr;

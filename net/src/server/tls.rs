@@ -22,6 +22,7 @@ use super::config::Limits;
 use super::connections::{ConnectionSlot, Connections};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
+use super::timeouts::Timeouts;
 use crate::protocol::frame::FrameKind;
 use crate::protocol::message::{self, WireRequest, WireResponse, goodbye_frame};
 use crate::protocol::session::{ServerSession, SessionEvent};
@@ -110,8 +111,15 @@ async fn serve(
     let tls = match tokio::time::timeout(limits.handshake_timeout, shared.acceptor.accept(stream))
         .await
     {
-        Ok(result) => result?,
-        Err(_) => return Err(std::io::Error::other("TLS handshake timed out")),
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            shared.metrics.handshake_refused(TRANSPORT, "tls");
+            return Err(error);
+        }
+        Err(_) => {
+            shared.metrics.handshake_refused(TRANSPORT, "timeout");
+            return Err(std::io::Error::other("TLS handshake timed out"));
+        }
     };
     let admitted = {
         let connection = tls.get_ref().1;
@@ -126,6 +134,8 @@ async fn serve(
     let asid = match admitted {
         Ok(asid) => asid,
         Err(refusal) => {
+            shared.metrics.handshake_refused(TRANSPORT, refusal.reason);
+            shared.metrics.goodbye(TRANSPORT, refusal.code);
             writer
                 .write_all(&goodbye_frame(refusal.code, refusal.message))
                 .await?;
@@ -135,6 +145,9 @@ async fn serve(
     let _slot: ConnectionSlot = match shared.connections.open(asid, &limits) {
         Ok(slot) => slot,
         Err(reason) => {
+            shared
+                .metrics
+                .goodbye(TRANSPORT, ErrorCode::ServiceUnavailable);
             writer
                 .write_all(&goodbye_frame(ErrorCode::ServiceUnavailable, reason))
                 .await?;
@@ -152,8 +165,13 @@ async fn serve(
     // A bad frame's goodbye, sent only after every request read before it is answered: the
     // goodbye is the connection's last frame (`net/PROTOCOL.md`, section 2).
     let mut goodbye = None;
+    let mut timeouts = Timeouts::new(limits.idle_timeout, limits.frame_timeout, Instant::now());
+    let timer = tokio::time::sleep_until(timeouts.deadline(Instant::now()).into());
+    tokio::pin!(timer);
     'connection: loop {
+        let mut completed = false;
         while let Some(event) = session.next_event() {
+            completed = true;
             match event {
                 SessionEvent::Request(request) => {
                     if !local.rate.lock().allow(asid, Instant::now()) {
@@ -187,6 +205,7 @@ async fn serve(
         if goodbye.is_some() {
             break 'connection;
         }
+        timeouts.received(completed, session.buffered() > 0, Instant::now());
         let buffer = session.receive_buffer();
         if buffer.capacity() - buffer.len() < 4096 {
             buffer.reserve(16 * 1024);
@@ -195,12 +214,21 @@ async fn serve(
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
                 session.answered();
                 append_response(&mut out, &response);
+                timeouts.active(Instant::now());
             }
             read = reader.read_buf(session.receive_buffer()) => match read {
                 Ok(0) | Err(_) => break 'connection,
-                Ok(_) => {}
+                Ok(_) => timeouts.active(Instant::now()),
             },
             _ = stop.changed() => break 'connection,
+            () = &mut timer => match timeouts.expired(in_flight.len(), Instant::now()) {
+                Ok(timeout) => {
+                    shared.metrics.timed_out(TRANSPORT, timeout);
+                    goodbye = Some(timeouts.goodbye(timeout));
+                    break 'connection;
+                }
+                Err(again) => timer.as_mut().reset(again.into()),
+            },
         }
     }
     // Nothing more is read. Answer what is in flight (each request within its deadline): a
@@ -209,6 +237,7 @@ async fn serve(
         append_response(&mut out, &response);
     }
     if let Some(goodbye) = goodbye {
+        shared.metrics.goodbye(TRANSPORT, goodbye.code);
         out.extend_from_slice(&goodbye_frame(goodbye.code, goodbye.message));
     }
     if !out.is_empty() {
