@@ -44,20 +44,22 @@ pub enum ServerError {
     #[error("TLS configuration: {0}")]
     Tls(String),
     /// A listener could not be bound.
-    #[error("{what} on {addr}: {source}{}", in_use_hint(source))]
+    // The OS error is in the message, not a `source`: `spine` prints causes after the message,
+    // and would say it twice.
+    #[error("{what} on {addr}: {error}{}", in_use_hint(error))]
     Bind {
         /// What would have listened there: `TLS`, `QUIC`, `metrics`.
         what: &'static str,
         /// The address.
         addr: SocketAddr,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
-fn in_use_hint(source: &std::io::Error) -> &'static str {
-    if source.kind() == std::io::ErrorKind::AddrInUse {
-        " (another process, perhaps another spine server, holds the address)"
+fn in_use_hint(error: &std::io::Error) -> &'static str {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        "; another process (perhaps another spine server) holds the address"
     } else {
         ""
     }
@@ -74,10 +76,10 @@ pub fn check_addresses_free(config: &ServerConfig) -> Result<(), ServerError> {
     ];
     for (what, addr, kind) in probes {
         if let Some(addr) = addr {
-            reuse_port::probe_free(addr, kind).map_err(|source| ServerError::Bind {
+            reuse_port::probe_free(addr, kind).map_err(|error| ServerError::Bind {
                 what,
                 addr,
-                source,
+                error,
             })?;
         }
     }
@@ -140,13 +142,13 @@ impl Server {
             stop: stopped.clone(),
         });
         let (tls_addr, mut accept_tasks) =
-            tls::start(Arc::clone(&shared), config.tls_addr, stopped.clone()).map_err(
-                |source| ServerError::Bind {
+            tls::start(Arc::clone(&shared), config.tls_addr, stopped.clone()).map_err(|error| {
+                ServerError::Bind {
                     what: "TLS",
                     addr: config.tls_addr,
-                    source,
-                },
-            )?;
+                    error,
+                }
+            })?;
         let quic_addr = match config.quic_addr {
             Some(addr) => {
                 let (bound, tasks) = quic::start(shared, tls_config, addr, stopped)?;
@@ -157,10 +159,10 @@ impl Server {
         };
         let metrics_addr = match config.metrics_addr {
             Some(addr) => {
-                let bind = |source| ServerError::Bind {
+                let bind = |error| ServerError::Bind {
                     what: "metrics",
                     addr,
-                    source,
+                    error,
                 };
                 let listener = crate::metrics::bind(addr).map_err(bind)?;
                 let bound = listener.local_addr().map_err(bind)?;

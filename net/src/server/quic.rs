@@ -65,10 +65,10 @@ pub(crate) fn start(
     server_config.transport_config(Arc::new(transport_config(&shared.limits)));
     let cores = shared.engine.shard_count();
     let (bound, sockets) =
-        bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|source| ServerError::Bind {
+        bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|error| ServerError::Bind {
             what: "QUIC",
             addr,
-            source,
+            error,
         })?;
     let tasks = sockets
         .into_iter()
