@@ -35,7 +35,7 @@ const CODES: [ErrorCode; ErrorCode::ALL.len()] = ErrorCode::ALL;
 pub const HANDSHAKE_REFUSALS: [&str; 5] =
     ["timeout", "tls", "no_alpn", "key_usage", "unregistered"];
 /// The timeouts that close connections, as labelled.
-const TIMEOUTS: [Timeout; 2] = Timeout::ALL;
+const TIMEOUTS: [Timeout; Timeout::ALL.len()] = Timeout::ALL;
 
 /// The label of an operation.
 pub fn operation_label(operation: &Operation) -> usize {
@@ -251,7 +251,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP spine_connection_timeouts_total Connections closed idle, or with a frame not whole in time (QUIC: that stream)."
+            "# HELP spine_connection_timeouts_total Connections closed idle, with a frame not whole in time, or not reading their answers (QUIC: that stream)."
         );
         let _ = writeln!(out, "# TYPE spine_connection_timeouts_total counter");
         for (t, transport) in TRANSPORTS.iter().enumerate() {

@@ -1568,3 +1568,84 @@ fn idle_connections_and_partial_frames_are_closed_with_a_goodbye_and_counted() {
         }
     });
 }
+
+#[test]
+fn a_client_that_sends_and_never_reads_is_dropped_after_the_frame_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start_with(
+        dir.path(),
+        &["--frame-timeout-ms", "1000", "--idle-timeout-ms", "60000"],
+    );
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    runtime().block_on(async {
+        // TLS: requests sent without end, answers never read until the server has given up.
+        let tls = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let route = request_frame(&request(Operation::ConnectionRoute));
+        let many: Vec<u8> = (0..2_000).flat_map(|_| route.clone()).collect();
+        let sender = tokio::spawn(async move {
+            while writer.write_all(&many).await.is_ok() {}
+        });
+        // Nothing read until the server counts the stall (its answers fill the buffers first).
+        let stalled = "spine_connection_timeouts_total{transport=\"tls\",timeout=\"write_stalled\"}";
+        let mut counted = false;
+        for _ in 0..300 {
+            if metric(&scrape(spine.metrics).await, stalled) == 1.0 {
+                counted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(counted, "no stall counted in 30 s");
+        let mut sink = vec![0u8; 1 << 16];
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match reader.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the connection of a client that did not read stayed open");
+        sender.abort();
+
+        // QUIC: a stream whose answer does not fit the client's window, never read.
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(Arc::clone(&config)).unwrap();
+        let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport.stream_receive_window(quinn::VarInt::from_u32(16));
+        client_config.transport_config(Arc::new(transport));
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        endpoint.set_default_client_config(client_config);
+        let quic = endpoint
+            .connect(spine.quic, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut receive) = quic.open_bi().await.unwrap();
+        let missing = request(Operation::PdsRetrieve {
+            nhs_number: "9000000009".parse().unwrap(),
+        });
+        send.write_all(&request_frame(&missing)).await.unwrap();
+        send.finish().unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let read = tokio::time::timeout(Duration::from_secs(5), receive.read_to_end(1 << 20))
+            .await
+            .expect("the stream ends");
+        assert!(
+            matches!(read, Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(_)))),
+            "the stream of a client that did not read is reset: {read:?}"
+        );
+
+        let metrics = scrape(spine.metrics).await;
+        for transport in ["tls", "quic"] {
+            let name = format!(
+                "spine_connection_timeouts_total{{transport=\"{transport}\",timeout=\"write_stalled\"}}"
+            );
+            assert_eq!(metric(&metrics, &name), 1.0, "{name}");
+        }
+    });
+}

@@ -7,6 +7,7 @@
 //! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
 //! - `rate.rs`: per-system request rates.
+//! - `stall.rs`: writes to a client that may not read.
 //! - `timeouts.rs`: a connection's idle and partial-frame timeouts.
 //! - `reuse_port.rs`: one socket per core on one port, and each core's share of the rate.
 
@@ -16,6 +17,7 @@ mod connections;
 pub mod quic;
 pub mod rate;
 mod reuse_port;
+mod stall;
 pub(crate) mod timeouts;
 mod tls;
 

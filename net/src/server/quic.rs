@@ -21,6 +21,7 @@ use super::admission::admit;
 use super::config::Limits;
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
+use super::stall::write_all_progressing;
 use super::timeouts::{Timeout, Timeouts};
 use super::tls::{Shared, execute_request};
 use crate::protocol::frame::{self, FrameKind};
@@ -306,9 +307,14 @@ async fn serve_stream(
     };
     let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
     message::encode_frame(FrameKind::Response, &response, &mut out);
-    send.write_all(&out)
-        .await
-        .map_err(|error| error.to_string())?;
+    if let Err(error) = write_all_progressing(&mut send, &out, limits.frame_timeout).await {
+        if error.kind() == std::io::ErrorKind::TimedOut {
+            // The client reads nothing of this stream: reset it; the connection serves on.
+            shared.metrics.timed_out(TRANSPORT, Timeout::WriteStalled);
+            let _ = send.reset(VarInt::from_u32(CLOSE_GOODBYE));
+        }
+        return Err(error.to_string());
+    }
     send.finish().map_err(|error| error.to_string())?;
     // Until the client has the whole answer: a stopping server closes the connection only then.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), send.stopped()).await;

@@ -18,17 +18,21 @@ pub(crate) enum Timeout {
     Idle,
     /// A frame begun and not finished within the frame timeout.
     PartialFrame,
+    /// Answers the client took none of for the frame timeout (`stall.rs`; no goodbye).
+    WriteStalled,
 }
 
 impl Timeout {
-    /// Both, in the metrics' order.
-    pub(crate) const ALL: [Timeout; 2] = [Timeout::Idle, Timeout::PartialFrame];
+    /// Every one, in the metrics' order.
+    pub(crate) const ALL: [Timeout; 3] =
+        [Timeout::Idle, Timeout::PartialFrame, Timeout::WriteStalled];
 
     /// The metrics label.
     pub(crate) fn label(self) -> &'static str {
         match self {
             Timeout::Idle => "idle",
             Timeout::PartialFrame => "partial_frame",
+            Timeout::WriteStalled => "write_stalled",
         }
     }
 }
@@ -108,6 +112,10 @@ impl Timeouts {
             ),
             Timeout::PartialFrame => format!(
                 "a frame begun was not whole within {} ms: closed",
+                self.frame.as_millis()
+            ),
+            Timeout::WriteStalled => format!(
+                "the client read nothing for {} ms: closed",
                 self.frame.as_millis()
             ),
         };

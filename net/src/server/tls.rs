@@ -22,7 +22,8 @@ use super::config::Limits;
 use super::connections::{ConnectionSlot, Connections};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
-use super::timeouts::Timeouts;
+use super::stall::write_all_progressing;
+use super::timeouts::{Timeout, Timeouts};
 use crate::protocol::frame::FrameKind;
 use crate::protocol::message::{self, WireRequest, WireResponse, goodbye_frame};
 use crate::protocol::session::{ServerSession, SessionEvent};
@@ -198,8 +199,7 @@ async fn serve(
             append_response(&mut out, &response);
         }
         if !out.is_empty() {
-            writer.write_all(&out).await?;
-            writer.flush().await?;
+            write_answers(&shared, &mut writer, &out).await?;
             out.clear();
         }
         if goodbye.is_some() {
@@ -241,9 +241,23 @@ async fn serve(
         out.extend_from_slice(&goodbye_frame(goodbye.code, goodbye.message));
     }
     if !out.is_empty() {
-        writer.write_all(&out).await?;
+        write_answers(&shared, &mut writer, &out).await?;
     }
     writer.shutdown().await
+}
+
+/// Writes `out` to the client; a client that takes none of it for the frame timeout is
+/// counted and dropped (the error ends the connection: a goodbye would not be read either).
+async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
+    shared: &Shared,
+    writer: &mut W,
+    out: &[u8],
+) -> std::io::Result<()> {
+    let written = write_all_progressing(writer, out, shared.limits.frame_timeout).await;
+    if matches!(&written, Err(error) if error.kind() == std::io::ErrorKind::TimedOut) {
+        shared.metrics.timed_out(TRANSPORT, Timeout::WriteStalled);
+    }
+    written
 }
 
 /// Appends the frame of `response` to `out`.
