@@ -1,6 +1,6 @@
 //! Metrics in the Prometheus text format (version 0.0.4), served on a loopback HTTP port:
 //! requests, refusals by code and latency histograms per operation and transport; open
-//! connections; and, from the engine, each shard's log batches, records, bytes and flush
+//! connections, refused handshakes by reason, goodbyes by code, timeouts; and, from the engine, each shard's log batches, records, bytes and flush
 //! latency, and turns.
 //!
 //! Counting is lock-free (atomics); the text is made when scraped.
@@ -17,6 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::server::timeouts::Timeout;
+
 /// Transports, as labelled.
 pub const TRANSPORTS: [&str; 2] = ["tls", "quic"];
 /// Operations, as labelled.
@@ -27,6 +29,13 @@ const BUCKETS: [f64; 14] = [
 ];
 /// Error codes counted: every code a response can carry.
 const CODES: [ErrorCode; ErrorCode::ALL.len()] = ErrorCode::ALL;
+/// Why a handshake was refused, as labelled: it timed out; TLS failed it (a certificate of
+/// another CA or none, no common protocol version or ALPN); or, after it, no ALPN, a
+/// certificate without `digitalSignature`, a certificate no system holds.
+pub const HANDSHAKE_REFUSALS: [&str; 5] =
+    ["timeout", "tls", "no_alpn", "key_usage", "unregistered"];
+/// The timeouts that close connections, as labelled.
+const TIMEOUTS: [Timeout; Timeout::ALL.len()] = Timeout::ALL;
 
 /// The label of an operation.
 pub fn operation_label(operation: &Operation) -> usize {
@@ -48,6 +57,9 @@ pub struct Metrics {
     series: Vec<Series>,
     connections_opened: [AtomicU64; 2],
     connections_refused: [AtomicU64; 2],
+    handshakes_refused: [[AtomicU64; HANDSHAKE_REFUSALS.len()]; 2],
+    goodbyes: [[AtomicU64; CODES.len()]; 2],
+    timeouts: [[AtomicU64; TIMEOUTS.len()]; 2],
 }
 
 impl Default for Metrics {
@@ -58,6 +70,9 @@ impl Default for Metrics {
                 .collect(),
             connections_opened: Default::default(),
             connections_refused: Default::default(),
+            handshakes_refused: Default::default(),
+            goodbyes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            timeouts: Default::default(),
         }
     }
 }
@@ -95,6 +110,27 @@ impl Metrics {
             &self.connections_opened
         };
         counters[transport].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a handshake refused for `reason` (one of [`HANDSHAKE_REFUSALS`]).
+    pub fn handshake_refused(&self, transport: usize, reason: &str) {
+        if let Some(slot) = HANDSHAKE_REFUSALS.iter().position(|known| *known == reason) {
+            self.handshakes_refused[transport][slot].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a goodbye sent with `code` (on QUIC: a stream's, or a connection's close).
+    pub fn goodbye(&self, transport: usize, code: ErrorCode) {
+        if let Some(slot) = CODES.iter().position(|known| *known == code) {
+            self.goodbyes[transport][slot].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a connection (or QUIC stream) closed by `timeout`.
+    pub(crate) fn timed_out(&self, transport: usize, timeout: Timeout) {
+        if let Some(slot) = TIMEOUTS.iter().position(|known| *known == timeout) {
+            self.timeouts[transport][slot].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The text exposition, with the engine's figures and `open_connections`.
@@ -180,6 +216,51 @@ impl Metrics {
                     out,
                     "spine_connections_total{{transport=\"{transport}\",outcome=\"{outcome}\"}} {}",
                     load(&counters[t])
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP spine_handshakes_refused_total Handshakes refused, by reason (timeout and tls: no goodbye; the rest: a goodbye)."
+        );
+        let _ = writeln!(out, "# TYPE spine_handshakes_refused_total counter");
+        for (t, transport) in TRANSPORTS.iter().enumerate() {
+            for (r, reason) in HANDSHAKE_REFUSALS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "spine_handshakes_refused_total{{transport=\"{transport}\",reason=\"{reason}\"}} {}",
+                    load(&self.handshakes_refused[t][r])
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP spine_goodbyes_total Goodbyes sent, by code (QUIC: on a stream, or as a connection's close reason)."
+        );
+        let _ = writeln!(out, "# TYPE spine_goodbyes_total counter");
+        for (t, transport) in TRANSPORTS.iter().enumerate() {
+            for (index, code) in CODES.iter().enumerate() {
+                let count = load(&self.goodbyes[t][index]);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "spine_goodbyes_total{{transport=\"{transport}\",code=\"{code}\"}} {count}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP spine_connection_timeouts_total Connections closed idle, with a frame not whole in time, or not reading their answers (QUIC: that stream)."
+        );
+        let _ = writeln!(out, "# TYPE spine_connection_timeouts_total counter");
+        for (t, transport) in TRANSPORTS.iter().enumerate() {
+            for (index, timeout) in TIMEOUTS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "spine_connection_timeouts_total{{transport=\"{transport}\",timeout=\"{}\"}} {}",
+                    timeout.label(),
+                    load(&self.timeouts[t][index])
                 );
             }
         }

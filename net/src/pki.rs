@@ -10,9 +10,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use rcgen::KeyUsagePurpose;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    PKCS_ECDSA_P256_SHA256,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -180,7 +181,7 @@ impl Pki {
                 SERVER_KEY,
                 "Spine core server",
                 server_names,
-                true,
+                None,
             )?;
         }
         if !pki.client_files(DEMO_CLIENT)?.key.exists() {
@@ -232,6 +233,16 @@ impl Pki {
     /// Issues a client certificate for system `name` (replacing an earlier one); returns its
     /// files and its fingerprint.
     pub fn issue_client(&self, name: &str) -> Result<(CertFiles, String), PkiError> {
+        self.issue_client_with_key_usages(name, &[KeyUsagePurpose::DigitalSignature])
+    }
+
+    /// As [`Pki::issue_client`], with these key usages rather than `digitalSignature`: to test
+    /// that the server refuses a certificate not fit for a TLS 1.3 client.
+    pub fn issue_client_with_key_usages(
+        &self,
+        name: &str,
+        key_usages: &[KeyUsagePurpose],
+    ) -> Result<(CertFiles, String), PkiError> {
         let files = self.client_files(name)?;
         let clients = self.dir.join("clients");
         fs::create_dir_all(&clients).map_err(io(&clients))?;
@@ -246,20 +257,23 @@ impl Pki {
             &Path::new("clients").join(key_name).to_string_lossy(),
             name,
             &[],
-            false,
+            Some(key_usages),
         )?;
         Ok((files, fingerprint))
     }
 
-    /// Signs a new key's certificate with the CA; returns the certificate's fingerprint.
+    /// Signs a new key's certificate with the CA: a server's (`client_key_usages` none, key
+    /// usage `digitalSignature`) or a client's with those key usages; returns the certificate's
+    /// fingerprint.
     fn issue(
         &self,
         cert_file: &str,
         key_file: &str,
         common_name: &str,
         names: &[String],
-        server: bool,
+        client_key_usages: Option<&[KeyUsagePurpose]>,
     ) -> Result<String, PkiError> {
+        let server = client_key_usages.is_none();
         let ca_key_path = self.dir.join(CA_KEY);
         let ca_key_pem = fs::read_to_string(&ca_key_path).map_err(io(&ca_key_path))?;
         let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(rcgen("reading the CA key"))?;
@@ -270,7 +284,8 @@ impl Pki {
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.key_usages = client_key_usages
+            .map_or_else(|| vec![KeyUsagePurpose::DigitalSignature], <[_]>::to_vec);
         params.extended_key_usages = vec![if server {
             ExtendedKeyUsagePurpose::ServerAuth
         } else {

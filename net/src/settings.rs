@@ -14,6 +14,8 @@
 //! connections_per_system_max = 1000
 //! request_deadline_ms = 5000
 //! requests_per_second_per_system = 200000
+//! idle_timeout_ms = 300000
+//! frame_timeout_ms = 30000
 //! ```
 
 use std::net::SocketAddr;
@@ -61,6 +63,10 @@ pub struct LimitSettings {
     pub request_deadline_ms: Option<u64>,
     /// Requests a second one system may send.
     pub requests_per_second_per_system: Option<u32>,
+    /// Longest a connection may be idle, in milliseconds.
+    pub idle_timeout_ms: Option<u64>,
+    /// Longest a frame may take to arrive whole, in milliseconds.
+    pub frame_timeout_ms: Option<u64>,
 }
 
 /// Why a settings file could not be used.
@@ -135,6 +141,11 @@ impl Settings {
                 .limits
                 .requests_per_second_per_system
                 .or(self.limits.requests_per_second_per_system),
+            idle_timeout_ms: over.limits.idle_timeout_ms.or(self.limits.idle_timeout_ms),
+            frame_timeout_ms: over
+                .limits
+                .frame_timeout_ms
+                .or(self.limits.frame_timeout_ms),
         };
         Settings {
             data_dir: over.data_dir.or(self.data_dir),
@@ -174,6 +185,12 @@ impl Settings {
                 .requests_per_second_per_system
                 .unwrap_or(defaults.requests_per_second_per_system),
             handshake_timeout: defaults.handshake_timeout,
+            idle_timeout: limits
+                .idle_timeout_ms
+                .map_or(defaults.idle_timeout, Duration::from_millis),
+            frame_timeout: limits
+                .frame_timeout_ms
+                .map_or(defaults.frame_timeout, Duration::from_millis),
         };
         let positive = [
             ("frame_bytes_max", u64::from(resolved.frame_bytes_max)),
@@ -193,6 +210,11 @@ impl Settings {
             (
                 "requests_per_second_per_system",
                 u64::from(resolved.requests_per_second_per_system),
+            ),
+            ("idle_timeout_ms", resolved.idle_timeout.as_millis() as u64),
+            (
+                "frame_timeout_ms",
+                resolved.frame_timeout.as_millis() as u64,
             ),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
@@ -215,7 +237,7 @@ mod tests {
     #[test]
     fn flags_override_the_file_which_overrides_the_defaults() {
         let file: Settings = toml::from_str(
-            "shards = 3\ntls_addr = \"127.0.0.1:8000\"\nquic = false\n[limits]\nconnections_max = 7\nrequest_deadline_ms = 900\n",
+            "shards = 3\ntls_addr = \"127.0.0.1:8000\"\nquic = false\n[limits]\nconnections_max = 7\nrequest_deadline_ms = 900\nidle_timeout_ms = 1500\n",
         )
         .unwrap();
         let flags = Settings {
@@ -229,6 +251,8 @@ mod tests {
         assert_eq!(config.quic_addr, None, "the file turned QUIC off");
         assert_eq!(config.limits.connections_max, 7);
         assert_eq!(config.limits.request_deadline, Duration::from_millis(900));
+        assert_eq!(config.limits.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(config.limits.frame_timeout, Limits::default().frame_timeout);
         assert_eq!(
             config.limits.frame_bytes_max,
             Limits::default().frame_bytes_max

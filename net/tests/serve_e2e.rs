@@ -19,7 +19,7 @@ use spine_core::pds::synthetic::Population;
 use spine_core::request::{ErrorCode, Operation, Reply, Response};
 use spine_core::{NhsNumber, Patient};
 use spine_net::client::{Client, ClientError, ClientIdentity, Transport, tls_client_config};
-use spine_net::pki::{DEMO_CLIENT, Pki};
+use spine_net::pki::{DEMO_CLIENT, KeyUsagePurpose, Pki};
 use spine_net::protocol::frame::{FrameDecoder, FrameKind};
 use spine_net::protocol::message::{self, Goodbye, WireRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1210,5 +1210,442 @@ fn a_gp2gp_transfer_cut_by_sigkills_completes_after_restarts_byte_identical() {
         assert_eq!(count(AuditAction::Gp2gpComplete), 1);
         assert_eq!(count(AuditAction::Gp2gpFetch), chunks as usize);
         assert_eq!(count(AuditAction::Gp2gpDeliver), 1);
+    });
+}
+
+/// Every frame the server sends on `tls` until it closes the connection.
+async fn frames_to_eof(tls: &mut RawTls) -> Vec<spine_net::protocol::frame::Frame> {
+    let mut decoder = FrameDecoder::new(1 << 20);
+    let mut frames = Vec::new();
+    loop {
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            frames.push(frame);
+        }
+        match tls.read_buf(decoder.buffer_mut()).await {
+            Ok(0) => return frames,
+            Ok(_) => {}
+            Err(error) => panic!("reading to the end: {error}"),
+        }
+    }
+}
+
+#[test]
+fn a_goodbye_is_the_last_frame_after_the_answers_to_the_requests_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    runtime().block_on(async {
+        for round in 0..3 {
+            // Writes (each waits for its log flush), then a malformed frame, in one write.
+            let loads: Vec<u8> = Population::new(20 + round)
+                .take(20)
+                .flat_map(|mut person| {
+                    person.general_practitioner = Some("Y90001".parse().unwrap());
+                    request_frame(&request(Operation::PdsLoad { patient: person }))
+                })
+                .collect();
+            let mut tls = raw_connect(spine.addr, Arc::clone(&config)).await;
+            tls.write_all(&[loads, b"\x00\x00\x00\x05\x01\x01\xff\xff\xff".to_vec()].concat())
+                .await
+                .unwrap();
+            tls.flush().await.unwrap();
+            let frames = frames_to_eof(&mut tls).await;
+            let kinds: Vec<FrameKind> = frames.iter().map(|frame| frame.kind).collect();
+            assert_eq!(kinds.len(), 21, "20 answers and a goodbye: {kinds:?}");
+            assert_eq!(
+                kinds[20],
+                FrameKind::Goodbye,
+                "the goodbye is last: {kinds:?}"
+            );
+            assert!(
+                kinds[..20].iter().all(|kind| *kind == FrameKind::Response),
+                "{kinds:?}"
+            );
+            let goodbye: Goodbye = message::decode("goodbye", &frames[20].body).unwrap();
+            assert_eq!(goodbye.code, ErrorCode::MalformedRequest);
+        }
+    });
+}
+
+/// Runs `spine serve` with `flags` to its exit (it must not get as far as serving): its status
+/// and what it wrote to stderr.
+fn serve_to_exit(flags: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spine"))
+        .arg("serve")
+        .args(["--shards", "2", "--metrics-addr", "127.0.0.1:0"])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            let output = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                !stdout.contains("ready"),
+                "the second server served: {stdout}"
+            );
+            return (
+                output.status,
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    panic!(
+        "the second server kept running: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn a_second_server_on_the_addresses_of_a_running_one_fails_to_start_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let other_data = other.path().join("data");
+    let other_data = other_data.to_str().unwrap();
+    let (tls, quic) = (spine.addr.to_string(), spine.quic.to_string());
+    for (flags, taken) in [
+        (["--tls-addr", &tls, "--quic-addr", &quic], &tls),
+        (["--tls-addr", "127.0.0.1:0", "--quic-addr", &quic], &quic),
+        (["--tls-addr", &tls, "--quic-addr", "127.0.0.1:0"], &tls),
+    ] {
+        let (status, stderr) = serve_to_exit(&[&flags[..], &["--data-dir", other_data]].concat());
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(taken.as_str()), "names {taken}: {stderr}");
+        assert!(stderr.contains("in use"), "{stderr}");
+        assert!(
+            !other.path().join("data").exists(),
+            "the data directory was touched: {stderr}"
+        );
+    }
+    // The first server is undisturbed on both transports.
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    runtime().block_on(async {
+        let config = Arc::new(tls_client_config(&demo).unwrap());
+        for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
+            let client = Client::connect(transport, addr, "localhost", Arc::clone(&config))
+                .await
+                .unwrap();
+            let route = client
+                .call(request(Operation::ConnectionRoute))
+                .await
+                .unwrap();
+            assert!(matches!(route, Ok(Reply::Route(_))), "{route:?}");
+        }
+    });
+}
+
+/// The first frame the server sends on `tls` after `bytes`, as a goodbye (panics otherwise).
+async fn first_goodbye(tls: &mut RawTls, bytes: &[u8]) -> Goodbye {
+    tls.write_all(bytes).await.unwrap();
+    tls.flush().await.unwrap();
+    let frames = tokio::time::timeout(Duration::from_secs(10), frames_to_eof(tls))
+        .await
+        .expect("the server closes the connection");
+    let first = frames.first().expect("a frame before the close");
+    assert_eq!(first.kind, FrameKind::Goodbye, "{frames:?}");
+    assert_eq!(frames.len(), 1, "the goodbye alone: {frames:?}");
+    message::decode("goodbye", &first.body).unwrap()
+}
+
+#[test]
+fn a_tls_client_that_negotiates_no_alpn_is_refused_with_a_goodbye() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    runtime().block_on(async {
+        let mut config = tls_client_config(&demo).unwrap();
+        config.alpn_protocols.clear();
+        let config = Arc::new(config);
+        let mut tls = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let route = request_frame(&request(Operation::ConnectionRoute));
+        let goodbye = first_goodbye(&mut tls, &route).await;
+        assert_eq!(goodbye.code, ErrorCode::MalformedRequest);
+        assert!(goodbye.message.contains("ALPN"), "{}", goodbye.message);
+        // QUIC refuses it in the handshake itself.
+        let refused = Client::connect(Transport::Quic, spine.quic, "localhost", config)
+            .await
+            .err()
+            .expect("QUIC without ALPN is refused");
+        assert!(matches!(refused, ClientError::Connect(_)), "{refused}");
+        // A certificate of another CA fails the TLS handshake.
+        let other = tempfile::tempdir().unwrap();
+        Pki::open_or_create(other.path(), &["localhost".into()]).unwrap();
+        let foreign = ClientIdentity {
+            ca: demo.ca.clone(),
+            cert: identity(other.path(), DEMO_CLIENT).cert,
+        };
+        let refused =
+            refused_connection(Transport::Tls, spine.addr, &foreign, "9000000009".parse().unwrap())
+                .await;
+        assert!(!matches!(refused, ClientError::Goodbye(_)), "{refused}");
+
+        // Each refusal is counted by its reason, and the goodbye by its code.
+        let metrics = scrape(spine.metrics).await;
+        let refusals = |transport: &str, reason: &str| {
+            metric(
+                &metrics,
+                &format!("spine_handshakes_refused_total{{transport=\"{transport}\",reason=\"{reason}\"}}"),
+            )
+        };
+        assert_eq!(refusals("tls", "no_alpn"), 1.0);
+        assert_eq!(refusals("tls", "tls"), 1.0, "the foreign certificate");
+        assert_eq!(refusals("quic", "tls"), 1.0, "QUIC without ALPN");
+        assert_eq!(refusals("quic", "no_alpn"), 0.0);
+        assert_eq!(
+            metric(&metrics, "spine_goodbyes_total{transport=\"tls\",code=\"MALFORMED_REQUEST\"}"),
+            1.0
+        );
+    });
+}
+
+#[test]
+fn a_client_certificate_without_digital_signature_is_refused_on_both_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = spine_net::pki::prepare_deployment(dir.path()).unwrap();
+    // Signed by the deployment's CA and registered to a system: only its key usage is wrong.
+    let (_, fingerprint) = pki
+        .issue_client_with_key_usages("no-signing", &[KeyUsagePurpose::KeyEncipherment])
+        .unwrap();
+    let mut directory = spine_core::access::directory_file::load(dir.path()).unwrap();
+    let mut system = directory.systems[0].clone();
+    system.asid += 1000;
+    system.name = "no-signing".into();
+    system.certificates = vec![fingerprint];
+    directory.systems.push(system);
+    spine_core::access::directory_file::save(dir.path(), &directory).unwrap();
+    let spine = Spine::start(dir.path());
+    let unfit = identity(dir.path(), "no-signing");
+    runtime().block_on(async {
+        for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
+            let refused =
+                refused_connection(transport, addr, &unfit, "9000000009".parse().unwrap()).await;
+            let ClientError::Goodbye(goodbye) = refused else {
+                panic!("{transport:?}: expected a goodbye, got {refused}");
+            };
+            assert_eq!(goodbye.code, ErrorCode::AccessDenied, "{transport:?}");
+            assert!(
+                goodbye.message.contains("digitalSignature"),
+                "{transport:?}: {}",
+                goodbye.message
+            );
+        }
+        // The demo certificate, with it, is served.
+        let demo = identity(dir.path(), DEMO_CLIENT);
+        let client = connect(spine.addr, &demo).await.unwrap();
+        let route = client
+            .call(request(Operation::ConnectionRoute))
+            .await
+            .unwrap();
+        assert!(matches!(route, Ok(Reply::Route(_))), "{route:?}");
+        // A certificate of the CA that no system holds.
+        Pki::at(dir.path()).issue_client("stranger").unwrap();
+        let stranger = identity(dir.path(), "stranger");
+        for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
+            refused_connection(transport, addr, &stranger, "9000000009".parse().unwrap()).await;
+        }
+
+        let metrics = scrape(spine.metrics).await;
+        for transport in ["tls", "quic"] {
+            for reason in ["key_usage", "unregistered"] {
+                let name = format!(
+                    "spine_handshakes_refused_total{{transport=\"{transport}\",reason=\"{reason}\"}}"
+                );
+                assert_eq!(metric(&metrics, &name), 1.0, "{name}");
+            }
+            let name =
+                format!("spine_goodbyes_total{{transport=\"{transport}\",code=\"ACCESS_DENIED\"}}");
+            assert_eq!(metric(&metrics, &name), 2.0, "{name}");
+        }
+    });
+}
+
+/// The goodbye a QUIC connection was closed with.
+fn quic_close_goodbye(error: &quinn::ConnectionError) -> Goodbye {
+    let quinn::ConnectionError::ApplicationClosed(close) = error else {
+        panic!("expected an application close, got {error}");
+    };
+    assert_eq!(close.error_code, quinn::VarInt::from_u32(1), "{error}");
+    message::decode("goodbye", &close.reason).unwrap()
+}
+
+#[test]
+fn idle_connections_and_partial_frames_are_closed_with_a_goodbye_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start_with(
+        dir.path(),
+        &["--idle-timeout-ms", "2000", "--frame-timeout-ms", "1000"],
+    );
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    let within = |started: std::time::Instant, low: u64, high: u64| {
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(low) && elapsed < Duration::from_millis(high),
+            "closed after {elapsed:?}, not within {low}..{high} ms"
+        );
+    };
+    runtime().block_on(async {
+        // TLS: three bytes of a frame header, then nothing.
+        let mut partial = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let started = std::time::Instant::now();
+        let goodbye = first_goodbye(&mut partial, b"\x00\x00\x00").await;
+        within(started, 900, 1900);
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        assert!(goodbye.message.contains("frame"), "{}", goodbye.message);
+
+        // TLS: a request answered, then nothing: idle.
+        let mut idle = raw_connect(spine.addr, Arc::clone(&config)).await;
+        idle.write_all(&request_frame(&request(Operation::ConnectionRoute)))
+            .await
+            .unwrap();
+        let mut decoder = FrameDecoder::new(1 << 20);
+        while decoder.next_frame().unwrap().is_none() {
+            assert!(idle.read_buf(decoder.buffer_mut()).await.unwrap() > 0);
+        }
+        let started = std::time::Instant::now();
+        let goodbye = first_goodbye(&mut idle, b"").await;
+        within(started, 1900, 3500);
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        assert!(goodbye.message.contains("idle"), "{}", goodbye.message);
+
+        // QUIC: a stream with three bytes of a frame header, never finished.
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(Arc::clone(&config)).unwrap();
+        let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        // Keep-alives: the connection is idle in the protocol's sense all the same.
+        transport.keep_alive_interval(Some(Duration::from_millis(200)));
+        client_config.transport_config(Arc::new(transport));
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        endpoint.set_default_client_config(client_config);
+        let quic = endpoint
+            .connect(spine.quic, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut receive) = quic.open_bi().await.unwrap();
+        send.write_all(b"\x00\x00\x00").await.unwrap();
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), receive.read_to_end(1 << 20))
+            .await
+            .expect("the stream is answered")
+            .unwrap();
+        within(started, 900, 1900);
+        let mut decoder = FrameDecoder::new(1 << 20);
+        decoder.extend(&answer);
+        let frame = decoder.next_frame().unwrap().expect("a whole frame");
+        assert_eq!(frame.kind, FrameKind::Goodbye);
+        let goodbye: Goodbye = message::decode("goodbye", &frame.body).unwrap();
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        // QUIC: then no stream open: idle, though keep-alives flow.
+        let started = std::time::Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(5), quic.closed())
+            .await
+            .expect("the idle connection is closed");
+        within(started, 1900, 3500);
+        let goodbye = quic_close_goodbye(&closed);
+        assert_eq!(goodbye.code, ErrorCode::DeadlineExceeded);
+        assert!(goodbye.message.contains("idle"), "{}", goodbye.message);
+
+        let metrics = scrape(spine.metrics).await;
+        for transport in ["tls", "quic"] {
+            for timeout in ["idle", "partial_frame"] {
+                let name = format!(
+                    "spine_connection_timeouts_total{{transport=\"{transport}\",timeout=\"{timeout}\"}}"
+                );
+                assert_eq!(metric(&metrics, &name), 1.0, "{name}");
+            }
+            let name =
+                format!("spine_goodbyes_total{{transport=\"{transport}\",code=\"DEADLINE_EXCEEDED\"}}");
+            assert_eq!(metric(&metrics, &name), 2.0, "{name}");
+        }
+    });
+}
+
+#[test]
+fn a_client_that_sends_and_never_reads_is_dropped_after_the_frame_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start_with(
+        dir.path(),
+        &["--frame-timeout-ms", "1000", "--idle-timeout-ms", "60000"],
+    );
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    runtime().block_on(async {
+        // TLS: requests sent without end, answers never read until the server has given up.
+        let tls = raw_connect(spine.addr, Arc::clone(&config)).await;
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let route = request_frame(&request(Operation::ConnectionRoute));
+        let many: Vec<u8> = (0..2_000).flat_map(|_| route.clone()).collect();
+        let sender = tokio::spawn(async move {
+            while writer.write_all(&many).await.is_ok() {}
+        });
+        // Nothing read until the server counts the stall (its answers fill the buffers first).
+        let stalled = "spine_connection_timeouts_total{transport=\"tls\",timeout=\"write_stalled\"}";
+        let mut counted = false;
+        for _ in 0..300 {
+            if metric(&scrape(spine.metrics).await, stalled) == 1.0 {
+                counted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(counted, "no stall counted in 30 s");
+        let mut sink = vec![0u8; 1 << 16];
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match reader.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the connection of a client that did not read stayed open");
+        sender.abort();
+
+        // QUIC: a stream whose answer does not fit the client's window, never read.
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(Arc::clone(&config)).unwrap();
+        let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport.stream_receive_window(quinn::VarInt::from_u32(16));
+        client_config.transport_config(Arc::new(transport));
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        endpoint.set_default_client_config(client_config);
+        let quic = endpoint
+            .connect(spine.quic, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut receive) = quic.open_bi().await.unwrap();
+        let missing = request(Operation::PdsRetrieve {
+            nhs_number: "9000000009".parse().unwrap(),
+        });
+        send.write_all(&request_frame(&missing)).await.unwrap();
+        send.finish().unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let read = tokio::time::timeout(Duration::from_secs(5), receive.read_to_end(1 << 20))
+            .await
+            .expect("the stream ends");
+        assert!(
+            matches!(read, Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(_)))),
+            "the stream of a client that did not read is reset: {read:?}"
+        );
+
+        let metrics = scrape(spine.metrics).await;
+        for transport in ["tls", "quic"] {
+            let name = format!(
+                "spine_connection_timeouts_total{{transport=\"{transport}\",timeout=\"write_stalled\"}}"
+            );
+            assert_eq!(metric(&metrics, &name), 1.0, "{name}");
+        }
     });
 }

@@ -48,7 +48,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the engine and serve spine/1 over TLS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage certificates.
     Cert {
         #[command(subcommand)]
@@ -124,6 +124,13 @@ struct ServeArgs {
     /// Requests a second one system may send [default: 200000].
     #[arg(long, value_name = "N")]
     rate_per_system: Option<u32>,
+    /// Longest a connection may be idle (nothing in flight or arriving), in milliseconds
+    /// [default: 300000].
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+    /// Longest a frame may take to arrive whole once begun, in milliseconds [default: 30000].
+    #[arg(long, value_name = "MS")]
+    frame_timeout_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -143,6 +150,8 @@ impl ServeArgs {
                 connections_per_system_max: self.connections_per_system_max,
                 request_deadline_ms: self.request_deadline_ms,
                 requests_per_second_per_system: self.rate_per_system,
+                idle_timeout_ms: self.idle_timeout_ms,
+                frame_timeout_ms: self.frame_timeout_ms,
             },
         }
     }
@@ -191,6 +200,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
     };
     let settings = file.overridden_by(args.settings());
     let server_config = settings.server_config()?;
+    // Before the data directory is touched: a second server on the same addresses says so.
+    spine_net::server::check_addresses_free(&server_config)?;
     let data_dir = &settings.data_dir();
     let pki = prepare(data_dir)?;
     let mut config = EngineConfig::new(data_dir);

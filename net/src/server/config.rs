@@ -22,6 +22,12 @@ pub struct Limits {
     pub requests_per_second_per_system: u32,
     /// How long a TLS handshake may take before the connection is dropped.
     pub handshake_timeout: Duration,
+    /// How long a connection may be idle (nothing in flight, no partial frame, nothing
+    /// received; on QUIC no stream open) before it is closed (goodbye `DEADLINE_EXCEEDED`).
+    pub idle_timeout: Duration,
+    /// How long a frame may take to arrive whole once its first byte has (goodbye
+    /// `DEADLINE_EXCEEDED`: the TLS connection, or the QUIC stream, is closed).
+    pub frame_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -34,6 +40,8 @@ impl Default for Limits {
             request_deadline: Duration::from_secs(5),
             requests_per_second_per_system: 200_000,
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -2,17 +2,23 @@
 //! enforce, and a graceful stop.
 //!
 //! - `config.rs`: addresses and limits, with defaults.
+//! - `admission.rs`: what a connection must show after its handshake to be served.
 //! - `tls.rs`: TLS 1.3 over TCP, one listener per core.
 //! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
 //! - `rate.rs`: per-system request rates.
+//! - `stall.rs`: writes to a client that may not read.
+//! - `timeouts.rs`: a connection's idle and partial-frame timeouts.
 //! - `reuse_port.rs`: one socket per core on one port, and each core's share of the rate.
 
+mod admission;
 mod config;
 mod connections;
 pub mod quic;
 pub mod rate;
 mod reuse_port;
+mod stall;
+pub(crate) mod timeouts;
 mod tls;
 
 use std::net::SocketAddr;
@@ -40,13 +46,46 @@ pub enum ServerError {
     #[error("TLS configuration: {0}")]
     Tls(String),
     /// A listener could not be bound.
-    #[error("listening on {addr}: {source}")]
+    // The OS error is in the message, not a `source`: `spine` prints causes after the message,
+    // and would say it twice.
+    #[error("{what} on {addr}: {error}{}", in_use_hint(error))]
     Bind {
+        /// What would have listened there: `TLS`, `QUIC`, `metrics`.
+        what: &'static str,
         /// The address.
         addr: SocketAddr,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+fn in_use_hint(error: &std::io::Error) -> &'static str {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        "; another process (perhaps another spine server) holds the address"
+    } else {
+        ""
+    }
+}
+
+/// Fails if another socket holds one of `config`'s addresses (TLS and metrics over TCP, QUIC
+/// over UDP), before anything is started or written: `Server::start` checks again as it binds,
+/// but by then the engine has opened its data directory.
+pub fn check_addresses_free(config: &ServerConfig) -> Result<(), ServerError> {
+    let probes = [
+        ("TLS", Some(config.tls_addr), socket2::Type::STREAM),
+        ("QUIC", config.quic_addr, socket2::Type::DGRAM),
+        ("metrics", config.metrics_addr, socket2::Type::STREAM),
+    ];
+    for (what, addr, kind) in probes {
+        if let Some(addr) = addr {
+            reuse_port::probe_free(addr, kind).map_err(|error| ServerError::Bind {
+                what,
+                addr,
+                error,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A running server.
@@ -105,16 +144,16 @@ impl Server {
             stop: stopped.clone(),
         });
         let (tls_addr, mut accept_tasks) =
-            tls::start(Arc::clone(&shared), config.tls_addr, stopped.clone()).map_err(
-                |source| ServerError::Bind {
+            tls::start(Arc::clone(&shared), config.tls_addr, stopped.clone()).map_err(|error| {
+                ServerError::Bind {
+                    what: "TLS",
                     addr: config.tls_addr,
-                    source,
-                },
-            )?;
+                    error,
+                }
+            })?;
         let quic_addr = match config.quic_addr {
             Some(addr) => {
-                let (bound, tasks) = quic::start(shared, tls_config, addr, stopped)
-                    .map_err(|error| ServerError::Tls(format!("QUIC on {addr}: {error}")))?;
+                let (bound, tasks) = quic::start(shared, tls_config, addr, stopped)?;
                 accept_tasks.extend(tasks);
                 Some(bound)
             }
@@ -122,11 +161,13 @@ impl Server {
         };
         let metrics_addr = match config.metrics_addr {
             Some(addr) => {
-                let listener = crate::metrics::bind(addr)
-                    .map_err(|source| ServerError::Bind { addr, source })?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|source| ServerError::Bind { addr, source })?;
+                let bind = |error| ServerError::Bind {
+                    what: "metrics",
+                    addr,
+                    error,
+                };
+                let listener = crate::metrics::bind(addr).map_err(bind)?;
+                let bound = listener.local_addr().map_err(bind)?;
                 let engine = engine.clone();
                 let open = connections.clone();
                 let stopped = stop.subscribe();

@@ -16,11 +16,14 @@ use spine_core::request::ErrorCode;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::ServerError;
+use super::admission::admit;
 use super::config::Limits;
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
+use super::stall::write_all_progressing;
+use super::timeouts::{Timeout, Timeouts};
 use super::tls::{Shared, execute_request};
-use crate::pki;
 use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireResponse};
 use crate::protocol::session::{ServerSession, SessionEvent, SessionLimits};
@@ -56,13 +59,18 @@ pub(crate) fn start(
     tls: Arc<rustls::ServerConfig>,
     addr: SocketAddr,
     stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, Vec<JoinHandle<()>>), String> {
-    let crypto = QuicServerConfig::try_from(tls).map_err(|error| error.to_string())?;
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>), ServerError> {
+    let crypto = QuicServerConfig::try_from(tls)
+        .map_err(|error| ServerError::Tls(format!("QUIC: {error}")))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server_config.transport_config(Arc::new(transport_config(&shared.limits)));
     let cores = shared.engine.shard_count();
     let (bound, sockets) =
-        bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|error| error.to_string())?;
+        bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|error| ServerError::Bind {
+            what: "QUIC",
+            addr,
+            error,
+        })?;
     let tasks = sockets
         .into_iter()
         .enumerate()
@@ -120,7 +128,8 @@ async fn accept_loop(
     }
 }
 
-fn close(connection: &Connection, code: ErrorCode, message: String) {
+fn close(shared: &Shared, connection: &Connection, code: ErrorCode, message: String) {
+    shared.metrics.goodbye(TRANSPORT, code);
     let goodbye = message::encode(&Goodbye { code, message });
     connection.close(VarInt::from_u32(CLOSE_GOODBYE), &goodbye);
 }
@@ -131,46 +140,85 @@ async fn serve(
     local: Arc<CoreLocal>,
 ) -> Result<(), String> {
     let limits = shared.limits;
-    let connecting = incoming.accept().map_err(|error| error.to_string())?;
-    let connection = tokio::time::timeout(limits.handshake_timeout, connecting)
-        .await
-        .map_err(|_| "QUIC handshake timed out".to_owned())?
-        .map_err(|error| error.to_string())?;
-    let fingerprint = connection
+    // The client's first flight is taken apart here: a TLS refusal (no ALPN) can come now.
+    let connecting = incoming.accept().map_err(|error| {
+        shared.metrics.handshake_refused(TRANSPORT, "tls");
+        error.to_string()
+    })?;
+    let connection = match tokio::time::timeout(limits.handshake_timeout, connecting).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            shared.metrics.handshake_refused(TRANSPORT, "tls");
+            return Err(error.to_string());
+        }
+        Err(_) => {
+            shared.metrics.handshake_refused(TRANSPORT, "timeout");
+            return Err("QUIC handshake timed out".to_owned());
+        }
+    };
+    let alpn = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    let chain = connection
         .peer_identity()
-        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .and_then(|chain| chain.first().map(pki::fingerprint));
-    let system = fingerprint
-        .as_deref()
-        .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
-        .map(|system| system.asid);
-    shared.metrics.connection(TRANSPORT, system.is_none());
-    let Some(asid) = system else {
-        let message = format!(
-            "the client certificate (SHA-256 {}) is not registered to any system",
-            fingerprint.unwrap_or_default()
-        );
-        close(&connection, ErrorCode::AccessDenied, message);
-        return Ok(());
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
+    let admitted = admit(
+        shared.engine.directory(),
+        alpn.as_deref(),
+        chain.as_deref().map(Vec::as_slice),
+    );
+    shared.metrics.connection(TRANSPORT, admitted.is_err());
+    let asid = match admitted {
+        Ok(asid) => asid,
+        Err(refusal) => {
+            shared.metrics.handshake_refused(TRANSPORT, refusal.reason);
+            close(&shared, &connection, refusal.code, refusal.message);
+            return Ok(());
+        }
     };
     let _slot = match shared.connections.open(asid, &limits) {
         Ok(slot) => slot,
         Err(reason) => {
-            close(&connection, ErrorCode::ServiceUnavailable, reason);
+            close(&shared, &connection, ErrorCode::ServiceUnavailable, reason);
             return Ok(());
         }
     };
     let mut stop = shared.stop.clone();
     let mut streams = tokio::task::JoinSet::new();
+    // Idle: no stream open for the idle timeout (QUIC's own idle timeout, 60 s without a
+    // packet, does not catch a client that sends keep-alives). The timer is re-armed only when
+    // it fires.
+    let mut active_at = Instant::now();
+    let timer = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(timer);
     loop {
-        while streams.try_join_next().is_some() {}
         let (send, receive) = tokio::select! {
             stream = connection.accept_bi() => match stream {
                 Ok(stream) => stream,
                 Err(_) => return Ok(()),
             },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {
+                active_at = Instant::now();
+                continue;
+            }
             _ = stop.changed() => break,
+            () = &mut timer => {
+                let now = Instant::now();
+                let due = active_at + limits.idle_timeout;
+                if streams.is_empty() && now >= due {
+                    shared.metrics.timed_out(TRANSPORT, Timeout::Idle);
+                    let goodbye = Timeouts::new(limits.idle_timeout, limits.frame_timeout, now)
+                        .goodbye(Timeout::Idle);
+                    close(&shared, &connection, goodbye.code, goodbye.message);
+                    return Ok(());
+                }
+                let again = if streams.is_empty() { due } else { now + limits.idle_timeout };
+                timer.as_mut().reset(again.into());
+                continue;
+            }
         };
+        active_at = Instant::now();
         let shared = Arc::clone(&shared);
         let local = Arc::clone(&local);
         streams.spawn(async move {
@@ -199,15 +247,27 @@ async fn serve_stream(
     local: Arc<CoreLocal>,
 ) -> Result<(), String> {
     let limits = shared.limits;
-    let bytes = match receive
-        .read_to_end(limits.frame_bytes_max as usize + frame::FRAME_HEADER_BYTES)
-        .await
-    {
+    // A stream opens with its first bytes: its request frame must be whole (the stream
+    // finished) within the frame timeout from then.
+    let read = tokio::time::timeout(
+        limits.frame_timeout,
+        receive.read_to_end(limits.frame_bytes_max as usize + frame::FRAME_HEADER_BYTES),
+    )
+    .await;
+    let Ok(read) = read else {
+        let _ = receive.stop(VarInt::from_u32(CLOSE_GOODBYE));
+        shared.metrics.timed_out(TRANSPORT, Timeout::PartialFrame);
+        let goodbye = Timeouts::new(limits.idle_timeout, limits.frame_timeout, Instant::now())
+            .goodbye(Timeout::PartialFrame);
+        return finish_with_goodbye(&shared, &mut send, goodbye.code, goodbye.message).await;
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(quinn::ReadToEndError::TooLong) => {
             // Stop the stream's sender; the connection serves on.
             let _ = receive.stop(VarInt::from_u32(CLOSE_GOODBYE));
             return finish_with_goodbye(
+                &shared,
                 &mut send,
                 ErrorCode::FrameTooLarge,
                 format!("a frame larger than {} bytes", limits.frame_bytes_max),
@@ -227,15 +287,17 @@ async fn serve_stream(
     let request = match first {
         Some(SessionEvent::Request(request)) if !extra => request,
         Some(SessionEvent::Close(goodbye)) => {
-            return finish_with_goodbye(&mut send, goodbye.code, goodbye.message).await;
+            return finish_with_goodbye(&shared, &mut send, goodbye.code, goodbye.message).await;
         }
         Some(_) => {
             let message = "a request stream carries exactly one request frame".to_owned();
-            return finish_with_goodbye(&mut send, ErrorCode::MalformedRequest, message).await;
+            return finish_with_goodbye(&shared, &mut send, ErrorCode::MalformedRequest, message)
+                .await;
         }
         None => {
             let message = "the stream ended before a whole request frame".to_owned();
-            return finish_with_goodbye(&mut send, ErrorCode::MalformedRequest, message).await;
+            return finish_with_goodbye(&shared, &mut send, ErrorCode::MalformedRequest, message)
+                .await;
         }
     };
     let response = if local.rate.lock().allow(asid, Instant::now()) {
@@ -245,9 +307,14 @@ async fn serve_stream(
     };
     let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
     message::encode_frame(FrameKind::Response, &response, &mut out);
-    send.write_all(&out)
-        .await
-        .map_err(|error| error.to_string())?;
+    if let Err(error) = write_all_progressing(&mut send, &out, limits.frame_timeout).await {
+        if error.kind() == std::io::ErrorKind::TimedOut {
+            // The client reads nothing of this stream: reset it; the connection serves on.
+            shared.metrics.timed_out(TRANSPORT, Timeout::WriteStalled);
+            let _ = send.reset(VarInt::from_u32(CLOSE_GOODBYE));
+        }
+        return Err(error.to_string());
+    }
     send.finish().map_err(|error| error.to_string())?;
     // Until the client has the whole answer: a stopping server closes the connection only then.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), send.stopped()).await;
@@ -257,10 +324,12 @@ async fn serve_stream(
 /// Answers a stream that carried no readable request with a goodbye frame (for that stream
 /// only; the connection serves on).
 async fn finish_with_goodbye(
+    shared: &Shared,
     send: &mut quinn::SendStream,
     code: ErrorCode,
     message: String,
 ) -> Result<(), String> {
+    shared.metrics.goodbye(TRANSPORT, code);
     send.write_all(&message::goodbye_frame(code, message))
         .await
         .map_err(|error| error.to_string())?;

@@ -17,11 +17,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::admit;
 use super::config::Limits;
 use super::connections::{ConnectionSlot, Connections};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
-use crate::pki;
+use super::stall::write_all_progressing;
+use super::timeouts::{Timeout, Timeouts};
 use crate::protocol::frame::FrameKind;
 use crate::protocol::message::{self, WireRequest, WireResponse, goodbye_frame};
 use crate::protocol::session::{ServerSession, SessionEvent};
@@ -110,34 +112,43 @@ async fn serve(
     let tls = match tokio::time::timeout(limits.handshake_timeout, shared.acceptor.accept(stream))
         .await
     {
-        Ok(result) => result?,
-        Err(_) => return Err(std::io::Error::other("TLS handshake timed out")),
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            shared.metrics.handshake_refused(TRANSPORT, "tls");
+            return Err(error);
+        }
+        Err(_) => {
+            shared.metrics.handshake_refused(TRANSPORT, "timeout");
+            return Err(std::io::Error::other("TLS handshake timed out"));
+        }
     };
-    let fingerprint = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(pki::fingerprint);
-    let system = fingerprint
-        .as_deref()
-        .and_then(|fingerprint| shared.engine.directory().system_by_certificate(fingerprint))
-        .map(|system| system.asid);
+    let admitted = {
+        let connection = tls.get_ref().1;
+        admit(
+            shared.engine.directory(),
+            connection.alpn_protocol(),
+            connection.peer_certificates(),
+        )
+    };
     let (mut reader, mut writer) = tokio::io::split(tls);
-    shared.metrics.connection(TRANSPORT, system.is_none());
-    let Some(asid) = system else {
-        let message = format!(
-            "the client certificate (SHA-256 {}) is not registered to any system",
-            fingerprint.unwrap_or_default()
-        );
-        writer
-            .write_all(&goodbye_frame(ErrorCode::AccessDenied, message))
-            .await?;
-        return writer.shutdown().await;
+    shared.metrics.connection(TRANSPORT, admitted.is_err());
+    let asid = match admitted {
+        Ok(asid) => asid,
+        Err(refusal) => {
+            shared.metrics.handshake_refused(TRANSPORT, refusal.reason);
+            shared.metrics.goodbye(TRANSPORT, refusal.code);
+            writer
+                .write_all(&goodbye_frame(refusal.code, refusal.message))
+                .await?;
+            return writer.shutdown().await;
+        }
     };
     let _slot: ConnectionSlot = match shared.connections.open(asid, &limits) {
         Ok(slot) => slot,
         Err(reason) => {
+            shared
+                .metrics
+                .goodbye(TRANSPORT, ErrorCode::ServiceUnavailable);
             writer
                 .write_all(&goodbye_frame(ErrorCode::ServiceUnavailable, reason))
                 .await?;
@@ -152,9 +163,16 @@ async fn serve(
     let mut session = ServerSession::new(limits.session());
     let mut stop = shared.stop.clone();
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut closing = false;
+    // A bad frame's goodbye, sent only after every request read before it is answered: the
+    // goodbye is the connection's last frame (`net/PROTOCOL.md`, section 2).
+    let mut goodbye = None;
+    let mut timeouts = Timeouts::new(limits.idle_timeout, limits.frame_timeout, Instant::now());
+    let timer = tokio::time::sleep_until(timeouts.deadline(Instant::now()).into());
+    tokio::pin!(timer);
     'connection: loop {
+        let mut completed = false;
         while let Some(event) = session.next_event() {
+            completed = true;
             match event {
                 SessionEvent::Request(request) => {
                     if !local.rate.lock().allow(asid, Instant::now()) {
@@ -170,9 +188,8 @@ async fn serve(
                     });
                 }
                 SessionEvent::Respond(response) => append_response(&mut out, &response),
-                SessionEvent::Close(goodbye) => {
-                    out.extend_from_slice(&goodbye_frame(goodbye.code, goodbye.message));
-                    closing = true;
+                SessionEvent::Close(bad_frame) => {
+                    goodbye = Some(bad_frame);
                     break;
                 }
             }
@@ -182,13 +199,13 @@ async fn serve(
             append_response(&mut out, &response);
         }
         if !out.is_empty() {
-            writer.write_all(&out).await?;
-            writer.flush().await?;
+            write_answers(&shared, &mut writer, &out).await?;
             out.clear();
         }
-        if closing {
+        if goodbye.is_some() {
             break 'connection;
         }
+        timeouts.received(completed, session.buffered() > 0, Instant::now());
         let buffer = session.receive_buffer();
         if buffer.capacity() - buffer.len() < 4096 {
             buffer.reserve(16 * 1024);
@@ -197,22 +214,50 @@ async fn serve(
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
                 session.answered();
                 append_response(&mut out, &response);
+                timeouts.active(Instant::now());
             }
             read = reader.read_buf(session.receive_buffer()) => match read {
                 Ok(0) | Err(_) => break 'connection,
-                Ok(_) => {}
+                Ok(_) => timeouts.active(Instant::now()),
             },
             _ = stop.changed() => break 'connection,
+            () = &mut timer => match timeouts.expired(in_flight.len(), Instant::now()) {
+                Ok(timeout) => {
+                    shared.metrics.timed_out(TRANSPORT, timeout);
+                    goodbye = Some(timeouts.goodbye(timeout));
+                    break 'connection;
+                }
+                Err(again) => timer.as_mut().reset(again.into()),
+            },
         }
     }
-    // Answer what is in flight (a stopping server, or a client that closed its side).
+    // Nothing more is read. Answer what is in flight (each request within its deadline): a
+    // stopping server, a client that closed its side, or a bad frame, whose goodbye goes last.
     while let Some(response) = in_flight.next().await {
         append_response(&mut out, &response);
     }
+    if let Some(goodbye) = goodbye {
+        shared.metrics.goodbye(TRANSPORT, goodbye.code);
+        out.extend_from_slice(&goodbye_frame(goodbye.code, goodbye.message));
+    }
     if !out.is_empty() {
-        writer.write_all(&out).await?;
+        write_answers(&shared, &mut writer, &out).await?;
     }
     writer.shutdown().await
+}
+
+/// Writes `out` to the client; a client that takes none of it for the frame timeout is
+/// counted and dropped (the error ends the connection: a goodbye would not be read either).
+async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
+    shared: &Shared,
+    writer: &mut W,
+    out: &[u8],
+) -> std::io::Result<()> {
+    let written = write_all_progressing(writer, out, shared.limits.frame_timeout).await;
+    if matches!(&written, Err(error) if error.kind() == std::io::ErrorKind::TimedOut) {
+        shared.metrics.timed_out(TRANSPORT, Timeout::WriteStalled);
+    }
+    written
 }
 
 /// Appends the frame of `response` to `out`.
