@@ -30,6 +30,7 @@ pub mod eps;
 pub mod ers;
 pub mod gp2gp;
 pub mod pds;
+pub mod rejected_value;
 pub mod request;
 pub mod scr;
 mod serialize_as_str;

@@ -543,11 +543,14 @@ pub enum ErrorCode {
     /// read that must be audited, until an operator has made room or mended the disk and
     /// restarted the server. Not worth retrying before then.
     WritesStopped,
+    /// An identifier that cannot be one: an NHS number whose check digit fails or that is out
+    /// of range, a prescription id, UBRN or transfer id of the wrong form.
+    InvalidResourceId,
 }
 
 impl ErrorCode {
     /// Every code, in the order they are declared (their index on the wire).
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::AccessDenied,
         ErrorCode::ResourceNotFound,
         ErrorCode::ResourceVersionMismatch,
@@ -579,6 +582,7 @@ impl ErrorCode {
         ErrorCode::DocumentIncomplete,
         ErrorCode::DocumentHashMismatch,
         ErrorCode::WritesStopped,
+        ErrorCode::InvalidResourceId,
     ];
 
     /// The code as it is written on the wire and in audit events.
@@ -617,6 +621,7 @@ impl ErrorCode {
             ErrorCode::DocumentIncomplete => "DOCUMENT_INCOMPLETE",
             ErrorCode::DocumentHashMismatch => "DOCUMENT_HASH_MISMATCH",
             ErrorCode::WritesStopped => "WRITES_STOPPED",
+            ErrorCode::InvalidResourceId => "INVALID_RESOURCE_ID",
         }
     }
 }

@@ -1649,3 +1649,239 @@ fn a_client_that_sends_and_never_reads_is_dropped_after_the_frame_timeout() {
         }
     });
 }
+
+/// The frame of `request` with the last occurrence of `good` in its body replaced by `bad`: a
+/// request as a client holding an invalid value would send it (postcard's fields delimit
+/// themselves, so `bad` may differ in length).
+fn frame_with_bad_value(request: &WireRequest, good: &[u8], bad: &[u8]) -> Vec<u8> {
+    let body = message::encode(request);
+    let at = (0..=body.len() - good.len())
+        .rev()
+        .find(|&at| body[at..at + good.len()] == *good)
+        .unwrap_or_else(|| panic!("{good:?} is not in the request"));
+    let patched = [&body[..at], bad, &body[at + good.len()..]].concat();
+    let mut out = bytes::BytesMut::new();
+    spine_net::protocol::frame::encode(FrameKind::Request, &patched, &mut out);
+    out.to_vec()
+}
+
+/// A bad value's case: what is wrong, the request, its good bytes, the bad ones, the code and
+/// the field the answer must name.
+type BadValue = (
+    &'static str,
+    WireRequest,
+    Vec<u8>,
+    Vec<u8>,
+    ErrorCode,
+    &'static str,
+);
+
+fn postcard_of<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).unwrap()
+}
+
+#[test]
+fn a_bad_value_is_answered_on_its_own_request_and_the_connection_carries_on() {
+    use spine_core::eps::{EpsAction, NewLineItem, NewPrescription, PrescriptionId};
+    use spine_core::ers::slot::SlotQuery;
+    use spine_net::protocol::message::{WireOutcome, WireResponse};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spine = Spine::start(dir.path());
+    let demo = identity(dir.path(), DEMO_CLIENT);
+    let config = Arc::new(tls_client_config(&demo).unwrap());
+    runtime().block_on(async {
+        let client = connect(spine.addr, &demo).await.unwrap();
+        let mut person = Population::new(77).next().unwrap();
+        person.general_practitioner = Some("Y90001".parse().unwrap());
+        let loaded = load(&client, &person).await;
+        let nhs = u64::from(loaded.nhs_number);
+        let wrong_check_digit = if nhs % 10 == 9 { nhs - 1 } else { nhs + 1 };
+        let postcode = loaded.addresses[0]
+            .postcode
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .to_owned();
+        let retrieve = || {
+            request(Operation::PdsRetrieve {
+                nhs_number: loaded.nhs_number,
+            })
+        };
+        let slot_query = request(Operation::ErsSearchSlots {
+            query: SlotQuery {
+                specialty: "CARDIOLOGY".parse().unwrap(),
+                clinic_type: None,
+                from: "2027-02-01".parse().unwrap(),
+                to: "2027-02-28".parse().unwrap(),
+                provider: None,
+                limit: 10,
+            },
+        });
+        let practice = "Y90001".parse().unwrap();
+        let prescription_id = PrescriptionId::new(0xABCDEF, &practice, 1)
+            .unwrap()
+            .to_string();
+        let mut bad_id = prescription_id.clone().into_bytes();
+        let last = bad_id.len() - 1;
+        bad_id[last] = if bad_id[last] == b'A' { b'B' } else { b'A' };
+        let mut bad_postcode = postcode.clone().into_bytes();
+        bad_postcode[0] = b'9';
+        let cases: Vec<BadValue> = vec![
+            (
+                "an NHS number's check digit",
+                retrieve(),
+                postcard_of(&nhs),
+                postcard_of(&wrong_check_digit),
+                ErrorCode::InvalidResourceId,
+                "nhs_number",
+            ),
+            (
+                "an NHS number out of range",
+                retrieve(),
+                postcard_of(&nhs),
+                postcard_of(&12_345u64),
+                ErrorCode::InvalidResourceId,
+                "nhs_number",
+            ),
+            (
+                "an impossible date",
+                slot_query.clone(),
+                postcard_of(&(2027u16, 2u8, 28u8)),
+                postcard_of(&(2027u16, 2u8, 30u8)),
+                ErrorCode::InvalidValue,
+                "date",
+            ),
+            (
+                "a specialty code",
+                WireRequest {
+                    id: Uuid::new_v4(),
+                    ..slot_query
+                },
+                postcard_of(&"CARDIOLOGY"),
+                postcard_of(&"cardiology"),
+                ErrorCode::InvalidValue,
+                "specialty",
+            ),
+            (
+                "a postcode",
+                request(Operation::PdsUpdate {
+                    patient: loaded.clone(),
+                    expected_version: loaded.version,
+                }),
+                postcard_of(&postcode),
+                postcard_of(&String::from_utf8(bad_postcode).unwrap()),
+                ErrorCode::InvalidValue,
+                "postcode",
+            ),
+            (
+                "an ODS code",
+                request(Operation::PrivacyAlerts {
+                    organisation: "Y90001".parse().unwrap(),
+                    limit: 10,
+                }),
+                postcard_of(&"Y90001"),
+                postcard_of(&"Y9000!"),
+                ErrorCode::InvalidValue,
+                "ods_code",
+            ),
+            (
+                "a dm+d code's check digit",
+                request(Operation::EpsCreate {
+                    prescription: NewPrescription {
+                        patient: loaded.nhs_number,
+                        nominated_pharmacy: None,
+                        items: vec![NewLineItem {
+                            code: "317972000".parse().unwrap(),
+                            description: "Amoxicillin 250mg capsules".into(),
+                            quantity: 21,
+                            unit: "capsule".into(),
+                            dosage: "One capsule three times a day".into(),
+                        }],
+                    },
+                }),
+                postcard_of(&317_972_000u64),
+                postcard_of(&317_972_001u64),
+                ErrorCode::InvalidValue,
+                "dmd_code",
+            ),
+            (
+                "a prescription id's check character",
+                request(Operation::EpsUpdate {
+                    id: prescription_id.parse().unwrap(),
+                    action: EpsAction::Cancel {
+                        organisation: "Y90001".parse().unwrap(),
+                    },
+                }),
+                postcard_of(&prescription_id),
+                postcard_of(&String::from_utf8(bad_id).unwrap()),
+                ErrorCode::InvalidResourceId,
+                "prescription_id",
+            ),
+        ];
+        // 20 good requests, every bad one, 20 good ones: one pipeline on one connection.
+        let before: Vec<WireRequest> = (0..20).map(|_| retrieve()).collect();
+        let after: Vec<WireRequest> = (0..20).map(|_| retrieve()).collect();
+        let mut pipeline: Vec<u8> = before.iter().flat_map(request_frame).collect();
+        for (_, request, good, bad, _, _) in &cases {
+            pipeline.extend(frame_with_bad_value(request, good, bad));
+        }
+        pipeline.extend(after.iter().flat_map(request_frame));
+        let mut tls = raw_connect(spine.addr, Arc::clone(&config)).await;
+        tls.write_all(&pipeline).await.unwrap();
+        tls.flush().await.unwrap();
+
+        let expected = before.len() + cases.len() + after.len();
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let mut answers = std::collections::HashMap::new();
+        while answers.len() < expected {
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                assert_eq!(frame.kind, FrameKind::Response, "no goodbye: {frame:?}");
+                let response: WireResponse = message::decode("response", &frame.body).unwrap();
+                answers.insert(response.id, response.outcome);
+            }
+            if answers.len() < expected {
+                let read = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    tls.read_buf(decoder.buffer_mut()),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    let missing: Vec<&str> = cases
+                        .iter()
+                        .filter(|case| !answers.contains_key(&case.1.id))
+                        .map(|case| case.0)
+                        .collect();
+                    panic!(
+                        "{} of {expected} answered; unanswered: {missing:?}",
+                        answers.len()
+                    )
+                })
+                .unwrap();
+                assert!(read > 0, "the server closed the connection");
+            }
+        }
+        for request in before.iter().chain(&after) {
+            assert!(
+                matches!(answers[&request.id], WireOutcome::Ok(Reply::Patient(_))),
+                "{:?}",
+                answers[&request.id]
+            );
+        }
+        for (what, request, _, _, code, field) in &cases {
+            match &answers[&request.id] {
+                WireOutcome::Refused {
+                    code: answered,
+                    message,
+                } => {
+                    assert_eq!(answered, code, "{what}: {message}");
+                    assert!(
+                        message.starts_with(&format!("{field}: ")),
+                        "{what}: {message}"
+                    );
+                }
+                other => panic!("{what}: answered {other:?}"),
+            }
+        }
+    });
+}

@@ -66,7 +66,8 @@ impl TryFrom<u64> for Ubrn {
 
     fn try_from(value: u64) -> Result<Self, Self::Error> {
         if value > UBRN_MAX {
-            return Err(UbrnError::TooLarge { value });
+            let error = UbrnError::TooLarge { value };
+            return Err(crate::rejected_value::rejected_id("ubrn", error));
         }
         Ok(Self(value))
     }

@@ -192,6 +192,15 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     }
 }
 
+/// The id of a request frame's body: its first field, readable even when a later value is
+/// refused (so that the refusal can be answered on it); `None` if the body does not start with
+/// one.
+pub fn request_id(body: &[u8]) -> Option<Uuid> {
+    postcard::take_from_bytes::<Uuid>(body)
+        .ok()
+        .map(|(id, _)| id)
+}
+
 /// A message from a body: all of it, nothing after.
 pub fn decode<'a, T: Deserialize<'a>>(
     what: &'static str,
@@ -328,6 +337,7 @@ mod tests {
             (DocumentIncomplete, "DOCUMENT_INCOMPLETE"),
             (DocumentHashMismatch, "DOCUMENT_HASH_MISMATCH"),
             (WritesStopped, "WRITES_STOPPED"),
+            (InvalidResourceId, "INVALID_RESOURCE_ID"),
         ];
         assert_eq!(
             table.len(),

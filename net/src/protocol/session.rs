@@ -5,6 +5,7 @@
 
 use super::frame::{FrameDecoder, FrameError, FrameKind};
 use super::message::{self, Goodbye, WireRequest, WireResponse};
+use spine_core::rejected_value::decoding;
 use spine_core::request::{ErrorCode, Refusal};
 
 /// What a session allows.
@@ -87,10 +88,23 @@ impl ServerSession {
             let message = format!("a client sends request frames, not {:?}", frame.kind);
             return Some(self.close(ErrorCode::MalformedRequest, message));
         }
-        let request: WireRequest = match message::decode("request", &frame.body) {
-            Ok(request) => request,
+        let (decoded, rejected) =
+            decoding(|| message::decode::<WireRequest>("request", &frame.body));
+        let request = match (decoded, rejected) {
+            (Ok(request), _) => request,
+            // A well-formed request carrying a value its type refuses (a bad check digit, an
+            // impossible date): answered on its own request, and the connection carries on.
+            (Err(error), Some(rejected)) => match message::request_id(&frame.body) {
+                Some(id) => {
+                    let refusal = Refusal::new(rejected.code, rejected.to_string());
+                    return Some(SessionEvent::Respond(WireResponse::new(id, Err(refusal))));
+                }
+                None => return Some(self.close(ErrorCode::MalformedRequest, error.to_string())),
+            },
             // Without a readable id the request cannot be answered: the stream is not trusted.
-            Err(error) => return Some(self.close(ErrorCode::MalformedRequest, error.to_string())),
+            (Err(error), None) => {
+                return Some(self.close(ErrorCode::MalformedRequest, error.to_string()));
+            }
         };
         if self.in_flight >= self.limits.in_flight_max {
             let refusal = Refusal::new(
@@ -148,6 +162,40 @@ mod tests {
         let mut out = BytesMut::new();
         frame::encode(FrameKind::Request, &message::encode(&request), &mut out);
         out
+    }
+
+    #[test]
+    fn a_refused_value_is_answered_on_its_request_and_the_session_carries_on() {
+        let mut session = ServerSession::new(LIMITS);
+        let body = message::encode(&WireRequest {
+            id: Uuid::from_u128(7),
+            ..WireRequest::as_demo_gp(Operation::PdsRetrieve {
+                nhs_number: "9000000009".parse().unwrap(),
+            })
+        });
+        // 900 000 0009 with a wrong check digit: same length, one byte apart.
+        let good = postcard::to_allocvec(&9_000_000_009u64).unwrap();
+        let bad = postcard::to_allocvec(&9_000_000_008u64).unwrap();
+        let at = body.windows(good.len()).position(|w| w == good).unwrap();
+        let mut patched = body.clone();
+        patched[at..at + good.len()].copy_from_slice(&bad);
+        let mut frame = BytesMut::new();
+        frame::encode(FrameKind::Request, &patched, &mut frame);
+        session.received(&frame);
+        session.received(&request_frame(8));
+        match session.next_event() {
+            Some(SessionEvent::Respond(response)) => {
+                assert_eq!(response.id.as_u128(), 7);
+                let refusal = response.into_response().unwrap_err();
+                assert_eq!(refusal.code, ErrorCode::InvalidResourceId);
+                assert!(refusal.message.starts_with("nhs_number: "), "{refusal:?}");
+            }
+            other => panic!("expected an answer, got {other:?}"),
+        }
+        assert!(
+            matches!(session.next_event(), Some(SessionEvent::Request(r)) if r.id.as_u128() == 8)
+        );
+        assert_eq!(session.in_flight(), 1, "the refused request took no slot");
     }
 
     #[test]

@@ -284,8 +284,16 @@ async fn serve_stream(
     session.received(&bytes);
     let first = session.next_event();
     let extra = session.next_event().is_some() || session.buffered() > 0;
-    let request = match first {
-        Some(SessionEvent::Request(request)) if !extra => request,
+    let response = match first {
+        Some(SessionEvent::Request(request)) if !extra => {
+            if local.rate.lock().allow(asid, Instant::now()) {
+                execute_request(&shared, TRANSPORT, request, asid, local.shard).await
+            } else {
+                WireResponse::new(request.id, Err(rate_limited(asid, &limits)))
+            }
+        }
+        // A value refused on its own request (see the session).
+        Some(SessionEvent::Respond(response)) if !extra => response,
         Some(SessionEvent::Close(goodbye)) => {
             return finish_with_goodbye(&shared, &mut send, goodbye.code, goodbye.message).await;
         }
@@ -299,11 +307,6 @@ async fn serve_stream(
             return finish_with_goodbye(&shared, &mut send, ErrorCode::MalformedRequest, message)
                 .await;
         }
-    };
-    let response = if local.rate.lock().allow(asid, Instant::now()) {
-        execute_request(&shared, TRANSPORT, request, asid, local.shard).await
-    } else {
-        WireResponse::new(request.id, Err(rate_limited(asid, &limits)))
     };
     let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
     message::encode_frame(FrameKind::Response, &response, &mut out);
