@@ -1,17 +1,28 @@
-//! Runs the engine on a data directory and changes and reads patients until killed, printing a
-//! line for everything acknowledged, so that a crash test can SIGKILL it at a random moment and
-//! check what survived.
+//! Runs the engine on a data directory and changes and reads patients and issues
+//! prescriptions until killed, printing a line for everything sent and acknowledged, so that a
+//! crash test can SIGKILL it at a random moment, retry what was never answered, and check that
+//! every effect happened exactly once.
 //!
-//! On first start it loads `--patients` synthetic patients whose telecom and first address line
-//! both read `count 0`. Then each of `--workers` tasks repeatedly reads a patient and writes it
-//! back with both counters one higher, at the version it read (retrying on a version conflict),
-//! and reads patients.
+//! On first start it loads `--patients` synthetic patients whose telecom reads `count 0` and
+//! first address line `count 0`. Then each of `--workers` tasks repeatedly reads a patient and
+//! writes it back with both counters one higher (the telecom also naming the request: `count N
+//! by <request id>`), at the version it read, and issues prescriptions. With `--retries FILE`
+//! it first sends again, with their ids, the requests the file lists (requests an earlier run
+//! sent and never had answered), before it prints `ready`; with `--retry-only` it then waits to
+//! be killed.
 //!
-//! Protocol on stdout: `ready` once the engine is open and the population loaded, then
-//! `update <nhs> <version> <count>` after an update was acknowledged and `read <nhs>` after a
-//! retrieve was answered (its audit event is durable). Any error ends the process with a
-//! message on stderr and a non-zero status.
+//! Protocol on stdout, one line each, written before the next step is taken:
+//! - `send update <request JSON>` / `send issue <request JSON>` just before a request is
+//!   submitted (so a request the kill cut off is always known, and can be sent again as is);
+//! - `retried <id> applied|mismatch|issued <prescription id>` for each retry's answer;
+//! - `ready`;
+//! - `update <nhs> <version> <count> <id>` after an update was acknowledged, `issue <id>
+//!   <prescription id>` after a prescription was, `read <nhs>` after a retrieve was answered
+//!   (its audit event is durable).
+//!
+//! Any error ends the process with a message on stderr and a non-zero status.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,10 +31,10 @@ use spine_core::NhsNumber;
 use spine_core::access::Justification;
 use spine_core::access::directory_file::{demo_caller, demo_ids};
 use spine_core::engine::{Engine, EngineHandle};
+use spine_core::eps::{NewLineItem, NewPrescription};
 use spine_core::pds::synthetic::{SplitMix64, nhs_numbers, patient_at};
 use spine_core::request::{ErrorCode, Operation, Reply, Request};
 use spine_tests::engine_crash_config;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Changes and reads patients until killed.
@@ -41,10 +52,19 @@ struct Args {
     /// Seed of the workers' choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Requests to send again first, one `update <JSON>` or `issue <JSON>` per line.
+    #[arg(long)]
+    retries: Option<PathBuf>,
+    /// Only send the retries, then wait to be killed.
+    #[arg(long)]
+    retry_only: bool,
 }
 
-/// Lines waiting for the printer at most.
-const LINE_QUEUE: usize = 4096;
+/// Writes one line to stdout at once (stdout flushes at each line end): once this returns, a
+/// SIGKILL cannot take the line back.
+fn line(text: &str) -> Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}").context("writing to stdout")
+}
 
 fn request(operation: Operation) -> Request {
     Request {
@@ -70,27 +90,64 @@ fn main() -> Result<()> {
         .build()
         .context("building the tokio runtime")?;
     runtime.block_on(load(&handle, &numbers))?;
-
-    let (lines, line_receiver) = mpsc::channel(LINE_QUEUE);
-    let printer = std::thread::Builder::new()
-        .name("line-printer".into())
-        .spawn(move || spine_tests::print_lines(line_receiver))
-        .context("starting the printer thread")?;
-    let worked = runtime.block_on(async {
+    if let Some(retries) = &args.retries {
+        let text = std::fs::read_to_string(retries)
+            .with_context(|| format!("reading {}", retries.display()))?;
+        runtime.block_on(retry(&handle, &text))?;
+    }
+    line("ready")?;
+    if args.retry_only {
+        loop {
+            std::thread::park();
+        }
+    }
+    runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..args.workers {
             tasks.spawn(work(
                 handle.clone(),
                 numbers.clone(),
                 SplitMix64::new(args.seed ^ (worker as u64) << 32),
-                lines.clone(),
             ));
         }
-        drop(lines);
         spine_tests::first_to_end(&mut tasks).await
-    });
-    worked?;
-    spine_tests::join_printer(printer)
+    })
+}
+
+/// Sends again each request of `retries` with its id, and prints how it was answered.
+async fn retry(handle: &EngineHandle, retries: &str) -> Result<()> {
+    for entry in retries.lines().filter(|entry| !entry.is_empty()) {
+        let (kind, json) = entry
+            .split_once(' ')
+            .ok_or_else(|| anyhow!("bad retry line {entry:?}"))?;
+        let request: Request =
+            serde_json::from_str(json).with_context(|| format!("retry line {entry:?}"))?;
+        let id = request.id;
+        match (kind, handle.submit(request).await) {
+            ("update", Ok(Reply::Patient(_))) => line(&format!("retried {id} applied"))?,
+            ("update", Err(refusal)) if refusal.code == ErrorCode::ResourceVersionMismatch => {
+                line(&format!("retried {id} mismatch"))?
+            }
+            ("issue", Ok(Reply::Prescription(issued))) => {
+                line(&format!("retried {id} issued {}", issued.id))?
+            }
+            (_, other) => bail!("retrying {entry}: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// Prints `send <kind> <request JSON>`, then submits the request.
+async fn send(
+    handle: &EngineHandle,
+    kind: &str,
+    request: Request,
+) -> Result<spine_core::request::Response> {
+    line(&format!(
+        "send {kind} {}",
+        serde_json::to_string(&request).context("encoding a request")?
+    ))?;
+    Ok(handle.submit(request).await)
 }
 
 /// Loads the population unless an earlier run did.
@@ -110,19 +167,16 @@ async fn load(handle: &EngineHandle, numbers: &[NhsNumber]) -> Result<()> {
     Ok(())
 }
 
+/// The counter of `count N` or `count N by <request id>`.
 fn count(text: &str) -> Result<u64> {
     text.strip_prefix("count ")
+        .and_then(|rest| rest.split(' ').next())
         .and_then(|count| count.parse().ok())
         .ok_or_else(|| anyhow!("{text:?} is not a counter"))
 }
 
-/// Reads and updates random patients forever.
-async fn work(
-    handle: EngineHandle,
-    numbers: Vec<NhsNumber>,
-    mut random: SplitMix64,
-    lines: mpsc::Sender<String>,
-) -> Result<()> {
+/// Reads and updates random patients, and issues prescriptions, forever.
+async fn work(handle: EngineHandle, numbers: Vec<NhsNumber>, mut random: SplitMix64) -> Result<()> {
     loop {
         let nhs_number = numbers[random.below(numbers.len() as u64) as usize];
         let mut patient = match handle
@@ -132,33 +186,57 @@ async fn work(
             Ok(Reply::Patient(patient)) => patient,
             other => bail!("retrieve {nhs_number}: {other:?}"),
         };
-        lines
-            .send(format!("read {nhs_number}"))
-            .await
-            .map_err(|_| anyhow!("the printer stopped"))?;
-        if random.below(2) == 0 {
-            continue;
-        }
-        let next = count(&patient.telecom[0].value)? + 1;
-        if count(&patient.addresses[0].lines[0])? + 1 != next {
-            bail!("{nhs_number}: the two counters disagree: a half-applied update");
-        }
-        let expected_version = patient.version;
-        patient.telecom[0].value = format!("count {next}");
-        patient.addresses[0].lines[0] = format!("count {next}");
-        let update = Operation::PdsUpdate {
-            patient,
-            expected_version,
-        };
-        match handle.submit(request(update)).await {
-            Ok(Reply::Patient(updated)) => {
-                lines
-                    .send(format!("update {nhs_number} {} {next}", updated.version))
-                    .await
-                    .map_err(|_| anyhow!("the printer stopped"))?;
+        line(&format!("read {nhs_number}"))?;
+        match random.below(4) {
+            0 | 1 => {}
+            2 => issue(&handle, nhs_number).await?,
+            _ => {
+                let next = count(&patient.telecom[0].value)? + 1;
+                if count(&patient.addresses[0].lines[0])? + 1 != next {
+                    bail!("{nhs_number}: the two counters disagree: a half-applied update");
+                }
+                let expected_version = patient.version;
+                let id = Uuid::new_v4();
+                patient.telecom[0].value = format!("count {next} by {id}");
+                patient.addresses[0].lines[0] = format!("count {next}");
+                let update = Request {
+                    id,
+                    ..request(Operation::PdsUpdate {
+                        patient,
+                        expected_version,
+                    })
+                };
+                match send(&handle, "update", update).await? {
+                    Ok(Reply::Patient(updated)) => line(&format!(
+                        "update {nhs_number} {} {next} {id}",
+                        updated.version
+                    ))?,
+                    Err(refusal) if refusal.code == ErrorCode::ResourceVersionMismatch => {}
+                    other => bail!("update {nhs_number}: {other:?}"),
+                }
             }
-            Err(refusal) if refusal.code == ErrorCode::ResourceVersionMismatch => {}
-            other => bail!("update {nhs_number}: {other:?}"),
         }
+    }
+}
+
+/// Issues one prescription for `patient`.
+async fn issue(handle: &EngineHandle, patient: NhsNumber) -> Result<()> {
+    let create = request(Operation::EpsCreate {
+        prescription: NewPrescription {
+            patient,
+            nominated_pharmacy: None,
+            items: vec![NewLineItem {
+                code: "317972000".parse().context("dm+d code")?,
+                description: "Amoxicillin 250mg capsules".into(),
+                quantity: 21,
+                unit: "capsule".into(),
+                dosage: "One capsule three times a day".into(),
+            }],
+        },
+    });
+    let id = create.id;
+    match send(handle, "issue", create).await? {
+        Ok(Reply::Prescription(issued)) => line(&format!("issue {id} {}", issued.id)),
+        other => bail!("issue for {patient}: {other:?}"),
     }
 }
