@@ -190,6 +190,11 @@ pub struct Referral {
 }
 
 impl Referral {
+    /// Withholds `practice` as the referrer (see `shard::restricted`).
+    pub(crate) fn withhold_practice(&mut self, practice: &OdsCode) {
+        crate::shard::restricted::withhold(&mut self.referrer, practice);
+    }
+
     /// The referral's UBRN.
     pub fn ubrn(&self) -> Ubrn {
         self.ubrn

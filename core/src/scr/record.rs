@@ -223,6 +223,22 @@ pub struct Author {
 }
 
 impl SummaryCareRecord {
+    /// Withholds `practice` wherever the record names it (see `shard::restricted`).
+    pub(crate) fn withhold_practice(&mut self, practice: &OdsCode) {
+        use crate::shard::restricted::withhold;
+        withhold(&mut self.updated_organisation, practice);
+        for entries in [
+            &mut self.allergies,
+            &mut self.adverse_reactions,
+            &mut self.acute_medications,
+            &mut self.repeat_medications,
+        ] {
+            for entry in entries {
+                withhold(&mut entry.organisation, practice);
+            }
+        }
+    }
+
     /// An empty record for a patient (what a consent change before any summary creates).
     pub fn empty(nhs_number: NhsNumber, author: &Author) -> Self {
         Self {

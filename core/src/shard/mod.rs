@@ -35,6 +35,7 @@ pub mod keys;
 pub mod meta;
 pub mod outcomes;
 mod pds;
+pub mod restricted;
 mod scr;
 pub mod store;
 
@@ -488,7 +489,10 @@ fn unavailable(error: impl std::fmt::Display) -> Refusal {
 impl<S: Store> Context<'_, S> {
     fn run(&mut self, input: ShardInput) -> ShardOutput {
         match input {
-            ShardInput::Execute(request) => ShardOutput::Response(self.execute(&request)),
+            ShardInput::Execute(request) => {
+                let response = self.execute(&request);
+                ShardOutput::Response(self.withhold_restricted(&request, response))
+            }
             ShardInput::LookupOutcome(request) => {
                 ShardOutput::Outcome(self.previous_outcome(&request))
             }
@@ -509,7 +513,22 @@ impl<S: Store> Context<'_, S> {
                 request,
                 ubrn,
                 step,
-            } => ShardOutput::ErsReferral(self.ers_referral_step(&request, ubrn, step)),
+            } => {
+                let outcome = self
+                    .ers_referral_step(&request, ubrn, step)
+                    .map(|mut outcome| {
+                        let answer =
+                            std::mem::replace(&mut outcome.answer, ers::ReferralAnswer::Recorded);
+                        outcome.answer = match answer {
+                            ers::ReferralAnswer::Done(response) => ers::ReferralAnswer::Done(
+                                self.withhold_restricted(&request, response),
+                            ),
+                            other => other,
+                        };
+                        outcome
+                    });
+                ShardOutput::ErsReferral(outcome)
+            }
             ShardInput::ErsSlot(step) => ShardOutput::ErsSlot(self.ers_slot_step(step)),
             ShardInput::ErsSearchLocal { query } => {
                 ShardOutput::FreeSlots(self.ers_search_local(&query))
