@@ -17,19 +17,12 @@ use common::*;
 use spine_core::access::Justification;
 use spine_core::access::directory_file::demo_ids;
 use spine_core::audit::chain::ChainRecord;
-use spine_core::engine::{Engine, EngineConfig, EngineError};
+use spine_core::engine::{Engine, EngineError};
 use spine_core::request::Operation;
 use spine_core::shard::audit_queries::verify_chain;
 use spine_core::shard::keys::{self, KIND_AUDIT, ShardIndexes};
 use spine_storage::Log;
 use spine_storage::log::record::{self, RecordHeader};
-
-fn one_shard(dir: &Path) -> EngineConfig {
-    let mut config = config(dir);
-    config.shards = 1;
-    config.checkpoint_interval_records = 0;
-    config
-}
 
 /// Patients with several events each: loads, retrievals by the GP, and emergency accesses
 /// that raise privacy alerts.

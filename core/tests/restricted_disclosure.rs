@@ -13,7 +13,7 @@ use common::*;
 use spine_core::access::Justification;
 use spine_core::access::directory_file::demo_ids;
 use spine_core::engine::EngineHandle;
-use spine_core::eps::{EpsAction, NewLineItem, NewPrescription, PrescriptionId};
+use spine_core::eps::{EpsAction, NewPrescription, PrescriptionId};
 use spine_core::ers::slot::SlotStart;
 use spine_core::ers::ubrn::Ubrn;
 use spine_core::ers::{NewReferral, NewSlot, Priority, ReferralAction, Service, ServiceId};
@@ -132,13 +132,7 @@ fn new_prescription(patient: NhsNumber) -> Operation {
         prescription: NewPrescription {
             patient,
             nominated_pharmacy: None,
-            items: vec![NewLineItem {
-                code: "317972000".parse().unwrap(),
-                description: "Amoxicillin 250mg capsules".into(),
-                quantity: 21,
-                unit: "capsule".into(),
-                dosage: "One capsule three times a day".into(),
-            }],
+            items: vec![amoxicillin()],
         },
     }
 }

@@ -13,8 +13,7 @@ use std::thread;
 
 use common::*;
 use spine_core::access::directory_file::demo_ids;
-use spine_core::engine::{Engine, EngineConfig};
-use spine_core::eps::NewLineItem;
+use spine_core::engine::Engine;
 use spine_core::eps::NewPrescription;
 use spine_core::request::{Operation, Reply};
 use spine_core::shard::keys::KIND_META;
@@ -23,13 +22,6 @@ const WORKERS: usize = 4;
 const ROUNDS: usize = 8;
 /// Records at the end of the log cut at: the last several turns.
 const CUT_RECORDS: usize = 40;
-
-fn one_shard(dir: &Path) -> EngineConfig {
-    let mut config = config(dir);
-    config.shards = 1;
-    config.checkpoint_interval_records = 0;
-    config
-}
 
 /// Runs a mixed workload from several threads at once, so turns gather several inputs.
 fn workload(dir: &Path) {
@@ -67,13 +59,7 @@ fn workload(dir: &Path) {
                                 prescription: NewPrescription {
                                     patient: patient.nhs_number,
                                     nominated_pharmacy: None,
-                                    items: vec![NewLineItem {
-                                        code: "317972000".parse().unwrap(),
-                                        description: "Amoxicillin 250mg capsules".into(),
-                                        quantity: 21,
-                                        unit: "capsule".into(),
-                                        dosage: "One capsule three times a day".into(),
-                                    }],
+                                    items: vec![amoxicillin()],
                                 },
                             },
                         ),

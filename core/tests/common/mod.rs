@@ -138,3 +138,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// One shard with no periodic checkpoint, so that opening it scans (and checks) every record.
+pub fn one_shard(dir: &Path) -> EngineConfig {
+    let mut config = config(dir);
+    config.shards = 1;
+    config.checkpoint_interval_records = 0;
+    config
+}
+
+/// A prescription's usual item.
+pub fn amoxicillin() -> spine_core::eps::NewLineItem {
+    spine_core::eps::NewLineItem {
+        code: "317972000".parse().expect("a dm+d code"),
+        description: "Amoxicillin 250mg capsules".into(),
+        quantity: 21,
+        unit: "capsule".into(),
+        dosage: "One capsule three times a day".into(),
+    }
+}

@@ -22,7 +22,7 @@ mod writer;
 use std::fs::{self, File};
 use std::io;
 use std::num::NonZeroU64;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -623,20 +623,7 @@ impl Log {
         fs::create_dir_all(&config.dir).map_err(io_error(&config.dir))?;
         let lock_path = config.dir.join(LOCK_FILE_NAME);
         let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked {
-                    dir: config.dir.clone(),
-                });
-            }
-            Err(fs::TryLockError::Error(source)) => {
-                return Err(OpenError::Io {
-                    path: lock_path,
-                    source,
-                });
-            }
-        }
+        lock_or_refuse(lock.try_lock(), &lock_path, &config.dir)?;
         let backend = crate::io::open_backend(config.backend, config.fault_injection)
             .map_err(OpenError::Backend)?;
         let backend_kind = backend.kind();
@@ -693,20 +680,10 @@ impl Log {
         // A shared lock keeps a writer from opening meanwhile; a copy without the lock file
         // has no writer to keep out.
         let lock = match File::open(&lock_path) {
-            Ok(lock) => match lock.try_lock_shared() {
-                Ok(()) => Some(lock),
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(OpenError::Locked {
-                        dir: config.dir.clone(),
-                    });
-                }
-                Err(fs::TryLockError::Error(source)) => {
-                    return Err(OpenError::Io {
-                        path: lock_path,
-                        source,
-                    });
-                }
-            },
+            Ok(lock) => {
+                lock_or_refuse(lock.try_lock_shared(), &lock_path, &config.dir)?;
+                Some(lock)
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(OpenError::Io {
@@ -1125,5 +1102,23 @@ impl Drop for Log {
         {
             tracing::warn!(%error, "log did not close cleanly");
         }
+    }
+}
+
+/// The outcome of taking a log directory's lock: `Locked` if another process holds it.
+fn lock_or_refuse(
+    taken: Result<(), fs::TryLockError>,
+    lock_path: &Path,
+    dir: &Path,
+) -> Result<(), OpenError> {
+    match taken {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(OpenError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(source)) => Err(OpenError::Io {
+            path: lock_path.to_path_buf(),
+            source,
+        }),
     }
 }
