@@ -35,15 +35,23 @@ const TRANSPORT: usize = 1;
 /// message (see `net/PROTOCOL.md`).
 pub const CLOSE_GOODBYE: u32 = 1;
 
-/// The transport settings: streams and windows sized for many small requests in flight.
+/// Bytes of a connection's receive window, of each stream's, and of its send window: one
+/// frame whole. A connection's windows bound what QUIC buffers for it; what its streams have
+/// read is charged to the requests in flight (`in_flight_bytes_max`).
+pub fn window_bytes(limits: &Limits) -> u64 {
+    u64::from(limits.frame_bytes_max) + 64
+}
+
+/// The transport settings: streams for the requests in flight, windows of one frame.
 pub fn transport_config(limits: &Limits) -> TransportConfig {
     let mut transport = TransportConfig::default();
     let streams = u32::try_from(limits.in_flight_per_connection).unwrap_or(u32::MAX);
     transport.max_concurrent_bidi_streams(VarInt::from_u32(streams));
     transport.max_concurrent_uni_streams(VarInt::from_u32(0));
-    transport.stream_receive_window(VarInt::from_u32(limits.frame_bytes_max.saturating_add(64)));
-    transport.receive_window(VarInt::from_u32(64 << 20));
-    transport.send_window(64 << 20);
+    let window = VarInt::from_u64(window_bytes(limits)).unwrap_or(VarInt::MAX);
+    transport.stream_receive_window(window);
+    transport.receive_window(window);
+    transport.send_window(window_bytes(limits));
     transport.max_idle_timeout(Some(
         std::time::Duration::from_secs(60)
             .try_into()
@@ -248,10 +256,15 @@ async fn serve_stream(
 ) -> Result<(), String> {
     let limits = shared.limits;
     // A stream opens with its first bytes: its request frame must be whole (the stream
-    // finished) within the frame timeout from then.
+    // finished) within the frame timeout from then. What is read is charged to the requests
+    // in flight as it arrives: QUIC gives the window back once bytes are read.
+    let frame_max = limits.frame_bytes_max as usize + frame::FRAME_HEADER_BYTES;
+    let Some(mut charge) = shared.in_flight_bytes.try_charge(0) else {
+        return Err("no charge of 0 bytes".to_owned());
+    };
     let read = tokio::time::timeout(
         limits.frame_timeout,
-        receive.read_to_end(limits.frame_bytes_max as usize + frame::FRAME_HEADER_BYTES),
+        read_charged(&shared, &mut receive, frame_max, &mut charge),
     )
     .await;
     let Ok(read) = read else {
@@ -263,7 +276,7 @@ async fn serve_stream(
     };
     let bytes = match read {
         Ok(bytes) => bytes,
-        Err(quinn::ReadToEndError::TooLong) => {
+        Err(StreamRead::TooLong) => {
             // Stop the stream's sender; the connection serves on.
             let _ = receive.stop(VarInt::from_u32(CLOSE_GOODBYE));
             return finish_with_goodbye(
@@ -274,8 +287,14 @@ async fn serve_stream(
             )
             .await;
         }
-        Err(error) => return Err(error.to_string()),
+        Err(StreamRead::OverBudget) => {
+            let _ = receive.stop(VarInt::from_u32(CLOSE_GOODBYE));
+            let refusal = shared.in_flight_bytes.refusal();
+            return finish_with_goodbye(&shared, &mut send, refusal.code, refusal.message).await;
+        }
+        Err(StreamRead::Failed(error)) => return Err(error),
     };
+    let frame_bytes = bytes.len();
     // The same session logic as a TLS connection, for a stream that carries one request.
     let mut session = ServerSession::new(SessionLimits {
         in_flight_max: 1,
@@ -300,13 +319,31 @@ async fn serve_stream(
                 .await;
         }
     };
-    let response = if local.rate.lock().allow(asid, Instant::now()) {
-        execute_request(&shared, TRANSPORT, request, asid, local.shard).await
-    } else {
-        WireResponse::new(request.id, Err(rate_limited(asid, &limits)))
+    // The frame's bytes are given back for the decoded request's charge.
+    drop((bytes, session, charge));
+    let charged = shared
+        .in_flight_bytes
+        .try_charge(super::in_flight::request_charge(frame_bytes));
+    let (response, mut charge) = match charged {
+        None => {
+            let refusal = shared.in_flight_bytes.refusal();
+            (WireResponse::new(request.id, Err(refusal)), None)
+        }
+        Some(charge) if local.rate.lock().allow(asid, Instant::now()) => (
+            execute_request(&shared, TRANSPORT, request, asid, local.shard).await,
+            Some(charge),
+        ),
+        Some(charge) => (
+            WireResponse::new(request.id, Err(rate_limited(asid, &limits))),
+            Some(charge),
+        ),
     };
     let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
     message::encode_frame(FrameKind::Response, &response, &mut out);
+    drop(response);
+    if let Some(charge) = charge.as_mut() {
+        charge.force_grow(out.len() as u64);
+    }
     if let Err(error) = write_all_progressing(&mut send, &out, limits.frame_timeout).await {
         if error.kind() == std::io::ErrorKind::TimedOut {
             // The client reads nothing of this stream: reset it; the connection serves on.
@@ -319,6 +356,45 @@ async fn serve_stream(
     // Until the client has the whole answer: a stopping server closes the connection only then.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), send.stopped()).await;
     Ok(())
+}
+
+/// Why a request stream's bytes could not be read whole.
+enum StreamRead {
+    /// More than a frame.
+    TooLong,
+    /// The requests in flight hold their byte limit.
+    OverBudget,
+    /// The stream failed.
+    Failed(String),
+}
+
+/// Reads the stream to its end, at most `max` bytes, charging them to `charge` as they come.
+async fn read_charged(
+    shared: &Shared,
+    receive: &mut quinn::RecvStream,
+    max: usize,
+    charge: &mut super::in_flight::Charge,
+) -> Result<Vec<u8>, StreamRead> {
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = receive
+            .read_chunk(max + 1 - bytes.len().min(max), true)
+            .await
+            .map_err(|error| StreamRead::Failed(error.to_string()))?;
+        let Some(chunk) = chunk else {
+            return Ok(bytes);
+        };
+        if bytes.len() + chunk.bytes.len() > max {
+            return Err(StreamRead::TooLong);
+        }
+        if !shared
+            .in_flight_bytes
+            .try_grow(charge, chunk.bytes.len() as u64)
+        {
+            return Err(StreamRead::OverBudget);
+        }
+        bytes.extend_from_slice(&chunk.bytes);
+    }
 }
 
 /// Answers a stream that carried no readable request with a goodbye frame (for that stream
