@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use spine_core::engine::EngineConfig;
 
 use crate::protocol::frame::FRAME_HEADER_BYTES;
-use crate::server::ServerConfig;
+use crate::server::{HANDSHAKES_IN_FLIGHT_PER_CORE, ServerConfig};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -20,7 +20,11 @@ const GIB: u64 = 1024 * MIB;
 /// Bytes one connection holds besides its frame buffers: its TLS (or QUIC) state and record
 /// buffers, its task and its session. An estimate, measured by the flood test
 /// (`net/tests/memory_flood.rs`) with room to spare.
-pub const CONNECTION_FIXED_BYTES: u64 = 64 * KIB;
+pub const CONNECTION_FIXED_BYTES: u64 = 192 * KIB;
+
+/// Bytes a TLS or QUIC handshake holds until it ends (the certificates, their verification,
+/// the key exchange): an estimate, measured by the flood test with room to spare.
+pub const HANDSHAKE_BYTES: u64 = 256 * KIB;
 
 /// Bytes a TLS connection reserves to read into beyond the frame it is receiving.
 pub const READ_RESERVE_BYTES: u64 = 16 * KIB;
@@ -92,6 +96,8 @@ impl Budget {
         let turn = engine.turn_bytes_max().max(EngineConfig::input_bytes_max());
         let slot = EngineConfig::inbox_slot_bytes() as u64;
         let per_connection = connection_bytes_max(server);
+        let quic = server.quic_addr.is_some();
+        let transports = 1 + u64::from(quic);
         let rows = vec![
             Row {
                 name: "log append queues",
@@ -114,6 +120,23 @@ impl Budget {
                 name: "requests in flight",
                 formula: "in_flight_bytes_max".to_owned(),
                 bytes: limits.in_flight_bytes_max,
+            },
+            Row {
+                name: "handshakes",
+                formula: format!(
+                    "{shards} cores × {transports} transports × {HANDSHAKES_IN_FLIGHT_PER_CORE} \
+                     handshakes × {}{}",
+                    show(HANDSHAKE_BYTES),
+                    if quic {
+                        format!(
+                            " + {shards} QUIC endpoints × {} of attempts waiting",
+                            show(crate::server::quic::incoming_bytes_max())
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                bytes: handshake_bytes_max(shards, server),
             },
             Row {
                 name: "connections",
@@ -195,6 +218,19 @@ pub fn connection_bytes_max(server: &ServerConfig) -> u64 {
     }
 }
 
+/// Bytes the handshakes in flight and QUIC's attempts not yet accepted hold, at most, on
+/// `shards` cores.
+fn handshake_bytes_max(shards: u64, server: &ServerConfig) -> u64 {
+    let quic = server.quic_addr.is_some();
+    let transports = 1 + u64::from(quic);
+    let incoming = if quic {
+        crate::server::quic::incoming_bytes_max()
+    } else {
+        0
+    };
+    shards * (transports * HANDSHAKES_IN_FLIGHT_PER_CORE as u64 * HANDSHAKE_BYTES + incoming)
+}
+
 /// The limits that size themselves from the budget, as the defaults give them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fitted {
@@ -229,7 +265,8 @@ pub fn fit(engine: &EngineConfig, server: &ServerConfig, budget: u64) -> Fitted 
     sized.inbox_capacity = inbox_capacity;
     let others = shards * sized.log_queue_bytes_max()
         + shards * inbox_capacity as u64 * slot
-        + in_flight_bytes_max;
+        + in_flight_bytes_max
+        + handshake_bytes_max(shards, server);
     let connections_max =
         usize::try_from(budget.saturating_sub(others) / connection_bytes_max(server).max(1))
             .unwrap_or(usize::MAX)
@@ -336,11 +373,18 @@ mod tests {
             2 * 65_536 * EngineConfig::inbox_slot_bytes() as u64
         );
         assert_eq!(bytes[2], 3 * GIB);
+        assert_eq!(
+            bytes[3],
+            2 * (2 * 16 * HANDSHAKE_BYTES + 256 * 1_500 + MIB),
+            "2 cores, TLS and QUIC: {}",
+            table.table()
+        );
         let per_connection = 2 * (MIB + 64) + CONNECTION_FIXED_BYTES;
         assert_eq!(connection_bytes_max(&server), per_connection);
-        let left = budget - bytes[0] - bytes[1] - bytes[2];
+        let left = budget - bytes[0] - bytes[1] - bytes[2] - bytes[3];
         assert_eq!(fitted.connections_max as u64, left / per_connection);
-        assert_eq!(bytes[3], fitted.connections_max as u64 * per_connection);
+        assert_eq!(bytes[4], fitted.connections_max as u64 * per_connection);
+        eprintln!("{}\n{}", table.summary(), table.table());
         assert!(table.total() <= 12 * GIB);
 
         let summary = table.summary();

@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{Limits, ServerConfig};
 use connections::Connections;
+pub use connections::HANDSHAKES_IN_FLIGHT_PER_CORE;
 
 use crate::pki::{Pki, PkiError};
 use crate::protocol::ALPN;

@@ -13,12 +13,13 @@ use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, Endpoint, Incoming, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
 use spine_core::request::ErrorCode;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::ServerError;
 use super::admission::admit;
 use super::config::Limits;
+use super::connections::HANDSHAKES_IN_FLIGHT_PER_CORE;
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use super::stall::write_all_progressing;
@@ -34,6 +35,20 @@ const TRANSPORT: usize = 1;
 /// The application error code a connection is closed with; the reason bytes are a goodbye
 /// message (see `net/PROTOCOL.md`).
 pub const CLOSE_GOODBYE: u32 = 1;
+
+/// Connection attempts one endpoint holds before they are accepted, at most (quinn's default,
+/// 65,536, may hold 100 MiB); more are refused at once.
+pub const INCOMING_MAX: usize = 256;
+/// Bytes an endpoint buffers for its attempts not yet accepted, besides each one's first
+/// datagram (quinn's default, 100 MiB).
+pub const INCOMING_BUFFER_BYTES_TOTAL: u64 = 1 << 20;
+/// Bytes of a first datagram, at most (quinn's largest UDP payload, 1,472, and room).
+pub const DATAGRAM_BYTES_MAX: u64 = 1_500;
+
+/// Bytes one endpoint's attempts not yet accepted hold, at most.
+pub fn incoming_bytes_max() -> u64 {
+    INCOMING_MAX as u64 * DATAGRAM_BYTES_MAX + INCOMING_BUFFER_BYTES_TOTAL
+}
 
 /// Bytes of a connection's receive window, of each stream's, and of its send window: one
 /// frame whole. A connection's windows bound what QUIC buffers for it; what its streams have
@@ -72,6 +87,10 @@ pub(crate) fn start(
         .map_err(|error| ServerError::Tls(format!("QUIC: {error}")))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server_config.transport_config(Arc::new(transport_config(&shared.limits)));
+    server_config
+        .max_incoming(INCOMING_MAX)
+        .incoming_buffer_size(64 << 10)
+        .incoming_buffer_size_total(INCOMING_BUFFER_BYTES_TOTAL);
     let cores = shared.engine.shard_count();
     let (bound, sockets) =
         bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|error| ServerError::Bind {
@@ -113,14 +132,26 @@ async fn accept_loop(
     local: Arc<CoreLocal>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_PER_CORE));
     loop {
+        // No more than so many handshakes at once on this core (as on TLS).
+        let handshake = tokio::select! {
+            permit = Arc::clone(&handshakes).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.changed() => {
+                endpoint.set_server_config(None);
+                return;
+            }
+        };
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
                     let shared = Arc::clone(&shared);
                     let local = Arc::clone(&local);
                     tokio::spawn(async move {
-                        if let Err(error) = serve(shared, incoming, local).await {
+                        if let Err(error) = serve(shared, incoming, local, handshake).await {
                             tracing::debug!(%error, "QUIC connection ended");
                         }
                     });
@@ -146,6 +177,7 @@ async fn serve(
     shared: Arc<Shared>,
     incoming: Incoming,
     local: Arc<CoreLocal>,
+    handshake: OwnedSemaphorePermit,
 ) -> Result<(), String> {
     let limits = shared.limits;
     // The client's first flight is taken apart here: a TLS refusal (no ALPN) can come now.
@@ -176,6 +208,7 @@ async fn serve(
         alpn.as_deref(),
         chain.as_deref().map(Vec::as_slice),
     );
+    drop(handshake);
     shared.metrics.connection(TRANSPORT, admitted.is_err());
     let asid = match admitted {
         Ok(asid) => asid,

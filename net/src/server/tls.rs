@@ -13,13 +13,13 @@ use spine_core::engine::EngineHandle;
 use spine_core::request::{ConnectionRoute, ErrorCode, Operation, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::admit;
 use super::config::Limits;
-use super::connections::{ConnectionSlot, Connections};
+use super::connections::{ConnectionSlot, Connections, HANDSHAKES_IN_FLIGHT_PER_CORE};
 use super::in_flight::{Charge, InFlightBytes, request_charge};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
@@ -85,14 +85,24 @@ async fn accept_loop(
             return;
         }
     };
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_PER_CORE));
     loop {
+        // No more than so many handshakes at once on this core; the kernel's backlog holds
+        // the connections not yet accepted.
+        let handshake = tokio::select! {
+            permit = Arc::clone(&handshakes).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let shared = Arc::clone(&shared);
                     let local = Arc::clone(&local);
                     tokio::spawn(async move {
-                        if let Err(error) = serve(shared, stream, local).await {
+                        if let Err(error) = serve(shared, stream, local, handshake).await {
                             tracing::debug!(%peer, %error, "connection ended");
                         }
                     });
@@ -109,6 +119,7 @@ async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     local: Arc<CoreLocal>,
+    handshake: OwnedSemaphorePermit,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let limits = shared.limits;
@@ -133,6 +144,7 @@ async fn serve(
             connection.peer_certificates(),
         )
     };
+    drop(handshake);
     let (mut reader, mut writer) = tokio::io::split(tls);
     shared.metrics.connection(TRANSPORT, admitted.is_err());
     let asid = match admitted {
@@ -279,9 +291,11 @@ async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
     written
 }
 
-/// Room in `buffer` to read into: the rest of the frame it holds the start of, reserved at
-/// once (grown a little at a time, the buffer would double past the frame), or 16 KiB when
-/// less than 4 KiB is free. The buffer holds at most one frame and the reserve.
+/// Room in `buffer` to read into. A frame begun and not yet whole gets room for its rest and
+/// the read reserve at once, and nothing more until it is whole: a buffer grown a little at a
+/// time doubles its capacity, and would hold twice the largest frame. Between frames (or for
+/// a small buffer) the read reserve, 16 KiB, when less than 4 KiB is free. The buffer holds
+/// at most one frame and the reserve (and, below 64 KiB, twice that).
 fn reserve_for_frame(buffer: &mut BytesMut, frame_bytes_max: u32) {
     let free = buffer.capacity() - buffer.len();
     let frame_rest = match buffer.get(..4) {
@@ -293,12 +307,17 @@ fn reserve_for_frame(buffer: &mut BytesMut, frame_bytes_max: u32) {
         }
         None => 0,
     };
+    let reserve = crate::memory::READ_RESERVE_BYTES as usize;
     if frame_rest > free {
-        buffer.reserve(frame_rest);
-    } else if free < 4096 {
-        buffer.reserve(crate::memory::READ_RESERVE_BYTES as usize);
+        buffer.reserve(frame_rest + reserve);
+    } else if free < 4096 && (frame_rest == 0 || buffer.len() < SMALL_BUFFER_BYTES) {
+        buffer.reserve(reserve);
     }
 }
+
+/// A receive buffer below this may grow by the read reserve mid-frame (doubling, it stays
+/// small); a larger one holds a large frame and has room for its rest.
+const SMALL_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Appends the frame of an answered request to `out`, and charges its bytes (twice: the
 /// answer as the engine gave it, until encoded, and its frame) with the request's.
