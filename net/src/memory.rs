@@ -384,10 +384,25 @@ mod tests {
         let left = budget - bytes[0] - bytes[1] - bytes[2] - bytes[3];
         assert_eq!(fitted.connections_max as u64, left / per_connection);
         assert_eq!(bytes[4], fitted.connections_max as u64 * per_connection);
-        eprintln!("{}\n{}", table.summary(), table.table());
-        assert!(table.total() <= 12 * GIB);
-
         let summary = table.summary();
+        // README.md's "Memory budget" shows these very figures, and the line printed.
+        let readme = include_str!("../../README.md");
+        let (_, section) = readme.split_once("### Memory budget").unwrap();
+        for figure in bytes.iter().chain([&table.total()]) {
+            let figure = with_separators(*figure);
+            assert!(section.contains(&figure), "README.md lacks {figure}");
+        }
+        assert!(section.contains(&summary), "README.md lacks {summary}");
+        let connections = format!("{} ×", with_separators(fitted.connections_max as u64));
+        assert!(
+            section.contains(&connections),
+            "README.md lacks {connections}"
+        );
+        let per_connection = with_separators(per_connection);
+        assert!(section.contains(&per_connection), "{per_connection}");
+        let slot = format!("× {} =", EngineConfig::inbox_slot_bytes());
+        assert!(section.contains(&slot), "README.md's slot bytes: {slot}");
+        assert!(table.total() <= 12 * GIB);
         assert!(summary.starts_with("memory budget: "), "{summary}");
         assert!(
             summary.contains("of 12.0 GiB (the machine has 24.0 GiB)"),
@@ -396,6 +411,19 @@ mod tests {
         for row in &table.rows {
             assert!(summary.contains(row.name), "{summary}");
         }
+    }
+
+    /// `12,884,901,888`.
+    fn with_separators(bytes: u64) -> String {
+        let digits = bytes.to_string();
+        let mut text = String::new();
+        for (index, digit) in digits.chars().enumerate() {
+            if index > 0 && (digits.len() - index).is_multiple_of(3) {
+                text.push(',');
+            }
+            text.push(digit);
+        }
+        text
     }
 
     #[test]

@@ -327,6 +327,45 @@ mod tests {
     }
 
     #[test]
+    fn the_limits_fit_the_memory_budget_or_the_start_fails() {
+        let half = Settings::default().memory_budget(Some(8 << 30)).unwrap();
+        assert_eq!(half, 4 << 30, "half the machine");
+        let small: Settings =
+            toml::from_str("memory_budget = \"96MiB\"\n[limits]\nframe_bytes_max = 65536\n")
+                .unwrap();
+        assert_eq!(small.memory_budget(None).unwrap(), 96 << 20);
+        let mut engine = spine_core::engine::EngineConfig::new("unused");
+        engine.shards = 2;
+        let mut server = small.server_config().unwrap();
+        let table = small
+            .fit_to_memory(&mut engine, &mut server, 96 << 20, None)
+            .unwrap();
+        assert!(table.fits());
+        assert_eq!(server.limits.in_flight_bytes_max, 24 << 20);
+        assert!(
+            server.limits.connections_max > 100,
+            "small frames: many connections"
+        );
+
+        // Set explicitly, a limit that does not fit stops the start, with the table.
+        let too_many: Settings =
+            toml::from_str("memory_budget = \"96MiB\"\n[limits]\nconnections_max = 10000\n")
+                .unwrap();
+        let mut server = too_many.server_config().unwrap();
+        let error = too_many
+            .fit_to_memory(&mut engine, &mut server, 96 << 20, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("more than the memory budget of 96.0 MiB"),
+            "{error}"
+        );
+        assert!(error.contains("10000 connections"), "{error}");
+        let bad: Settings = toml::from_str("memory_budget = \"lots\"").unwrap();
+        assert!(bad.memory_budget(None).is_err());
+    }
+
+    #[test]
     fn bad_files_get_specific_errors() {
         let error = toml::from_str::<Settings>("shard = 3").unwrap_err();
         assert!(error.to_string().contains("unknown field"), "{error}");

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spine_core::request::ErrorCode;
-use spine_net::client::{ClientIdentity, tls_client_config};
+use spine_core::request::Operation;
+use spine_net::client::{Client, ClientIdentity, Transport, tls_client_config};
 use spine_net::pki::{DEMO_CLIENT, Pki};
 use spine_net::protocol::frame::{FrameDecoder, FrameKind};
-use spine_net::protocol::message::{self, Goodbye};
+use spine_net::protocol::message::{self, Goodbye, WireRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The budget the server is given: small, so that a flood a test can send passes it.
@@ -32,6 +33,7 @@ const FLOOD_CONNECTIONS: usize = 2 * (BUDGET_BYTES as usize) / FRAME_BYTES_MAX;
 struct Spine {
     child: Child,
     addr: SocketAddr,
+    quic: SocketAddr,
     /// The fitted limit on connections, as printed at start.
     connections_max: usize,
     /// The budget line printed at start.
@@ -39,17 +41,13 @@ struct Spine {
 }
 
 impl Spine {
-    fn start(dir: &Path) -> Self {
+    /// `spine serve` on `dir` with `flags`, once it is ready.
+    fn start(dir: &Path, flags: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_spine"))
-            .args([
-                "serve",
-                "--tls-addr",
-                "127.0.0.1:0",
-                "--quic-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--shards", "2", "--metrics-addr", "127.0.0.1:0"])
-            .args(["--memory-budget", "96MiB", "--frame-timeout-ms", "60000"])
+            .args(["serve", "--tls-addr", "127.0.0.1:0"])
+            .args(["--quic-addr", "127.0.0.1:0", "--shards", "2"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(flags)
             .arg("--data-dir")
             .arg(dir)
             .stdout(Stdio::piped())
@@ -59,6 +57,7 @@ impl Spine {
         let mut spine = Self {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            quic: SocketAddr::from(([0, 0, 0, 0], 0)),
             connections_max: 0,
             budget_line: String::new(),
         };
@@ -67,6 +66,9 @@ impl Spine {
             let line = line.unwrap();
             if let Some(rest) = line.strip_prefix("tls: ") {
                 spine.addr = rest.split(' ').next().unwrap().parse().unwrap();
+            }
+            if let Some(rest) = line.strip_prefix("quic: ") {
+                spine.quic = rest.split(' ').next().unwrap().parse().unwrap();
             }
             if line.starts_with("memory budget: ") {
                 spine.budget_line = line.clone();
@@ -138,10 +140,54 @@ fn all_but_the_last_byte_of_a_largest_frame() -> Vec<u8> {
     bytes
 }
 
+/// The demo client's TLS configuration.
+fn demo_config(dir: &Path) -> Arc<rustls::ClientConfig> {
+    let pki = Pki::at(dir);
+    let identity = ClientIdentity {
+        ca: pki.ca_cert(),
+        cert: pki.client_files(DEMO_CLIENT).unwrap(),
+    };
+    Arc::new(tls_client_config(&identity).unwrap())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_request_that_finds_the_bytes_in_flight_spent_is_refused_on_both_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    // Less than any request's charge (twice its frame and 16 KiB): every request is refused.
+    let spine = Spine::start(dir.path(), &["--in-flight-bytes-max", "16384"]);
+    let config = demo_config(dir.path());
+    runtime().block_on(async {
+        for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
+            let client = Client::connect(transport, addr, "localhost", Arc::clone(&config))
+                .await
+                .unwrap();
+            let request = WireRequest::as_demo_gp(Operation::ConnectionRoute);
+            let refusal = client.call(request).await.unwrap().unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::ServiceUnavailable, "{transport:?}");
+            assert!(
+                refusal
+                    .message
+                    .contains("16384 bytes of requests in flight"),
+                "{transport:?}: {}",
+                refusal.message
+            );
+        }
+    });
+}
+
 #[test]
 fn a_flood_of_connections_and_large_frames_stays_within_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let spine = Spine::start(dir.path());
+    let flags = ["--memory-budget", "96MiB", "--frame-timeout-ms", "60000"];
+    let spine = Spine::start(dir.path(), &flags);
     assert!(
         spine.budget_line.contains("of 96.0 MiB"),
         "the budget is printed at start: {}",
@@ -152,18 +198,8 @@ fn a_flood_of_connections_and_large_frames_stays_within_the_memory_budget() {
         "the budget fits few connections: {}",
         spine.connections_max
     );
-    let pki = Pki::at(dir.path());
-    let identity = ClientIdentity {
-        ca: pki.ca_cert(),
-        cert: pki.client_files(DEMO_CLIENT).unwrap(),
-    };
-    let config = Arc::new(tls_client_config(&identity).unwrap());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    let config = demo_config(dir.path());
+    runtime().block_on(async {
         // A frame over the limit is refused by its header alone.
         let mut tls = raw_connect(spine.addr, Arc::clone(&config)).await;
         let too_large = (FRAME_BYTES_MAX as u32 + 1).to_be_bytes();
