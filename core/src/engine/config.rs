@@ -45,9 +45,11 @@ pub struct EngineConfig {
     pub batch_delay: Duration,
     /// Nine-digit stems NHS numbers are allocated from.
     pub nhs_stems: Range<u64>,
-    /// Write outcomes each shard remembers for idempotent retries.
+    /// Write outcomes each shard remembers for idempotent retries. Default 16,384; a fixed
+    /// size that fills with use, not a client's to grow (outside the memory budget's table).
     pub outcome_slots: usize,
-    /// Index entries one search may read on one shard.
+    /// Index entries one search may read on one shard. Default 20,000: a search's candidates
+    /// (tens of bytes each) live only while it runs on the shard's thread, one at a time.
     pub search_candidates_max: usize,
     /// Makes every shard's log fail on purpose; for tests only (default none).
     pub fault_injection: Option<spine_storage::FaultInjection>,
@@ -103,6 +105,9 @@ impl EngineConfig {
         // under this.
         log.payload_bytes_max = 256 * 1024;
         // Room for every turn that may be in flight, so queueing a turn's batch never waits.
+        // Its memory is not this count times the payload limit (32,772 × 256 KiB = 8 GiB): a
+        // turn's records take at most `turn_bytes_max` (or one request's, when larger), so the
+        // queue holds at most `log_queue_bytes_max` bytes.
         log.appends_pending_max = self.turns_in_flight_max * (self.turn_records_max + 1);
         log.batch_records_max = log.batch_records_max.max(self.turn_records_max);
         log.fault_injection = self.fault_injection;
@@ -159,5 +164,26 @@ impl EngineConfig {
             return Err("nhs_stems must be a non-empty range of nine-digit stems".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shards_log_queue_holds_its_turns_in_flight_of_a_segments_room_at_most() {
+        let mut config = EngineConfig::new("unused");
+        let room = (64 << 20) - spine_storage::format::SEGMENT_HEADER_SIZE as u64;
+        assert_eq!(config.log_queue_bytes_max(), 4 * room);
+        // A cap below one request's records: a turn still takes its first request.
+        config.turn_bytes_cap = 1;
+        assert_eq!(
+            config.log_queue_bytes_max(),
+            4 * EngineConfig::input_bytes_max() as u64
+        );
+        // A search's disclosure of 50 matches is the largest: 101 records of 16 KiB.
+        assert_eq!(EngineConfig::input_bytes_max(), 101 * 16 * 1024);
+        assert!(EngineConfig::inbox_slot_bytes() > std::mem::size_of::<usize>());
     }
 }
