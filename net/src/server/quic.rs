@@ -374,8 +374,9 @@ async fn serve_stream(
     let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
     message::encode_frame(FrameKind::Response, &response, &mut out);
     drop(response);
+    // Twice the frame, as on TLS (where the answer is held while its frame is written).
     if let Some(charge) = charge.as_mut() {
-        charge.force_grow(out.len() as u64);
+        charge.force_grow(2 * out.len() as u64);
     }
     if let Err(error) = write_all_progressing(&mut send, &out, limits.frame_timeout).await {
         if error.kind() == std::io::ErrorKind::TimedOut {
