@@ -5,6 +5,7 @@
 //! - [`protocol`]: frames, messages and the server side of a connection (sans-IO).
 //! - [`client`]: an async client over TLS or QUIC.
 //! - [`client_set`]: connections to one server, each request sent to its home shard's core.
+//! - [`memory`]: the worst case of every limit, summed, and the defaults fitted to a budget.
 //! - [`metrics`]: counters and the Prometheus endpoint.
 //! - [`pki`]: the deployment's CA and certificates.
 //! - [`server`]: the listeners on every core, the limits, a graceful stop.
@@ -14,6 +15,7 @@
 pub mod client;
 pub mod client_set;
 mod frame_writer;
+pub mod memory;
 pub mod metrics;
 pub mod pki;
 pub mod protocol;

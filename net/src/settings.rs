@@ -7,10 +7,12 @@
 //! tls_addr = "127.0.0.1:7443"
 //! quic_addr = "127.0.0.1:7444"      # quic = false turns QUIC off
 //! metrics_addr = "127.0.0.1:9464"
+//! memory_budget = "12GiB"           # default: half of the machine's memory
 //! [limits]
 //! frame_bytes_max = 1048576
 //! in_flight_per_connection = 1024
-//! connections_max = 10000
+//! in_flight_bytes_max = 3221225472  # default: a quarter of the memory budget
+//! connections_max = 10000           # default: what the budget leaves, at most 10000
 //! connections_per_system_max = 1000
 //! request_deadline_ms = 5000
 //! requests_per_second_per_system = 200000
@@ -42,6 +44,9 @@ pub struct Settings {
     pub quic: Option<bool>,
     /// Metrics address.
     pub metrics_addr: Option<SocketAddr>,
+    /// Bytes the limits may hold together (`12GiB`, `512MiB` or bytes); default half of the
+    /// machine's memory (`crate::memory`).
+    pub memory_budget: Option<String>,
     /// Limits.
     #[serde(default)]
     pub limits: LimitSettings,
@@ -55,6 +60,8 @@ pub struct LimitSettings {
     pub frame_bytes_max: Option<u32>,
     /// Requests in flight on one connection.
     pub in_flight_per_connection: Option<usize>,
+    /// Bytes of requests in flight over all connections.
+    pub in_flight_bytes_max: Option<u64>,
     /// Open connections in all.
     pub connections_max: Option<usize>,
     /// Open connections of one system.
@@ -128,6 +135,10 @@ impl Settings {
                 .limits
                 .in_flight_per_connection
                 .or(self.limits.in_flight_per_connection),
+            in_flight_bytes_max: over
+                .limits
+                .in_flight_bytes_max
+                .or(self.limits.in_flight_bytes_max),
             connections_max: over.limits.connections_max.or(self.limits.connections_max),
             connections_per_system_max: over
                 .limits
@@ -154,6 +165,7 @@ impl Settings {
             quic_addr: over.quic_addr.or(self.quic_addr),
             quic: over.quic.or(self.quic),
             metrics_addr: over.metrics_addr.or(self.metrics_addr),
+            memory_budget: over.memory_budget.or(self.memory_budget),
             limits,
         }
     }
@@ -174,6 +186,9 @@ impl Settings {
             in_flight_per_connection: limits
                 .in_flight_per_connection
                 .unwrap_or(defaults.in_flight_per_connection),
+            in_flight_bytes_max: limits
+                .in_flight_bytes_max
+                .unwrap_or(defaults.in_flight_bytes_max),
             connections_max: limits.connections_max.unwrap_or(defaults.connections_max),
             connections_per_system_max: limits
                 .connections_per_system_max
@@ -198,6 +213,7 @@ impl Settings {
                 "in_flight_per_connection",
                 resolved.in_flight_per_connection as u64,
             ),
+            ("in_flight_bytes_max", resolved.in_flight_bytes_max),
             ("connections_max", resolved.connections_max as u64),
             (
                 "connections_per_system_max",
@@ -230,6 +246,56 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The memory budget in bytes: as set, or half of `machine` bytes.
+    pub fn memory_budget(&self, machine: Option<u64>) -> Result<u64, SettingsError> {
+        match &self.memory_budget {
+            Some(text) => crate::memory::parse_bytes(text)
+                .map_err(|reason| SettingsError::Invalid(format!("memory_budget: {reason}"))),
+            None => Ok(crate::memory::default_budget(machine)),
+        }
+    }
+
+    /// Sizes the limits not set explicitly to `budget` bytes (`crate::memory::fit`), in
+    /// `engine` (its shards set) and `server`; fails if the worst case of them all does not
+    /// fit. Returns the table.
+    pub fn fit_to_memory(
+        &self,
+        engine: &mut spine_core::engine::EngineConfig,
+        server: &mut ServerConfig,
+        budget: u64,
+        machine: Option<u64>,
+    ) -> Result<crate::memory::Budget, SettingsError> {
+        let fitted = crate::memory::fit(engine, server, budget);
+        engine.turn_bytes_cap = fitted.turn_bytes_cap;
+        engine.inbox_capacity = fitted.inbox_capacity;
+        if self.limits.in_flight_bytes_max.is_none() {
+            server.limits.in_flight_bytes_max = fitted.in_flight_bytes_max;
+        }
+        if self.limits.connections_max.is_none() {
+            server.limits.connections_max = fitted.connections_max;
+        }
+        let table = crate::memory::Budget::of(engine, server, budget, machine);
+        if server.limits.connections_max == 0 {
+            return Err(SettingsError::Invalid(format!(
+                "a memory budget of {} leaves no room for a connection:\n{}",
+                crate::memory::show(budget),
+                table.table()
+            )));
+        }
+        if !table.fits() {
+            return Err(SettingsError::Invalid(format!(
+                "the limits may hold {}, more than the memory budget of {}: lower them or \
+                 raise memory_budget\n{}",
+                crate::memory::show(table.total()),
+                crate::memory::show(budget),
+                table.table()
+            )));
+        }
+        Ok(table)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +324,45 @@ mod tests {
             Limits::default().frame_bytes_max
         );
         assert_eq!(settings.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn the_limits_fit_the_memory_budget_or_the_start_fails() {
+        let half = Settings::default().memory_budget(Some(8 << 30)).unwrap();
+        assert_eq!(half, 4 << 30, "half the machine");
+        let small: Settings =
+            toml::from_str("memory_budget = \"96MiB\"\n[limits]\nframe_bytes_max = 65536\n")
+                .unwrap();
+        assert_eq!(small.memory_budget(None).unwrap(), 96 << 20);
+        let mut engine = spine_core::engine::EngineConfig::new("unused");
+        engine.shards = 2;
+        let mut server = small.server_config().unwrap();
+        let table = small
+            .fit_to_memory(&mut engine, &mut server, 96 << 20, None)
+            .unwrap();
+        assert!(table.fits());
+        assert_eq!(server.limits.in_flight_bytes_max, 24 << 20);
+        assert!(
+            server.limits.connections_max > 100,
+            "small frames: many connections"
+        );
+
+        // Set explicitly, a limit that does not fit stops the start, with the table.
+        let too_many: Settings =
+            toml::from_str("memory_budget = \"96MiB\"\n[limits]\nconnections_max = 10000\n")
+                .unwrap();
+        let mut server = too_many.server_config().unwrap();
+        let error = too_many
+            .fit_to_memory(&mut engine, &mut server, 96 << 20, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("more than the memory budget of 96.0 MiB"),
+            "{error}"
+        );
+        assert!(error.contains("10000 connections"), "{error}");
+        let bad: Settings = toml::from_str("memory_budget = \"lots\"").unwrap();
+        assert!(bad.memory_budget(None).is_err());
     }
 
     #[test]

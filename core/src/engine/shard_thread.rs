@@ -103,6 +103,26 @@ pub(crate) fn bytes_bound(input: &ShardInput) -> usize {
     }
 }
 
+/// The largest [`bytes_bound`] of any input: a search's disclosure of the most matches (two
+/// records each), a GP2GP chunk with its transfer's records, an update of a Summary Care
+/// Record, a nominated release of the most prescriptions, a publication of the most slots.
+pub(crate) fn input_bytes_max() -> usize {
+    let disclose = (2 * crate::pds::search::RESULTS_MAX + 1) * SMALL_RECORD_BYTES_MAX;
+    let release = (2 * usize::from(crate::shard::RELEASE_LIMIT_MAX) + 1) * SMALL_RECORD_BYTES_MAX;
+    let chunk = LARGE_RECORD_BYTES_MAX + gp2gp_small_records_bytes_max();
+    let scr = LARGE_RECORD_BYTES_MAX + 3 * SMALL_RECORD_BYTES_MAX;
+    let slots = crate::ers::operations::SLOTS_PER_PUBLICATION_MAX * SLOT_RECORD_BYTES_MAX
+        + 4 * SMALL_RECORD_BYTES_MAX;
+    [disclose, release, chunk, scr, slots]
+        .into_iter()
+        .fold(4 * SMALL_RECORD_BYTES_MAX, usize::max)
+}
+
+/// Bytes of one envelope, as an inbox slot holds it.
+pub(crate) fn envelope_bytes() -> usize {
+    std::mem::size_of::<Envelope>()
+}
+
 /// A GP2GP step's records other than a chunk: one deletion per chunk and six others.
 fn gp2gp_small_records_bytes_max() -> usize {
     crate::gp2gp::CHUNK_COUNT_MAX as usize * EMPTY_RECORD_BYTES + 6 * SMALL_RECORD_BYTES_MAX

@@ -112,7 +112,15 @@ struct ServeArgs {
     /// Requests in flight on one connection [default: 1024].
     #[arg(long, value_name = "N")]
     in_flight_per_connection: Option<usize>,
-    /// Open connections in all [default: 10000].
+    /// Bytes the limits may hold together: queues, buffers, connections (`12GiB`, `512MiB`
+    /// or bytes) [default: half of the machine's memory]. Printed at start, with its parts.
+    #[arg(long, value_name = "SIZE")]
+    memory_budget: Option<String>,
+    /// Bytes of requests in flight over all connections [default: a quarter of the memory
+    /// budget].
+    #[arg(long, value_name = "BYTES")]
+    in_flight_bytes_max: Option<u64>,
+    /// Open connections in all [default: what the memory budget leaves, at most 10000].
     #[arg(long, value_name = "N")]
     connections_max: Option<usize>,
     /// Open connections of one system [default: 1000].
@@ -143,9 +151,11 @@ impl ServeArgs {
             quic_addr: self.quic_addr,
             quic: self.no_quic.then_some(false),
             metrics_addr: self.metrics_addr,
+            memory_budget: self.memory_budget.clone(),
             limits: LimitSettings {
                 frame_bytes_max: self.frame_bytes_max,
                 in_flight_per_connection: self.in_flight_per_connection,
+                in_flight_bytes_max: self.in_flight_bytes_max,
                 connections_max: self.connections_max,
                 connections_per_system_max: self.connections_per_system_max,
                 request_deadline_ms: self.request_deadline_ms,
@@ -199,11 +209,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
         None => Settings::default(),
     };
     let settings = file.overridden_by(args.settings());
-    let server_config = settings.server_config()?;
-    // Before the data directory is touched: a second server on the same addresses says so.
-    spine_net::server::check_addresses_free(&server_config)?;
+    let mut server_config = settings.server_config()?;
     let data_dir = &settings.data_dir();
-    let pki = prepare(data_dir)?;
     let mut config = EngineConfig::new(data_dir);
     // Asked for, or else the count the data was written with, or else one per core.
     let recorded = data_dir::recorded_shards(data_dir)
@@ -211,12 +218,25 @@ fn serve(args: &ServeArgs) -> Result<()> {
     if let Some(shards) = settings.shards.or(recorded) {
         config.shards = shards;
     }
-    let shards = config.shards;
+    let machine = spine_net::memory::machine_memory_bytes();
+    let budget = settings.memory_budget(machine)?;
+    let memory = settings.fit_to_memory(&mut config, &mut server_config, budget, machine)?;
+    // Before the data directory is touched: a second server on the same addresses says so.
+    spine_net::server::check_addresses_free(&server_config)?;
+    let pki = prepare(data_dir)?;
+    let (shards, inbox_capacity) = (config.shards, config.inbox_capacity);
     let engine = Engine::start(config).context("starting the engine")?;
     let handle = engine.handle();
     let server = Server::start(&handle, &server_config, &pki).context("starting the server")?;
     let demo_client = pki.client_files(DEMO_CLIENT)?;
     println!("spine serving on {shards} shards");
+    println!("{}", memory.summary());
+    println!(
+        "limits: {} connections, {} bytes of requests in flight, {} inbox slots a shard",
+        server_config.limits.connections_max,
+        server_config.limits.in_flight_bytes_max,
+        inbox_capacity
+    );
     println!(
         "tls: {} (ALPN spine/1, client certificates required)",
         server.tls_addr()

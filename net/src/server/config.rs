@@ -5,14 +5,30 @@ use std::time::Duration;
 
 use crate::protocol::session::SessionLimits;
 
-/// Limits the server enforces, each with a specific error when reached.
+/// Limits the server enforces, each with a specific error when reached. Each one that holds
+/// memory says its worst case; `crate::memory` sums them, and `spine serve` sizes the ones
+/// marked "fitted" from its memory budget (half the machine's memory by default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest frame, in bytes after the length field (`FRAME_TOO_LARGE`, connection closed).
+    /// Default 1 MiB. Worst-case memory: a TLS connection's receive buffer holds one frame
+    /// being received, `frame_bytes_max + 6 + 16 KiB`; a QUIC connection's receive and send
+    /// windows are each `frame_bytes_max + 64`.
     pub frame_bytes_max: u32,
-    /// Requests in flight on one connection (`TOO_MANY_STREAMS` for more).
+    /// Requests in flight on one connection (`TOO_MANY_STREAMS` for more; QUIC's stream limit).
+    /// Default 1,024. Holds no memory of its own: the requests' bytes are charged to
+    /// `in_flight_bytes_max`.
     pub in_flight_per_connection: usize,
-    /// Open connections in all (a new one is told `SERVICE_UNAVAILABLE` and closed).
+    /// Bytes of requests in flight over all connections (each charged `2 × its frame + 16
+    /// KiB` when read, and twice its answer's bytes when that arrives, until the answer is
+    /// written); a request beyond it is answered `SERVICE_UNAVAILABLE`. Worst-case memory:
+    /// this, plus the answers that arrive while it is spent. Default 1 GiB; fitted: a quarter
+    /// of the budget.
+    pub in_flight_bytes_max: u64,
+    /// Open connections in all (a new one is told `SERVICE_UNAVAILABLE` and closed). Default
+    /// 10,000; fitted: what the budget leaves after the queues, at most 10,000. Worst-case
+    /// memory: `connections_max ×` the larger of TLS's `frame_bytes_max + 6 + 16 KiB + 64 KiB`
+    /// and QUIC's `2 × (frame_bytes_max + 64) + 64 KiB` (`crate::memory::connection_bytes_max`).
     pub connections_max: usize,
     /// Open connections of one system (likewise).
     pub connections_per_system_max: usize,
@@ -35,6 +51,7 @@ impl Default for Limits {
         Self {
             frame_bytes_max: 1 << 20,
             in_flight_per_connection: 1_024,
+            in_flight_bytes_max: 1 << 30,
             connections_max: 10_000,
             connections_per_system_max: 1_000,
             request_deadline: Duration::from_secs(5),

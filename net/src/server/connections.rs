@@ -7,6 +7,11 @@ use parking_lot::Mutex;
 
 use super::config::Limits;
 
+/// TLS (and, apart, QUIC) handshakes one core runs at once, at most; further connections wait
+/// in the kernel's backlog (TLS) or quinn's queue of incoming connections (QUIC). A handshake
+/// holds [`crate::memory::HANDSHAKE_BYTES`] or so until it ends, within the handshake timeout.
+pub const HANDSHAKES_IN_FLIGHT_PER_CORE: usize = 16;
+
 /// Open connections, shared by every core (touched only when a connection opens or closes).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Connections {

@@ -6,6 +6,7 @@
 //! - `tls.rs`: TLS 1.3 over TCP, one listener per core.
 //! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
+//! - `in_flight.rs`: the byte budget of requests in flight, over all connections.
 //! - `rate.rs`: per-system request rates.
 //! - `stall.rs`: writes to a client that may not read.
 //! - `timeouts.rs`: a connection's idle and partial-frame timeouts.
@@ -14,6 +15,7 @@
 mod admission;
 mod config;
 mod connections;
+mod in_flight;
 pub mod quic;
 pub mod rate;
 mod reuse_port;
@@ -32,6 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{Limits, ServerConfig};
 use connections::Connections;
+pub use connections::HANDSHAKES_IN_FLIGHT_PER_CORE;
 
 use crate::pki::{Pki, PkiError};
 use crate::protocol::ALPN;
@@ -141,6 +144,7 @@ impl Server {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::clone(&tls_config)),
             limits: config.limits,
             connections: connections.clone(),
+            in_flight_bytes: in_flight::InFlightBytes::new(config.limits.in_flight_bytes_max),
             stop: stopped.clone(),
         });
         let (tls_addr, mut accept_tasks) =

@@ -13,12 +13,13 @@ use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, Endpoint, Incoming, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
 use spine_core::request::ErrorCode;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::ServerError;
 use super::admission::admit;
 use super::config::Limits;
+use super::connections::HANDSHAKES_IN_FLIGHT_PER_CORE;
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use super::stall::write_all_progressing;
@@ -35,15 +36,37 @@ const TRANSPORT: usize = 1;
 /// message (see `net/PROTOCOL.md`).
 pub const CLOSE_GOODBYE: u32 = 1;
 
-/// The transport settings: streams and windows sized for many small requests in flight.
+/// Connection attempts one endpoint holds before they are accepted, at most (quinn's default,
+/// 65,536, may hold 100 MiB); more are refused at once.
+pub const INCOMING_MAX: usize = 256;
+/// Bytes an endpoint buffers for its attempts not yet accepted, besides each one's first
+/// datagram (quinn's default, 100 MiB).
+pub const INCOMING_BUFFER_BYTES_TOTAL: u64 = 1 << 20;
+/// Bytes of a first datagram, at most (quinn's largest UDP payload, 1,472, and room).
+pub const DATAGRAM_BYTES_MAX: u64 = 1_500;
+
+/// Bytes one endpoint's attempts not yet accepted hold, at most.
+pub fn incoming_bytes_max() -> u64 {
+    INCOMING_MAX as u64 * DATAGRAM_BYTES_MAX + INCOMING_BUFFER_BYTES_TOTAL
+}
+
+/// Bytes of a connection's receive window, of each stream's, and of its send window: one
+/// frame whole. A connection's windows bound what QUIC buffers for it; what its streams have
+/// read is charged to the requests in flight (`in_flight_bytes_max`).
+pub fn window_bytes(limits: &Limits) -> u64 {
+    u64::from(limits.frame_bytes_max) + 64
+}
+
+/// The transport settings: streams for the requests in flight, windows of one frame.
 pub fn transport_config(limits: &Limits) -> TransportConfig {
     let mut transport = TransportConfig::default();
     let streams = u32::try_from(limits.in_flight_per_connection).unwrap_or(u32::MAX);
     transport.max_concurrent_bidi_streams(VarInt::from_u32(streams));
     transport.max_concurrent_uni_streams(VarInt::from_u32(0));
-    transport.stream_receive_window(VarInt::from_u32(limits.frame_bytes_max.saturating_add(64)));
-    transport.receive_window(VarInt::from_u32(64 << 20));
-    transport.send_window(64 << 20);
+    let window = VarInt::from_u64(window_bytes(limits)).unwrap_or(VarInt::MAX);
+    transport.stream_receive_window(window);
+    transport.receive_window(window);
+    transport.send_window(window_bytes(limits));
     transport.max_idle_timeout(Some(
         std::time::Duration::from_secs(60)
             .try_into()
@@ -64,6 +87,10 @@ pub(crate) fn start(
         .map_err(|error| ServerError::Tls(format!("QUIC: {error}")))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server_config.transport_config(Arc::new(transport_config(&shared.limits)));
+    server_config
+        .max_incoming(INCOMING_MAX)
+        .incoming_buffer_size(64 << 10)
+        .incoming_buffer_size_total(INCOMING_BUFFER_BYTES_TOTAL);
     let cores = shared.engine.shard_count();
     let (bound, sockets) =
         bind_per_core(addr, socket2::Type::DGRAM, cores).map_err(|error| ServerError::Bind {
@@ -105,14 +132,26 @@ async fn accept_loop(
     local: Arc<CoreLocal>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_PER_CORE));
     loop {
+        // No more than so many handshakes at once on this core (as on TLS).
+        let handshake = tokio::select! {
+            permit = Arc::clone(&handshakes).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.changed() => {
+                endpoint.set_server_config(None);
+                return;
+            }
+        };
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
                     let shared = Arc::clone(&shared);
                     let local = Arc::clone(&local);
                     tokio::spawn(async move {
-                        if let Err(error) = serve(shared, incoming, local).await {
+                        if let Err(error) = serve(shared, incoming, local, handshake).await {
                             tracing::debug!(%error, "QUIC connection ended");
                         }
                     });
@@ -138,6 +177,7 @@ async fn serve(
     shared: Arc<Shared>,
     incoming: Incoming,
     local: Arc<CoreLocal>,
+    handshake: OwnedSemaphorePermit,
 ) -> Result<(), String> {
     let limits = shared.limits;
     // The client's first flight is taken apart here: a TLS refusal (no ALPN) can come now.
@@ -168,6 +208,7 @@ async fn serve(
         alpn.as_deref(),
         chain.as_deref().map(Vec::as_slice),
     );
+    drop(handshake);
     shared.metrics.connection(TRANSPORT, admitted.is_err());
     let asid = match admitted {
         Ok(asid) => asid,
@@ -248,10 +289,15 @@ async fn serve_stream(
 ) -> Result<(), String> {
     let limits = shared.limits;
     // A stream opens with its first bytes: its request frame must be whole (the stream
-    // finished) within the frame timeout from then.
+    // finished) within the frame timeout from then. What is read is charged to the requests
+    // in flight as it arrives: QUIC gives the window back once bytes are read.
+    let frame_max = limits.frame_bytes_max as usize + frame::FRAME_HEADER_BYTES;
+    let Some(mut charge) = shared.in_flight_bytes.try_charge(0) else {
+        return Err("no charge of 0 bytes".to_owned());
+    };
     let read = tokio::time::timeout(
         limits.frame_timeout,
-        receive.read_to_end(limits.frame_bytes_max as usize + frame::FRAME_HEADER_BYTES),
+        read_charged(&shared, &mut receive, frame_max, &mut charge),
     )
     .await;
     let Ok(read) = read else {
@@ -263,7 +309,7 @@ async fn serve_stream(
     };
     let bytes = match read {
         Ok(bytes) => bytes,
-        Err(quinn::ReadToEndError::TooLong) => {
+        Err(StreamRead::TooLong) => {
             // Stop the stream's sender; the connection serves on.
             let _ = receive.stop(VarInt::from_u32(CLOSE_GOODBYE));
             return finish_with_goodbye(
@@ -274,8 +320,14 @@ async fn serve_stream(
             )
             .await;
         }
-        Err(error) => return Err(error.to_string()),
+        Err(StreamRead::OverBudget) => {
+            let _ = receive.stop(VarInt::from_u32(CLOSE_GOODBYE));
+            let refusal = shared.in_flight_bytes.refusal();
+            return finish_with_goodbye(&shared, &mut send, refusal.code, refusal.message).await;
+        }
+        Err(StreamRead::Failed(error)) => return Err(error),
     };
+    let frame_bytes = bytes.len();
     // The same session logic as a TLS connection, for a stream that carries one request.
     let mut session = ServerSession::new(SessionLimits {
         in_flight_max: 1,
@@ -284,16 +336,10 @@ async fn serve_stream(
     session.received(&bytes);
     let first = session.next_event();
     let extra = session.next_event().is_some() || session.buffered() > 0;
-    let response = match first {
-        Some(SessionEvent::Request(request)) if !extra => {
-            if local.rate.lock().allow(asid, Instant::now()) {
-                execute_request(&shared, TRANSPORT, request, asid, local.shard).await
-            } else {
-                WireResponse::new(request.id, Err(rate_limited(asid, &limits)))
-            }
-        }
+    let request = match first {
+        Some(SessionEvent::Request(request)) if !extra => Ok(request),
         // A value refused on its own request (see the session).
-        Some(SessionEvent::Respond(response)) if !extra => response,
+        Some(SessionEvent::Respond(response)) if !extra => Err(response),
         Some(SessionEvent::Close(goodbye)) => {
             return finish_with_goodbye(&shared, &mut send, goodbye.code, goodbye.message).await;
         }
@@ -308,8 +354,37 @@ async fn serve_stream(
                 .await;
         }
     };
+    // The frame's bytes are given back for the decoded request's charge.
+    drop((bytes, session, charge));
+    let (response, mut charge) = match request {
+        Err(answered) => (answered, None),
+        Ok(request) => {
+            let charged = shared
+                .in_flight_bytes
+                .try_charge(super::in_flight::request_charge(frame_bytes));
+            match charged {
+                None => {
+                    let refusal = shared.in_flight_bytes.refusal();
+                    (WireResponse::new(request.id, Err(refusal)), None)
+                }
+                Some(charge) if local.rate.lock().allow(asid, Instant::now()) => (
+                    execute_request(&shared, TRANSPORT, request, asid, local.shard).await,
+                    Some(charge),
+                ),
+                Some(charge) => (
+                    WireResponse::new(request.id, Err(rate_limited(asid, &limits))),
+                    Some(charge),
+                ),
+            }
+        }
+    };
     let mut out = BytesMut::with_capacity(frame::FRAME_BYTES_TYPICAL);
     message::encode_frame(FrameKind::Response, &response, &mut out);
+    drop(response);
+    // Twice the frame, as on TLS (where the answer is held while its frame is written).
+    if let Some(charge) = charge.as_mut() {
+        charge.force_grow(2 * out.len() as u64);
+    }
     if let Err(error) = write_all_progressing(&mut send, &out, limits.frame_timeout).await {
         if error.kind() == std::io::ErrorKind::TimedOut {
             // The client reads nothing of this stream: reset it; the connection serves on.
@@ -322,6 +397,45 @@ async fn serve_stream(
     // Until the client has the whole answer: a stopping server closes the connection only then.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), send.stopped()).await;
     Ok(())
+}
+
+/// Why a request stream's bytes could not be read whole.
+enum StreamRead {
+    /// More than a frame.
+    TooLong,
+    /// The requests in flight hold their byte limit.
+    OverBudget,
+    /// The stream failed.
+    Failed(String),
+}
+
+/// Reads the stream to its end, at most `max` bytes, charging them to `charge` as they come.
+async fn read_charged(
+    shared: &Shared,
+    receive: &mut quinn::RecvStream,
+    max: usize,
+    charge: &mut super::in_flight::Charge,
+) -> Result<Vec<u8>, StreamRead> {
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = receive
+            .read_chunk(max + 1 - bytes.len().min(max), true)
+            .await
+            .map_err(|error| StreamRead::Failed(error.to_string()))?;
+        let Some(chunk) = chunk else {
+            return Ok(bytes);
+        };
+        if bytes.len() + chunk.bytes.len() > max {
+            return Err(StreamRead::TooLong);
+        }
+        if !shared
+            .in_flight_bytes
+            .try_grow(charge, chunk.bytes.len() as u64)
+        {
+            return Err(StreamRead::OverBudget);
+        }
+        bytes.extend_from_slice(&chunk.bytes);
+    }
 }
 
 /// Answers a stream that carried no readable request with a goodbye frame (for that stream

@@ -13,13 +13,14 @@ use spine_core::engine::EngineHandle;
 use spine_core::request::{ConnectionRoute, ErrorCode, Operation, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::admit;
 use super::config::Limits;
-use super::connections::{ConnectionSlot, Connections};
+use super::connections::{ConnectionSlot, Connections, HANDSHAKES_IN_FLIGHT_PER_CORE};
+use super::in_flight::{Charge, InFlightBytes, request_charge};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use super::stall::write_all_progressing;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) connections: Connections,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The bytes of requests in flight, over every connection of both transports.
+    pub(crate) in_flight_bytes: InFlightBytes,
     /// Turns true when the server stops: connections stop reading, answer what is in flight,
     /// and close.
     pub(crate) stop: watch::Receiver<bool>,
@@ -82,14 +85,24 @@ async fn accept_loop(
             return;
         }
     };
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_PER_CORE));
     loop {
+        // No more than so many handshakes at once on this core; the kernel's backlog holds
+        // the connections not yet accepted.
+        let handshake = tokio::select! {
+            permit = Arc::clone(&handshakes).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let shared = Arc::clone(&shared);
                     let local = Arc::clone(&local);
                     tokio::spawn(async move {
-                        if let Err(error) = serve(shared, stream, local).await {
+                        if let Err(error) = serve(shared, stream, local, handshake).await {
                             tracing::debug!(%peer, %error, "connection ended");
                         }
                     });
@@ -106,6 +119,7 @@ async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     local: Arc<CoreLocal>,
+    handshake: OwnedSemaphorePermit,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let limits = shared.limits;
@@ -130,6 +144,7 @@ async fn serve(
             connection.peer_certificates(),
         )
     };
+    drop(handshake);
     let (mut reader, mut writer) = tokio::io::split(tls);
     shared.metrics.connection(TRANSPORT, admitted.is_err());
     let asid = match admitted {
@@ -169,12 +184,28 @@ async fn serve(
     let mut timeouts = Timeouts::new(limits.idle_timeout, limits.frame_timeout, Instant::now());
     let timer = tokio::time::sleep_until(timeouts.deadline(Instant::now()).into());
     tokio::pin!(timer);
+    // The charges of the answers in `out`, given back once it is written.
+    let mut charges: Vec<Charge> = Vec::new();
     'connection: loop {
         let mut completed = false;
-        while let Some(event) = session.next_event() {
+        loop {
+            let before = session.buffered();
+            let Some(event) = session.next_event() else {
+                break;
+            };
             completed = true;
             match event {
                 SessionEvent::Request(request) => {
+                    let frame_bytes = before.saturating_sub(session.buffered());
+                    let Some(charge) = shared
+                        .in_flight_bytes
+                        .try_charge(request_charge(frame_bytes))
+                    else {
+                        session.answered();
+                        let refusal = shared.in_flight_bytes.refusal();
+                        append_response(&mut out, &WireResponse::new(request.id, Err(refusal)));
+                        continue;
+                    };
                     if !local.rate.lock().allow(asid, Instant::now()) {
                         session.answered();
                         let refusal = rate_limited(asid, &limits);
@@ -184,7 +215,9 @@ async fn serve(
                     let shared = Arc::clone(&shared);
                     let local_shard = local.shard;
                     in_flight.push(async move {
-                        execute_request(&shared, TRANSPORT, request, asid, local_shard).await
+                        let response =
+                            execute_request(&shared, TRANSPORT, request, asid, local_shard).await;
+                        (response, charge)
                     });
                 }
                 SessionEvent::Respond(response) => append_response(&mut out, &response),
@@ -194,26 +227,24 @@ async fn serve(
                 }
             }
         }
-        while let Some(Some(response)) = in_flight.next().now_or_never() {
+        while let Some(Some(answered)) = in_flight.next().now_or_never() {
             session.answered();
-            append_response(&mut out, &response);
+            append_charged(&mut out, &mut charges, answered);
         }
         if !out.is_empty() {
             write_answers(&shared, &mut writer, &out).await?;
             out.clear();
+            charges.clear();
         }
         if goodbye.is_some() {
             break 'connection;
         }
         timeouts.received(completed, session.buffered() > 0, Instant::now());
-        let buffer = session.receive_buffer();
-        if buffer.capacity() - buffer.len() < 4096 {
-            buffer.reserve(16 * 1024);
-        }
+        reserve_for_frame(session.receive_buffer(), limits.frame_bytes_max);
         tokio::select! {
-            Some(response) = in_flight.next(), if !in_flight.is_empty() => {
+            Some(answered) = in_flight.next(), if !in_flight.is_empty() => {
                 session.answered();
-                append_response(&mut out, &response);
+                append_charged(&mut out, &mut charges, answered);
                 timeouts.active(Instant::now());
             }
             read = reader.read_buf(session.receive_buffer()) => match read {
@@ -233,8 +264,8 @@ async fn serve(
     }
     // Nothing more is read. Answer what is in flight (each request within its deadline): a
     // stopping server, a client that closed its side, or a bad frame, whose goodbye goes last.
-    while let Some(response) = in_flight.next().await {
-        append_response(&mut out, &response);
+    while let Some(answered) = in_flight.next().await {
+        append_charged(&mut out, &mut charges, answered);
     }
     if let Some(goodbye) = goodbye {
         shared.metrics.goodbye(TRANSPORT, goodbye.code);
@@ -258,6 +289,44 @@ async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
         shared.metrics.timed_out(TRANSPORT, Timeout::WriteStalled);
     }
     written
+}
+
+/// Room in `buffer` to read into. A frame begun and not yet whole gets room for its rest and
+/// the read reserve at once, and nothing more until it is whole: a buffer grown a little at a
+/// time doubles its capacity, and would hold twice the largest frame. Between frames (or for
+/// a small buffer) the read reserve, 16 KiB, when less than 4 KiB is free. The buffer holds
+/// at most one frame and the reserve (and, below 64 KiB, twice that).
+fn reserve_for_frame(buffer: &mut BytesMut, frame_bytes_max: u32) {
+    let free = buffer.capacity() - buffer.len();
+    let frame_rest = match buffer.get(..4) {
+        Some(length) => {
+            let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+            // A frame over the limit is refused once its header is read: no room for it.
+            let body = length.min(frame_bytes_max) as usize;
+            (4 + body).saturating_sub(buffer.len())
+        }
+        None => 0,
+    };
+    let reserve = crate::memory::READ_RESERVE_BYTES as usize;
+    if frame_rest > free {
+        buffer.reserve(frame_rest + reserve);
+    } else if free < 4096 && (frame_rest == 0 || buffer.len() < SMALL_BUFFER_BYTES) {
+        buffer.reserve(reserve);
+    }
+}
+
+/// A receive buffer below this may grow by the read reserve mid-frame (doubling, it stays
+/// small); a larger one holds a large frame and has room for its rest.
+const SMALL_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Appends the frame of an answered request to `out`, and charges its bytes (twice: the
+/// answer as the engine gave it, until encoded, and its frame) with the request's.
+fn append_charged(out: &mut BytesMut, charges: &mut Vec<Charge>, answered: (WireResponse, Charge)) {
+    let (response, mut charge) = answered;
+    let start = out.len();
+    append_response(out, &response);
+    charge.force_grow(2 * (out.len() - start) as u64);
+    charges.push(charge);
 }
 
 /// Appends the frame of `response` to `out`.
