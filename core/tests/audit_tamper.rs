@@ -121,12 +121,7 @@ fn every_rewrite_of_every_audit_field_is_detected() {
     workload(&original);
     // A restart checks the chain from its checkpoint on (the checkpoint vouches for what came
     // before): without one it checks all of it, so each rewrite must stop it.
-    for entry in fs::read_dir(original.join("shard-0")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().contains("checkpoint-") {
-            fs::remove_file(path).unwrap();
-        }
-    }
+    remove_checkpoints(&original);
     let segment = segment_files(&original).pop().unwrap();
     let segment_name = segment.file_name().unwrap().to_string_lossy().into_owned();
     let bytes = fs::read(&segment).unwrap();

@@ -78,12 +78,7 @@ fn every_turn_is_one_group_and_a_cut_log_keeps_whole_turns() {
     let original = dir.path().join("original");
     workload(&original);
     // Checkpoints would let open skip the scan; the cut must be scanned.
-    for entry in fs::read_dir(original.join("shard-0")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().contains("checkpoint-") {
-            fs::remove_file(path).unwrap();
-        }
-    }
+    remove_checkpoints(&original);
     let files = segment_files(&original);
     let last_segment = files.last().unwrap().clone();
     let bytes = fs::read(&last_segment).unwrap();

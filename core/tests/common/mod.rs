@@ -157,3 +157,13 @@ pub fn amoxicillin() -> spine_core::eps::NewLineItem {
         dosage: "One capsule three times a day".into(),
     }
 }
+
+/// Removes shard 0's checkpoints, so that opening it scans every record.
+pub fn remove_checkpoints(data_dir: &Path) {
+    for entry in fs::read_dir(data_dir.join("shard-0")).expect("the shard's directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.to_string_lossy().contains("checkpoint-") {
+            fs::remove_file(path).expect("a checkpoint removed");
+        }
+    }
+}

@@ -473,6 +473,21 @@ struct Shared {
 }
 
 impl Shared {
+    /// A log's shared state as recovery left it.
+    fn new(state: State, config: LogConfig) -> Self {
+        Self {
+            state: RwLock::new(state),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            counters: Counters::default(),
+            config,
+            checkpointed: Mutex::new(0),
+            latencies: Mutex::new(Latencies::new()),
+        }
+    }
+}
+
+impl Shared {
     fn failure(&self) -> Option<Arc<io::Error>> {
         if !self.failed.load(Ordering::Acquire) {
             return None;
@@ -630,15 +645,7 @@ impl Log {
         let recovered = recovery::recover(&config, extractor.as_ref(), recovery::Mode::Repair)?;
         let mut report = recovered.report;
         report.backend = backend_kind;
-        let shared = Arc::new(Shared {
-            state: RwLock::new(recovered.state),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            counters: Counters::default(),
-            config: config.clone(),
-            checkpointed: Mutex::new(0),
-            latencies: Mutex::new(Latencies::new()),
-        });
+        let shared = Arc::new(Shared::new(recovered.state, config.clone()));
         let (queue, threads) = writer::start(Arc::clone(&shared), backend, extractor)
             .map_err(io_error(&config.dir))?;
         let mut threads = threads.into_iter();
@@ -701,15 +708,7 @@ impl Log {
         let recovered = recovery::recover(&config, extractor.as_ref(), recovery::Mode::ReadOnly)?;
         let mut report = recovered.report;
         report.duration = started.elapsed();
-        let shared = Arc::new(Shared {
-            state: RwLock::new(recovered.state),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            counters: Counters::default(),
-            config: config.clone(),
-            checkpointed: Mutex::new(0),
-            latencies: Mutex::new(Latencies::new()),
-        });
+        let shared = Arc::new(Shared::new(recovered.state, config.clone()));
         let queue = Arc::new(AppendQueue::new(1));
         queue.close();
         let permits = Arc::new(Semaphore::new(0));
