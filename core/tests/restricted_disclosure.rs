@@ -62,10 +62,27 @@ struct Records {
 }
 
 fn set_up(handle: &EngineHandle) -> Records {
+    // Registered at Hillview (the second demo GP's practice), then at Riverside, then
+    // restricted: Hillview, their previous practice, may send their record on.
     let mut patient = population(91, 1).remove(0);
-    patient.general_practitioner = Some(PRACTICE.parse().unwrap());
-    patient.restricted = true;
+    patient.general_practitioner = Some("Y90002".parse().unwrap());
+    patient.version = 1;
     load(handle, std::slice::from_ref(&patient));
+    let mut patient = move_practice(handle, demo_ids::SECOND_GP, &patient, PRACTICE);
+    patient.restricted = true;
+    let restricted = patient_reply(submit(
+        handle,
+        request(
+            demo_ids::GP,
+            Operation::PdsUpdate {
+                patient: patient.clone(),
+                expected_version: patient.version,
+            },
+        ),
+    ));
+    assert!(restricted.restricted && restricted.addresses.is_empty());
+    // The full record, as the core holds it: what no reply may disclose.
+    patient.version = restricted.version;
     let by_practice = |operation| submit(handle, request(demo_ids::GP, operation));
     let nhs_number = patient.nhs_number;
     let content = ScrContent {

@@ -100,6 +100,19 @@ fn appointments_request(operation: Operation) -> WireRequest {
         .expect("the demo directory holds the appointments manager")
 }
 
+/// The demo GP's practice (Riverside), where every patient is registered once loaded.
+const DEMO_PRACTICE: &str = "Y90001";
+/// Hillview, the second demo GP's practice, which patients who moved were registered at before.
+const PREVIOUS_PRACTICE: &str = "Y90002";
+/// One patient in this many moved to the demo practice from Hillview: the ones whose records
+/// Hillview may send by GP2GP.
+const MOVED_EVERY: usize = 50;
+
+/// Whether patient `index` moved to the demo practice from Hillview (patient 0 did).
+fn moved(index: usize) -> bool {
+    index.is_multiple_of(MOVED_EVERY)
+}
+
 fn previous_practice_request(operation: Operation) -> WireRequest {
     WireRequest::as_demo_user(demo_ids::SECOND_GP, operation)
         .expect("the demo directory holds the second practice's GP")
@@ -246,18 +259,36 @@ impl Workload {
         }
     }
 
-    /// Patient `index` as loaded: registered at the demo GP's practice.
+    /// Patient `index` once loaded: registered at the demo GP's practice (those who moved
+    /// there, see [`moved`], unrestricted).
     pub fn patient(&self, index: usize) -> Patient {
         let mut patient = patient_at(self.seed, index as u64, self.numbers[index]);
-        patient.general_practitioner = Some("Y90001".parse().expect("demo practice code"));
+        patient.general_practitioner = Some(DEMO_PRACTICE.parse().expect("demo practice code"));
+        if moved(index) {
+            patient.restricted = false;
+        }
         patient
     }
 
-    /// The request loading patient `index`.
-    pub fn load_request(&self, index: usize) -> WireRequest {
-        gp_request(Operation::PdsLoad {
-            patient: self.patient(index),
-        })
+    /// The requests loading patient `index`: one, or for a patient who moved, two (loaded at
+    /// Hillview, then registered at the demo practice by Hillview's GP).
+    pub fn load_requests(&self, index: usize) -> Vec<WireRequest> {
+        let patient = self.patient(index);
+        if !moved(index) {
+            return vec![gp_request(Operation::PdsLoad { patient })];
+        }
+        let mut at_hillview = patient.clone();
+        at_hillview.general_practitioner =
+            Some(PREVIOUS_PRACTICE.parse().expect("Hillview's code"));
+        vec![
+            gp_request(Operation::PdsLoad {
+                patient: at_hillview,
+            }),
+            previous_practice_request(Operation::PdsUpdate {
+                patient,
+                expected_version: 1,
+            }),
+        ]
     }
 
     /// The request loading patient `index`'s summary, if they have one.
@@ -407,13 +438,15 @@ impl Workload {
         }
     }
 
-    /// Patient `index` joined the demo practice from Hillview (Y90002): Hillview's GP sends
+    /// Patient `index` rounded down to one who joined the demo practice from Hillview
+    /// ([`moved`]): Hillview's GP, the previous practice, sends
     /// their 1 MiB record (one of the workload's four, picked by `seed`) in four chunks, and
     /// the demo GP downloads it,
     /// checks it and acknowledges delivery. Stops at the first refusal.
     async fn record_transfer(&self, client: &ClientSet, index: usize, seed: u64) -> Done {
         use spine_core::gp2gp::CHUNK_BYTES;
         let op = Op::Gp2gpTransfer;
+        let index = index - index % MOVED_EVERY;
         let record = &self.gp_records[(seed % GP_RECORDS as u64) as usize];
         let document = &record.bytes;
         let start = previous_practice_request(Operation::Gp2gpStart {
@@ -674,14 +707,16 @@ pub async fn load_population(
                     index,
                     reason,
                 };
-                let requests = [
-                    Some(workload.load_request(index)),
-                    workload.summary_request(index),
-                ];
-                // Already there: the patient's number is in use, or the summary has a version.
-                let loaded_before = [ErrorCode::InvalidValue, ErrorCode::ResourceVersionMismatch];
-                for (request, loaded_before) in requests.into_iter().zip(loaded_before) {
-                    let Some(request) = request else { continue };
+                // Already there: the patient's number is in use; the move was made, so
+                // Hillview's GP no longer has the relationship; the summary has a version.
+                let loads = workload.load_requests(index);
+                let loaded_before = [ErrorCode::InvalidValue, ErrorCode::AccessDenied];
+                let requests = loads.into_iter().zip(loaded_before).chain(
+                    workload
+                        .summary_request(index)
+                        .map(|summary| (summary, ErrorCode::ResourceVersionMismatch)),
+                );
+                for (request, loaded_before) in requests {
                     sent.fetch_add(1, Ordering::Relaxed);
                     match client.call(request).await {
                         Ok(Ok(_)) => {}

@@ -1031,8 +1031,7 @@ fn a_gp2gp_transfer_cut_by_sigkills_completes_after_restarts_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let demo = identity(dir.path(), DEMO_CLIENT);
     let mut person = Population::new(31).next().unwrap();
-    // The patient has moved to Hillview; Riverside (the demo GP's) sends the record.
-    person.general_practitioner = Some("Y90002".parse().unwrap());
+    person.general_practitioner = Some("Y90001".parse().unwrap());
     let chunk_of = {
         let document = Arc::clone(&document);
         move |index: u32| {
@@ -1045,7 +1044,15 @@ fn a_gp2gp_transfer_cut_by_sigkills_completes_after_restarts_byte_identical() {
     let spine = Spine::start(dir.path());
     let (transfer, acknowledged) = runtime().block_on(async {
         let client = connect(spine.addr, &demo).await.unwrap();
-        load(&client, &person).await;
+        // The patient moves from Riverside (the demo GP's) to Hillview; Riverside, their
+        // previous practice, sends the record.
+        let mut moved = load(&client, &person).await;
+        moved.general_practitioner = Some("Y90002".parse().unwrap());
+        let update = Operation::PdsUpdate {
+            expected_version: moved.version,
+            patient: moved,
+        };
+        patient(client.call(request(update)).await.unwrap());
         let started = transfer_status(
             client
                 .call(request(Operation::Gp2gpStart {

@@ -66,8 +66,8 @@ pub enum Case {
     /// does not reach are left unbooked, and the next run's set-up makes its own, so every run
     /// starts alike. A run that uses up its referrals stops there, as `EpsDispense` does.
     ErsBook,
-    /// The previous practice starts sending a random patient's record, one of
-    /// [`gp2gp::documents`] (the set-up of `Gp2gpChunk`).
+    /// The previous practice starts sending the record of a random patient who moved (see
+    /// [`gp2gp::moved`]), one of [`gp2gp::documents`] (the set-up of `Gp2gpChunk`).
     Gp2gpStart,
     /// The previous practice uploads the chunks of transfers started in set-up, each task one
     /// transfer after another, chunk after chunk; a transfer's last chunk is answered once its
@@ -131,6 +131,12 @@ pub struct Population {
     uploads_begun: AtomicU64,
     /// Transfers complete, for `Gp2gpFetch`.
     complete: Mutex<Vec<Upload>>,
+    /// The patients who moved ([`gp2gp::moved`]), by home shard with home routing (else one
+    /// list), found when first needed.
+    movers: OnceLock<Vec<Arc<Vec<u32>>>>,
+    /// Whether the movers' moves were made on this engine (once: see
+    /// [`gp2gp::register_movers`]).
+    pub(super) movers_registered: AtomicBool,
 }
 
 impl Population {
@@ -153,6 +159,8 @@ impl Population {
             uploads: Mutex::default(),
             uploads_begun: AtomicU64::new(0),
             complete: Mutex::default(),
+            movers: OnceLock::new(),
+            movers_registered: AtomicBool::new(false),
         }
     }
 
@@ -165,6 +173,32 @@ impl Population {
     fn largest_document(&self) -> &Arc<Document> {
         self.largest_document
             .get_or_init(|| Arc::new(Document::random(self.seed, DOCUMENT_BYTES_MAX as usize)))
+    }
+
+    /// The patients who moved that `task` (of tasks spread round-robin over the shards)
+    /// sends the records of: all, or those at home on the task's shard (all, on a shard with
+    /// none at home).
+    pub(super) fn movers(&self, task: usize) -> Arc<Vec<u32>> {
+        let lists = self.movers.get_or_init(|| {
+            let all: Vec<u32> = (0..self.numbers.len() as u32)
+                .filter(|&index| gp2gp::moved(index as usize))
+                .collect();
+            let Some(by_shard) = &self.by_shard else {
+                return vec![Arc::new(all)];
+            };
+            by_shard
+                .iter()
+                .map(|home| {
+                    let own: Vec<u32> = home
+                        .iter()
+                        .copied()
+                        .filter(|&index| gp2gp::moved(index as usize))
+                        .collect();
+                    Arc::new(if own.is_empty() { all.clone() } else { own })
+                })
+                .collect()
+        });
+        Arc::clone(&lists[task % lists.len()])
     }
 
     /// Indexes `task` (of `tasks`, spread round-robin over `shards`) may pick from: all, or
@@ -270,7 +304,7 @@ fn take<T>(pool: &Mutex<Vec<T>>) -> Vec<T> {
 }
 
 /// Runs started so far, in this process: part of every request id.
-static RUNS: AtomicU64 = AtomicU64::new(0);
+pub(super) static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// Request ids are unique per run, task and request: (run and task, sequence). Without the
 /// run, every run (the load too) would send the ids of earlier ones again for other requests,
@@ -291,10 +325,13 @@ pub fn request(id: Uuid, user: Uuid, operation: Operation) -> Request {
 }
 
 /// Patients in the benchmark are registered at the demo GP's practice, so its updates have a
-/// legitimate relationship.
+/// legitimate relationship; those who moved there ([`gp2gp::moved`]) are unrestricted.
 pub fn benchmark_patient(population: &Population, index: usize) -> Patient {
     let mut patient = patient_at(population.seed, index as u64, population.numbers[index]);
-    patient.general_practitioner = Some("Y90001".parse().expect("demo practice code"));
+    patient.general_practitioner = Some(gp2gp::DEMO_PRACTICE.parse().expect("demo practice code"));
+    if gp2gp::moved(index) {
+        patient.restricted = false;
+    }
     patient
 }
 
@@ -593,7 +630,11 @@ fn works(case: Case, population: &Population, tasks: usize, shards: usize) -> Re
                 _ => demo_ids::GP,
             };
             each(&|task, random| {
-                let candidates = population.candidates(task, shards);
+                // Only the previous practice sends: the patients who moved.
+                let candidates = match case {
+                    Case::Gp2gpStart => Some(population.movers(task)),
+                    _ => population.candidates(task, shards),
+                };
                 prepared(tasks, user, || {
                     let home = candidates.as_deref().map(Vec::as_slice);
                     let patient = population.numbers[pick(random, population, home)];
@@ -1012,6 +1053,12 @@ pub fn set_up(
     duration: Duration,
 ) -> Result<()> {
     let set_up_started = Instant::now();
+    if matches!(
+        case,
+        Case::Gp2gpStart | Case::Gp2gpChunk | Case::Gp2gpFetch | Case::Gp2gpTransfer
+    ) {
+        gp2gp::register_movers(engine, population)?;
+    }
     // What an untimed run of `case` made, failing on any failure; how many.
     let made_by = |case: Case, what: &str| -> Result<u64> {
         let measured = run(engine, population, case, tasks_per_shard, duration)?;
@@ -1148,7 +1195,9 @@ pub fn run(
 ) -> Result<Measured> {
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
     if case == Case::Gp2gpTransfer {
-        let patient = population.numbers[pick(&mut SplitMix64::new(run), population, None)];
+        let movers = population.movers(0);
+        let index = pick(&mut SplitMix64::new(run), population, Some(&movers));
+        let patient = population.numbers[index];
         let document = Arc::clone(population.largest_document());
         return gp2gp::whole_transfer(engine, patient, document, run);
     }

@@ -3,6 +3,7 @@
 //! the largest record the Spine takes, timed end to end.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -14,7 +15,104 @@ use spine_core::gp2gp::{CHUNK_BYTES, Sha256Hash, TransferId, TransferState, chun
 use spine_core::pds::synthetic::SplitMix64;
 use spine_core::request::{Operation, Reply};
 
-use super::driver::{Measured, Verdict, request, request_id};
+use super::driver::{Measured, Population, RUNS, Verdict, benchmark_patient, request, request_id};
+
+/// The demo GP's practice (Riverside), where every benchmark patient is registered.
+pub const DEMO_PRACTICE: &str = "Y90001";
+/// Hillview, the second demo GP's practice, where the patients who moved were before.
+const PREVIOUS_PRACTICE: &str = "Y90002";
+/// One patient in this many moved to the demo practice from Hillview (patient 0 did): only
+/// Hillview, their previous practice, may send their records.
+const MOVED_EVERY: usize = 50;
+/// Moves in flight at once while the set-up makes them.
+const MOVES_IN_FLIGHT: usize = 256;
+
+/// Whether patient `index` moved to the demo practice from Hillview.
+pub fn moved(index: usize) -> bool {
+    index.is_multiple_of(MOVED_EVERY)
+}
+
+/// Makes the moves of the patients who moved, once per engine and untimed: the demo GP
+/// registers each at Hillview, then Hillview's GP registers them back at the demo practice,
+/// leaving Hillview their previous practice. Each patient's version goes up by two.
+pub fn register_movers(engine: &EngineHandle, population: &Arc<Population>) -> Result<()> {
+    if population.movers_registered.swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let movers: Vec<usize> = (0..population.numbers.len())
+        .filter(|&index| moved(index))
+        .collect();
+    let count = movers.len();
+    let versions: Vec<u32> = {
+        let known = population
+            .versions
+            .lock()
+            .expect("no task panics holding it");
+        movers
+            .iter()
+            .map(|&index| {
+                let number = population.numbers[index];
+                known.get(&number).copied().unwrap_or(1)
+            })
+            .collect()
+    };
+    let (engine, population) = (engine.clone(), Arc::clone(population));
+    let runtime = engine.runtime(0).clone();
+    let task = runtime.spawn(async move {
+        let moves = movers
+            .into_iter()
+            .zip(versions)
+            .enumerate()
+            .map(|(n, (index, version))| {
+                let (engine, population) = (&engine, &population);
+                async move {
+                    let at_home = benchmark_patient(population, index);
+                    let mut away = at_home.clone();
+                    away.general_practitioner =
+                        Some(PREVIOUS_PRACTICE.parse().expect("Hillview's code"));
+                    let steps = [
+                        (demo_ids::GP, away, version),
+                        (demo_ids::SECOND_GP, at_home, version + 1),
+                    ];
+                    for (step, (user, patient, expected_version)) in steps.into_iter().enumerate() {
+                        let id = request_id(run, 0, 2 * n + step);
+                        let update = Operation::PdsUpdate {
+                            patient,
+                            expected_version,
+                        };
+                        match engine.submit(request(id, user, update)).await {
+                            Ok(Reply::Patient(_)) => {}
+                            other => {
+                                return Err(anyhow::anyhow!(
+                                    "moving patient {index} (step {step}): {other:?}"
+                                ));
+                            }
+                        }
+                    }
+                    Ok((population.numbers[index], version + 2))
+                }
+            });
+        let mut moves = futures_util::stream::iter(moves).buffer_unordered(MOVES_IN_FLIGHT);
+        let mut moved = Vec::with_capacity(count);
+        while let Some(result) = moves.next().await {
+            moved.push(result?);
+        }
+        population
+            .versions
+            .lock()
+            .expect("no task panics holding it")
+            .extend(moved);
+        Ok::<_, anyhow::Error>(())
+    });
+    pollster::block_on(task).context("the movers' task panicked")??;
+    eprintln!(
+        "set-up: {count} patients moved to the demo practice from Hillview in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
 
 /// A record's size in the upload and download cases: four chunks, as the load generator's
 /// national mix sends, so every fourth upload is a transfer's last and pays for the check of

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use spine_storage::NewRecord;
 
 use super::outcomes::WriteOutcome;
+use super::registrations::PreviousPractice;
 use super::store::Store;
 use super::{Context, keys, shard_of, unavailable};
 use crate::access::{Activity, RoleProfile};
@@ -25,6 +26,7 @@ use crate::gp2gp::{
     Sha256Hash, Transfer, TransferId,
 };
 use crate::pds::nhs_number::NhsNumber;
+use crate::pds::values::OdsCode;
 use crate::request::{ErrorCode, Refusal, Reply, Request, Response, TransferStatus};
 
 /// Transfer ids tried per allocation: each lands on this shard with probability 1/shards.
@@ -51,6 +53,17 @@ impl<S: Store> Context<'_, S> {
         }
     }
 
+    /// The practice a patient was registered at before their current one, if they moved.
+    fn previous_practice(&self, patient: NhsNumber) -> Result<Option<OdsCode>, Refusal> {
+        match self.latest(keys::registration_key(patient), |_, payload| {
+            PreviousPractice::decode(payload)
+        })? {
+            None => Ok(None),
+            Some(Ok(previous)) => Ok(Some(previous.practice)),
+            Some(Err(error)) => Err(unavailable(format!("{patient}: {error}"))),
+        }
+    }
+
     /// The caller's GP2GP role; a refusal is audited.
     fn gp2gp_profile(
         &mut self,
@@ -68,7 +81,7 @@ impl<S: Store> Context<'_, S> {
         request: &Request,
         action: AuditAction,
         id: TransferId,
-    ) -> Result<(Transfer, crate::pds::values::OdsCode), Refusal> {
+    ) -> Result<(Transfer, OdsCode), Refusal> {
         let profile = self.gp2gp_profile(request, action, None)?;
         let Some(transfer) = self.stored_transfer(id)? else {
             let refusal = Refusal::new(
@@ -125,6 +138,18 @@ impl<S: Store> Context<'_, S> {
             );
             return Err(self.refuse(request, action, Some(patient), refusal));
         };
+        // Sending to the practice the patient is at already is refused below, as a bad value.
+        if registered != profile.organisation
+            && self.previous_practice(patient)? != Some(profile.organisation.clone())
+        {
+            let refusal = Refusal::new(
+                ErrorCode::AccessDenied,
+                format!(
+                    "only the practice {patient} was registered at before their current one may send their record"
+                ),
+            );
+            return Err(self.refuse(request, action, Some(patient), refusal));
+        }
         let new = NewTransfer {
             patient,
             from_practice: profile.organisation,

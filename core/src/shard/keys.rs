@@ -42,6 +42,9 @@ pub const KIND_REFERRAL: u8 = 10;
 pub const KIND_TRANSFER: u8 = 11;
 /// One chunk of a transfer's document (its bytes), keyed by [`chunk_key`].
 pub const KIND_CHUNK: u8 = 12;
+/// The practice a patient was registered at before their current one, keyed by
+/// [`registration_key`] (see [`super::registrations`]).
+pub const KIND_REGISTRATION: u8 = 13;
 
 const NAMESPACE_SHIFT: u32 = 56;
 const NAMESPACE_PATIENT: u64 = 1;
@@ -56,6 +59,7 @@ const NAMESPACE_SLOT: u64 = 9;
 const NAMESPACE_REFERRAL: u64 = 10;
 const NAMESPACE_TRANSFER: u64 = 11;
 const NAMESPACE_CHUNK: u64 = 12;
+const NAMESPACE_REGISTRATION: u64 = 13;
 
 fn namespaced(namespace: u64, value: u64) -> Key {
     assert!(
@@ -78,6 +82,11 @@ pub fn audit_key(nhs_number: NhsNumber) -> Key {
 /// The key of a patient's Summary Care Record.
 pub fn scr_key(nhs_number: NhsNumber) -> Key {
     namespaced(NAMESPACE_SCR, nhs_number.value())
+}
+
+/// The key of the record of a patient's previous practice.
+pub fn registration_key(nhs_number: NhsNumber) -> Key {
+    namespaced(NAMESPACE_REGISTRATION, nhs_number.value())
 }
 
 /// The key of a prescription: its id's random part and serial (allocated unique by the shard).

@@ -35,6 +35,7 @@ pub mod keys;
 pub mod meta;
 pub mod outcomes;
 mod pds;
+pub mod registrations;
 pub mod restricted;
 mod scr;
 pub mod store;

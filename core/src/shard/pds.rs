@@ -6,6 +6,7 @@ use spine_storage::NewRecord;
 
 use super::keys;
 use super::outcomes::WriteOutcome;
+use super::registrations::PreviousPractice;
 use super::store::Store;
 use super::{Context, unavailable};
 use crate::access::{self, Activity, RoleProfile};
@@ -260,10 +261,29 @@ impl<S: Store> Context<'_, S> {
             // The caller never saw these fields; keep them as they are.
             next.addresses = current.addresses;
             next.telecom = current.telecom;
-            next.general_practitioner = current.general_practitioner;
+            next.general_practitioner = current.general_practitioner.clone();
         }
         self.valid(request, action, &next)?;
-        self.write_patient(request, action, &next, alert)
+        let left = current
+            .general_practitioner
+            .filter(|practice| next.general_practitioner.as_ref() != Some(practice));
+        let written = self.write_patient(request, action, &next, alert)?;
+        if let Some(practice) = left {
+            // The practice left behind is the one GP2GP lets send the record on.
+            let previous = PreviousPractice {
+                practice,
+                left_at_version: next.version,
+            };
+            self.shard.push(
+                self.turn,
+                NewRecord::put(
+                    keys::registration_key(nhs_number),
+                    keys::KIND_REGISTRATION,
+                    Bytes::from(previous.encode()),
+                ),
+            );
+        }
+        Ok(written)
     }
 
     pub(super) fn death(

@@ -83,6 +83,24 @@ pub fn load(engine: &EngineHandle, patients: &[Patient]) {
     }
 }
 
+/// Registers `patient` (as the engine holds them, at `patient.version`) at practice `to`
+/// instead, as `user` (a user of their current practice); the record as it now stands. The
+/// practice they leave becomes their previous one, which may send their record by GP2GP.
+pub fn move_practice(engine: &EngineHandle, user: Uuid, patient: &Patient, to: &str) -> Patient {
+    let mut moved = patient.clone();
+    moved.general_practitioner = Some(to.parse().expect("an ODS code"));
+    patient_reply(submit(
+        engine,
+        request(
+            user,
+            Operation::PdsUpdate {
+                patient: moved,
+                expected_version: patient.version,
+            },
+        ),
+    ))
+}
+
 pub fn retrieve(engine: &EngineHandle, user: Uuid, nhs_number: NhsNumber) -> Response {
     submit(engine, request(user, Operation::PdsRetrieve { nhs_number }))
 }

@@ -392,7 +392,7 @@ fn verify(data_dir: &Path) -> Result<()> {
 }
 
 /// Every record kind a shard writes, with the column `spine stats` prints it under.
-const RECORD_KINDS: [(u8, &str); 12] = [
+const RECORD_KINDS: [(u8, &str); 13] = [
     (keys::KIND_PATIENT, "patients"),
     (keys::KIND_AUDIT, "audit"),
     (keys::KIND_ALERT, "alerts"),
@@ -405,6 +405,7 @@ const RECORD_KINDS: [(u8, &str); 12] = [
     (keys::KIND_REFERRAL, "ers-referrals"),
     (keys::KIND_TRANSFER, "gp2gp"),
     (keys::KIND_CHUNK, "gp2gp-chunks"),
+    (keys::KIND_REGISTRATION, "registrations"),
 ];
 
 /// Records of every kind per shard (record versions: an update adds one), and a column for
