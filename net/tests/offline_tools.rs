@@ -165,8 +165,8 @@ fn stats_counts_every_record_kind() {
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
         header.len(),
-        1 + 12 + 2,
-        "shard, twelve kinds, unknown, records: {text}"
+        1 + 13 + 2,
+        "shard, thirteen kinds, unknown, records: {text}"
     );
     for line in lines {
         let cells: Vec<u64> = line
@@ -174,7 +174,7 @@ fn stats_counts_every_record_kind() {
             .map(|cell| cell.parse().unwrap())
             .collect();
         let (kinds, total) = cells[1..].split_at(cells.len() - 3);
-        assert_eq!(kinds.len(), 12);
+        assert_eq!(kinds.len(), 13);
         assert_eq!(
             kinds.iter().sum::<u64>() + total[0],
             total[1],
