@@ -100,10 +100,6 @@ fn appointments_request(operation: Operation) -> WireRequest {
         .expect("the demo directory holds the appointments manager")
 }
 
-/// The demo GP's practice (Riverside), where every patient is registered once loaded.
-const DEMO_PRACTICE: &str = "Y90001";
-/// Hillview, the second demo GP's practice, which patients who moved were registered at before.
-const PREVIOUS_PRACTICE: &str = "Y90002";
 /// One patient in this many moved to the demo practice from Hillview: the ones whose records
 /// Hillview may send by GP2GP.
 const MOVED_EVERY: usize = 50;
@@ -263,7 +259,8 @@ impl Workload {
     /// there, see [`moved`], unrestricted).
     pub fn patient(&self, index: usize) -> Patient {
         let mut patient = patient_at(self.seed, index as u64, self.numbers[index]);
-        patient.general_practitioner = Some(DEMO_PRACTICE.parse().expect("demo practice code"));
+        patient.general_practitioner =
+            Some(demo_ids::RIVERSIDE.parse().expect("demo practice code"));
         if moved(index) {
             patient.restricted = false;
         }
@@ -279,7 +276,7 @@ impl Workload {
         }
         let mut at_hillview = patient.clone();
         at_hillview.general_practitioner =
-            Some(PREVIOUS_PRACTICE.parse().expect("Hillview's code"));
+            Some(demo_ids::HILLVIEW.parse().expect("Hillview's code"));
         vec![
             gp_request(Operation::PdsLoad {
                 patient: at_hillview,
@@ -402,7 +399,8 @@ impl Workload {
                     registration,
                     self.numbers[0],
                 );
-                patient.general_practitioner = Some("Y90001".parse().expect("demo practice code"));
+                patient.general_practitioner =
+                    Some(demo_ids::RIVERSIDE.parse().expect("demo practice code"));
                 one(client
                     .call_body(gp_request(Operation::PdsCreate { patient }))
                     .await)

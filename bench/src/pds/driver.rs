@@ -328,7 +328,7 @@ pub fn request(id: Uuid, user: Uuid, operation: Operation) -> Request {
 /// legitimate relationship; those who moved there ([`gp2gp::moved`]) are unrestricted.
 pub fn benchmark_patient(population: &Population, index: usize) -> Patient {
     let mut patient = patient_at(population.seed, index as u64, population.numbers[index]);
-    patient.general_practitioner = Some(gp2gp::DEMO_PRACTICE.parse().expect("demo practice code"));
+    patient.general_practitioner = Some(demo_ids::RIVERSIDE.parse().expect("demo practice code"));
     if gp2gp::moved(index) {
         patient.restricted = false;
     }

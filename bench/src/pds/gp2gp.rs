@@ -17,10 +17,6 @@ use spine_core::request::{Operation, Reply};
 
 use super::driver::{Measured, Population, RUNS, Verdict, benchmark_patient, request, request_id};
 
-/// The demo GP's practice (Riverside), where every benchmark patient is registered.
-pub const DEMO_PRACTICE: &str = "Y90001";
-/// Hillview, the second demo GP's practice, where the patients who moved were before.
-const PREVIOUS_PRACTICE: &str = "Y90002";
 /// One patient in this many moved to the demo practice from Hillview (patient 0 did): only
 /// Hillview, their previous practice, may send their records.
 const MOVED_EVERY: usize = 50;
@@ -71,7 +67,7 @@ pub fn register_movers(engine: &EngineHandle, population: &Arc<Population>) -> R
                     let at_home = benchmark_patient(population, index);
                     let mut away = at_home.clone();
                     away.general_practitioner =
-                        Some(PREVIOUS_PRACTICE.parse().expect("Hillview's code"));
+                        Some(demo_ids::HILLVIEW.parse().expect("Hillview's code"));
                     let steps = [
                         (demo_ids::GP, away, version),
                         (demo_ids::SECOND_GP, at_home, version + 1),

@@ -140,6 +140,11 @@ pub mod demo_ids {
     pub const SECOND_GP: Uuid = Uuid::from_u128(0x5350_494e_4500_0000_0000_0000_0000_0008);
     /// The demo supplier system's ASID.
     pub const SYSTEM_ASID: u64 = 200_000_000_001;
+    /// Riverside Surgery's ODS code: the practice of the GP and the receptionist, and the
+    /// demo system's organisation.
+    pub const RIVERSIDE: &str = "Y90001";
+    /// Hillview Medical Centre's ODS code: the second GP's practice.
+    pub const HILLVIEW: &str = "Y90002";
 }
 
 /// How a demo user calls: in their (only) role profile, through the demo system. Unknown users
@@ -172,11 +177,11 @@ pub fn demo() -> Directory {
     use Activity::*;
     let organisations = vec![
         Organisation {
-            code: ods("Y90001"),
+            code: ods(demo_ids::RIVERSIDE),
             name: "Riverside Surgery".into(),
         },
         Organisation {
-            code: ods("Y90002"),
+            code: ods(demo_ids::HILLVIEW),
             name: "Hillview Medical Centre".into(),
         },
         Organisation {
@@ -211,7 +216,7 @@ pub fn demo() -> Directory {
             vec![profile(
                 "gp-riverside",
                 "General Medical Practitioner",
-                "Y90001",
+                demo_ids::RIVERSIDE,
                 vec![
                     PdsRetrieve,
                     PdsSearch,
@@ -232,7 +237,7 @@ pub fn demo() -> Directory {
             vec![profile(
                 "reception-riverside",
                 "Receptionist",
-                "Y90001",
+                demo_ids::RIVERSIDE,
                 vec![PdsRetrieve, PdsSearch, PdsCreate],
             )],
         ),
@@ -298,7 +303,7 @@ pub fn demo() -> Directory {
             vec![profile(
                 "gp-hillview",
                 "General Medical Practitioner",
-                "Y90002",
+                demo_ids::HILLVIEW,
                 vec![PdsRetrieve, PdsUpdate, Gp2gp],
             )],
         ),
@@ -306,7 +311,7 @@ pub fn demo() -> Directory {
     let systems = vec![System {
         asid: demo_ids::SYSTEM_ASID,
         name: "Demo clinical system".into(),
-        organisation: ods("Y90001"),
+        organisation: ods(demo_ids::RIVERSIDE),
         activities: Activity::ALL.to_vec(),
         certificates: Vec::new(),
     }];

@@ -140,7 +140,7 @@ impl<S: Store> Context<'_, S> {
         };
         // Sending to the practice the patient is at already is refused below, as a bad value.
         if registered != profile.organisation
-            && self.previous_practice(patient)? != Some(profile.organisation.clone())
+            && self.previous_practice(patient)?.as_ref() != Some(&profile.organisation)
         {
             let refusal = Refusal::new(
                 ErrorCode::AccessDenied,
