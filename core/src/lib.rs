@@ -2,9 +2,10 @@
 //! control and audit. See `DESIGN.md` sections 4–5.
 //!
 //! Where things are:
-//! - [`engine`]: the running engine: pinned shard threads, their inboxes and loops, and the
-//!   coordination of requests that span shards (create, search, alerts, nominated release,
-//!   slot search and booking).
+//! - [`engine`]: the running engine: pinned shard threads, their inboxes and loops.
+//! - [`coordinator`]: the requests that span shards (create, search, alerts, nominated
+//!   release, slot search and booking, and the booking's repair), over any [`coordinator::ShardLinks`]:
+//!   the engine's inboxes, or the simulator's queues.
 //! - [`shard`]: one shard's logic as a sans-IO state machine over a [`shard::store::Store`]
 //!   (the log, or an in-memory model), with its record layout, idempotency and audit queries.
 //! - [`request`]: what callers send and get back, with the error codes.
@@ -24,6 +25,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod coordinator;
 mod digits;
 pub mod engine;
 pub mod eps;

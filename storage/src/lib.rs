@@ -8,7 +8,8 @@
 //!   closes (sans-IO), `log/recovery.rs` tells torn tails from corruption (sans-IO scan),
 //!   `log/writer.rs` is the group-commit thread, `log/checkpointer.rs` writes checkpoints from a
 //!   shadow copy of the indexes.
-//! - [`io`]: the io backends (io_uring, portable `pwrite` + `fdatasync`, fault injection).
+//! - [`io`]: the io backends (io_uring, portable `pwrite` + `fdatasync`, fault injection, and
+//!   the simulated disk a simulator arms power losses and failed flushes on).
 //! - [`index`]: the primary hash index, ordered secondary indexes and checkpoints.
 #![warn(missing_docs, unreachable_pub)]
 
@@ -19,7 +20,7 @@ pub mod log;
 
 pub use index::Location;
 pub use index::secondary::{NoSecondaryKeys, SECONDARY_KEY_BYTES_MAX, SecondaryKey, SecondaryKeys};
-pub use io::{BackendChoice, BackendKind, FaultInjection};
+pub use io::{BackendChoice, BackendKind, DiskFault, FaultInjection, SimulatedDisk, TornWrite};
 pub use log::{
     AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogStats, NewRecord,
     OpenError, PendingBatch, Position, ReadError, RecordView, RecoveryReport, TornTail,

@@ -4,13 +4,11 @@
 //!
 //! - `config.rs`: the settings.
 //! - `shard_thread.rs`: a shard's thread and loop (turns, batches, answers after durability).
-//! - `coordinator.rs`: requests that span shards (create, search, alerts) and routing.
-//! - `ers.rs`: the e-Referral Service's: slot search, the booking's steps, and their repair.
+//! - `links.rs`: how the coordinators ([`crate::coordinator`]) reach the shards: their inboxes.
 
 mod config;
-mod coordinator;
 pub mod data_dir;
-mod ers;
+mod links;
 mod shard_thread;
 
 use std::path::PathBuf;
@@ -24,10 +22,10 @@ use tokio::sync::Notify;
 
 use crate::access::Directory;
 use crate::access::directory_file::{self, DirectoryFileError};
+pub use crate::coordinator::RepairReport;
 use crate::shard::keys::ShardIndexes;
 use crate::shard::{ShardConfig, ShardError, ShardState};
 pub use config::EngineConfig;
-pub use ers::RepairReport;
 use shard_thread::{Envelope, LoopCounters, ShardLoop};
 
 /// Why the engine could not start.

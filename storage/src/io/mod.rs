@@ -4,19 +4,24 @@
 //! only when the bytes are written *and* `fdatasync` has completed. Two real backends exist:
 //! io_uring (a linked WRITE -> FSYNC(DATASYNC) pair, one submission per batch) and a portable one
 //! (`pwrite` + `fdatasync`). [`BackendChoice::Auto`] picks io_uring and falls back when the kernel
-//! or a container forbids it. [`FaultInjection`] wraps either to fail on purpose in tests.
+//! or a container forbids it. [`FaultInjection`] wraps either to fail on purpose in tests, and
+//! [`SimulatedDisk`] (`simulated.rs`) is the disk a simulator arms faults on, power loss and
+//! torn writes included.
 
 mod fault;
 pub(crate) mod paced;
 mod portable;
+mod simulated;
 mod uring;
 
 use std::fs::File;
 use std::io;
+use std::sync::Arc;
 
 pub use fault::FaultInjection;
 pub(crate) use fault::FaultyBackend;
 pub(crate) use portable::PortableBackend;
+pub use simulated::{DiskFault, SECTOR_BYTES, SimulatedDisk, TornWrite};
 pub(crate) use uring::UringBackend;
 
 /// Which backend to use, from the log's configuration.
@@ -63,11 +68,13 @@ pub(crate) trait IoBackend: Send {
 pub(crate) fn open_backend(
     choice: BackendChoice,
     fault: Option<FaultInjection>,
+    simulated: Option<Arc<SimulatedDisk>>,
 ) -> io::Result<Box<dyn IoBackend>> {
-    let backend: Box<dyn IoBackend> = match choice {
-        BackendChoice::Portable => Box::new(PortableBackend),
-        BackendChoice::IoUring => Box::new(UringBackend::new()?),
-        BackendChoice::Auto => auto(UringBackend::new()),
+    let backend: Box<dyn IoBackend> = match (simulated, choice) {
+        (Some(disk), _) => Box::new(simulated::SimulatedBackend::new(disk)),
+        (None, BackendChoice::Portable) => Box::new(PortableBackend),
+        (None, BackendChoice::IoUring) => Box::new(UringBackend::new()?),
+        (None, BackendChoice::Auto) => auto(UringBackend::new()),
     };
     Ok(match fault {
         Some(fault) => Box::new(FaultyBackend::new(backend, fault)),

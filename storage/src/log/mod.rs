@@ -35,7 +35,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::format::{RECORD_FLAG_DELETE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, record_size};
 use crate::index::checkpoint;
 use crate::index::secondary::{NoSecondaryKeys, SecondaryKeys};
-use crate::io::{BackendChoice, BackendKind, FaultInjection};
+use crate::io::{BackendChoice, BackendKind, FaultInjection, SimulatedDisk};
 use append_queue::AppendQueue;
 use group_commit::BatchPolicy;
 use latency::Latencies;
@@ -198,6 +198,9 @@ pub struct LogConfig {
     pub use_checkpoint: bool,
     /// Make the io backend fail on purpose; for tests only.
     pub fault_injection: Option<FaultInjection>,
+    /// Write through a simulated disk (the portable backend, with the faults a simulator arms)
+    /// instead of the chosen backend; for simulations only.
+    pub simulated_disk: Option<Arc<SimulatedDisk>>,
 }
 
 impl LogConfig {
@@ -219,6 +222,7 @@ impl LogConfig {
             checkpoint_on_close: true,
             use_checkpoint: true,
             fault_injection: None,
+            simulated_disk: None,
         }
     }
 
@@ -639,8 +643,12 @@ impl Log {
         let lock_path = config.dir.join(LOCK_FILE_NAME);
         let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
         lock_or_refuse(lock.try_lock(), &lock_path, &config.dir)?;
-        let backend = crate::io::open_backend(config.backend, config.fault_injection)
-            .map_err(OpenError::Backend)?;
+        let backend = crate::io::open_backend(
+            config.backend,
+            config.fault_injection,
+            config.simulated_disk.clone(),
+        )
+        .map_err(OpenError::Backend)?;
         let backend_kind = backend.kind();
         let recovered = recovery::recover(&config, extractor.as_ref(), recovery::Mode::Repair)?;
         let mut report = recovered.report;

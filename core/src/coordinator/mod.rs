@@ -1,4 +1,6 @@
-//! Routing and the requests that span shards.
+//! Routing and the requests that span shards, written against [`ShardLinks`]: how inputs
+//! reach a shard and outputs come back is the caller's (the engine's inboxes and threads, or
+//! the simulator's queues in one thread), so the same coordination runs in both.
 //!
 //! A request naming a patient goes whole to the patient's home shard. A search is checked
 //! here, then scattered to every shard, which answers with its scored matches (disclosing
@@ -10,12 +12,9 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::TrySendError;
 use tokio::sync::oneshot;
 
-use super::EngineHandle;
-use super::shard_thread::Envelope;
-use crate::access::Activity;
+use crate::access::{Activity, Directory};
 use crate::audit::event::{AuditAction, AuditOutcome};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::{NameUse, Patient};
@@ -23,14 +22,62 @@ use crate::pds::search::{self, DateRange, RESULTS_MAX, Score, SearchQuery};
 use crate::request::{ErrorCode, Operation, Refusal, Reply, Request, Response};
 use crate::shard::{self, ShardInput, ShardOutput};
 
-pub(super) fn unexpected(output: &ShardOutput) -> Refusal {
+mod ers;
+
+pub use ers::RepairReport;
+
+/// How a coordinator reaches the shards. `send` queues an input on a shard without waiting;
+/// the receiver gets the shard's output once the turn that produced it is durable (a dropped
+/// sender means the shard stopped before answering).
+pub trait ShardLinks {
+    /// How many shards there are.
+    fn shard_count(&self) -> usize;
+    /// The access directory requests are authorised against.
+    fn directory(&self) -> &Directory;
+    /// Queues `input` on `shard`, or refuses (the shard is overloaded or stopped).
+    fn send(
+        &self,
+        shard: usize,
+        input: ShardInput,
+    ) -> Result<oneshot::Receiver<ShardOutput>, Refusal>;
+}
+
+/// The coordination of one request over the shards `links` reaches.
+pub struct Coordinator<'a, L: ShardLinks + ?Sized> {
+    links: &'a L,
+    directory: &'a Directory,
+}
+
+impl<'a, L: ShardLinks + ?Sized> Coordinator<'a, L> {
+    /// A coordinator over `links`.
+    pub fn new(links: &'a L) -> Self {
+        Self {
+            links,
+            directory: links.directory(),
+        }
+    }
+
+    fn shard_count(&self) -> usize {
+        self.links.shard_count()
+    }
+
+    fn send(
+        &self,
+        shard: usize,
+        input: ShardInput,
+    ) -> Result<oneshot::Receiver<ShardOutput>, Refusal> {
+        self.links.send(shard, input)
+    }
+}
+
+fn unexpected(output: &ShardOutput) -> Refusal {
     Refusal::new(
         ErrorCode::ServiceUnavailable,
         format!("internal: unexpected shard answer {output:?}"),
     )
 }
 
-impl EngineHandle {
+impl<L: ShardLinks + ?Sized> Coordinator<'_, L> {
     /// Executes `request` and answers once everything it wrote, and the audit of everything it
     /// disclosed, is durable.
     pub async fn submit(&self, request: Request) -> Response {
@@ -105,40 +152,12 @@ impl EngineHandle {
     }
 
     /// Sends `input` to `shard` and waits for its output.
-    pub(super) async fn call(
-        &self,
-        shard: usize,
-        input: ShardInput,
-    ) -> Result<ShardOutput, Refusal> {
+    async fn call(&self, shard: usize, input: ShardInput) -> Result<ShardOutput, Refusal> {
         let answer = self.send(shard, input)?;
         Self::answer(shard, answer).await
     }
 
-    /// Queues `input` on `shard` now; the receiver gets its output.
-    pub(super) fn send(
-        &self,
-        shard: usize,
-        input: ShardInput,
-    ) -> Result<oneshot::Receiver<ShardOutput>, Refusal> {
-        let link = &self.shards[shard];
-        let (reply, answer) = oneshot::channel();
-        match link.inbox.try_send(Envelope { input, reply }) {
-            Ok(()) => {
-                link.wake.notify_one();
-                Ok(answer)
-            }
-            Err(TrySendError::Full(_)) => Err(Refusal::new(
-                ErrorCode::ServiceUnavailable,
-                format!("shard {shard} is overloaded: its inbox is full; retry later"),
-            )),
-            Err(TrySendError::Disconnected(_)) => Err(Refusal::new(
-                ErrorCode::ServiceUnavailable,
-                format!("shard {shard} has stopped"),
-            )),
-        }
-    }
-
-    pub(super) async fn answer(
+    async fn answer(
         shard: usize,
         answer: oneshot::Receiver<ShardOutput>,
     ) -> Result<ShardOutput, Refusal> {
@@ -152,7 +171,7 @@ impl EngineHandle {
 
     /// Sends one input to each shard that `input` gives one for, all before waiting, and
     /// gathers the outputs in shard order.
-    pub(super) async fn scatter(
+    async fn scatter(
         &self,
         input: impl Fn(usize) -> Option<ShardInput>,
     ) -> Vec<(usize, Result<ShardOutput, Refusal>)> {

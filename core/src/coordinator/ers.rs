@@ -10,7 +10,7 @@
 //!
 //! Any step a failure cuts off is finished later by replaying it: a retry of the request
 //! resumes its own pending booking, a request finding another booking pending settles it
-//! first, and [`EngineHandle::repair_referrals`] (run when the engine starts) settles every
+//! first, and [`Coordinator::repair_referrals`] (run when the engine starts) settles every
 //! pending booking and owed release. Replays are safe while other messages are still in
 //! flight, because booking a slot is idempotent for the booking that holds it and a
 //! released booking can never take its slot back.
@@ -19,8 +19,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::EngineHandle;
-use super::coordinator::unexpected;
+use super::{Coordinator, ShardLinks, unexpected};
 use crate::access::{Activity, Caller, Justification};
 use crate::ers::{Booking, BookingRefusal, ReferralAction, SlotQuery, Ubrn};
 use crate::request::{ErrorCode, Operation, Refusal, Reply, Request, Response, service_home_value};
@@ -58,7 +57,7 @@ fn repair_request(ubrn: Ubrn) -> Arc<Request> {
     })
 }
 
-impl EngineHandle {
+impl<L: ShardLinks + ?Sized> Coordinator<'_, L> {
     /// Free slots on every shard, soonest first, cut at the query's limit. A search discloses
     /// no patient, so it is not audited.
     pub(super) async fn ers_search(&self, request: Request) -> Response {

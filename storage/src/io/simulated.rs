@@ -1,0 +1,250 @@
+//! A disk a simulator controls: the real file underneath, and faults armed one write at a time.
+//!
+//! The log's only data not yet durable is the batch inside [`IoBackend::write_durable`]: every
+//! other byte it wrote was flushed before it was acknowledged. So a power loss is simulated
+//! where it can happen, in a batch's write: the batch reaches the disk as nothing, a prefix, or
+//! any subset of its 512-byte sectors (a torn write, as a drive that reorders its writes leaves
+//! it), chosen from a seed; from then on the disk is dead and every write fails without
+//! touching the file, as if the machine were off. A simulator then drops the log (with
+//! `checkpoint_on_close` off, nothing else is written) and reopens the directory, which is then
+//! exactly what a machine would find after the power came back. A flush can also fail once,
+//! with or without its bytes on the disk.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{BackendKind, IoBackend};
+
+/// The sector a drive writes atomically, and so the unit of a torn write.
+pub const SECTOR_BYTES: u64 = 512;
+
+/// `EIO`: what a write to a disk without power reports.
+const EIO: i32 = 5;
+
+/// What of the batch in flight reaches the disk when the power goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TornWrite {
+    /// None of it.
+    Nothing,
+    /// Its first `bytes` bytes (the whole batch when it is shorter).
+    Prefix {
+        /// Bytes kept.
+        bytes: u64,
+    },
+    /// Each of its sectors (by file offset, so the first and last may be partial) kept or lost
+    /// as the seed decides.
+    Sectors {
+        /// Decides which sectors are kept.
+        seed: u64,
+    },
+}
+
+/// A fault armed for the disk's next batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFault {
+    /// The power goes during the write.
+    PowerLoss(TornWrite),
+    /// The write or its flush fails with `os_error` (`EIO` 5, `ENOSPC` 28); when
+    /// `reaches_disk`, the bytes are durable anyway (a flush that failed after writing).
+    FlushFails {
+        /// The OS error reported.
+        os_error: i32,
+        /// Whether the bytes are on the disk.
+        reaches_disk: bool,
+    },
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    armed: Option<DiskFault>,
+    powered_off: bool,
+    batches_written: u64,
+}
+
+/// The handle a simulator keeps to one log's disk; the log's backend shares it
+/// ([`crate::LogConfig::simulated_disk`]).
+#[derive(Debug, Default)]
+pub struct SimulatedDisk {
+    state: Mutex<DiskState>,
+}
+
+impl SimulatedDisk {
+    /// A healthy, powered disk.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Arms `fault` for the next batch written (replacing one armed before).
+    pub fn arm(&self, fault: DiskFault) {
+        self.state.lock().armed = Some(fault);
+    }
+
+    /// Whether the power went (a `PowerLoss` fired).
+    pub fn is_powered_off(&self) -> bool {
+        self.state.lock().powered_off
+    }
+
+    /// Batches written in full and flushed since the disk was made.
+    pub fn batches_written(&self) -> u64 {
+        self.state.lock().batches_written
+    }
+}
+
+/// The portable backend's write and flush, with the simulated disk's faults.
+pub(crate) struct SimulatedBackend {
+    disk: Arc<SimulatedDisk>,
+}
+
+impl SimulatedBackend {
+    pub(crate) fn new(disk: Arc<SimulatedDisk>) -> Self {
+        Self { disk }
+    }
+}
+
+impl IoBackend for SimulatedBackend {
+    fn write_durable(&mut self, file: &File, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let mut state = self.disk.state.lock();
+        if state.powered_off {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        match state.armed.take() {
+            None => {
+                file.write_all_at(buf, offset)?;
+                file.sync_data()?;
+                state.batches_written += 1;
+                Ok(())
+            }
+            Some(DiskFault::FlushFails {
+                os_error,
+                reaches_disk,
+            }) => {
+                if reaches_disk {
+                    file.write_all_at(buf, offset)?;
+                    file.sync_data()?;
+                }
+                Err(io::Error::from_raw_os_error(os_error))
+            }
+            Some(DiskFault::PowerLoss(torn)) => {
+                for (at, bytes) in kept_pieces(offset, buf, torn) {
+                    file.write_all_at(bytes, at)?;
+                }
+                file.sync_data()?;
+                state.powered_off = true;
+                Err(io::Error::from_raw_os_error(EIO))
+            }
+        }
+    }
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Portable
+    }
+}
+
+/// The pieces of a write of `buf` at `offset` that a power loss leaves on the disk.
+fn kept_pieces(offset: u64, buf: &[u8], torn: TornWrite) -> Vec<(u64, &[u8])> {
+    match torn {
+        TornWrite::Nothing => Vec::new(),
+        TornWrite::Prefix { bytes } => {
+            let kept = (bytes as usize).min(buf.len());
+            vec![(offset, &buf[..kept])]
+        }
+        TornWrite::Sectors { seed } => {
+            let mut pieces = Vec::new();
+            let mut random = SplitMix64(seed);
+            let mut start = 0usize;
+            while start < buf.len() {
+                let at = offset + start as u64;
+                let sector_end = (at / SECTOR_BYTES + 1) * SECTOR_BYTES;
+                let end = buf.len().min(start + (sector_end - at) as usize);
+                if random.next() & 1 == 1 {
+                    pieces.push((at, &buf[start..end]));
+                }
+                start = end;
+            }
+            pieces
+        }
+    }
+}
+
+/// A small, well-known generator (Steele, Lea and Flood's SplitMix64): the sectors a seed
+/// keeps must not depend on a crate's version.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sectors_follow_file_offsets_and_cover_the_write_once() {
+        let buf = vec![7u8; 2000];
+        // Starts 100 bytes into a sector: pieces of 412, 512, 512, 512 and 52 bytes.
+        let all: Vec<usize> = (0..64)
+            .flat_map(|seed| kept_pieces(100, &buf, TornWrite::Sectors { seed }))
+            .map(|(at, piece)| {
+                assert!(
+                    (at + piece.len() as u64 - 1) / SECTOR_BYTES == at / SECTOR_BYTES,
+                    "a piece never spans sectors"
+                );
+                piece.len()
+            })
+            .collect();
+        assert!(all.contains(&412) && all.contains(&52));
+        let one = kept_pieces(100, &buf, TornWrite::Sectors { seed: 3 });
+        assert_eq!(one, kept_pieces(100, &buf, TornWrite::Sectors { seed: 3 }));
+        assert!(one.len() <= 5);
+    }
+
+    #[test]
+    fn a_prefix_longer_than_the_write_keeps_the_write() {
+        let buf = [1u8; 10];
+        assert_eq!(
+            kept_pieces(0, &buf, TornWrite::Prefix { bytes: 99 }),
+            vec![(0, &buf[..])]
+        );
+        assert!(kept_pieces(0, &buf, TornWrite::Nothing).is_empty());
+    }
+
+    #[test]
+    fn a_powered_off_disk_writes_nothing() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.path().join("segment"))?;
+        file.set_len(4096)?;
+        let disk = SimulatedDisk::new();
+        let mut backend = SimulatedBackend::new(Arc::clone(&disk));
+        backend.write_durable(&file, 0, &[1; 8])?;
+        disk.arm(DiskFault::PowerLoss(TornWrite::Prefix { bytes: 3 }));
+        assert!(backend.write_durable(&file, 8, &[2; 8]).is_err());
+        assert!(disk.is_powered_off());
+        assert!(backend.write_durable(&file, 16, &[3; 8]).is_err());
+        let mut read = [0u8; 24];
+        file.read_exact_at(&mut read, 0)?;
+        assert_eq!(&read[..8], &[1; 8]);
+        assert_eq!(&read[8..11], &[2; 3]);
+        assert_eq!(
+            &read[11..],
+            &[0; 13],
+            "nothing after the cut, nothing once off"
+        );
+        assert_eq!(disk.batches_written(), 1);
+        Ok(())
+    }
+}
