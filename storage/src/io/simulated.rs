@@ -9,6 +9,11 @@
 //! `checkpoint_on_close` off, nothing else is written) and reopens the directory, which is then
 //! exactly what a machine would find after the power came back. A flush can also fail once,
 //! with or without its bytes on the disk.
+//!
+//! To show that the simulator finds a missing flush, the disk can also be told to skip them
+//! ([`SimulatedDisk::plant_skipped_flushes`], a bug planted on purpose): writes then stay in a
+//! volatile cache, kept apart with what they overwrote, and a power loss takes them back
+//! (keeping, like the write in flight, only what the torn write's rule keeps).
 
 use std::fs::File;
 use std::io;
@@ -63,6 +68,19 @@ struct DiskState {
     armed: Option<DiskFault>,
     powered_off: bool,
     batches_written: u64,
+    /// Flushes are skipped (a planted bug).
+    skip_flushes: bool,
+    /// Writes not flushed, oldest first (only while flushes are skipped).
+    unflushed: Vec<Unflushed>,
+}
+
+/// A write in the volatile cache, with the bytes it overwrote.
+#[derive(Debug)]
+struct Unflushed {
+    file: File,
+    offset: u64,
+    before: Vec<u8>,
+    after: Vec<u8>,
 }
 
 /// The handle a simulator keeps to one log's disk; the log's backend shares it
@@ -86,6 +104,12 @@ impl SimulatedDisk {
     /// Whether the power went (a `PowerLoss` fired).
     pub fn is_powered_off(&self) -> bool {
         self.state.lock().powered_off
+    }
+
+    /// Plants a bug: from now on the disk acknowledges writes without flushing them, so a power
+    /// loss takes back what it acknowledged. For the simulator's test that it finds such bugs.
+    pub fn plant_skipped_flushes(&self) {
+        self.state.lock().skip_flushes = true;
     }
 
     /// Batches written in full and flushed since the disk was made.
@@ -112,6 +136,19 @@ impl IoBackend for SimulatedBackend {
             return Err(io::Error::from_raw_os_error(EIO));
         }
         match state.armed.take() {
+            None if state.skip_flushes => {
+                let mut before = vec![0; buf.len()];
+                read_up_to(file, offset, &mut before)?;
+                file.write_all_at(buf, offset)?;
+                state.unflushed.push(Unflushed {
+                    file: file.try_clone()?,
+                    offset,
+                    before,
+                    after: buf.to_vec(),
+                });
+                state.batches_written += 1;
+                Ok(())
+            }
             None => {
                 file.write_all_at(buf, offset)?;
                 file.sync_data()?;
@@ -133,6 +170,20 @@ impl IoBackend for SimulatedBackend {
                     file.write_all_at(bytes, at)?;
                 }
                 file.sync_data()?;
+                // The volatile cache is lost too, newest first, each write torn the same way.
+                for (number, lost) in state.unflushed.drain(..).rev().enumerate() {
+                    lost.file.write_all_at(&lost.before, lost.offset)?;
+                    let torn = match torn {
+                        TornWrite::Sectors { seed } => TornWrite::Sectors {
+                            seed: seed.wrapping_add(number as u64 + 1),
+                        },
+                        other => other,
+                    };
+                    for (at, bytes) in kept_pieces(lost.offset, &lost.after, torn) {
+                        lost.file.write_all_at(bytes, at)?;
+                    }
+                    lost.file.sync_data()?;
+                }
                 state.powered_off = true;
                 Err(io::Error::from_raw_os_error(EIO))
             }
@@ -142,6 +193,18 @@ impl IoBackend for SimulatedBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Portable
     }
+}
+
+/// Reads what `buf` can hold at `offset`, leaving zeros past the file's end.
+fn read_up_to(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64)? {
+            0 => break,
+            read => done += read,
+        }
+    }
+    Ok(())
 }
 
 /// The pieces of a write of `buf` at `offset` that a power loss leaves on the disk.
@@ -245,6 +308,31 @@ mod tests {
             "nothing after the cut, nothing once off"
         );
         assert_eq!(disk.batches_written(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn skipped_flushes_are_taken_back_by_a_power_loss() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.path().join("segment"))?;
+        file.set_len(4096)?;
+        let disk = SimulatedDisk::new();
+        let mut backend = SimulatedBackend::new(Arc::clone(&disk));
+        backend.write_durable(&file, 0, &[1; 8])?;
+        disk.plant_skipped_flushes();
+        backend.write_durable(&file, 8, &[2; 8])?;
+        backend.write_durable(&file, 4, &[3; 8])?;
+        disk.arm(DiskFault::PowerLoss(TornWrite::Nothing));
+        assert!(backend.write_durable(&file, 16, &[4; 8]).is_err());
+        let mut read = [0u8; 24];
+        file.read_exact_at(&mut read, 0)?;
+        assert_eq!(&read[..8], &[1; 8], "flushed before the bug: kept");
+        assert_eq!(&read[8..], &[0; 16], "acknowledged but never flushed: lost");
         Ok(())
     }
 }

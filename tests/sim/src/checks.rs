@@ -1,0 +1,193 @@
+//! What must hold after every restart, and exactly at the end of a seed.
+//!
+//! After a restart (with requests still unknown): every shard's audit chain verifies from the
+//! first record; the e-RS repair settles what the crash cut off between shards; each patient's
+//! version counts every acknowledged update and at most the unknown ones (nothing acknowledged
+//! lost, nothing applied twice). At the end, with every request answered: each version is
+//! exactly the acknowledged updates; each patient's trail holds at least one allowed read per
+//! read answered; no slot is booked by two referrals and no booking is left pending.
+
+use std::collections::BTreeMap;
+
+use spine_core::access::directory_file::demo_ids;
+use spine_core::audit::event::{AuditAction, AuditOutcome};
+use spine_core::coordinator::Coordinator;
+use spine_core::pds::synthetic::SplitMix64;
+use spine_core::request::{AUDIT_QUERY_LIMIT_MAX, Operation, Reply, Response};
+use spine_core::shard::audit_queries::verify_chain;
+use spine_core::{NhsNumber, Patient};
+
+use crate::clients::{complete, drive};
+use crate::model::{Model, Violation, violation};
+use crate::workload::request;
+use crate::world::World;
+
+/// The checks after a restart, before new requests; unknown requests may still be retried.
+pub fn after_restart(
+    world: &World,
+    model: &mut Model,
+    random: &mut SplitMix64,
+) -> Result<(), Violation> {
+    for shard in 0..world.shards() {
+        if let Err(error) = world.with_log(shard, |log| verify_chain(log, None)) {
+            return violation!("shard {shard}'s audit chain does not verify: {error}");
+        }
+    }
+    let repaired = complete(world, Coordinator::new(world).repair_referrals())?;
+    world.trace.note(format_args!("repair {repaired:?}"));
+    let unknown = unknown_updates(model);
+    for (nhs_number, patient) in read_every_patient(world, model, random)? {
+        let known = &model.patients[&nhs_number];
+        let acknowledged = known.base_version + known.updates_applied.len() as u32;
+        let at_most = acknowledged + unknown.get(&nhs_number).copied().unwrap_or(0);
+        if !(acknowledged..=at_most).contains(&patient.version) {
+            return violation!(
+                "patient {nhs_number} is at version {} after a restart: {} acknowledged \
+                 updates say at least {acknowledged}, unknown ones allow at most {at_most}",
+                patient.version,
+                known.updates_applied.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The exact checks once every request has its answer.
+pub fn at_end(world: &World, model: &mut Model, random: &mut SplitMix64) -> Result<(), Violation> {
+    after_restart(world, model, random)?;
+    let unknown = model.unknown();
+    drive(world, model, unknown)?;
+    for (nhs_number, patient) in read_every_patient(world, model, random)? {
+        let known = &model.patients[&nhs_number];
+        let expected = known.base_version + known.updates_applied.len() as u32;
+        if patient.version != expected {
+            return violation!(
+                "patient {nhs_number} is at version {}, but {} updates were acknowledged \
+                 over version {}",
+                patient.version,
+                known.updates_applied.len(),
+                known.base_version
+            );
+        }
+    }
+    check_trails(world, model, random)?;
+    check_bookings(world, model, random)
+}
+
+/// Unknown updates per patient: each may or may not have been applied.
+fn unknown_updates(model: &Model) -> BTreeMap<NhsNumber, u32> {
+    let mut unknown = BTreeMap::new();
+    for request in model.unknown() {
+        if let Operation::PdsUpdate { patient, .. } = &request.operation {
+            *unknown.entry(patient.nhs_number).or_insert(0) += 1;
+        }
+    }
+    unknown
+}
+
+fn read_every_patient(
+    world: &World,
+    model: &mut Model,
+    random: &mut SplitMix64,
+) -> Result<Vec<(NhsNumber, Patient)>, Violation> {
+    let numbers: Vec<NhsNumber> = model.patients.keys().copied().collect();
+    let reads = numbers
+        .iter()
+        .map(|&nhs_number| request(random, demo_ids::GP, Operation::PdsRetrieve { nhs_number }))
+        .collect();
+    let answers = drive(world, model, reads)?;
+    numbers
+        .into_iter()
+        .zip(answers)
+        .map(|(nhs_number, answer)| match answer {
+            Ok(Reply::Patient(patient)) => Ok((nhs_number, patient)),
+            other => violation!("patient {nhs_number} cannot be read: {other:?}"),
+        })
+        .collect()
+}
+
+/// Every read answered was audited before it was disclosed: the trail holds at least as many
+/// allowed reads (reads whose answer a crash cut off may be there too).
+fn check_trails(
+    world: &World,
+    model: &mut Model,
+    random: &mut SplitMix64,
+) -> Result<(), Violation> {
+    let numbers: Vec<NhsNumber> = model.patients.keys().copied().collect();
+    let queries = numbers
+        .iter()
+        .map(|&nhs_number| {
+            let operation = Operation::AuditTrail {
+                nhs_number,
+                limit: AUDIT_QUERY_LIMIT_MAX,
+            };
+            request(random, demo_ids::PRIVACY_OFFICER, operation)
+        })
+        .collect();
+    let answers = drive(world, model, queries)?;
+    for (nhs_number, answer) in numbers.into_iter().zip(answers) {
+        let events = match answer {
+            Ok(Reply::AuditEvents(events)) => events,
+            other => return violation!("patient {nhs_number}'s trail cannot be read: {other:?}"),
+        };
+        let reads = events
+            .iter()
+            .filter(|event| {
+                event.action == AuditAction::PdsRetrieve && event.outcome == AuditOutcome::Allowed
+            })
+            .count();
+        let disclosed = model.patients[&nhs_number].reads_disclosed as usize;
+        if reads < disclosed && events.len() < AUDIT_QUERY_LIMIT_MAX as usize {
+            return violation!(
+                "patient {nhs_number}: {disclosed} reads were answered, the trail holds {reads}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// No slot is held by two referrals, and the repair left no booking pending.
+fn check_bookings(
+    world: &World,
+    model: &mut Model,
+    random: &mut SplitMix64,
+) -> Result<(), Violation> {
+    let reads = model
+        .referrals
+        .iter()
+        .map(|&ubrn| {
+            request(
+                random,
+                demo_ids::GP,
+                Operation::ErsRetrieveReferral { ubrn },
+            )
+        })
+        .collect();
+    let answers: Vec<Response> = drive(world, model, reads)?;
+    let mut holders = BTreeMap::new();
+    for answer in answers {
+        let referral = match answer {
+            Ok(Reply::Referral(referral)) => referral,
+            other => return violation!("a referral cannot be read: {other:?}"),
+        };
+        if referral.pending().is_some() {
+            return violation!(
+                "referral {} still has a booking pending after the repair",
+                referral.ubrn()
+            );
+        }
+        if let Some(booking) = referral.booking()
+            && let Some(other) = holders.insert(booking.slot, referral.ubrn())
+        {
+            return violation!(
+                "slot {:?} is booked by referrals {other} and {}",
+                booking.slot,
+                referral.ubrn()
+            );
+        }
+    }
+    world
+        .trace
+        .note(format_args!("bookings held={}", holders.len()));
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! One seed: set up, then epochs of seeded traffic and faults, each ended by a crash (a power
+//! loss, a failed flush, or a kill between turns) and followed by a restart and its checks;
+//! then a last restart, every unknown request retried, and the exact checks.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use spine_core::access::Directory;
+use spine_core::access::directory_file::{demo, demo_ids};
+use spine_core::pds::synthetic::SplitMix64;
+use spine_core::request::{Operation, Reply};
+use spine_storage::{DiskFault, TornWrite};
+
+use crate::checks;
+use crate::clients::{Task, drive, poll_all, spawn};
+use crate::model::{Model, Violation, violation};
+use crate::trace::Trace;
+use crate::workload::{self, request};
+use crate::world::{TurnEnd, World};
+
+/// The simulated clock's start: 2026-01-01T00:00:00Z.
+const START_MS: u64 = 1_767_225_600_000;
+/// Requests in flight at most.
+const TASKS_MAX: usize = 12;
+/// One step in this many arms a fault on a shard's disk (one armed at a time).
+const FAULT_ONE_IN: u64 = 60;
+/// One step in this many kills the machine between turns.
+const KILL_ONE_IN: u64 = 300;
+
+/// A bug planted on purpose, to show the simulator finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plant {
+    /// The disk acknowledges writes without flushing them.
+    SkippedFlushes,
+    /// A turn's records are appended as two groups, so a crash can keep half a turn.
+    SplitTurns,
+    /// Each shard remembers one request's outcome, so retries of the others run again.
+    ForgottenOutcomes,
+}
+
+/// What a seed runs.
+#[derive(Clone, Copy, Debug)]
+pub struct SimOptions {
+    /// Shards of the simulated machine.
+    pub shards: usize,
+    /// Steps of traffic (a request sent, a turn run, the clock moved, a checkpoint).
+    pub steps: u64,
+    /// A bug to plant; `None` runs the code as it is.
+    pub plant: Option<Plant>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            shards: 3,
+            steps: 600,
+            plant: None,
+        }
+    }
+}
+
+/// What a seed did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedReport {
+    /// The seed.
+    pub seed: u64,
+    /// The hash of the trace: the same seed gives the same hash.
+    pub trace_hash: String,
+    /// Events in the trace.
+    pub events: u64,
+    /// Crashes and restarts.
+    pub crashes: u32,
+    /// Answers checked.
+    pub answers: u64,
+    /// Simulated time, in milliseconds.
+    pub simulated_ms: u64,
+}
+
+/// A seed whose run broke a promise, or could not run.
+#[derive(Debug)]
+pub struct SimFailure {
+    /// The seed.
+    pub seed: u64,
+    /// What went wrong.
+    pub message: String,
+    /// The trace's last events.
+    pub tail: Vec<String>,
+}
+
+impl std::fmt::Display for SimFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "seed {} failed: {}", self.seed, self.message)?;
+        writeln!(f, "last events:")?;
+        for line in &self.tail {
+            let shown: String = line.chars().take(240).collect();
+            writeln!(f, "  {shown}")?;
+        }
+        write!(
+            f,
+            "reproduce: cargo run --release -p spine-sim -- --seed {}",
+            self.seed
+        )
+    }
+}
+
+/// Runs one seed in a fresh directory under `scratch`.
+pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedReport, SimFailure> {
+    let trace = Trace::default();
+    let fail = |message: String, trace: &Trace| SimFailure {
+        seed,
+        message,
+        tail: trace.tail(),
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("spine-sim-")
+        .tempdir_in(scratch)
+        .map_err(|error| fail(format!("making a directory: {error}"), &trace))?;
+    let mut seed_run = SeedRun {
+        seed,
+        options,
+        root: dir.path(),
+        directory: Arc::new(demo()),
+        random: SplitMix64::new(seed),
+        model: Model::default(),
+        trace: trace.clone(),
+        clock_ms: START_MS,
+        crashes: 0,
+        created: 0,
+    };
+    seed_run
+        .run()
+        .map_err(|violation| fail(violation.0, &trace))?;
+    Ok(SeedReport {
+        seed,
+        trace_hash: trace.hash(),
+        events: trace.events(),
+        crashes: seed_run.crashes,
+        answers: seed_run.model.answers,
+        simulated_ms: seed_run.clock_ms - START_MS,
+    })
+}
+
+struct SeedRun<'a> {
+    seed: u64,
+    options: SimOptions,
+    root: &'a Path,
+    directory: Arc<Directory>,
+    random: SplitMix64,
+    model: Model,
+    trace: Trace,
+    clock_ms: u64,
+    crashes: u32,
+    created: u64,
+}
+
+/// How an epoch ended.
+enum EpochEnd {
+    Crashed,
+    StepsDone,
+}
+
+impl SeedRun<'_> {
+    fn run(&mut self) -> Result<(), Violation> {
+        let world = self.open()?;
+        self.set_up(&world)?;
+        world.crash();
+        let mut steps_left = self.options.steps;
+        while steps_left > 0 {
+            let world = self.open()?;
+            checks::after_restart(&world, &mut self.model, &mut self.random)?;
+            let end = self.epoch(&world, &mut steps_left)?;
+            self.clock_ms = world.now_ms();
+            world.crash();
+            if let EpochEnd::Crashed = end {
+                self.crashes += 1;
+            }
+        }
+        let world = self.open()?;
+        checks::at_end(&world, &mut self.model, &mut self.random)?;
+        self.clock_ms = world.now_ms();
+        world.crash();
+        Ok(())
+    }
+
+    /// Opens the machine as a restart does, noting what each log's recovery found.
+    fn open(&mut self) -> Result<World, Violation> {
+        let opened = World::open(
+            self.root,
+            self.options.shards,
+            Arc::clone(&self.directory),
+            self.clock_ms,
+            self.trace.clone(),
+            self.options.plant,
+        );
+        let (world, reports) = match opened {
+            Ok(opened) => opened,
+            Err(error) => return violation!("the machine does not restart: {error}"),
+        };
+        for (shard, report) in reports.iter().enumerate() {
+            self.trace.note(format_args!(
+                "open shard={shard} records={} scanned={} checkpoint={} torn={:?}",
+                report.records,
+                report.records_scanned,
+                report.checkpoint.is_some(),
+                report.torn_tail.as_ref().map(|torn| (
+                    torn.offset,
+                    torn.bytes_discarded,
+                    torn.valid_records_discarded,
+                    torn.reason
+                )),
+            ));
+        }
+        Ok(world)
+    }
+
+    /// Patients, services, slots and referrals, on healthy disks.
+    fn set_up(&mut self, world: &World) -> Result<(), Violation> {
+        let random = &mut self.random;
+        let loads = workload::patients(self.seed)
+            .into_iter()
+            .map(|patient| request(random, demo_ids::GP, Operation::PdsLoad { patient }))
+            .collect();
+        for answer in drive(world, &mut self.model, loads)? {
+            match answer {
+                Ok(Reply::Patient(patient)) => self.model.add_patient(patient),
+                other => return violation!("loading a patient: {other:?}"),
+            }
+        }
+        let manager = demo_ids::APPOINTMENTS_MANAGER;
+        for service in workload::services() {
+            let id = service.id;
+            let publish = request(random, manager, Operation::ErsPublishService { service });
+            let slots = request(random, manager, workload::slots(id));
+            let answers = drive(world, &mut self.model, vec![publish])?
+                .into_iter()
+                .chain(drive(world, &mut self.model, vec![slots])?);
+            for answer in answers {
+                match answer {
+                    Ok(Reply::Service(_)) => {}
+                    Ok(Reply::Slots(slots)) => self.model.slots.extend(slots),
+                    other => return violation!("publishing a service: {other:?}"),
+                }
+            }
+        }
+        let referred: Vec<_> = self
+            .model
+            .patients
+            .values()
+            .filter(|patient| !patient.restricted)
+            .take(workload::REFERRALS)
+            .map(|patient| patient.latest.nhs_number)
+            .collect();
+        let referrals = referred
+            .into_iter()
+            .map(|patient| request(random, demo_ids::GP, workload::referral(patient)))
+            .collect();
+        for answer in drive(world, &mut self.model, referrals)? {
+            match answer {
+                Ok(Reply::Referral(referral)) => self.model.referrals.push(referral.ubrn()),
+                other => return violation!("creating a referral: {other:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Traffic and faults until a crash or the end of the steps. The requests a crash left
+    /// unanswered go first, as retries with their ids.
+    fn epoch(&mut self, world: &World, steps_left: &mut u64) -> Result<EpochEnd, Violation> {
+        let mut tasks: Vec<Task<'_>> = self
+            .model
+            .unknown()
+            .into_iter()
+            .map(|request| spawn(world, &mut self.model, request))
+            .collect();
+        let mut armed = false;
+        while *steps_left > 0 {
+            *steps_left -= 1;
+            let random = &mut self.random;
+            match random.below(100) {
+                0..30 if tasks.len() < TASKS_MAX => {
+                    let request = workload::next(random, &self.model, self.seed, &mut self.created);
+                    tasks.push(spawn(world, &mut self.model, request));
+                }
+                30..34 => world.advance_clock(random.below(600_000)),
+                34..36 => {
+                    let shard = random.below(world.shards() as u64) as usize;
+                    if let Err(error) = world.checkpoint(shard) {
+                        return violation!("shard {shard}'s checkpoint failed: {error}");
+                    }
+                }
+                _ => {
+                    let busy = world.busy_shards();
+                    if !busy.is_empty() {
+                        let shard = busy[random.below(busy.len() as u64) as usize];
+                        let inputs_max = 1 + random.below(6) as usize;
+                        if let TurnEnd::Crashed(_) = world.run_turn(shard, inputs_max) {
+                            return Ok(EpochEnd::Crashed);
+                        }
+                    }
+                }
+            }
+            if !armed && self.random.below(FAULT_ONE_IN) == 0 {
+                let shard = self.random.below(world.shards() as u64) as usize;
+                world.arm(shard, fault(&mut self.random));
+                armed = true;
+            }
+            if self.random.below(KILL_ONE_IN) == 0 {
+                world.trace.note(format_args!("killed between turns"));
+                return Ok(EpochEnd::Crashed);
+            }
+            let start = self.random.below(tasks.len().max(1) as u64) as usize;
+            poll_all(world, &mut tasks, &mut self.model, start)?;
+        }
+        Ok(EpochEnd::StepsDone)
+    }
+}
+
+/// A fault for a disk: mostly power losses of every kind, sometimes a flush that fails.
+fn fault(random: &mut SplitMix64) -> DiskFault {
+    match random.below(10) {
+        0..3 => DiskFault::PowerLoss(TornWrite::Sectors {
+            seed: random.next_u64(),
+        }),
+        3..5 => DiskFault::PowerLoss(TornWrite::Prefix {
+            bytes: random.below(8192),
+        }),
+        5..7 => DiskFault::PowerLoss(TornWrite::Nothing),
+        7 => DiskFault::FlushFails {
+            os_error: 5,
+            reaches_disk: random.below(2) == 0,
+        },
+        _ => DiskFault::FlushFails {
+            os_error: 28,
+            reaches_disk: random.below(2) == 0,
+        },
+    }
+}
