@@ -134,6 +134,9 @@ fn operation_name(operation: &Operation) -> &'static str {
         Operation::ErsCreateReferral { .. } => "ErsCreateReferral",
         Operation::ErsRetrieveReferral { .. } => "ErsRetrieveReferral",
         Operation::ErsBook { .. } => "ErsBook",
+        Operation::EpsCreate { .. } => "EpsCreate",
+        Operation::EpsUpdate { .. } => "EpsUpdate",
+        Operation::EpsReleaseNominated { .. } => "EpsReleaseNominated",
         _ => "other",
     }
 }

@@ -67,9 +67,11 @@ fn main() -> ExitCode {
         return match run_seed(seed, options, &scratch) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} crashes, {} answers checked, {} events, {:.1} simulated hours, trace {}",
+                    "seed {seed}: ok, {} crashes ({} torn tails cut), {} answers checked ({} prescription versions), {} events, {:.1} simulated hours, trace {}",
                     report.crashes,
+                    report.torn_tails,
                     report.answers,
+                    report.transitions_checked,
                     report.events,
                     report.simulated_ms as f64 / 3_600_000.0,
                     report.trace_hash
@@ -86,34 +88,41 @@ fn main() -> ExitCode {
     let deadline = args
         .minutes
         .map(|minutes| started + Duration::from_secs_f64(minutes * 60.0));
-    let (mut seeds, mut crashes, mut answers, mut simulated_ms, mut failures) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut totals = Totals::default();
     let mut seed = args.first_seed;
     loop {
         let done = match deadline {
             Some(deadline) => Instant::now() >= deadline,
-            None => seeds >= args.seeds,
+            None => totals.seeds >= args.seeds,
         };
         if done {
             break;
         }
         match run_seed(seed, options, &scratch) {
-            Ok(report) => {
-                crashes += u64::from(report.crashes);
-                answers += report.answers;
-                simulated_ms += report.simulated_ms;
-            }
+            Ok(report) => totals.add(&report),
             Err(failure) => {
-                failures += 1;
+                totals.failures += 1;
                 eprintln!("{failure}\n");
             }
         }
-        seeds += 1;
+        totals.seeds += 1;
         seed += 1;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let Totals {
+        seeds,
+        crashes,
+        torn_tails,
+        answers,
+        transitions,
+        simulated_ms,
+        failures,
+    } = totals;
     println!(
-        "{seeds} seeds ({} to {}) in {seconds:.1} s: {:.1} seeds/s, {crashes} crashes and restarts, {answers} answers checked, {:.1} simulated hours ({:.0} simulated seconds per second), {failures} failed",
+        "{seeds} seeds ({} to {}) in {seconds:.1} s: {:.1} seeds/s, {crashes} crashes and \
+         restarts ({torn_tails} torn tails cut), {answers} answers checked ({transitions} \
+         prescription versions), {:.1} simulated hours ({:.0} simulated seconds per second), \
+         {failures} failed",
         args.first_seed,
         seed.saturating_sub(1),
         seeds as f64 / seconds,
@@ -124,6 +133,28 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Sums over the seeds of a run.
+#[derive(Default)]
+struct Totals {
+    seeds: u64,
+    crashes: u64,
+    torn_tails: u64,
+    answers: u64,
+    transitions: u64,
+    simulated_ms: u64,
+    failures: u64,
+}
+
+impl Totals {
+    fn add(&mut self, report: &spine_sim::SeedReport) {
+        self.crashes += u64::from(report.crashes);
+        self.torn_tails += u64::from(report.torn_tails);
+        self.answers += report.answers;
+        self.transitions += report.transitions_checked;
+        self.simulated_ms += report.simulated_ms;
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use spine_core::eps::{EpsAction, Prescription, PrescriptionId};
 use spine_core::ers::{Slot, Ubrn};
 use spine_core::request::{Operation, Reply, Request, Response};
 use spine_core::{NhsNumber, Patient};
@@ -60,9 +61,18 @@ pub struct Model {
     pub referrals: Vec<Ubrn>,
     /// Slots that may be booked.
     pub slots: Vec<Slot>,
+    /// Prescriptions that may be acted on.
+    pub prescriptions: Vec<PrescriptionId>,
+    /// Each prescription's versions as answers showed them, with the action that made each.
+    versions: BTreeMap<PrescriptionId, BTreeMap<u32, (Prescription, Option<EpsAction>)>>,
     /// Answers checked.
     pub answers: u64,
+    /// Prescription versions checked against the state machine.
+    pub transitions_checked: u64,
 }
+
+/// The pharmacy a nominated release releases to (the demo pharmacist's).
+pub const NOMINATED_PHARMACY: &str = "FY001";
 
 impl Model {
     /// Notes that `request` was sent (again, for a retry).
@@ -143,6 +153,22 @@ impl Model {
             (Operation::PdsRetrieve { nhs_number }, Ok(Reply::Patient(_))) => {
                 self.patient_mut(*nhs_number)?.reads_disclosed += 1;
             }
+            (Operation::EpsCreate { .. }, Ok(Reply::Prescription(created))) => {
+                self.prescriptions.push(created.id);
+                self.prescription_version(created, None)?;
+            }
+            (Operation::EpsUpdate { action, .. }, Ok(Reply::Prescription(updated))) => {
+                self.prescription_version(updated, Some(action.clone()))?;
+            }
+            (Operation::EpsReleaseNominated { .. }, Ok(Reply::Prescriptions(released))) => {
+                let pharmacy = NOMINATED_PHARMACY.parse().expect("a valid code");
+                for prescription in released {
+                    let action = EpsAction::Release {
+                        pharmacy: Clone::clone(&pharmacy),
+                    };
+                    self.prescription_version(prescription, Some(action))?;
+                }
+            }
             (Operation::PdsCreate { patient }, Ok(Reply::Patient(created))) => {
                 if self.patients.contains_key(&created.nhs_number) {
                     return violation!(
@@ -157,6 +183,48 @@ impl Model {
                 self.add_patient(created);
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Learns one version of a prescription: no two answers may show one version differently
+    /// (an update applied over a version another already replaced), and each version must be
+    /// what the state machine makes of the one before with the action that made it.
+    fn prescription_version(
+        &mut self,
+        prescription: &Prescription,
+        action: Option<EpsAction>,
+    ) -> Result<(), Violation> {
+        let versions = self.versions.entry(prescription.id).or_default();
+        let version = prescription.version;
+        if let Some((known, _)) = versions.get(&version) {
+            if known != prescription {
+                return violation!(
+                    "prescription {} has two versions {version}: {known:?} and {prescription:?}",
+                    prescription.id
+                );
+            }
+            return Ok(());
+        }
+        versions.insert(version, (prescription.clone(), action));
+        for later in [version, version + 1] {
+            let (Some((before, _)), Some((after, Some(action)))) =
+                (versions.get(&(later - 1)), versions.get(&later))
+            else {
+                continue;
+            };
+            let at_ms = after.history.last().map_or(0, |change| change.at_ms);
+            match spine_core::eps::apply(before, action, at_ms) {
+                Ok(expected) if &expected == after => self.transitions_checked += 1,
+                outcome => {
+                    return violation!(
+                        "prescription {} version {later} is not what {action:?} makes of \
+                         version {}: the state machine says {outcome:?}, the answer {after:?}",
+                        after.id,
+                        later - 1
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -205,5 +273,6 @@ fn replays_first_answer(request: &Request) -> bool {
             | Operation::PdsCreate { .. }
             | Operation::PdsLoad { .. }
             | Operation::ErsCreateReferral { .. }
+            | Operation::EpsCreate { .. }
     )
 }

@@ -72,6 +72,10 @@ pub struct SeedReport {
     pub crashes: u32,
     /// Answers checked.
     pub answers: u64,
+    /// Prescription versions checked against the state machine.
+    pub transitions_checked: u64,
+    /// Restarts whose recovery cut a torn tail.
+    pub torn_tails: u32,
     /// Simulated time, in milliseconds.
     pub simulated_ms: u64,
 }
@@ -125,6 +129,7 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         trace: trace.clone(),
         clock_ms: START_MS,
         crashes: 0,
+        torn_tails: 0,
         created: 0,
     };
     seed_run
@@ -136,6 +141,8 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         events: trace.events(),
         crashes: seed_run.crashes,
         answers: seed_run.model.answers,
+        transitions_checked: seed_run.model.transitions_checked,
+        torn_tails: seed_run.torn_tails,
         simulated_ms: seed_run.clock_ms - START_MS,
     })
 }
@@ -150,6 +157,7 @@ struct SeedRun<'a> {
     trace: Trace,
     clock_ms: u64,
     crashes: u32,
+    torn_tails: u32,
     created: u64,
 }
 
@@ -197,6 +205,7 @@ impl SeedRun<'_> {
             Err(error) => return violation!("the machine does not restart: {error}"),
         };
         for (shard, report) in reports.iter().enumerate() {
+            self.torn_tails += u32::from(report.torn_tail.is_some());
             self.trace.note(format_args!(
                 "open shard={shard} records={} scanned={} checkpoint={} torn={:?}",
                 report.records,
@@ -258,6 +267,27 @@ impl SeedRun<'_> {
             match answer {
                 Ok(Reply::Referral(referral)) => self.model.referrals.push(referral.ubrn()),
                 other => return violation!("creating a referral: {other:?}"),
+            }
+        }
+        let prescribed: Vec<_> = self
+            .model
+            .patients
+            .values()
+            .filter(|patient| !patient.restricted)
+            .take(workload::PRESCRIPTIONS)
+            .map(|patient| patient.latest.nhs_number)
+            .collect();
+        let prescriptions = prescribed
+            .into_iter()
+            .enumerate()
+            .map(|(number, patient)| {
+                let operation = workload::prescription(patient, number % 2 == 0);
+                request(random, demo_ids::GP, operation)
+            })
+            .collect();
+        for answer in drive(world, &mut self.model, prescriptions)? {
+            if !matches!(answer, Ok(Reply::Prescription(_))) {
+                return violation!("issuing a prescription: {answer:?}");
             }
         }
         Ok(())

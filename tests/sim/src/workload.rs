@@ -4,6 +4,7 @@
 
 use spine_core::access::Justification;
 use spine_core::access::directory_file::{demo_caller, demo_ids};
+use spine_core::eps::{EpsAction, NewLineItem, NewPrescription};
 use spine_core::ers::{NewReferral, NewSlot, Priority, Service, ServiceId, SlotStart};
 use spine_core::pds::patient::{ContactPoint, ContactSystem, ContactUse, Period};
 use spine_core::pds::synthetic::{Population, SplitMix64, exact_trace, patient_at};
@@ -11,7 +12,7 @@ use spine_core::request::{Operation, Request};
 use spine_core::{NhsNumber, Patient};
 use uuid::Uuid;
 
-use crate::model::Model;
+use crate::model::{Model, NOMINATED_PHARMACY};
 
 /// Patients loaded by the set-up; one in four is restricted.
 pub const PATIENTS: usize = 12;
@@ -92,17 +93,77 @@ pub fn referral(patient: NhsNumber) -> Operation {
     }
 }
 
+/// Prescriptions issued by the set-up, alternately nominated and not.
+pub const PRESCRIPTIONS: usize = 6;
+
+/// A prescription for `patient`, nominated to the demo pharmacist's pharmacy or not.
+pub fn prescription(patient: NhsNumber, nominated: bool) -> Operation {
+    Operation::EpsCreate {
+        prescription: NewPrescription {
+            patient,
+            nominated_pharmacy: nominated
+                .then(|| NOMINATED_PHARMACY.parse().expect("a valid code")),
+            items: vec![NewLineItem {
+                code: "317972000".parse().expect("a valid dm+d code"),
+                description: "Amoxicillin 250mg capsules".into(),
+                quantity: 21,
+                unit: "capsule".into(),
+                dosage: "One capsule three times a day".into(),
+            }],
+        },
+    }
+}
+
+/// An action on a prescription by one of the two demo pharmacists (or a cancellation by the
+/// prescriber): most are refused in most states, which is the point.
+fn prescription_action(random: &mut SplitMix64, model: &Model) -> Request {
+    let id = model.prescriptions[random.below(model.prescriptions.len() as u64) as usize];
+    let (user, pharmacy) = if random.below(3) == 0 {
+        (demo_ids::SECOND_PHARMACIST, "FY002")
+    } else {
+        (demo_ids::PHARMACIST, NOMINATED_PHARMACY)
+    };
+    let pharmacy: spine_core::pds::values::OdsCode = pharmacy.parse().expect("a valid code");
+    let (user, action) = match random.below(8) {
+        0 | 1 => (user, EpsAction::Release { pharmacy }),
+        2 | 3 => {
+            let quantity = 1 + random.below(21) as u32;
+            let lines = vec![(0, quantity)];
+            (user, EpsAction::Dispense { pharmacy, lines })
+        }
+        4 => (user, EpsAction::Return { pharmacy }),
+        5 => (user, EpsAction::NotDispensed { pharmacy }),
+        6 => (user, EpsAction::Claim { pharmacy }),
+        _ => (
+            demo_ids::GP,
+            EpsAction::Cancel {
+                organisation: practice(),
+            },
+        ),
+    };
+    request(random, user, Operation::EpsUpdate { id, action })
+}
+
 /// The next request of the mix, or a retry of one sent before.
 pub fn next(random: &mut SplitMix64, model: &Model, seed: u64, created: &mut u64) -> Request {
     let numbers: Vec<NhsNumber> = model.patients.keys().copied().collect();
     let any_patient =
         |random: &mut SplitMix64| numbers[random.below(numbers.len() as u64) as usize];
     match random.below(100) {
-        0..35 => {
+        0..25 => {
             let nhs_number = any_patient(random);
             request(random, demo_ids::GP, Operation::PdsRetrieve { nhs_number })
         }
-        35..60 => {
+        25..35 if !model.prescriptions.is_empty() => prescription_action(random, model),
+        35..38 => {
+            let limit = 1 + random.below(3) as u8;
+            request(
+                random,
+                demo_ids::PHARMACIST,
+                Operation::EpsReleaseNominated { limit },
+            )
+        }
+        38..60 => {
             let known = &model.patients[&any_patient(random)];
             let mut patient = known.latest.clone();
             patient.restricted = known.restricted;
