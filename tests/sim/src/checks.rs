@@ -191,3 +191,134 @@ fn check_bookings(
         .note(format_args!("bookings held={}", holders.len()));
     Ok(())
 }
+
+/// Where a latent corruption was put: a byte of a durable record, before the log's last
+/// append group (a flip in the last group is indistinguishable from a torn write, and
+/// `storage/FORMAT.md` says recovery cuts it as one).
+#[derive(Debug)]
+pub struct Corruption {
+    shard: usize,
+    segment: std::path::PathBuf,
+    offset: u64,
+    index: u64,
+}
+
+impl Corruption {
+    /// Where, without the directory (which differs between runs of one seed).
+    pub fn describe(&self) -> String {
+        format!(
+            "shard {} record {} offset {}",
+            self.shard, self.index, self.offset
+        )
+    }
+}
+
+/// Picks a byte of a durable record of some shard to corrupt; `None` when no shard has a
+/// record before its last group.
+pub fn pick_corruption(world: &World, random: &mut SplitMix64) -> Option<Corruption> {
+    let shard = random.below(world.shards() as u64) as usize;
+    world.with_log(shard, |log| {
+        let last = log.last_position().index;
+        // The last record of the group before the last one.
+        let before_last_group = (1..last)
+            .rev()
+            .find(|&index| matches!(log.read(index, |view| view.ends_group()), Ok(Some(true))))?;
+        let index = 1 + random.below(before_last_group);
+        let size = log
+            .read(index, |view| {
+                spine_storage::format::RECORD_HEADER_SIZE + view.payload().len()
+            })
+            .ok()??;
+        let (segment, start) = log.record_place(index)?;
+        Some(Corruption {
+            shard,
+            segment,
+            offset: start + random.below(size as u64),
+            index,
+        })
+    })
+}
+
+/// Flips one bit of the chosen byte in the stopped machine's files.
+pub fn corrupt(corruption: &Corruption, random: &mut SplitMix64) -> Result<(), Violation> {
+    use std::os::unix::fs::FileExt;
+    let mut flip = || -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&corruption.segment)?;
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, corruption.offset)?;
+        byte[0] ^= 1 << random.below(8);
+        file.write_all_at(&byte, corruption.offset)?;
+        file.sync_data()
+    };
+    match flip() {
+        Ok(()) => Ok(()),
+        Err(error) => violation!("corrupting {}: {error}", corruption.segment.display()),
+    }
+}
+
+/// After a latent corruption, a full verification of the damaged log reports it.
+pub fn verification_finds(
+    root: &std::path::Path,
+    corruption: &Corruption,
+) -> Result<(), Violation> {
+    let mut config =
+        crate::world::log_config(root, corruption.shard, spine_storage::SimulatedDisk::new());
+    config.use_checkpoint = false;
+    let shard_indexes = std::sync::Arc::new(spine_core::shard::keys::ShardIndexes);
+    match spine_storage::Log::open_read_only(config, shard_indexes) {
+        Err(spine_storage::OpenError::Corrupt { .. }) => {}
+        Ok((_, report)) => {
+            return violation!(
+                "a flipped bit in record {} of shard {} (offset {}) went unseen by a full \
+                 verification: {report:?}",
+                corruption.index,
+                corruption.shard,
+                corruption.offset
+            );
+        }
+        Err(error) => return violation!("verifying a corrupted log: {error}"),
+    }
+    Ok(())
+}
+
+/// After a latent corruption, the restarted machine either refuses to start or answers every
+/// patient as the model says (or with an error): never with wrong data.
+pub fn answers_after_corruption(
+    corruption: &Corruption,
+    opened: Result<World, Violation>,
+    model: &mut Model,
+    random: &mut SplitMix64,
+) -> Result<(), Violation> {
+    // The machine may refuse to start (it found the damage): that is the safe outcome.
+    let Ok(world) = opened else {
+        return Ok(());
+    };
+    let numbers: Vec<NhsNumber> = model.patients.keys().copied().collect();
+    let reads = numbers
+        .iter()
+        .map(|&nhs_number| request(random, demo_ids::GP, Operation::PdsRetrieve { nhs_number }))
+        .collect();
+    let answers = drive(&world, model, reads)?;
+    for (nhs_number, answer) in numbers.into_iter().zip(answers) {
+        let known = &model.patients[&nhs_number];
+        let expected = known.base_version + known.updates_applied.len() as u32;
+        if let Ok(Reply::Patient(patient)) = answer
+            && (patient.version != expected || patient.telecom != known.latest.telecom)
+        {
+            return violation!(
+                "after a flipped bit in record {} of shard {}, patient {nhs_number} is \
+                 answered at version {} with {:?}; the model says version {expected} with {:?}",
+                corruption.index,
+                corruption.shard,
+                patient.version,
+                patient.telecom,
+                known.latest.telecom
+            );
+        }
+    }
+    world.crash();
+    Ok(())
+}

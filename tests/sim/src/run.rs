@@ -186,7 +186,29 @@ impl SeedRun<'_> {
         let world = self.open()?;
         checks::at_end(&world, &mut self.model, &mut self.random)?;
         self.clock_ms = world.now_ms();
+        let corruption = checks::pick_corruption(&world, &mut self.random);
         world.crash();
+        // Last, media corruption of data long durable: one flipped bit.
+        if let Some(corruption) = corruption {
+            checks::corrupt(&corruption, &mut self.random)?;
+            checks::verification_finds(self.root, &corruption)?;
+            let opened = self.open();
+            self.trace.note(format_args!(
+                "corrupted {}: the machine {}",
+                corruption.describe(),
+                if opened.is_ok() {
+                    "started"
+                } else {
+                    "refused to start"
+                }
+            ));
+            checks::answers_after_corruption(
+                &corruption,
+                opened,
+                &mut self.model,
+                &mut self.random,
+            )?;
+        }
         Ok(())
     }
 
