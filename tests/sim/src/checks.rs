@@ -49,7 +49,59 @@ pub fn after_restart(
             );
         }
     }
+    check_summaries(world, model, random, &unknown_scr_updates(model))
+}
+
+/// Each Summary Care Record written is at a version between its acknowledged updates and
+/// those plus the unknown ones (exactly the acknowledged ones when `unknown` is empty).
+fn check_summaries(
+    world: &World,
+    model: &mut Model,
+    random: &mut SplitMix64,
+    unknown: &BTreeMap<NhsNumber, u32>,
+) -> Result<(), Violation> {
+    let written: Vec<NhsNumber> = model
+        .patients
+        .iter()
+        .filter(|(_, known)| !known.scr_updates_applied.is_empty())
+        .map(|(&nhs_number, _)| nhs_number)
+        .collect();
+    let views = written
+        .iter()
+        .map(|&nhs_number| {
+            let operation = Operation::ScrView {
+                nhs_number,
+                permission_to_view: true,
+            };
+            request(random, demo_ids::GP, operation)
+        })
+        .collect();
+    for (nhs_number, answer) in written.into_iter().zip(drive(world, model, views)?) {
+        let Ok(Reply::Scr(record)) = answer else {
+            return violation!("patient {nhs_number}'s summary cannot be read: {answer:?}");
+        };
+        let acknowledged = model.patients[&nhs_number].scr_updates_applied.len() as u32;
+        let at_most = acknowledged + unknown.get(&nhs_number).copied().unwrap_or(0);
+        if !(acknowledged..=at_most).contains(&record.version) {
+            return violation!(
+                "patient {nhs_number}'s summary is at version {}: {acknowledged} updates were \
+                 acknowledged, at most {at_most} may have been applied",
+                record.version
+            );
+        }
+    }
     Ok(())
+}
+
+/// Unknown summary updates per patient.
+fn unknown_scr_updates(model: &Model) -> BTreeMap<NhsNumber, u32> {
+    let mut unknown = BTreeMap::new();
+    for request in model.unknown() {
+        if let Operation::ScrUpdate { nhs_number, .. } = &request.operation {
+            *unknown.entry(*nhs_number).or_insert(0) += 1;
+        }
+    }
+    unknown
 }
 
 /// The exact checks once every request has its answer.
@@ -70,6 +122,7 @@ pub fn at_end(world: &World, model: &mut Model, random: &mut SplitMix64) -> Resu
             );
         }
     }
+    check_summaries(world, model, random, &BTreeMap::new())?;
     check_trails(world, model, random)?;
     check_bookings(world, model, random)
 }

@@ -135,6 +135,8 @@ fn operation_name(operation: &Operation) -> &'static str {
         Operation::ErsRetrieveReferral { .. } => "ErsRetrieveReferral",
         Operation::ErsBook { .. } => "ErsBook",
         Operation::EpsCreate { .. } => "EpsCreate",
+        Operation::ScrUpdate { .. } => "ScrUpdate",
+        Operation::ScrView { .. } => "ScrView",
         Operation::EpsUpdate { .. } => "EpsUpdate",
         Operation::EpsReleaseNominated { .. } => "EpsReleaseNominated",
         _ => "other",

@@ -38,6 +38,10 @@ pub struct PatientModel {
     pub updates_applied: BTreeSet<Uuid>,
     /// Reads answered `Ok` (each a disclosure that must be in the trail).
     pub reads_disclosed: u32,
+    /// Summary Care Record updates answered `Ok`, by request id (each makes one version).
+    pub scr_updates_applied: BTreeSet<Uuid>,
+    /// The newest Summary Care Record version an answer showed (0: none yet).
+    pub scr_version: u32,
 }
 
 /// One request sent, and what became of it.
@@ -119,6 +123,8 @@ impl Model {
                 latest: patient,
                 updates_applied: BTreeSet::new(),
                 reads_disclosed: 0,
+                scr_updates_applied: BTreeSet::new(),
+                scr_version: 0,
             },
         );
     }
@@ -149,6 +155,15 @@ impl Model {
                 if updated.version > known.latest.version {
                     known.latest = updated.clone();
                 }
+            }
+            (Operation::ScrUpdate { nhs_number, .. }, Ok(Reply::Scr(record))) => {
+                let known = self.patient_mut(*nhs_number)?;
+                known.scr_updates_applied.insert(request.id);
+                known.scr_version = known.scr_version.max(record.version);
+            }
+            (Operation::ScrView { nhs_number, .. }, Ok(Reply::Scr(record))) => {
+                let known = self.patient_mut(*nhs_number)?;
+                known.scr_version = known.scr_version.max(record.version);
             }
             (Operation::PdsRetrieve { nhs_number }, Ok(Reply::Patient(_))) => {
                 self.patient_mut(*nhs_number)?.reads_disclosed += 1;
@@ -274,5 +289,6 @@ fn replays_first_answer(request: &Request) -> bool {
             | Operation::PdsLoad { .. }
             | Operation::ErsCreateReferral { .. }
             | Operation::EpsCreate { .. }
+            | Operation::ScrUpdate { .. }
     )
 }

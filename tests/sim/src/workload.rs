@@ -9,6 +9,7 @@ use spine_core::ers::{NewReferral, NewSlot, Priority, Service, ServiceId, SlotSt
 use spine_core::pds::patient::{ContactPoint, ContactSystem, ContactUse, Period};
 use spine_core::pds::synthetic::{Population, SplitMix64, exact_trace, patient_at};
 use spine_core::request::{Operation, Request};
+use spine_core::scr::record::{ScrContent, ScrEntryInput};
 use spine_core::{NhsNumber, Patient};
 use uuid::Uuid;
 
@@ -187,10 +188,28 @@ pub fn next(random: &mut SplitMix64, model: &Model, seed: u64, created: &mut u64
                 },
             )
         }
-        60..68 => {
+        60..64 => {
             let known = &model.patients[&any_patient(random)];
             let query = exact_trace(&known.latest);
             request(random, demo_ids::GP, Operation::PdsSearch { query })
+        }
+        64..68 => {
+            let nhs_number = any_patient(random);
+            let expected_version = model.patients[&nhs_number].scr_version;
+            let allergy = ScrEntryInput {
+                code: None,
+                text: format!("Allergy {}", random.below(1000)),
+            };
+            let content = ScrContent {
+                allergies: vec![allergy],
+                ..ScrContent::default()
+            };
+            let operation = Operation::ScrUpdate {
+                nhs_number,
+                expected_version,
+                content,
+            };
+            request(random, demo_ids::GP, operation)
         }
         68..86 if !model.referrals.is_empty() && !model.slots.is_empty() => {
             let ubrn = model.referrals[random.below(model.referrals.len() as u64) as usize];
