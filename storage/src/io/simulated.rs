@@ -281,8 +281,8 @@ mod tests {
         assert!(kept_pieces(0, &buf, TornWrite::Nothing).is_empty());
     }
 
-    #[test]
-    fn a_powered_off_disk_writes_nothing() -> io::Result<()> {
+    /// A zero-filled 4 KiB file in a fresh directory (kept alive by the returned guard).
+    fn segment_file() -> io::Result<(tempfile::TempDir, File)> {
         let dir = tempfile::tempdir()?;
         let file = File::options()
             .create(true)
@@ -291,6 +291,12 @@ mod tests {
             .write(true)
             .open(dir.path().join("segment"))?;
         file.set_len(4096)?;
+        Ok((dir, file))
+    }
+
+    #[test]
+    fn a_powered_off_disk_writes_nothing() -> io::Result<()> {
+        let (_dir, file) = segment_file()?;
         let disk = SimulatedDisk::new();
         let mut backend = SimulatedBackend::new(Arc::clone(&disk));
         backend.write_durable(&file, 0, &[1; 8])?;
@@ -313,14 +319,7 @@ mod tests {
 
     #[test]
     fn skipped_flushes_are_taken_back_by_a_power_loss() -> io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let file = File::options()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(dir.path().join("segment"))?;
-        file.set_len(4096)?;
+        let (_dir, file) = segment_file()?;
         let disk = SimulatedDisk::new();
         let mut backend = SimulatedBackend::new(Arc::clone(&disk));
         backend.write_durable(&file, 0, &[1; 8])?;
