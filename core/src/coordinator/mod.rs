@@ -42,6 +42,14 @@ pub trait ShardLinks {
     ) -> Result<oneshot::Receiver<ShardOutput>, Refusal>;
 }
 
+/// What `ShardLinks::send` answers when a shard's inbox is full: the caller may retry.
+pub fn shard_overloaded(shard: usize) -> Refusal {
+    Refusal::new(
+        ErrorCode::ServiceUnavailable,
+        format!("shard {shard} is overloaded: its inbox is full; retry later"),
+    )
+}
+
 /// The coordination of one request over the shards `links` reaches.
 pub struct Coordinator<'a, L: ShardLinks + ?Sized> {
     links: &'a L,

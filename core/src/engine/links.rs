@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use super::EngineHandle;
 use super::shard_thread::Envelope;
 use crate::access::Directory;
-use crate::coordinator::{Coordinator, RepairReport, ShardLinks};
+use crate::coordinator::{Coordinator, RepairReport, ShardLinks, shard_overloaded};
 use crate::request::{ErrorCode, Refusal, Request, Response};
 use crate::shard::{ShardInput, ShardOutput};
 
@@ -32,10 +32,7 @@ impl ShardLinks for EngineHandle {
                 link.wake.notify_one();
                 Ok(answer)
             }
-            Err(TrySendError::Full(_)) => Err(Refusal::new(
-                ErrorCode::ServiceUnavailable,
-                format!("shard {shard} is overloaded: its inbox is full; retry later"),
-            )),
+            Err(TrySendError::Full(_)) => Err(shard_overloaded(shard)),
             Err(TrySendError::Disconnected(_)) => Err(Refusal::new(
                 ErrorCode::ServiceUnavailable,
                 format!("shard {shard} has stopped"),

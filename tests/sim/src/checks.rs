@@ -35,7 +35,11 @@ pub fn after_restart(
     }
     let repaired = complete(world, Coordinator::new(world).repair_referrals())?;
     world.trace.note(format_args!("repair {repaired:?}"));
-    let unknown = unknown_updates(model);
+    // Each unknown update may or may not have been applied.
+    let unknown = unknown_per_patient(model, |operation| match operation {
+        Operation::PdsUpdate { patient, .. } => Some(patient.nhs_number),
+        _ => None,
+    });
     for (nhs_number, patient) in read_every_patient(world, model, random)? {
         let known = &model.patients[&nhs_number];
         let acknowledged = known.base_version + known.updates_applied.len() as u32;
@@ -49,7 +53,11 @@ pub fn after_restart(
             );
         }
     }
-    check_summaries(world, model, random, &unknown_scr_updates(model))
+    let unknown_summaries = unknown_per_patient(model, |operation| match operation {
+        Operation::ScrUpdate { nhs_number, .. } => Some(*nhs_number),
+        _ => None,
+    });
+    check_summaries(world, model, random, &unknown_summaries)
 }
 
 /// Each Summary Care Record written is at a version between its acknowledged updates and
@@ -66,17 +74,11 @@ fn check_summaries(
         .filter(|(_, known)| !known.scr_updates_applied.is_empty())
         .map(|(&nhs_number, _)| nhs_number)
         .collect();
-    let views = written
-        .iter()
-        .map(|&nhs_number| {
-            let operation = Operation::ScrView {
-                nhs_number,
-                permission_to_view: true,
-            };
-            request(random, demo_ids::GP, operation)
-        })
-        .collect();
-    for (nhs_number, answer) in written.into_iter().zip(drive(world, model, views)?) {
+    let view = |nhs_number| Operation::ScrView {
+        nhs_number,
+        permission_to_view: true,
+    };
+    for (nhs_number, answer) in ask_each(world, model, random, written, demo_ids::GP, view)? {
         let Ok(Reply::Scr(record)) = answer else {
             return violation!("patient {nhs_number}'s summary cannot be read: {answer:?}");
         };
@@ -91,17 +93,6 @@ fn check_summaries(
         }
     }
     Ok(())
-}
-
-/// Unknown summary updates per patient.
-fn unknown_scr_updates(model: &Model) -> BTreeMap<NhsNumber, u32> {
-    let mut unknown = BTreeMap::new();
-    for request in model.unknown() {
-        if let Operation::ScrUpdate { nhs_number, .. } = &request.operation {
-            *unknown.entry(*nhs_number).or_insert(0) += 1;
-        }
-    }
-    unknown
 }
 
 /// The exact checks once every request has its answer.
@@ -127,12 +118,32 @@ pub fn at_end(world: &World, model: &mut Model, random: &mut SplitMix64) -> Resu
     check_bookings(world, model, random)
 }
 
-/// Unknown updates per patient: each may or may not have been applied.
-fn unknown_updates(model: &Model) -> BTreeMap<NhsNumber, u32> {
+/// Asks one question per patient in `numbers` as `user`, and pairs each patient with its answer.
+fn ask_each(
+    world: &World,
+    model: &mut Model,
+    random: &mut SplitMix64,
+    numbers: Vec<NhsNumber>,
+    user: uuid::Uuid,
+    question: impl Fn(NhsNumber) -> Operation,
+) -> Result<Vec<(NhsNumber, Response)>, Violation> {
+    let requests = numbers
+        .iter()
+        .map(|&nhs_number| request(random, user, question(nhs_number)))
+        .collect();
+    let answers = drive(world, model, requests)?;
+    Ok(numbers.into_iter().zip(answers).collect())
+}
+
+/// Unknown requests per patient, of the kind `patient_of` names a patient for.
+fn unknown_per_patient(
+    model: &Model,
+    patient_of: impl Fn(&Operation) -> Option<NhsNumber>,
+) -> BTreeMap<NhsNumber, u32> {
     let mut unknown = BTreeMap::new();
     for request in model.unknown() {
-        if let Operation::PdsUpdate { patient, .. } = &request.operation {
-            *unknown.entry(patient.nhs_number).or_insert(0) += 1;
+        if let Some(nhs_number) = patient_of(&request.operation) {
+            *unknown.entry(nhs_number).or_insert(0) += 1;
         }
     }
     unknown
@@ -144,14 +155,9 @@ fn read_every_patient(
     random: &mut SplitMix64,
 ) -> Result<Vec<(NhsNumber, Patient)>, Violation> {
     let numbers: Vec<NhsNumber> = model.patients.keys().copied().collect();
-    let reads = numbers
-        .iter()
-        .map(|&nhs_number| request(random, demo_ids::GP, Operation::PdsRetrieve { nhs_number }))
-        .collect();
-    let answers = drive(world, model, reads)?;
-    numbers
+    let read = |nhs_number| Operation::PdsRetrieve { nhs_number };
+    ask_each(world, model, random, numbers, demo_ids::GP, read)?
         .into_iter()
-        .zip(answers)
         .map(|(nhs_number, answer)| match answer {
             Ok(Reply::Patient(patient)) => Ok((nhs_number, patient)),
             other => violation!("patient {nhs_number} cannot be read: {other:?}"),
@@ -167,18 +173,12 @@ fn check_trails(
     random: &mut SplitMix64,
 ) -> Result<(), Violation> {
     let numbers: Vec<NhsNumber> = model.patients.keys().copied().collect();
-    let queries = numbers
-        .iter()
-        .map(|&nhs_number| {
-            let operation = Operation::AuditTrail {
-                nhs_number,
-                limit: AUDIT_QUERY_LIMIT_MAX,
-            };
-            request(random, demo_ids::PRIVACY_OFFICER, operation)
-        })
-        .collect();
-    let answers = drive(world, model, queries)?;
-    for (nhs_number, answer) in numbers.into_iter().zip(answers) {
+    let trail = |nhs_number| Operation::AuditTrail {
+        nhs_number,
+        limit: AUDIT_QUERY_LIMIT_MAX,
+    };
+    let officer = demo_ids::PRIVACY_OFFICER;
+    for (nhs_number, answer) in ask_each(world, model, random, numbers, officer, trail)? {
         let events = match answer {
             Ok(Reply::AuditEvents(events)) => events,
             other => return violation!("patient {nhs_number}'s trail cannot be read: {other:?}"),
@@ -350,12 +350,8 @@ pub fn answers_after_corruption(
         return Ok(());
     };
     let numbers: Vec<NhsNumber> = model.patients.keys().copied().collect();
-    let reads = numbers
-        .iter()
-        .map(|&nhs_number| request(random, demo_ids::GP, Operation::PdsRetrieve { nhs_number }))
-        .collect();
-    let answers = drive(&world, model, reads)?;
-    for (nhs_number, answer) in numbers.into_iter().zip(answers) {
+    let read = |nhs_number| Operation::PdsRetrieve { nhs_number };
+    for (nhs_number, answer) in ask_each(&world, model, random, numbers, demo_ids::GP, read)? {
         let known = &model.patients[&nhs_number];
         let expected = known.base_version + known.updates_applied.len() as u32;
         if let Ok(Reply::Patient(patient)) = answer

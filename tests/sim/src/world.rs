@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use spine_core::access::Directory;
-use spine_core::coordinator::ShardLinks;
-use spine_core::request::{ErrorCode, Refusal};
+use spine_core::coordinator::{ShardLinks, shard_overloaded};
+use spine_core::request::Refusal;
 use spine_core::shard::keys::ShardIndexes;
 use spine_core::shard::{ShardConfig, ShardInput, ShardOutput, ShardState};
 use spine_storage::{AppendError, DiskFault, Log, LogConfig, RecoveryReport, SimulatedDisk};
@@ -289,10 +289,7 @@ impl ShardLinks for World {
     ) -> Result<oneshot::Receiver<ShardOutput>, Refusal> {
         let mut inbox = self.inboxes[shard].borrow_mut();
         if inbox.len() >= INBOX_CAPACITY {
-            return Err(Refusal::new(
-                ErrorCode::ServiceUnavailable,
-                format!("shard {shard} is overloaded: its inbox is full; retry later"),
-            ));
+            return Err(shard_overloaded(shard));
         }
         let (reply, answer) = oneshot::channel();
         inbox.push_back(Queued { input, reply });
