@@ -20,7 +20,9 @@ pub mod log;
 
 pub use index::Location;
 pub use index::secondary::{NoSecondaryKeys, SECONDARY_KEY_BYTES_MAX, SecondaryKey, SecondaryKeys};
-pub use io::{BackendChoice, BackendKind, DiskFault, FaultInjection, SimulatedDisk, TornWrite};
+pub use io::{
+    BackendChoice, BackendKind, DiskFault, FaultInjection, SimulatedDisk, StallEnd, TornWrite,
+};
 pub use log::{
     AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogStats, NewRecord,
     OpenError, PendingBatch, Position, ReadError, RecordView, RecoveryReport, TornTail,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use fault::FaultInjection;
 pub(crate) use fault::FaultyBackend;
 pub(crate) use portable::PortableBackend;
-pub use simulated::{DiskFault, SECTOR_BYTES, SimulatedDisk, TornWrite};
+pub use simulated::{DiskFault, SECTOR_BYTES, SimulatedDisk, StallEnd, TornWrite};
 pub(crate) use uring::UringBackend;
 
 /// Which backend to use, from the log's configuration.

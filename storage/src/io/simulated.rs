@@ -8,7 +8,9 @@
 //! touching the file, as if the machine were off. A simulator then drops the log (with
 //! `checkpoint_on_close` off, nothing else is written) and reopens the directory, which is then
 //! exactly what a machine would find after the power came back. A flush can also fail once,
-//! with or without its bytes on the disk.
+//! with or without its bytes on the disk, or stall: the batch's write waits, and the log's
+//! writer with it, until the simulator ends the stall with the flush done or the power gone
+//! (while it waits, the engine keeps executing turns and queueing their batches behind it).
 //!
 //! To show that the simulator finds a missing flush, the disk can also be told to skip them
 //! ([`SimulatedDisk::plant_skipped_flushes`], a bug planted on purpose): writes then stay in a
@@ -20,7 +22,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::{BackendKind, IoBackend};
 
@@ -61,6 +63,29 @@ pub enum DiskFault {
         /// Whether the bytes are on the disk.
         reaches_disk: bool,
     },
+    /// The write waits until [`SimulatedDisk::end_stall`] says how it ends.
+    FlushStalls,
+}
+
+/// How a stalled write ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallEnd {
+    /// It reaches the disk and is flushed.
+    Flushed,
+    /// The power goes before it is flushed.
+    PowerLoss(TornWrite),
+}
+
+/// Where a stall is.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum Stall {
+    /// No write is stalled.
+    #[default]
+    None,
+    /// A write waits for its end.
+    Waiting,
+    /// The simulator ended it; the waiting write takes this.
+    Ended(StallEnd),
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +97,7 @@ struct DiskState {
     skip_flushes: bool,
     /// Writes not flushed, oldest first (only while flushes are skipped).
     unflushed: Vec<Unflushed>,
+    stall: Stall,
 }
 
 /// A write in the volatile cache, with the bytes it overwrote.
@@ -88,6 +114,8 @@ struct Unflushed {
 #[derive(Debug, Default)]
 pub struct SimulatedDisk {
     state: Mutex<DiskState>,
+    /// Signalled when a write starts to stall and when a stall ends.
+    stall_changed: Condvar,
 }
 
 impl SimulatedDisk {
@@ -116,6 +144,40 @@ impl SimulatedDisk {
     pub fn batches_written(&self) -> u64 {
         self.state.lock().batches_written
     }
+
+    /// Waits until a write armed with [`DiskFault::FlushStalls`] is stalled (the log's writer
+    /// is inside it, so later batches queue behind it rather than joining it), at most
+    /// `timeout`; whether it is.
+    pub fn wait_until_stalled(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut state = self.state.lock();
+        while state.stall != Stall::Waiting {
+            if self
+                .stall_changed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return state.stall == Stall::Waiting;
+            }
+        }
+        true
+    }
+
+    /// Whether a write is stalled, waiting for [`SimulatedDisk::end_stall`].
+    pub fn is_stalled(&self) -> bool {
+        self.state.lock().stall == Stall::Waiting
+    }
+
+    /// Ends the stalled write as `end` says; false if no write is stalled.
+    pub fn end_stall(&self, end: StallEnd) -> bool {
+        let mut state = self.state.lock();
+        if state.stall != Stall::Waiting {
+            return false;
+        }
+        state.stall = Stall::Ended(end);
+        self.stall_changed.notify_all();
+        true
+    }
 }
 
 /// The portable backend's write and flush, with the simulated disk's faults.
@@ -135,7 +197,19 @@ impl IoBackend for SimulatedBackend {
         if state.powered_off {
             return Err(io::Error::from_raw_os_error(EIO));
         }
-        match state.armed.take() {
+        let mut armed = state.armed.take();
+        if armed == Some(DiskFault::FlushStalls) {
+            state.stall = Stall::Waiting;
+            self.disk.stall_changed.notify_all();
+            while state.stall == Stall::Waiting {
+                self.disk.stall_changed.wait(&mut state);
+            }
+            armed = match std::mem::take(&mut state.stall) {
+                Stall::Ended(StallEnd::PowerLoss(torn)) => Some(DiskFault::PowerLoss(torn)),
+                _ => None,
+            };
+        }
+        match armed {
             None if state.skip_flushes => {
                 let mut before = vec![0; buf.len()];
                 read_up_to(file, offset, &mut before)?;
@@ -149,7 +223,7 @@ impl IoBackend for SimulatedBackend {
                 state.batches_written += 1;
                 Ok(())
             }
-            None => {
+            None | Some(DiskFault::FlushStalls) => {
                 file.write_all_at(buf, offset)?;
                 file.sync_data()?;
                 state.batches_written += 1;
@@ -332,6 +406,45 @@ mod tests {
         file.read_exact_at(&mut read, 0)?;
         assert_eq!(&read[..8], &[1; 8], "flushed before the bug: kept");
         assert_eq!(&read[8..], &[0; 16], "acknowledged but never flushed: lost");
+        Ok(())
+    }
+
+    #[test]
+    fn a_stalled_write_waits_for_its_end() -> io::Result<()> {
+        let (_dir, file) = segment_file()?;
+        let disk = SimulatedDisk::new();
+        let short = std::time::Duration::from_millis(20);
+        assert!(
+            !disk.wait_until_stalled(short),
+            "nothing armed, nothing stalls"
+        );
+        assert!(!disk.end_stall(StallEnd::Flushed));
+        for (end, kept) in [
+            (StallEnd::Flushed, [5u8; 8]),
+            (
+                StallEnd::PowerLoss(TornWrite::Prefix { bytes: 3 }),
+                [5, 5, 5, 0, 0, 0, 0, 0],
+            ),
+        ] {
+            file.write_all_at(&[0; 8], 0)?;
+            disk.arm(DiskFault::FlushStalls);
+            let mut backend = SimulatedBackend::new(Arc::clone(&disk));
+            let writer_file = file.try_clone()?;
+            let writer =
+                std::thread::spawn(move || backend.write_durable(&writer_file, 0, &[5; 8]));
+            assert!(disk.wait_until_stalled(std::time::Duration::from_secs(10)));
+            assert!(disk.is_stalled());
+            let mut read = [9u8; 8];
+            file.read_exact_at(&mut read, 0)?;
+            assert_eq!(read, [0; 8], "nothing reaches the disk while stalled");
+            assert!(disk.end_stall(end));
+            let result = writer.join().expect("the writer thread ran");
+            assert_eq!(result.is_ok(), end == StallEnd::Flushed);
+            file.read_exact_at(&mut read, 0)?;
+            assert_eq!(read, kept);
+            assert!(!disk.is_stalled());
+        }
+        assert!(disk.is_powered_off());
         Ok(())
     }
 }

@@ -20,6 +20,13 @@ pub struct Task<'w> {
     future: Submission<'w>,
 }
 
+impl Task<'_> {
+    /// The request.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+}
+
 /// Sends `request` (noted in the model and the trace first).
 pub fn spawn<'w>(world: &'w World, model: &mut Model, request: Request) -> Task<'w> {
     model.sent(&request);
@@ -116,6 +123,7 @@ fn run_any_turn(world: &World) -> Result<(), Violation> {
     };
     match world.run_turn(shard, 64) {
         TurnEnd::Crashed(error) => violation!("shard {shard} failed on a healthy disk: {error}"),
+        TurnEnd::InFlight => violation!("shard {shard} stalls on a healthy disk"),
         TurnEnd::Idle | TurnEnd::Answered => Ok(()),
     }
 }

@@ -67,9 +67,11 @@ fn main() -> ExitCode {
         return match run_seed(seed, options, &scratch) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} crashes ({} torn tails cut), {} answers checked ({} prescription versions), {} events, {:.1} simulated hours, trace {}",
+                    "seed {seed}: ok, {} crashes ({} torn tails cut, {} stalled flushes, {} turns run with a batch in flight), {} answers checked ({} prescription versions), {} events, {:.1} simulated hours, trace {}",
                     report.crashes,
                     report.torn_tails,
+                    report.stalls,
+                    report.turns_in_flight,
                     report.answers,
                     report.transitions_checked,
                     report.events,
@@ -113,6 +115,8 @@ fn main() -> ExitCode {
         seeds,
         crashes,
         torn_tails,
+        stalls,
+        turns_in_flight,
         answers,
         transitions,
         simulated_ms,
@@ -120,7 +124,8 @@ fn main() -> ExitCode {
     } = totals;
     println!(
         "{seeds} seeds ({} to {}) in {seconds:.1} s: {:.1} seeds/s, {crashes} crashes and \
-         restarts ({torn_tails} torn tails cut), {answers} answers checked ({transitions} \
+         restarts ({torn_tails} torn tails cut), {stalls} stalled flushes ({turns_in_flight} \
+         turns run with a batch in flight), {answers} answers checked ({transitions} \
          prescription versions), {:.1} simulated hours ({:.0} simulated seconds per second), \
          {failures} failed",
         args.first_seed,
@@ -142,6 +147,8 @@ struct Totals {
     seeds: u64,
     crashes: u64,
     torn_tails: u64,
+    stalls: u64,
+    turns_in_flight: u64,
     answers: u64,
     transitions: u64,
     simulated_ms: u64,
@@ -152,6 +159,8 @@ impl Totals {
     fn add(&mut self, report: &spine_sim::SeedReport) {
         self.crashes += u64::from(report.crashes);
         self.torn_tails += u64::from(report.torn_tails);
+        self.stalls += u64::from(report.stalls);
+        self.turns_in_flight += u64::from(report.turns_in_flight);
         self.answers += report.answers;
         self.transitions += report.transitions_checked;
         self.simulated_ms += report.simulated_ms;

@@ -281,7 +281,7 @@ impl Model {
 
 /// Whether a retry of `request` must get its first answer back (the shard keeps the outcome
 /// of these writes under the request id).
-fn replays_first_answer(request: &Request) -> bool {
+pub fn replays_first_answer(request: &Request) -> bool {
     matches!(
         request.operation,
         Operation::PdsUpdate { .. }

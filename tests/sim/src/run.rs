@@ -9,11 +9,11 @@ use spine_core::access::Directory;
 use spine_core::access::directory_file::{demo, demo_ids};
 use spine_core::pds::synthetic::SplitMix64;
 use spine_core::request::{Operation, Reply};
-use spine_storage::{DiskFault, TornWrite};
+use spine_storage::{DiskFault, StallEnd, TornWrite};
 
 use crate::checks;
 use crate::clients::{Task, drive, poll_all, spawn};
-use crate::model::{Model, Violation, violation};
+use crate::model::{Model, Violation, replays_first_answer, violation};
 use crate::trace::Trace;
 use crate::workload::{self, request};
 use crate::world::{TurnEnd, World};
@@ -26,6 +26,8 @@ const TASKS_MAX: usize = 12;
 const FAULT_ONE_IN: u64 = 60;
 /// One step in this many kills the machine between turns.
 const KILL_ONE_IN: u64 = 300;
+/// While a flush stalls, one step in this many ends the stall.
+const STALL_ENDS_ONE_IN: u64 = 12;
 
 /// A bug planted on purpose, to show the simulator finds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +78,10 @@ pub struct SeedReport {
     pub transitions_checked: u64,
     /// Restarts whose recovery cut a torn tail.
     pub torn_tails: u32,
+    /// Flushes that stalled (each ended by the seed: flushed, or the power lost).
+    pub stalls: u32,
+    /// Turns executed with an earlier turn's batch not yet durable.
+    pub turns_in_flight: u32,
     /// Simulated time, in milliseconds.
     pub simulated_ms: u64,
 }
@@ -130,6 +136,8 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         clock_ms: START_MS,
         crashes: 0,
         torn_tails: 0,
+        stalls: 0,
+        turns_in_flight: 0,
         created: 0,
     };
     seed_run
@@ -143,6 +151,8 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         answers: seed_run.model.answers,
         transitions_checked: seed_run.model.transitions_checked,
         torn_tails: seed_run.torn_tails,
+        stalls: seed_run.stalls,
+        turns_in_flight: seed_run.turns_in_flight,
         simulated_ms: seed_run.clock_ms - START_MS,
     })
 }
@@ -158,6 +168,8 @@ struct SeedRun<'a> {
     clock_ms: u64,
     crashes: u32,
     torn_tails: u32,
+    stalls: u32,
+    turns_in_flight: u32,
     created: u64,
 }
 
@@ -340,13 +352,24 @@ impl SeedRun<'_> {
                         return violation!("shard {shard}'s checkpoint failed: {error}");
                     }
                 }
+                36..38 if tasks.len() < TASKS_MAX && !tasks.is_empty() => {
+                    // A client that gave up waiting sends its write again, with its id, while
+                    // the first is still on its way (perhaps behind a stalled flush).
+                    let task = &tasks[random.below(tasks.len() as u64) as usize];
+                    if replays_first_answer(task.request()) {
+                        let again = task.request().clone();
+                        tasks.push(spawn(world, &mut self.model, again));
+                    }
+                }
                 _ => {
                     let busy = world.busy_shards();
                     if !busy.is_empty() {
                         let shard = busy[random.below(busy.len() as u64) as usize];
                         let inputs_max = 1 + random.below(6) as usize;
-                        if let TurnEnd::Crashed(_) = world.run_turn(shard, inputs_max) {
-                            return Ok(EpochEnd::Crashed);
+                        match world.run_turn(shard, inputs_max) {
+                            TurnEnd::Crashed(_) => return Ok(EpochEnd::Crashed),
+                            TurnEnd::InFlight => self.turns_in_flight += 1,
+                            TurnEnd::Idle | TurnEnd::Answered => {}
                         }
                     }
                 }
@@ -356,8 +379,22 @@ impl SeedRun<'_> {
                 world.arm(shard, fault(&mut self.random));
                 armed = true;
             }
+            for shard in world.stalled_shards() {
+                if self.random.below(STALL_ENDS_ONE_IN) == 0 {
+                    self.stalls += 1;
+                    let end = stall_end(&mut self.random);
+                    if let TurnEnd::Crashed(_) = world.end_stall(shard, end) {
+                        return Ok(EpochEnd::Crashed);
+                    }
+                }
+            }
             if self.random.below(KILL_ONE_IN) == 0 {
                 world.trace.note(format_args!("killed between turns"));
+                // A write stalled at the kill is torn as a power loss would tear it.
+                for shard in world.stalled_shards() {
+                    self.stalls += 1;
+                    world.end_stall(shard, StallEnd::PowerLoss(torn_write(&mut self.random)));
+                }
                 return Ok(EpochEnd::Crashed);
             }
             let start = self.random.below(tasks.len().max(1) as u64) as usize;
@@ -367,23 +404,41 @@ impl SeedRun<'_> {
     }
 }
 
-/// A fault for a disk: mostly power losses of every kind, sometimes a flush that fails.
+/// A fault for a disk: mostly power losses of every kind, sometimes a flush that fails or
+/// stalls.
 fn fault(random: &mut SplitMix64) -> DiskFault {
-    match random.below(10) {
-        0..3 => DiskFault::PowerLoss(TornWrite::Sectors {
-            seed: random.next_u64(),
-        }),
-        3..5 => DiskFault::PowerLoss(TornWrite::Prefix {
-            bytes: random.below(8192),
-        }),
-        5..7 => DiskFault::PowerLoss(TornWrite::Nothing),
+    match random.below(12) {
+        0..7 => DiskFault::PowerLoss(torn_write(random)),
         7 => DiskFault::FlushFails {
             os_error: 5,
             reaches_disk: random.below(2) == 0,
         },
-        _ => DiskFault::FlushFails {
+        8 | 9 => DiskFault::FlushFails {
             os_error: 28,
             reaches_disk: random.below(2) == 0,
         },
+        _ => DiskFault::FlushStalls,
+    }
+}
+
+/// What of a write in flight a power loss keeps: seeded sectors, a prefix, or nothing.
+fn torn_write(random: &mut SplitMix64) -> TornWrite {
+    match random.below(7) {
+        0..3 => TornWrite::Sectors {
+            seed: random.next_u64(),
+        },
+        3..5 => TornWrite::Prefix {
+            bytes: random.below(8192),
+        },
+        _ => TornWrite::Nothing,
+    }
+}
+
+/// How a stall ends: mostly with the flush done, sometimes with the power gone.
+fn stall_end(random: &mut SplitMix64) -> StallEnd {
+    if random.below(4) == 0 {
+        StallEnd::PowerLoss(torn_write(random))
+    } else {
+        StallEnd::Flushed
     }
 }

@@ -6,6 +6,11 @@
 //! shard loop does with a batch of inputs: execute them, append the records as one group,
 //! wait until they are durable, and only then release the outputs. A turn whose append fails
 //! (the power went, a flush failed) releases nothing: the machine has crashed.
+//!
+//! While a shard's disk stalls a flush, its turns go on as the engine's do with turns in
+//! flight: each is executed over the state the turns before it left (not durable yet), its
+//! batch queued behind theirs, and its outputs held until the stall ends and every batch
+//! before and including its own is durable.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -17,7 +22,9 @@ use spine_core::coordinator::{ShardLinks, shard_overloaded};
 use spine_core::request::Refusal;
 use spine_core::shard::keys::ShardIndexes;
 use spine_core::shard::{ShardConfig, ShardInput, ShardOutput, ShardState};
-use spine_storage::{AppendError, DiskFault, Log, LogConfig, RecoveryReport, SimulatedDisk};
+use spine_storage::{
+    DiskFault, Log, LogConfig, PendingBatch, RecoveryReport, SimulatedDisk, StallEnd,
+};
 use tokio::sync::oneshot;
 
 use crate::run::Plant;
@@ -29,6 +36,11 @@ const INBOX_CAPACITY: usize = 256;
 const SEGMENT_BYTES: u64 = 256 * 1024;
 /// Largest record payload the simulated logs take (a patient is far smaller).
 const PAYLOAD_BYTES_MAX: u32 = 64 * 1024;
+/// Turns a shard keeps in flight at most while its disk stalls (the engine's default).
+const TURNS_IN_FLIGHT_MAX: usize = 4;
+/// How long the simulator waits for the log's writer to reach a stalled write (it gets there
+/// in microseconds; the wait only guards against a hang).
+const STALL_REACHED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why the simulated machine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,21 +71,38 @@ struct Queued {
     reply: oneshot::Sender<ShardOutput>,
 }
 
+/// A turn executed whose batch is not durable yet (only while a disk stalls).
+struct InFlight {
+    number: u64,
+    first_index: u64,
+    records: usize,
+    /// Its append groups (two under the planted split-turn bug).
+    batches: Vec<PendingBatch>,
+    answers: Vec<(oneshot::Sender<ShardOutput>, ShardOutput)>,
+}
+
 struct SimShard {
     log: Log,
     state: ShardState,
     disk: Arc<SimulatedDisk>,
+    /// A stall is armed and the shard's next batch will meet it.
+    stall_armed: bool,
+    /// Turns executed while the disk stalls, oldest first.
+    in_flight: VecDeque<InFlight>,
 }
 
 /// How a turn ended.
 #[derive(Debug)]
 pub enum TurnEnd {
-    /// The shard had nothing queued.
+    /// The shard had nothing queued, or its disk stalls with every turn it may keep in
+    /// flight.
     Idle,
     /// Executed, durable, answered.
     Answered,
+    /// Executed; its batch waits behind a stalled flush, its answers with it.
+    InFlight,
     /// The append failed: nothing was answered and the machine must restart.
-    Crashed(AppendError),
+    Crashed(String),
 }
 
 /// Every shard, as one machine.
@@ -142,7 +171,13 @@ impl World {
             };
             let state = ShardState::open(shard_config, Arc::clone(&directory), &log)
                 .map_err(|source| WorldError::Shard { shard, source })?;
-            opened.push(RefCell::new(SimShard { log, state, disk }));
+            opened.push(RefCell::new(SimShard {
+                log,
+                state,
+                disk,
+                stall_armed: false,
+                in_flight: VecDeque::new(),
+            }));
             reports.push(report);
         }
         let world = Self {
@@ -187,8 +222,54 @@ impl World {
 
     /// Arms `fault` on `shard`'s disk: its next batch meets it.
     pub fn arm(&self, shard: usize, fault: DiskFault) {
-        self.shards[shard].borrow().disk.arm(fault);
+        let mut sim_shard = self.shards[shard].borrow_mut();
+        sim_shard.disk.arm(fault);
+        sim_shard.stall_armed = fault == DiskFault::FlushStalls;
         self.trace.note(format_args!("arm shard={shard} {fault:?}"));
+    }
+
+    /// The shards whose disk stalls a flush now.
+    pub fn stalled_shards(&self) -> Vec<usize> {
+        (0..self.shards.len())
+            .filter(|&shard| self.shards[shard].borrow().disk.is_stalled())
+            .collect()
+    }
+
+    /// Ends `shard`'s stalled flush as `end` says, then finishes its turns in flight, oldest
+    /// first: each is answered once its batch is durable. `Crashed` when the power went (or an
+    /// append failed): none of them is answered.
+    pub fn end_stall(&self, shard: usize, end: StallEnd) -> TurnEnd {
+        let mut guard = self.shards[shard].borrow_mut();
+        let SimShard {
+            state,
+            disk,
+            in_flight,
+            ..
+        } = &mut *guard;
+        let ended = disk.end_stall(end);
+        self.trace.note(format_args!(
+            "stall ended shard={shard} {end:?} turns_in_flight={} ended={ended}",
+            in_flight.len()
+        ));
+        while let Some(turn) = in_flight.pop_front() {
+            let mut last = None;
+            for batch in turn.batches {
+                match self.runtime.block_on(batch.durable()) {
+                    Ok(position) => last = Some(position),
+                    Err(error) => {
+                        self.trace
+                            .note(format_args!("append failed shard={shard}: {error}"));
+                        in_flight.clear();
+                        return TurnEnd::Crashed(error.to_string());
+                    }
+                }
+            }
+            if let Some(last) = last {
+                state.durable(turn.number, turn.first_index, turn.records, last);
+            }
+            release(turn.answers);
+        }
+        TurnEnd::Answered
     }
 
     /// Writes a checkpoint of `shard`'s indexes now.
@@ -208,6 +289,18 @@ impl World {
 
     /// Runs one turn on `shard` with at most `inputs_max` of its queued inputs.
     pub fn run_turn(&self, shard: usize, inputs_max: usize) -> TurnEnd {
+        let mut guard = self.shards[shard].borrow_mut();
+        let SimShard {
+            log,
+            state,
+            disk,
+            stall_armed,
+            in_flight,
+        } = &mut *guard;
+        let pipelined = *stall_armed || !in_flight.is_empty();
+        if pipelined && in_flight.len() >= TURNS_IN_FLIGHT_MAX {
+            return TurnEnd::Idle;
+        }
         let queued: Vec<Queued> = {
             let mut inbox = self.inboxes[shard].borrow_mut();
             let take = inbox.len().min(inputs_max.max(1));
@@ -220,43 +313,65 @@ impl World {
             .into_iter()
             .map(|queued| (queued.input, queued.reply))
             .unzip();
-        let mut guard = self.shards[shard].borrow_mut();
-        let SimShard { log, state, .. } = &mut *guard;
         let turn = state.execute(log, self.now_ms(), inputs);
         assert_eq!(turn.outputs.len(), replies.len(), "one output per input");
         let records = turn.records.len();
         self.trace.note(format_args!(
-            "turn shard={shard} number={} inputs={} records={records} first_index={}",
+            "turn shard={shard} number={} inputs={} records={records} first_index={}{}",
             turn.number,
             replies.len(),
-            turn.first_index
+            turn.first_index,
+            if pipelined { " in_flight" } else { "" }
         ));
+        let mut groups = Vec::new();
         if records > 0 {
-            let mut groups = vec![turn.records];
+            groups.push(turn.records);
             if self.plant == Some(Plant::SplitTurns) && records > 1 {
                 // Planted bug: the turn's records as two append groups, not one.
                 let second = groups[0].split_off(records / 2);
                 groups.push(second);
             }
+        }
+        let answers = replies.into_iter().zip(turn.outputs).collect();
+        if pipelined {
+            let mut batches = Vec::with_capacity(groups.len());
+            for group in groups {
+                match log.try_append_batch(group) {
+                    Ok(batch) => batches.push(batch),
+                    Err(error) => return self.append_failed(shard, error.to_string()),
+                }
+                if std::mem::take(stall_armed) && !disk.wait_until_stalled(STALL_REACHED_WITHIN) {
+                    return self.append_failed(shard, "the armed stall never came".into());
+                }
+            }
+            in_flight.push_back(InFlight {
+                number: turn.number,
+                first_index: turn.first_index,
+                records,
+                batches,
+                answers,
+            });
+            return TurnEnd::InFlight;
+        }
+        if records > 0 {
             let mut last = None;
             for group in groups {
                 match self.runtime.block_on(log.append_batch(group)) {
                     Ok(position) => last = Some(position),
-                    Err(error) => {
-                        self.trace
-                            .note(format_args!("append failed shard={shard}: {error}"));
-                        return TurnEnd::Crashed(error);
-                    }
+                    Err(error) => return self.append_failed(shard, error.to_string()),
                 }
             }
             let last = last.expect("a turn with records appended at least one group");
             state.durable(turn.number, turn.first_index, records, last);
         }
-        for (reply, output) in replies.into_iter().zip(turn.outputs) {
-            // A requester that went away (a task dropped) is no error.
-            let _ = reply.send(output);
-        }
+        release(answers);
         TurnEnd::Answered
+    }
+
+    fn append_failed(&self, shard: usize, error: String) -> TurnEnd {
+        self.trace
+            .note(format_args!("append failed shard={shard}: {error}"));
+        TurnEnd::Crashed(error)
     }
 
     /// Drops every queued input (their requesters never hear back) and closes the logs
@@ -267,9 +382,22 @@ impl World {
         }
         for shard in self.shards {
             let shard = shard.into_inner();
+            // A write still stalled never reaches the disk: the machine stopped first. (The
+            // log's writer must be let go before the log can close.)
+            shard
+                .disk
+                .end_stall(StallEnd::PowerLoss(spine_storage::TornWrite::Nothing));
+            drop(shard.in_flight);
             drop(shard.state);
             drop(shard.log);
         }
+    }
+}
+
+/// Sends each output to its requester (one that went away is no error).
+fn release(answers: Vec<(oneshot::Sender<ShardOutput>, ShardOutput)>) {
+    for (reply, output) in answers {
+        let _ = reply.send(output);
     }
 }
 
