@@ -32,6 +32,7 @@ pub mod eps;
 pub mod ers;
 pub mod gp2gp;
 pub mod pds;
+pub mod planted;
 pub mod rejected_value;
 pub mod request;
 pub mod scr;

@@ -18,11 +18,14 @@
 //! - `workload.rs`: the set-up and the request mix, retries with their ids included.
 //! - `model.rs`: what the answers promise, checked as each answer arrives.
 //! - `checks.rs`: what must hold after each restart, and exactly at the end.
+//! - `damage.rs`: a flipped bit and a forged audit record in the stopped machine's files, and
+//!   what must find them.
 //! - `run.rs`: one seed from set-up to the last check.
 //! - `trace.rs`: the hashed trace that makes a run comparable with its replay.
 
 mod checks;
 mod clients;
+mod damage;
 mod model;
 mod run;
 mod trace;

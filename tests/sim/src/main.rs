@@ -17,6 +17,8 @@ enum PlantArg {
     SplitTurns,
     /// Each shard remembers one request's outcome.
     ForgottenOutcomes,
+    /// The audit chain's hash leaves out the trail links.
+    UnhashedTrailLinks,
 }
 
 /// Runs the deterministic simulator: every seed drives shards, logs and coordinators in one
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
             PlantArg::SkippedFlushes => Plant::SkippedFlushes,
             PlantArg::SplitTurns => Plant::SplitTurns,
             PlantArg::ForgottenOutcomes => Plant::ForgottenOutcomes,
+            PlantArg::UnhashedTrailLinks => Plant::UnhashedTrailLinks,
         }),
     };
     let scratch = args.scratch.clone().unwrap_or_else(default_scratch);

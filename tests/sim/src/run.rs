@@ -13,6 +13,7 @@ use spine_storage::{DiskFault, StallEnd, TornWrite};
 
 use crate::checks;
 use crate::clients::{Task, drive, poll_all, spawn};
+use crate::damage;
 use crate::model::{Model, Violation, replays_first_answer, violation};
 use crate::trace::Trace;
 use crate::workload::{self, request};
@@ -38,6 +39,9 @@ pub enum Plant {
     SplitTurns,
     /// Each shard remembers one request's outcome, so retries of the others run again.
     ForgottenOutcomes,
+    /// The audit chain's hash leaves out each record's trail link, so a forged trail goes
+    /// unseen.
+    UnhashedTrailLinks,
 }
 
 /// What a seed runs.
@@ -140,6 +144,8 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         turns_in_flight: 0,
         created: 0,
     };
+    // The planted chain bug lives in the audit code, switched on for this thread only.
+    let _planted = PlantedOnThisThread::new(options.plant == Some(Plant::UnhashedTrailLinks));
     seed_run
         .run()
         .map_err(|violation| fail(violation.0, &trace))?;
@@ -155,6 +161,24 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         turns_in_flight: seed_run.turns_in_flight,
         simulated_ms: seed_run.clock_ms - START_MS,
     })
+}
+
+/// Switches the audit chain's planted bug on for this thread while it lives.
+struct PlantedOnThisThread(bool);
+
+impl PlantedOnThisThread {
+    fn new(planted: bool) -> Self {
+        spine_core::planted::plant_unhashed_trail_links(planted);
+        Self(planted)
+    }
+}
+
+impl Drop for PlantedOnThisThread {
+    fn drop(&mut self) {
+        if self.0 {
+            spine_core::planted::plant_unhashed_trail_links(false);
+        }
+    }
 }
 
 struct SeedRun<'a> {
@@ -198,12 +222,20 @@ impl SeedRun<'_> {
         let world = self.open()?;
         checks::at_end(&world, &mut self.model, &mut self.random)?;
         self.clock_ms = world.now_ms();
-        let corruption = checks::pick_corruption(&world, &mut self.random);
+        let forgery = damage::pick_forgery(&world, &mut self.model, &mut self.random)?;
+        let corruption = damage::pick_corruption(&world, &mut self.random);
         world.crash();
+        // Then a forger with write access: one trail link cut, its record's CRC made good.
+        if let Some(forgery) = forgery {
+            self.trace
+                .note(format_args!("forged {}", forgery.describe()));
+            let root = self.root;
+            damage::forged_trail_is_found(root, &forgery, || self.open())?;
+        }
         // Last, media corruption of data long durable: one flipped bit.
         if let Some(corruption) = corruption {
-            checks::corrupt(&corruption, &mut self.random)?;
-            checks::verification_finds(self.root, &corruption)?;
+            damage::corrupt(&corruption, &mut self.random)?;
+            damage::verification_finds(self.root, &corruption)?;
             let opened = self.open();
             self.trace.note(format_args!(
                 "corrupted {}: the machine {}",
@@ -214,7 +246,7 @@ impl SeedRun<'_> {
                     "refused to start"
                 }
             ));
-            checks::answers_after_corruption(
+            damage::answers_after_corruption(
                 &corruption,
                 opened,
                 &mut self.model,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use spine_core::access::Directory;
 use spine_core::coordinator::{ShardLinks, shard_overloaded};
 use spine_core::request::Refusal;
+use spine_core::shard::audit_queries::verify_audit_from;
 use spine_core::shard::keys::ShardIndexes;
 use spine_core::shard::{ShardConfig, ShardInput, ShardOutput, ShardState};
 use spine_storage::{
@@ -52,6 +53,14 @@ pub enum WorldError {
         shard: usize,
         /// The failure.
         source: spine_storage::OpenError,
+    },
+    /// A shard's audit since its checkpoint does not verify (the engine's start refuses too).
+    #[error("shard {shard}: its audit since the checkpoint does not verify: {source}")]
+    Audit {
+        /// The shard.
+        shard: usize,
+        /// The failure.
+        source: spine_core::shard::audit_queries::AuditReadError,
     },
     /// A shard could not rebuild its state from its log.
     #[error("shard {shard}: {source}")]
@@ -158,6 +167,11 @@ impl World {
             let config = log_config(root, shard, Arc::clone(&disk));
             let (log, report) = Log::open_with(config, Arc::new(ShardIndexes))
                 .map_err(|source| WorldError::Log { shard, source })?;
+            // As the engine's start does: what recovery scanned (everything after the
+            // checkpoint) is checked against the audit chain.
+            let unscanned = report.records - report.records_scanned;
+            verify_audit_from(&log, unscanned + 1, None)
+                .map_err(|source| WorldError::Audit { shard, source })?;
             let shard_config = ShardConfig {
                 // Every request of a seed stays in the ring, so every retry is answered from
                 // its first outcome.
