@@ -21,7 +21,8 @@ pub mod log;
 pub use index::Location;
 pub use index::secondary::{NoSecondaryKeys, SECONDARY_KEY_BYTES_MAX, SecondaryKey, SecondaryKeys};
 pub use io::{
-    BackendChoice, BackendKind, DiskFault, FaultInjection, SimulatedDisk, StallEnd, TornWrite,
+    BackendChoice, BackendKind, DiskFault, FaultInjection, FileStep, SimulatedDisk, StallEnd,
+    TornWrite,
 };
 pub use log::{
     AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogStats, NewRecord,

@@ -10,10 +10,12 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::primary::{PrimaryIndex, Slot};
 use super::secondary::{InlineKey, SecondaryIndexes};
 use crate::io::paced::{WRITEBACK_CHUNK, write_paced};
+use crate::io::{Reached, SimulatedDisk, reached};
 use crate::log::record::Position;
 use crate::log::segment::sync_dir;
 
@@ -150,20 +152,38 @@ fn decode_slots(reader: &mut Reader<'_>) -> Result<PrimaryIndex, &'static str> {
 }
 
 /// Writes an encoded checkpoint for `last_index` into `dir` atomically and removes older ones.
-pub(crate) fn write(dir: &Path, last_index: u64, encoded: &[u8]) -> io::Result<PathBuf> {
+/// `disk`: the simulated disk a simulator may cut the power of between these steps.
+pub(crate) fn write(
+    dir: &Path,
+    last_index: u64,
+    encoded: &[u8],
+    disk: Option<&Arc<SimulatedDisk>>,
+) -> io::Result<PathBuf> {
     let path = dir.join(file_name(last_index));
     let temporary = dir.join(format!("checkpoint-{last_index:020}{TEMPORARY_SUFFIX}"));
     let written = File::create(&temporary).and_then(|mut file| {
         write_paced(&mut file, 0, encoded.chunks(WRITEBACK_CHUNK))?;
+        reached(disk, Reached::CheckpointWritten { file: &temporary })?;
         file.sync_all()
     });
     if let Err(error) = written {
-        // Do not leave a large partial file behind, for example on a full disk.
-        let _ = fs::remove_file(&temporary);
+        // Do not leave a large partial file behind, for example on a full disk (a simulated
+        // machine whose power went removes nothing: recovery must).
+        if !disk.is_some_and(|disk| disk.is_powered_off()) {
+            let _ = fs::remove_file(&temporary);
+        }
         return Err(error);
     }
     fs::rename(&temporary, &path)?;
+    reached(
+        disk,
+        Reached::CheckpointRenamed {
+            from: &temporary,
+            to: &path,
+        },
+    )?;
     sync_dir(dir)?;
+    reached(disk, Reached::CheckpointDurable)?;
     for (index, older) in list(dir)? {
         if index < last_index {
             fs::remove_file(older)?;
@@ -401,8 +421,8 @@ mod tests {
     #[test]
     fn writes_atomically_and_keeps_only_the_newest() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), 3, &sample()).unwrap();
-        write(dir.path(), 9, &sample()).unwrap();
+        write(dir.path(), 3, &sample(), None).unwrap();
+        write(dir.path(), 9, &sample(), None).unwrap();
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

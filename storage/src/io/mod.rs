@@ -21,7 +21,8 @@ use std::sync::Arc;
 pub use fault::FaultInjection;
 pub(crate) use fault::FaultyBackend;
 pub(crate) use portable::PortableBackend;
-pub use simulated::{DiskFault, SECTOR_BYTES, SimulatedDisk, StallEnd, TornWrite};
+pub use simulated::{DiskFault, FileStep, SECTOR_BYTES, SimulatedDisk, StallEnd, TornWrite};
+pub(crate) use simulated::{Reached, reached};
 pub(crate) use uring::UringBackend;
 
 /// Which backend to use, from the log's configuration.

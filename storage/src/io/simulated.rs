@@ -12,6 +12,13 @@
 //! writer with it, until the simulator ends the stall with the flush done or the power gone
 //! (while it waits, the engine keeps executing turns and queueing their batches behind it).
 //!
+//! The log also changes files outside its batches: it renames a spare segment into place when
+//! it rolls, and writes each checkpoint to a temporary file that it syncs and renames. The
+//! power can go between those steps too ([`DiskFault::PowerLossAt`]): the log calls
+//! [`SimulatedDisk::reached`] at each point, and an armed cut there leaves the files as a power
+//! loss could (a temporary file with only a prefix written, a rename the directory never
+//! recorded) and turns the disk off.
+//!
 //! To show that the simulator finds a missing flush, the disk can also be told to skip them
 //! ([`SimulatedDisk::plant_skipped_flushes`], a bug planted on purpose): writes then stay in a
 //! volatile cache, kept apart with what they overwrote, and a power loss takes them back
@@ -65,6 +72,63 @@ pub enum DiskFault {
     },
     /// The write waits until [`SimulatedDisk::end_stall`] says how it ends.
     FlushStalls,
+    /// The power goes at a step of a file change outside the batches (batches pass it by).
+    PowerLossAt(FileStep),
+}
+
+/// A point in a file change outside the log's batches where the power can go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileStep {
+    /// While a checkpoint's temporary file is written: it keeps its first `bytes` only.
+    CheckpointWrite {
+        /// Bytes of the temporary file that reached the disk.
+        bytes: u64,
+    },
+    /// After a checkpoint is renamed into place, before its directory is synced: the rename
+    /// reached the disk, or did not.
+    CheckpointRename {
+        /// Whether the rename is on the disk.
+        kept: bool,
+    },
+    /// After a new checkpoint is durable, before the older ones are removed.
+    CheckpointCleanup,
+    /// After a spare segment is renamed to its final name (the log rolling to it), before the
+    /// directory is synced: the rename reached the disk, or did not.
+    SegmentRename {
+        /// Whether the rename is on the disk.
+        kept: bool,
+    },
+}
+
+/// A point the log reaches in a file change outside its batches, with the files concerned.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reached<'a> {
+    /// A checkpoint's temporary file is written, not synced.
+    CheckpointWritten {
+        /// The temporary file.
+        file: &'a std::path::Path,
+    },
+    /// A checkpoint was renamed from `from` to `to`; the directory is not synced.
+    CheckpointRenamed {
+        from: &'a std::path::Path,
+        to: &'a std::path::Path,
+    },
+    /// A checkpoint is durable; older ones are still there.
+    CheckpointDurable,
+    /// A spare was renamed from `from` to the segment `to`; the directory is not synced.
+    SegmentRenamed {
+        from: &'a std::path::Path,
+        to: &'a std::path::Path,
+    },
+}
+
+/// The power cut at `reached`, if `config` writes through a simulated disk: `Ok` when none is
+/// armed there (or there is no simulated disk).
+pub(crate) fn reached(disk: Option<&Arc<SimulatedDisk>>, reached: Reached<'_>) -> io::Result<()> {
+    match disk {
+        Some(disk) => disk.reached(reached),
+        None => Ok(()),
+    }
 }
 
 /// How a stalled write ends.
@@ -163,6 +227,38 @@ impl SimulatedDisk {
         true
     }
 
+    /// Called by the log at each step of a file change outside its batches: when a
+    /// [`DiskFault::PowerLossAt`] armed for this step fires, leaves the files as the power
+    /// loss would, turns the disk off and fails with `EIO` (as it does once the disk is off).
+    pub(crate) fn reached(&self, reached: Reached<'_>) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if state.powered_off {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        let Some(DiskFault::PowerLossAt(step)) = state.armed else {
+            return Ok(());
+        };
+        match (step, reached) {
+            (FileStep::CheckpointWrite { bytes }, Reached::CheckpointWritten { file }) => {
+                let file = File::options().write(true).open(file)?;
+                let length = file.metadata()?.len();
+                file.set_len(length.min(bytes))?;
+                file.sync_all()?;
+            }
+            (FileStep::CheckpointRename { kept }, Reached::CheckpointRenamed { from, to })
+            | (FileStep::SegmentRename { kept }, Reached::SegmentRenamed { from, to }) => {
+                if !kept {
+                    std::fs::rename(to, from)?;
+                }
+            }
+            (FileStep::CheckpointCleanup, Reached::CheckpointDurable) => {}
+            _ => return Ok(()),
+        }
+        state.armed = None;
+        state.powered_off = true;
+        Err(io::Error::from_raw_os_error(EIO))
+    }
+
     /// Whether a write is stalled, waiting for [`SimulatedDisk::end_stall`].
     pub fn is_stalled(&self) -> bool {
         self.state.lock().stall == Stall::Waiting
@@ -197,7 +293,11 @@ impl IoBackend for SimulatedBackend {
         if state.powered_off {
             return Err(io::Error::from_raw_os_error(EIO));
         }
-        let mut armed = state.armed.take();
+        // A cut armed for a file step waits for it: batches pass it by.
+        let mut armed = match state.armed {
+            Some(DiskFault::PowerLossAt(_)) => None,
+            _ => state.armed.take(),
+        };
         if armed == Some(DiskFault::FlushStalls) {
             state.stall = Stall::Waiting;
             self.disk.stall_changed.notify_all();
@@ -223,7 +323,7 @@ impl IoBackend for SimulatedBackend {
                 state.batches_written += 1;
                 Ok(())
             }
-            None | Some(DiskFault::FlushStalls) => {
+            None | Some(DiskFault::FlushStalls | DiskFault::PowerLossAt(_)) => {
                 file.write_all_at(buf, offset)?;
                 file.sync_data()?;
                 state.batches_written += 1;
@@ -445,6 +545,48 @@ mod tests {
             assert!(!disk.is_stalled());
         }
         assert!(disk.is_powered_off());
+        Ok(())
+    }
+
+    #[test]
+    fn a_power_cut_at_a_file_step_leaves_what_the_step_had_done() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let temporary = dir.path().join("checkpoint.tmp");
+        std::fs::write(&temporary, [7u8; 100])?;
+        let disk = SimulatedDisk::new();
+        disk.arm(DiskFault::PowerLossAt(FileStep::CheckpointWrite {
+            bytes: 30,
+        }));
+        // Batches and other steps pass an armed cut by.
+        let (_segment_dir, segment) = segment_file()?;
+        SimulatedBackend::new(Arc::clone(&disk)).write_durable(&segment, 0, &[1; 8])?;
+        disk.reached(Reached::CheckpointDurable)?;
+        assert!(
+            disk.reached(Reached::CheckpointWritten { file: &temporary })
+                .is_err()
+        );
+        assert_eq!(std::fs::read(&temporary)?, vec![7u8; 30]);
+        assert!(disk.is_powered_off());
+        assert!(disk.reached(Reached::CheckpointDurable).is_err(), "off");
+
+        let disk = SimulatedDisk::new();
+        disk.arm(DiskFault::PowerLossAt(FileStep::SegmentRename {
+            kept: false,
+        }));
+        let (from, to) = (dir.path().join("spare"), dir.path().join("segment"));
+        std::fs::write(&from, [1u8])?;
+        std::fs::rename(&from, &to)?;
+        assert!(
+            disk.reached(Reached::SegmentRenamed {
+                from: &from,
+                to: &to
+            })
+            .is_err()
+        );
+        assert!(
+            from.exists() && !to.exists(),
+            "the rename never reached the disk"
+        );
         Ok(())
     }
 }

@@ -545,7 +545,8 @@ impl Shared {
         last_index: u64,
         encoded: &[u8],
     ) -> io::Result<Option<PathBuf>> {
-        let path = checkpoint::write(&self.config.dir, last_index, encoded)?;
+        let disk = self.config.simulated_disk.as_ref();
+        let path = checkpoint::write(&self.config.dir, last_index, encoded, disk)?;
         *checkpointed = last_index;
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(Some(path))

@@ -484,6 +484,13 @@ impl Writer {
         let dir = &self.shared.config.dir;
         let path = dir.join(segment::segment_file_name(self.next_index));
         fs::rename(&spare_path, &path)?;
+        crate::io::reached(
+            self.shared.config.simulated_disk.as_ref(),
+            crate::io::Reached::SegmentRenamed {
+                from: &spare_path,
+                to: &path,
+            },
+        )?;
         sync_dir(dir)?;
         let segment = Arc::new(Segment::from_file(
             file,

@@ -70,11 +70,12 @@ fn main() -> ExitCode {
         return match run_seed(seed, options, &scratch) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} crashes ({} torn tails cut, {} stalled flushes, {} turns run with a batch in flight), {} answers checked ({} prescription versions), {} events, {:.1} simulated hours, trace {}",
+                    "seed {seed}: ok, {} crashes ({} torn tails cut, {} stalled flushes, {} turns run with a batch in flight, {} power cuts in a checkpoint or a roll), {} answers checked ({} prescription versions), {} events, {:.1} simulated hours, trace {}",
                     report.crashes,
                     report.torn_tails,
                     report.stalls,
                     report.turns_in_flight,
+                    report.file_step_cuts,
                     report.answers,
                     report.transitions_checked,
                     report.events,
@@ -120,6 +121,7 @@ fn main() -> ExitCode {
         torn_tails,
         stalls,
         turns_in_flight,
+        file_step_cuts,
         answers,
         transitions,
         simulated_ms,
@@ -128,7 +130,8 @@ fn main() -> ExitCode {
     println!(
         "{seeds} seeds ({} to {}) in {seconds:.1} s: {:.1} seeds/s, {crashes} crashes and \
          restarts ({torn_tails} torn tails cut), {stalls} stalled flushes ({turns_in_flight} \
-         turns run with a batch in flight), {answers} answers checked ({transitions} \
+         turns run with a batch in flight), {file_step_cuts} power cuts in a checkpoint or a \
+         roll, {answers} answers checked ({transitions} \
          prescription versions), {:.1} simulated hours ({:.0} simulated seconds per second), \
          {failures} failed",
         args.first_seed,
@@ -152,6 +155,7 @@ struct Totals {
     torn_tails: u64,
     stalls: u64,
     turns_in_flight: u64,
+    file_step_cuts: u64,
     answers: u64,
     transitions: u64,
     simulated_ms: u64,
@@ -164,6 +168,7 @@ impl Totals {
         self.torn_tails += u64::from(report.torn_tails);
         self.stalls += u64::from(report.stalls);
         self.turns_in_flight += u64::from(report.turns_in_flight);
+        self.file_step_cuts += u64::from(report.file_step_cuts);
         self.answers += report.answers;
         self.transitions += report.transitions_checked;
         self.simulated_ms += report.simulated_ms;

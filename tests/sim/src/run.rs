@@ -9,7 +9,7 @@ use spine_core::access::Directory;
 use spine_core::access::directory_file::{demo, demo_ids};
 use spine_core::pds::synthetic::SplitMix64;
 use spine_core::request::{Operation, Reply};
-use spine_storage::{DiskFault, StallEnd, TornWrite};
+use spine_storage::{DiskFault, FileStep, StallEnd, TornWrite};
 
 use crate::checks;
 use crate::clients::{Task, drive, poll_all, spawn};
@@ -86,6 +86,8 @@ pub struct SeedReport {
     pub stalls: u32,
     /// Turns executed with an earlier turn's batch not yet durable.
     pub turns_in_flight: u32,
+    /// Power cuts inside a checkpoint's write or a segment's roll.
+    pub file_step_cuts: u32,
     /// Simulated time, in milliseconds.
     pub simulated_ms: u64,
 }
@@ -142,6 +144,7 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         torn_tails: 0,
         stalls: 0,
         turns_in_flight: 0,
+        file_step_cuts: 0,
         created: 0,
     };
     // The planted chain bug lives in the audit code, switched on for this thread only.
@@ -159,6 +162,7 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         torn_tails: seed_run.torn_tails,
         stalls: seed_run.stalls,
         turns_in_flight: seed_run.turns_in_flight,
+        file_step_cuts: seed_run.file_step_cuts,
         simulated_ms: seed_run.clock_ms - START_MS,
     })
 }
@@ -194,6 +198,7 @@ struct SeedRun<'a> {
     torn_tails: u32,
     stalls: u32,
     turns_in_flight: u32,
+    file_step_cuts: u32,
     created: u64,
 }
 
@@ -368,7 +373,7 @@ impl SeedRun<'_> {
             .into_iter()
             .map(|request| spawn(world, &mut self.model, request))
             .collect();
-        let mut armed = false;
+        let mut armed: Option<(usize, DiskFault)> = None;
         while *steps_left > 0 {
             *steps_left -= 1;
             let random = &mut self.random;
@@ -381,6 +386,10 @@ impl SeedRun<'_> {
                 34..36 => {
                     let shard = random.below(world.shards() as u64) as usize;
                     if let Err(error) = world.checkpoint(shard) {
+                        if world.powered_off(shard) {
+                            self.file_step_cuts += 1;
+                            return Ok(EpochEnd::Crashed);
+                        }
                         return violation!("shard {shard}'s checkpoint failed: {error}");
                     }
                 }
@@ -399,17 +408,25 @@ impl SeedRun<'_> {
                         let shard = busy[random.below(busy.len() as u64) as usize];
                         let inputs_max = 1 + random.below(6) as usize;
                         match world.run_turn(shard, inputs_max) {
-                            TurnEnd::Crashed(_) => return Ok(EpochEnd::Crashed),
+                            TurnEnd::Crashed(_) => {
+                                if let Some((cut, DiskFault::PowerLossAt(_))) = armed
+                                    && world.powered_off(cut)
+                                {
+                                    self.file_step_cuts += 1;
+                                }
+                                return Ok(EpochEnd::Crashed);
+                            }
                             TurnEnd::InFlight => self.turns_in_flight += 1,
                             TurnEnd::Idle | TurnEnd::Answered => {}
                         }
                     }
                 }
             }
-            if !armed && self.random.below(FAULT_ONE_IN) == 0 {
+            if armed.is_none() && self.random.below(FAULT_ONE_IN) == 0 {
                 let shard = self.random.below(world.shards() as u64) as usize;
-                world.arm(shard, fault(&mut self.random));
-                armed = true;
+                let fault = fault(&mut self.random);
+                world.arm(shard, fault);
+                armed = Some((shard, fault));
             }
             for shard in world.stalled_shards() {
                 if self.random.below(STALL_ENDS_ONE_IN) == 0 {
@@ -437,9 +454,9 @@ impl SeedRun<'_> {
 }
 
 /// A fault for a disk: mostly power losses of every kind, sometimes a flush that fails or
-/// stalls.
+/// stalls, or a power cut inside a checkpoint's write or a segment's roll.
 fn fault(random: &mut SplitMix64) -> DiskFault {
-    match random.below(12) {
+    match random.below(14) {
         0..7 => DiskFault::PowerLoss(torn_write(random)),
         7 => DiskFault::FlushFails {
             os_error: 5,
@@ -449,7 +466,24 @@ fn fault(random: &mut SplitMix64) -> DiskFault {
             os_error: 28,
             reaches_disk: random.below(2) == 0,
         },
-        _ => DiskFault::FlushStalls,
+        10 | 11 => DiskFault::FlushStalls,
+        _ => DiskFault::PowerLossAt(file_step(random)),
+    }
+}
+
+/// Where in a checkpoint's write or a segment's roll the power goes.
+fn file_step(random: &mut SplitMix64) -> FileStep {
+    match random.below(4) {
+        0 => FileStep::CheckpointWrite {
+            bytes: random.below(4096),
+        },
+        1 => FileStep::CheckpointRename {
+            kept: random.below(2) == 0,
+        },
+        2 => FileStep::CheckpointCleanup,
+        _ => FileStep::SegmentRename {
+            kept: random.below(2) == 0,
+        },
     }
 }
 

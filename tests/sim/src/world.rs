@@ -33,8 +33,8 @@ use crate::trace::Trace;
 
 /// Inputs a shard's queue holds at most; beyond, `send` refuses as an overloaded inbox does.
 const INBOX_CAPACITY: usize = 256;
-/// Segment size: small, so that a seed rolls segments.
-const SEGMENT_BYTES: u64 = 256 * 1024;
+/// Segment size: small, so that a seed rolls segments (and a power cut can meet a roll).
+const SEGMENT_BYTES: u64 = 128 * 1024;
 /// Largest record payload the simulated logs take (a patient is far smaller).
 const PAYLOAD_BYTES_MAX: u32 = 64 * 1024;
 /// Turns a shard keeps in flight at most while its disk stalls (the engine's default).
@@ -240,6 +240,11 @@ impl World {
         sim_shard.disk.arm(fault);
         sim_shard.stall_armed = fault == DiskFault::FlushStalls;
         self.trace.note(format_args!("arm shard={shard} {fault:?}"));
+    }
+
+    /// Whether `shard`'s disk lost its power.
+    pub fn powered_off(&self, shard: usize) -> bool {
+        self.shards[shard].borrow().disk.is_powered_off()
     }
 
     /// The shards whose disk stalls a flush now.

@@ -36,7 +36,7 @@ fn a_seed_replays_to_the_same_trace() {
 #[test]
 fn the_ci_budget_of_seeds_keeps_every_promise() {
     let options = SimOptions::default();
-    let (mut crashes, mut answers, mut stalls, mut turns_in_flight) = (0, 0, 0, 0);
+    let (mut crashes, mut answers, mut stalls, mut turns_in_flight, mut cuts) = (0, 0, 0, 0, 0);
     for seed in 1..=CI_SEEDS {
         let report =
             run_seed(seed, options, &scratch()).unwrap_or_else(|failure| panic!("{failure}"));
@@ -44,11 +44,14 @@ fn the_ci_budget_of_seeds_keeps_every_promise() {
         answers += report.answers;
         stalls += report.stalls;
         turns_in_flight += report.turns_in_flight;
+        cuts += report.file_step_cuts;
     }
     println!(
         "{CI_SEEDS} seeds: {crashes} crashes and restarts, {stalls} stalled flushes \
-         ({turns_in_flight} turns run with a batch in flight), {answers} answers checked"
+         ({turns_in_flight} turns run with a batch in flight), {cuts} power cuts in a \
+         checkpoint or a roll, {answers} answers checked"
     );
+    assert!(cuts > 0, "the power goes inside checkpoints and rolls too");
     assert!(crashes as u64 > CI_SEEDS, "faults fire in most seeds");
     assert!(
         stalls > 0 && turns_in_flight > stalls,
