@@ -1,11 +1,12 @@
 //! What must hold after every restart, and exactly at the end of a seed.
 //!
-//! After a restart (with requests still unknown): every shard's audit chain verifies from the
-//! first record; the e-RS repair settles what the crash cut off between shards; each patient's
+//! After a restart (with requests still unknown): every shard's log ends where a turn ended;
+//! every shard's audit chain verifies from the first record; the e-RS repair settles what the crash cut off between shards; each patient's
 //! version counts every acknowledged update and at most the unknown ones (nothing acknowledged
 //! lost, nothing applied twice). At the end, with every request answered: each version is
 //! exactly the acknowledged updates; each patient's trail holds at least one allowed read per
-//! read answered; no slot is booked by two referrals and no booking is left pending.
+//! read answered; no slot is booked by two referrals and no booking is left pending. After
+//! each restart and at the end, each GP2GP transfer is where its answers put it.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ use spine_core::coordinator::Coordinator;
 use spine_core::pds::synthetic::SplitMix64;
 use spine_core::request::{AUDIT_QUERY_LIMIT_MAX, Operation, Reply, Response};
 use spine_core::shard::audit_queries::verify_chain;
+use spine_core::shard::keys::KIND_META;
 use spine_core::{NhsNumber, Patient};
 
 use crate::clients::{complete, drive};
@@ -31,6 +33,20 @@ pub fn after_restart(
     for shard in 0..world.shards() {
         if let Err(error) = world.with_log(shard, |log| verify_chain(log, None)) {
             return violation!("shard {shard}'s audit chain does not verify: {error}");
+        }
+        // Every turn whole or absent: a turn's metadata record closes it, so the log ends
+        // with one (or is empty).
+        let last = world.with_log(shard, |log| {
+            let index = log.last_position().index;
+            (index > 0).then(|| (index, log.read(index, |view| view.kind()).ok().flatten()))
+        });
+        if let Some((index, kind)) = last
+            && kind != Some(KIND_META)
+        {
+            return violation!(
+                "shard {shard}'s log ends inside a turn: its last record ({index}) is of kind \
+                 {kind:?}, not the turn's metadata"
+            );
         }
     }
     let repaired = complete(world, Coordinator::new(world).repair_referrals())?;
@@ -57,7 +73,24 @@ pub fn after_restart(
         Operation::ScrUpdate { nhs_number, .. } => Some(*nhs_number),
         _ => None,
     });
-    check_summaries(world, model, random, &unknown_summaries)
+    check_summaries(world, model, random, &unknown_summaries)?;
+    check_transfers(world, model, random)
+}
+
+/// Each transfer started is where its answers so far put it (see `gp2gp.rs`).
+fn check_transfers(
+    world: &World,
+    model: &mut Model,
+    random: &mut SplitMix64,
+) -> Result<(), Violation> {
+    let statuses = model.transfers.statuses(random);
+    for answer in drive(world, model, statuses)? {
+        match answer {
+            Ok(Reply::Transfer(status)) => model.transfers.settled(&status)?,
+            other => return violation!("the status of a transfer started: {other:?}"),
+        }
+    }
+    Ok(())
 }
 
 /// Each Summary Care Record written is at a version between its acknowledged updates and
@@ -114,6 +147,7 @@ pub fn at_end(world: &World, model: &mut Model, random: &mut SplitMix64) -> Resu
         }
     }
     check_summaries(world, model, random, &BTreeMap::new())?;
+    check_transfers(world, model, random)?;
     check_trails(world, model, random)?;
     check_bookings(world, model, random)
 }

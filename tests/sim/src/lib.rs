@@ -16,6 +16,7 @@
 //! - `world.rs`: the shards, their logs and disks, the queues between them, the clock.
 //! - `clients.rs`: requests as coordinator futures, polled in the seed's order.
 //! - `workload.rs`: the set-up and the request mix, retries with their ids included.
+//! - `gp2gp.rs`: the GP2GP transfers' steps, and what their answers promise.
 //! - `model.rs`: what the answers promise, checked as each answer arrives.
 //! - `checks.rs`: what must hold after each restart, and exactly at the end.
 //! - `damage.rs`: a flipped bit and a forged audit record in the stopped machine's files, and
@@ -26,6 +27,7 @@
 mod checks;
 mod clients;
 mod damage;
+mod gp2gp;
 mod model;
 mod run;
 mod trace;

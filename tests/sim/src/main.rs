@@ -70,12 +70,13 @@ fn main() -> ExitCode {
         return match run_seed(seed, options, &scratch) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} crashes ({} torn tails cut, {} stalled flushes, {} turns run with a batch in flight, {} power cuts in a checkpoint or a roll), {} answers checked ({} prescription versions), {} events, {:.1} simulated hours, trace {}",
+                    "seed {seed}: ok, {} crashes ({} torn tails cut, {} stalled flushes, {} turns run with a batch in flight, {} power cuts in a checkpoint or a roll), {} GP2GP transfers delivered, {} answers checked ({} prescription versions), {} events, {:.1} simulated hours, trace {}",
                     report.crashes,
                     report.torn_tails,
                     report.stalls,
                     report.turns_in_flight,
                     report.file_step_cuts,
+                    report.transfers_delivered,
                     report.answers,
                     report.transitions_checked,
                     report.events,
@@ -122,6 +123,7 @@ fn main() -> ExitCode {
         stalls,
         turns_in_flight,
         file_step_cuts,
+        transfers_delivered,
         answers,
         transitions,
         simulated_ms,
@@ -131,7 +133,7 @@ fn main() -> ExitCode {
         "{seeds} seeds ({} to {}) in {seconds:.1} s: {:.1} seeds/s, {crashes} crashes and \
          restarts ({torn_tails} torn tails cut), {stalls} stalled flushes ({turns_in_flight} \
          turns run with a batch in flight), {file_step_cuts} power cuts in a checkpoint or a \
-         roll, {answers} answers checked ({transitions} \
+         roll, {transfers_delivered} GP2GP transfers delivered, {answers} answers checked ({transitions} \
          prescription versions), {:.1} simulated hours ({:.0} simulated seconds per second), \
          {failures} failed",
         args.first_seed,
@@ -156,6 +158,7 @@ struct Totals {
     stalls: u64,
     turns_in_flight: u64,
     file_step_cuts: u64,
+    transfers_delivered: u64,
     answers: u64,
     transitions: u64,
     simulated_ms: u64,
@@ -169,6 +172,7 @@ impl Totals {
         self.stalls += u64::from(report.stalls);
         self.turns_in_flight += u64::from(report.turns_in_flight);
         self.file_step_cuts += u64::from(report.file_step_cuts);
+        self.transfers_delivered += report.transfers_delivered as u64;
         self.answers += report.answers;
         self.transitions += report.transitions_checked;
         self.simulated_ms += report.simulated_ms;

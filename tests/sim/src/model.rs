@@ -13,6 +13,8 @@ use spine_core::request::{Operation, Reply, Request, Response};
 use spine_core::{NhsNumber, Patient};
 use uuid::Uuid;
 
+use crate::gp2gp::Transfers;
+
 /// A broken promise, found by a check.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -67,6 +69,8 @@ pub struct Model {
     pub slots: Vec<Slot>,
     /// Prescriptions that may be acted on.
     pub prescriptions: Vec<PrescriptionId>,
+    /// GP2GP transfers of the patients who moved.
+    pub transfers: Transfers,
     /// Each prescription's versions as answers showed them, with the action that made each.
     versions: BTreeMap<PrescriptionId, BTreeMap<u32, (Prescription, Option<EpsAction>)>>,
     /// Answers checked.
@@ -148,6 +152,7 @@ impl Model {
             return Ok(());
         }
         sent.answer = Some(response.clone());
+        self.transfers.answered(request, response)?;
         match (&request.operation, response) {
             (Operation::PdsUpdate { patient, .. }, Ok(Reply::Patient(updated))) => {
                 let known = self.patient_mut(patient.nhs_number)?;
@@ -290,5 +295,6 @@ pub fn replays_first_answer(request: &Request) -> bool {
             | Operation::ErsCreateReferral { .. }
             | Operation::EpsCreate { .. }
             | Operation::ScrUpdate { .. }
+            | Operation::Gp2gpStart { .. }
     )
 }

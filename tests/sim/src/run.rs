@@ -88,6 +88,8 @@ pub struct SeedReport {
     pub turns_in_flight: u32,
     /// Power cuts inside a checkpoint's write or a segment's roll.
     pub file_step_cuts: u32,
+    /// GP2GP transfers delivered.
+    pub transfers_delivered: usize,
     /// Simulated time, in milliseconds.
     pub simulated_ms: u64,
 }
@@ -163,6 +165,7 @@ pub fn run_seed(seed: u64, options: SimOptions, scratch: &Path) -> Result<SeedRe
         stalls: seed_run.stalls,
         turns_in_flight: seed_run.turns_in_flight,
         file_step_cuts: seed_run.file_step_cuts,
+        transfers_delivered: seed_run.model.transfers.delivered(),
         simulated_ms: seed_run.clock_ms - START_MS,
     })
 }
@@ -360,6 +363,46 @@ impl SeedRun<'_> {
             if !matches!(answer, Ok(Reply::Prescription(_))) {
                 return violation!("issuing a prescription: {answer:?}");
             }
+        }
+        self.move_practices(world)
+    }
+
+    /// Registers a few patients at Hillview and back at the demo practice (as Hillview's GP),
+    /// leaving Hillview their previous practice, with a GP2GP transfer of each one's record to
+    /// make.
+    fn move_practices(&mut self, world: &World) -> Result<(), Violation> {
+        let movers: Vec<_> = self
+            .model
+            .patients
+            .values()
+            .filter(|patient| !patient.restricted)
+            .rev()
+            .take(crate::gp2gp::MOVERS)
+            .map(|patient| patient.latest.nhs_number)
+            .collect();
+        let hillview: spine_core::pds::values::OdsCode = demo_ids::HILLVIEW
+            .parse()
+            .expect("Hillview's code is valid");
+        for nhs_number in movers {
+            for (user, practice) in [
+                (demo_ids::GP, hillview.clone()),
+                (demo_ids::SECOND_GP, workload::practice()),
+            ] {
+                let mut patient = self.model.patients[&nhs_number].latest.clone();
+                patient.general_practitioner = Some(practice);
+                let expected_version = patient.version;
+                let update = Operation::PdsUpdate {
+                    patient,
+                    expected_version,
+                };
+                let moved = request(&mut self.random, user, update);
+                for answer in drive(world, &mut self.model, vec![moved])? {
+                    if !matches!(answer, Ok(Reply::Patient(_))) {
+                        return violation!("moving patient {nhs_number}: {answer:?}");
+                    }
+                }
+            }
+            self.model.transfers.add(&mut self.random, nhs_number);
         }
         Ok(())
     }

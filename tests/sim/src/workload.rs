@@ -1,5 +1,6 @@
-//! What the simulated clients ask: a set-up (patients, e-RS services, slots and referrals),
-//! then a seeded mix of every kind of PDS request and of e-RS bookings racing for few slots,
+//! What the simulated clients ask: a set-up (patients, e-RS services, slots and referrals,
+//! prescriptions, patients who moved practice), then a seeded mix of every kind of PDS
+//! request, SCR updates, EPS actions, e-RS bookings racing for few slots and GP2GP steps,
 //! with retries that keep their request ids.
 
 use spine_core::access::Justification;
@@ -51,7 +52,7 @@ pub fn patients(seed: u64) -> Vec<Patient> {
         .collect()
 }
 
-fn practice() -> spine_core::pds::values::OdsCode {
+pub fn practice() -> spine_core::pds::values::OdsCode {
     demo_ids::RIVERSIDE
         .parse()
         .expect("the demo practice's code is valid")
@@ -164,7 +165,7 @@ pub fn next(random: &mut SplitMix64, model: &Model, seed: u64, created: &mut u64
                 Operation::EpsReleaseNominated { limit },
             )
         }
-        38..60 => {
+        38..52 => {
             let known = &model.patients[&any_patient(random)];
             let mut patient = known.latest.clone();
             patient.restricted = known.restricted;
@@ -187,6 +188,9 @@ pub fn next(random: &mut SplitMix64, model: &Model, seed: u64, created: &mut u64
                     expected_version,
                 },
             )
+        }
+        56..60 if !model.transfers.list.is_empty() => {
+            model.transfers.next(random).expect("there are transfers")
         }
         60..64 => {
             let known = &model.patients[&any_patient(random)];

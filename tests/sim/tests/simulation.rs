@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use spine_sim::{Plant, SimOptions, run_seed};
 
 /// Seeds every commit runs (about two minutes on two cores in a debug build).
-const CI_SEEDS: u64 = 120;
+const CI_SEEDS: u64 = 200;
 /// Seeds a planted bug must be found within.
 const PLANTED_FOUND_WITHIN: u64 = 10;
 
