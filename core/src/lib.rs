@@ -1,5 +1,5 @@
 //! Spine core's engine: one shard per core over the storage log, the domain services, access
-//! control and audit. See `DESIGN.md` sections 4–5.
+//! control and audit. See `ARCHITECTURE.md` sections 4–5.
 //!
 //! Where things are:
 //! - [`engine`]: the running engine: pinned shard threads, their inboxes and loops.

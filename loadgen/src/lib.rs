@@ -1,6 +1,6 @@
 //! `spine-loadgen`: reproduces national traffic against a Spine core server and reports how
 //! much it carried and at what latency. See `loadgen/MODEL.md` for the traffic model and its
-//! sources, and `DESIGN.md` section 7.
+//! sources, and `ARCHITECTURE.md` section 7.
 //!
 //! Where things are:
 //! - [`model`]: national rates, the daily curve, the operation mix, the profiles.
