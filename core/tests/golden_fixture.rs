@@ -43,7 +43,7 @@ use spine_core::pds::synthetic::{Population, exact_trace, patient_at};
 use spine_core::request::{Operation, Refusal, Reply, Request, Response};
 use spine_core::scr::record::{ScrContent, ScrEntryInput, ScrPermission};
 use spine_core::shard::audit_queries::verify_chain;
-use spine_core::shard::keys::ShardIndexes;
+use spine_core::shard::keys::{self, ShardIndexes};
 use spine_core::shard::{ShardConfig, ShardInput, ShardOutput, ShardState};
 use spine_core::{NhsNumber, Patient};
 use spine_storage::{Log, LogConfig};
@@ -344,6 +344,19 @@ fn writes(known: &BTreeMap<&'static str, Response>) -> Vec<(&'static str, Reques
         reason: "unconscious in A&E".into(),
     };
     steps.push(("emergency retrieve 0", emergency));
+    // Emergency access to a summary raises a privacy alert.
+    let mut emergency = request(
+        "emergency summary view 0",
+        demo_ids::HOSPITAL_DOCTOR,
+        Operation::ScrView {
+            nhs_number: number(0),
+            permission_to_view: false,
+        },
+    );
+    emergency.justification = Justification::Emergency {
+        reason: "unconscious in A&E".into(),
+    };
+    steps.push(("emergency summary view 0", emergency));
     let mut add = |name: &'static str, user: Uuid, operation: Operation| {
         steps.push((name, request(name, user, operation)));
     };
@@ -754,6 +767,14 @@ fn the_golden_fixture_opens_verifies_and_answers_as_when_it_was_written() {
         let (log, report) = Log::open_read_only(config, Arc::new(ShardIndexes)).unwrap();
         assert!(report.torn_tail.is_none(), "{report:?}");
         verify_chain(&log, None).expect("the fixture's audit chain verifies");
+        let kinds: std::collections::BTreeSet<u8> = (1..=log.last_position().index)
+            .map(|index| log.read(index, |view| view.kind()).unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            (keys::KIND_PATIENT..=keys::KIND_REGISTRATION).collect(),
+            "the fixture holds every record kind"
+        );
     }
     // The real engine starts over a copy (its start checks the audit since the checkpoint).
     {
