@@ -482,9 +482,15 @@ struct Context<'a, S> {
     now_ms: u64,
 }
 
-/// The refusal for a store that cannot be read.
+/// The refusal for a store that cannot be read, or a record that breaks what the shard wrote.
+/// The details (which segment file, at which offset) are for the service desk, in the server's
+/// log; the requester is told only that the shard cannot serve it, never the server's paths.
 fn unavailable(error: impl std::fmt::Display) -> Refusal {
-    Refusal::new(ErrorCode::ServiceUnavailable, format!("storage: {error}"))
+    tracing::error!(%error, "a shard's storage could not serve a request");
+    Refusal::new(
+        ErrorCode::ServiceUnavailable,
+        "the shard's storage could not serve this request; the server's log has the details",
+    )
 }
 
 impl<S: Store> Context<'_, S> {

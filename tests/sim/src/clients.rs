@@ -58,9 +58,15 @@ pub fn poll_all(
         let at = (start + step) % count;
         let task = &mut tasks[at];
         if let Poll::Ready(response) = task.future.as_mut().poll(&mut context) {
+            let shown = format!("{response:?}");
             world
                 .trace
-                .note(format_args!("answer {} {response:?}", task.request.id));
+                .note(format_args!("answer {} {shown}", task.request.id));
+            // An answer never names the server's files (and a trace that did would differ
+            // between runs of one seed).
+            if shown.contains(&*world.root().to_string_lossy()) {
+                return violation!("an answer names a server path: {shown}");
+            }
             model.answered(&task.request, &response)?;
             finished[at] = true;
             answers.push((task.request.clone(), response));
