@@ -299,15 +299,7 @@ impl IoBackend for SimulatedBackend {
             _ => state.armed.take(),
         };
         if armed == Some(DiskFault::FlushStalls) {
-            state.stall = Stall::Waiting;
-            self.disk.stall_changed.notify_all();
-            while state.stall == Stall::Waiting {
-                self.disk.stall_changed.wait(&mut state);
-            }
-            armed = match std::mem::take(&mut state.stall) {
-                Stall::Ended(StallEnd::PowerLoss(torn)) => Some(DiskFault::PowerLoss(torn)),
-                _ => None,
-            };
+            armed = self.disk.stall(&mut state);
         }
         match armed {
             None if state.skip_flushes => {
@@ -340,25 +332,7 @@ impl IoBackend for SimulatedBackend {
                 Err(io::Error::from_raw_os_error(os_error))
             }
             Some(DiskFault::PowerLoss(torn)) => {
-                for (at, bytes) in kept_pieces(offset, buf, torn) {
-                    file.write_all_at(bytes, at)?;
-                }
-                file.sync_data()?;
-                // The volatile cache is lost too, newest first, each write torn the same way.
-                for (number, lost) in state.unflushed.drain(..).rev().enumerate() {
-                    lost.file.write_all_at(&lost.before, lost.offset)?;
-                    let torn = match torn {
-                        TornWrite::Sectors { seed } => TornWrite::Sectors {
-                            seed: seed.wrapping_add(number as u64 + 1),
-                        },
-                        other => other,
-                    };
-                    for (at, bytes) in kept_pieces(lost.offset, &lost.after, torn) {
-                        lost.file.write_all_at(bytes, at)?;
-                    }
-                    lost.file.sync_data()?;
-                }
-                state.powered_off = true;
+                power_loss(&mut state, file, offset, buf, torn)?;
                 Err(io::Error::from_raw_os_error(EIO))
             }
         }
@@ -367,6 +341,52 @@ impl IoBackend for SimulatedBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Portable
     }
+}
+
+impl SimulatedDisk {
+    /// Holds the write in flight until the simulator ends the stall; the fault it then meets.
+    fn stall(&self, state: &mut parking_lot::MutexGuard<'_, DiskState>) -> Option<DiskFault> {
+        state.stall = Stall::Waiting;
+        self.stall_changed.notify_all();
+        while state.stall == Stall::Waiting {
+            self.stall_changed.wait(state);
+        }
+        match std::mem::take(&mut state.stall) {
+            Stall::Ended(StallEnd::PowerLoss(torn)) => Some(DiskFault::PowerLoss(torn)),
+            _ => None,
+        }
+    }
+}
+
+/// The power goes during a write of `buf` at `offset`: what `torn` keeps of it reaches the
+/// disk, the volatile cache is lost (newest first, each write torn the same way), and the disk
+/// is off.
+fn power_loss(
+    state: &mut DiskState,
+    file: &File,
+    offset: u64,
+    buf: &[u8],
+    torn: TornWrite,
+) -> io::Result<()> {
+    for (at, bytes) in kept_pieces(offset, buf, torn) {
+        file.write_all_at(bytes, at)?;
+    }
+    file.sync_data()?;
+    for (number, lost) in state.unflushed.drain(..).rev().enumerate() {
+        lost.file.write_all_at(&lost.before, lost.offset)?;
+        let torn = match torn {
+            TornWrite::Sectors { seed } => TornWrite::Sectors {
+                seed: seed.wrapping_add(number as u64 + 1),
+            },
+            other => other,
+        };
+        for (at, bytes) in kept_pieces(lost.offset, &lost.after, torn) {
+            lost.file.write_all_at(bytes, at)?;
+        }
+        lost.file.sync_data()?;
+    }
+    state.powered_off = true;
+    Ok(())
 }
 
 /// Reads what `buf` can hold at `offset`, leaving zeros past the file's end.

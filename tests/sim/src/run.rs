@@ -419,80 +419,108 @@ impl SeedRun<'_> {
         let mut armed: Option<(usize, DiskFault)> = None;
         while *steps_left > 0 {
             *steps_left -= 1;
-            let random = &mut self.random;
-            match random.below(100) {
-                0..30 if tasks.len() < TASKS_MAX => {
-                    let request = workload::next(random, &self.model, self.seed, &mut self.created);
-                    tasks.push(spawn(world, &mut self.model, request));
-                }
-                30..34 => world.advance_clock(random.below(600_000)),
-                34..36 => {
-                    let shard = random.below(world.shards() as u64) as usize;
-                    if let Err(error) = world.checkpoint(shard) {
-                        if world.powered_off(shard) {
-                            self.file_step_cuts += 1;
-                            return Ok(EpochEnd::Crashed);
-                        }
-                        return violation!("shard {shard}'s checkpoint failed: {error}");
-                    }
-                }
-                36..38 if tasks.len() < TASKS_MAX && !tasks.is_empty() => {
-                    // A client that gave up waiting sends its write again, with its id, while
-                    // the first is still on its way (perhaps behind a stalled flush).
-                    let task = &tasks[random.below(tasks.len() as u64) as usize];
-                    if replays_first_answer(task.request()) {
-                        let again = task.request().clone();
-                        tasks.push(spawn(world, &mut self.model, again));
-                    }
-                }
-                _ => {
-                    let busy = world.busy_shards();
-                    if !busy.is_empty() {
-                        let shard = busy[random.below(busy.len() as u64) as usize];
-                        let inputs_max = 1 + random.below(6) as usize;
-                        match world.run_turn(shard, inputs_max) {
-                            TurnEnd::Crashed(_) => {
-                                if let Some((cut, DiskFault::PowerLossAt(_))) = armed
-                                    && world.powered_off(cut)
-                                {
-                                    self.file_step_cuts += 1;
-                                }
-                                return Ok(EpochEnd::Crashed);
-                            }
-                            TurnEnd::InFlight => self.turns_in_flight += 1,
-                            TurnEnd::Idle | TurnEnd::Answered => {}
-                        }
-                    }
-                }
+            if let Some(end) = self.step(world, &mut tasks, armed)? {
+                return Ok(end);
             }
-            if armed.is_none() && self.random.below(FAULT_ONE_IN) == 0 {
-                let shard = self.random.below(world.shards() as u64) as usize;
-                let fault = fault(&mut self.random);
-                world.arm(shard, fault);
-                armed = Some((shard, fault));
-            }
-            for shard in world.stalled_shards() {
-                if self.random.below(STALL_ENDS_ONE_IN) == 0 {
-                    self.stalls += 1;
-                    let end = stall_end(&mut self.random);
-                    if let TurnEnd::Crashed(_) = world.end_stall(shard, end) {
-                        return Ok(EpochEnd::Crashed);
-                    }
-                }
-            }
-            if self.random.below(KILL_ONE_IN) == 0 {
-                world.trace.note(format_args!("killed between turns"));
-                // A write stalled at the kill is torn as a power loss would tear it.
-                for shard in world.stalled_shards() {
-                    self.stalls += 1;
-                    world.end_stall(shard, StallEnd::PowerLoss(torn_write(&mut self.random)));
-                }
-                return Ok(EpochEnd::Crashed);
+            if let Some(end) = self.faults(world, &mut armed) {
+                return Ok(end);
             }
             let start = self.random.below(tasks.len().max(1) as u64) as usize;
             poll_all(world, &mut tasks, &mut self.model, start)?;
         }
         Ok(EpochEnd::StepsDone)
+    }
+
+    /// One step of traffic: a request sent (or a write sent again while on its way), the
+    /// clock moved, a checkpoint, or a turn; `Some` when the machine crashed.
+    fn step<'w>(
+        &mut self,
+        world: &'w World,
+        tasks: &mut Vec<Task<'w>>,
+        armed: Option<(usize, DiskFault)>,
+    ) -> Result<Option<EpochEnd>, Violation> {
+        let random = &mut self.random;
+        match random.below(100) {
+            0..30 if tasks.len() < TASKS_MAX => {
+                let request = workload::next(random, &self.model, self.seed, &mut self.created);
+                tasks.push(spawn(world, &mut self.model, request));
+            }
+            30..34 => world.advance_clock(random.below(600_000)),
+            34..36 => {
+                let shard = random.below(world.shards() as u64) as usize;
+                if let Err(error) = world.checkpoint(shard) {
+                    if world.powered_off(shard) {
+                        self.file_step_cuts += 1;
+                        return Ok(Some(EpochEnd::Crashed));
+                    }
+                    return violation!("shard {shard}'s checkpoint failed: {error}");
+                }
+            }
+            36..38 if tasks.len() < TASKS_MAX && !tasks.is_empty() => {
+                // A client that gave up waiting sends its write again, with its id, while the
+                // first is still on its way (perhaps behind a stalled flush).
+                let task = &tasks[random.below(tasks.len() as u64) as usize];
+                if replays_first_answer(task.request()) {
+                    let again = task.request().clone();
+                    tasks.push(spawn(world, &mut self.model, again));
+                }
+            }
+            _ => {
+                let busy = world.busy_shards();
+                if busy.is_empty() {
+                    return Ok(None);
+                }
+                let shard = busy[random.below(busy.len() as u64) as usize];
+                let inputs_max = 1 + random.below(6) as usize;
+                match world.run_turn(shard, inputs_max) {
+                    TurnEnd::Crashed(_) => {
+                        if let Some((cut, DiskFault::PowerLossAt(_))) = armed
+                            && world.powered_off(cut)
+                        {
+                            self.file_step_cuts += 1;
+                        }
+                        return Ok(Some(EpochEnd::Crashed));
+                    }
+                    TurnEnd::InFlight => self.turns_in_flight += 1,
+                    TurnEnd::Idle | TurnEnd::Answered => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The seed's faults after a step: one armed per epoch, stalls ended, a kill between
+    /// turns; `Some` when the machine crashed.
+    fn faults(
+        &mut self,
+        world: &World,
+        armed: &mut Option<(usize, DiskFault)>,
+    ) -> Option<EpochEnd> {
+        if armed.is_none() && self.random.below(FAULT_ONE_IN) == 0 {
+            let shard = self.random.below(world.shards() as u64) as usize;
+            let fault = fault(&mut self.random);
+            world.arm(shard, fault);
+            *armed = Some((shard, fault));
+        }
+        for shard in world.stalled_shards() {
+            if self.random.below(STALL_ENDS_ONE_IN) == 0 {
+                self.stalls += 1;
+                let end = stall_end(&mut self.random);
+                if let TurnEnd::Crashed(_) = world.end_stall(shard, end) {
+                    return Some(EpochEnd::Crashed);
+                }
+            }
+        }
+        if self.random.below(KILL_ONE_IN) == 0 {
+            world.trace.note(format_args!("killed between turns"));
+            // A write stalled at the kill is torn as a power loss would tear it.
+            for shard in world.stalled_shards() {
+                self.stalls += 1;
+                world.end_stall(shard, StallEnd::PowerLoss(torn_write(&mut self.random)));
+            }
+            return Some(EpochEnd::Crashed);
+        }
+        None
     }
 }
 

@@ -309,15 +309,9 @@ impl World {
     /// Runs one turn on `shard` with at most `inputs_max` of its queued inputs.
     pub fn run_turn(&self, shard: usize, inputs_max: usize) -> TurnEnd {
         let mut guard = self.shards[shard].borrow_mut();
-        let SimShard {
-            log,
-            state,
-            disk,
-            stall_armed,
-            in_flight,
-        } = &mut *guard;
-        let pipelined = *stall_armed || !in_flight.is_empty();
-        if pipelined && in_flight.len() >= TURNS_IN_FLIGHT_MAX {
+        let sim_shard = &mut *guard;
+        let pipelined = sim_shard.stall_armed || !sim_shard.in_flight.is_empty();
+        if pipelined && sim_shard.in_flight.len() >= TURNS_IN_FLIGHT_MAX {
             return TurnEnd::Idle;
         }
         let queued: Vec<Queued> = {
@@ -332,7 +326,9 @@ impl World {
             .into_iter()
             .map(|queued| (queued.input, queued.reply))
             .unzip();
-        let turn = state.execute(log, self.now_ms(), inputs);
+        let turn = sim_shard
+            .state
+            .execute(&sim_shard.log, self.now_ms(), inputs);
         assert_eq!(turn.outputs.len(), replies.len(), "one output per input");
         let records = turn.records.len();
         self.trace.note(format_args!(
@@ -342,49 +338,75 @@ impl World {
             turn.first_index,
             if pipelined { " in_flight" } else { "" }
         ));
-        let mut groups = Vec::new();
-        if records > 0 {
-            groups.push(turn.records);
-            if self.plant == Some(Plant::SplitTurns) && records > 1 {
-                // Planted bug: the turn's records as two append groups, not one.
-                let second = groups[0].split_off(records / 2);
-                groups.push(second);
-            }
-        }
-        let answers = replies.into_iter().zip(turn.outputs).collect();
+        let mut turn_in_flight = InFlight {
+            number: turn.number,
+            first_index: turn.first_index,
+            records,
+            batches: Vec::new(),
+            answers: replies.into_iter().zip(turn.outputs).collect(),
+        };
+        let groups = self.append_groups(turn.records);
         if pipelined {
-            let mut batches = Vec::with_capacity(groups.len());
-            for group in groups {
-                match log.try_append_batch(group) {
-                    Ok(batch) => batches.push(batch),
-                    Err(error) => return self.append_failed(shard, error.to_string()),
-                }
-                if std::mem::take(stall_armed) && !disk.wait_until_stalled(STALL_REACHED_WITHIN) {
-                    return self.append_failed(shard, "the armed stall never came".into());
-                }
-            }
-            in_flight.push_back(InFlight {
-                number: turn.number,
-                first_index: turn.first_index,
-                records,
-                batches,
-                answers,
-            });
-            return TurnEnd::InFlight;
+            return self.queue_behind_stall(shard, sim_shard, turn_in_flight, groups);
         }
-        if records > 0 {
-            let mut last = None;
-            for group in groups {
-                match self.runtime.block_on(log.append_batch(group)) {
-                    Ok(position) => last = Some(position),
-                    Err(error) => return self.append_failed(shard, error.to_string()),
-                }
+        let mut last = None;
+        for group in groups {
+            match self.runtime.block_on(sim_shard.log.append_batch(group)) {
+                Ok(position) => last = Some(position),
+                Err(error) => return self.append_failed(shard, error.to_string()),
             }
-            let last = last.expect("a turn with records appended at least one group");
-            state.durable(turn.number, turn.first_index, records, last);
         }
-        release(answers);
+        if let Some(last) = last {
+            let turn = &turn_in_flight;
+            sim_shard
+                .state
+                .durable(turn.number, turn.first_index, turn.records, last);
+        }
+        release(std::mem::take(&mut turn_in_flight.answers));
         TurnEnd::Answered
+    }
+
+    /// A turn's records as the append groups they go in: one (or none), or two under the
+    /// planted split-turn bug.
+    fn append_groups(
+        &self,
+        records: Vec<spine_storage::NewRecord>,
+    ) -> Vec<Vec<spine_storage::NewRecord>> {
+        let count = records.len();
+        if count == 0 {
+            return Vec::new();
+        }
+        let mut groups = vec![records];
+        if self.plant == Some(Plant::SplitTurns) && count > 1 {
+            // Planted bug: the turn's records as two append groups, not one.
+            let second = groups[0].split_off(count / 2);
+            groups.push(second);
+        }
+        groups
+    }
+
+    /// Queues a turn's groups behind the stalled flush (waiting, the first time, until the
+    /// log's writer is inside it) and keeps the turn in flight.
+    fn queue_behind_stall(
+        &self,
+        shard: usize,
+        sim_shard: &mut SimShard,
+        mut turn: InFlight,
+        groups: Vec<Vec<spine_storage::NewRecord>>,
+    ) -> TurnEnd {
+        for group in groups {
+            match sim_shard.log.try_append_batch(group) {
+                Ok(batch) => turn.batches.push(batch),
+                Err(error) => return self.append_failed(shard, error.to_string()),
+            }
+            if std::mem::take(&mut sim_shard.stall_armed)
+                && !sim_shard.disk.wait_until_stalled(STALL_REACHED_WITHIN)
+            {
+                return self.append_failed(shard, "the armed stall never came".into());
+            }
+        }
+        sim_shard.in_flight.push_back(turn);
+        TurnEnd::InFlight
     }
 
     fn append_failed(&self, shard: usize, error: String) -> TurnEnd {
