@@ -22,13 +22,19 @@ fn scratch() -> PathBuf {
 #[test]
 fn a_seed_replays_to_the_same_trace() {
     let options = SimOptions::default();
-    let first = run_seed(7, options, &scratch()).unwrap_or_else(|failure| panic!("{failure}"));
-    let again = run_seed(7, options, &scratch()).unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(first, again, "one seed, one trace");
-    assert!(first.crashes > 0, "the seed crashed the machine: {first:?}");
+    // Seed 5 meets a flipped bit that a read runs into; seed 7 crashes often.
+    for seed in [5, 7] {
+        let first =
+            run_seed(seed, options, &scratch()).unwrap_or_else(|failure| panic!("{failure}"));
+        let again =
+            run_seed(seed, options, &scratch()).unwrap_or_else(|failure| panic!("{failure}"));
+        assert_eq!(first, again, "one seed, one trace");
+        assert!(first.crashes > 0, "the seed crashed the machine: {first:?}");
+    }
+    let seven = run_seed(7, options, &scratch()).unwrap_or_else(|failure| panic!("{failure}"));
     let other = run_seed(8, options, &scratch()).unwrap_or_else(|failure| panic!("{failure}"));
     assert_ne!(
-        first.trace_hash, other.trace_hash,
+        seven.trace_hash, other.trace_hash,
         "another seed, another trace"
     );
 }
