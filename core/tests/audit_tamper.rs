@@ -115,6 +115,7 @@ const REWRITES: &[Rewrite] = &[
 ];
 
 #[test]
+#[expect(clippy::too_many_lines)] // On the long-function list: it only shrinks.
 fn every_rewrite_of_every_audit_field_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("original");

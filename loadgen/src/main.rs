@@ -276,6 +276,7 @@ fn bar(length: u64, template: &str) -> ProgressBar {
     bar
 }
 
+#[expect(clippy::too_many_lines)] // On the long-function list: it only shrinks.
 fn run(args: &Args) -> Result<bool> {
     ensure!(args.connections > 0, "--connections must be at least 1");
     ensure!(args.population > 0, "--population must be at least 1");
