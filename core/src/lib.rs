@@ -1,5 +1,6 @@
-//! Spine core's engine: one shard per core over the storage log, the domain services, access
-//! control and audit. See `ARCHITECTURE.md` sections 4–5.
+//! Spine core's engine: one shard per core over the storage log, running the domain services,
+//! access control and audit of `spine-domain` (re-exported here under their old paths). See
+//! `ARCHITECTURE.md` sections 4–5.
 //!
 //! Where things are:
 //! - [`engine`]: the running engine: pinned shard threads, their inboxes and loops.
@@ -23,23 +24,13 @@
 //!   the whole document.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod access;
-pub mod audit;
 pub mod coordinator;
-mod digits;
 pub mod engine;
-pub mod eps;
-pub mod ers;
-pub mod gp2gp;
-pub mod pds;
-pub mod planted;
-pub mod rejected_value;
-pub mod request;
-pub mod scr;
-mod serialize_as_str;
 pub mod shard;
-mod versioned;
 
-pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};
-pub use pds::patient::{Patient, PatientError};
+// The domain (`spine-domain`), under the paths it has always had here.
+pub use spine_domain::{
+    NhsNumber, NhsNumberError, Patient, PatientError, Region, access, audit, eps, ers, gp2gp, pds,
+    planted, rejected_value, request, restricted, scr, versioned,
+};
 pub use spine_storage as storage;

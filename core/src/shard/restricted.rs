@@ -17,20 +17,7 @@ use crate::pds::patient::Patient;
 use crate::pds::values::OdsCode;
 use crate::request::{Reply, Request, Response};
 
-/// What a withheld organisation reads: not an ODS code any organisation has (ODS codes are at
-/// most 8 characters in use; this is 10).
-pub const WITHHELD: &str = "RESTRICTED";
-
-fn withheld() -> OdsCode {
-    WITHHELD.parse().expect("RESTRICTED is a well-formed code")
-}
-
-/// Replaces `code` if it is the withheld `practice`.
-pub(crate) fn withhold(code: &mut OdsCode, practice: &OdsCode) {
-    if code == practice {
-        *code = withheld();
-    }
-}
+pub use crate::restricted::WITHHELD;
 
 impl<S: Store> Context<'_, S> {
     /// The practice to withhold from `request`'s caller in a reply about `patient`: theirs if

@@ -18,7 +18,7 @@ use crate::checks::ask_each;
 use crate::model::{Model, Violation, violation};
 use crate::world::World;
 
-/// Where an audit record's trail link lies in its payload (`core/src/audit/chain.rs`).
+/// Where an audit record's trail link lies in its payload (`core/domain/src/audit/chain.rs`).
 const TRAIL_LINK: std::ops::Range<usize> = 72..80;
 
 /// Where a latent corruption was put: a byte of a durable record, before the log's last

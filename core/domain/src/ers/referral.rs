@@ -191,8 +191,8 @@ pub struct Referral {
 
 impl Referral {
     /// Withholds `practice` as the referrer (see `shard::restricted`).
-    pub(crate) fn withhold_practice(&mut self, practice: &OdsCode) {
-        crate::shard::restricted::withhold(&mut self.referrer, practice);
+    pub fn withhold_practice(&mut self, practice: &OdsCode) {
+        crate::restricted::withhold(&mut self.referrer, practice);
     }
 
     /// The referral's UBRN.
@@ -278,7 +278,7 @@ impl Referral {
     }
 
     /// The rules every transition keeps, for records read back.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
         check_shortlist(&self.shortlist).map_err(|refusal| refusal.to_string())?;
         let must_have_booking = match self.state {
             ReferralState::Booked => true,

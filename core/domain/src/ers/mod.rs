@@ -80,12 +80,12 @@ pub enum RecordError {
 }
 
 /// `value`'s bytes after `version`: the layout of every stored record.
-pub(crate) fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+pub fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
     crate::versioned::encode(version, value)
 }
 
 /// The value [`encode_record`] wrote with `version`, with no bytes left over.
-pub(crate) fn decode_record<T: for<'a> Deserialize<'a>>(
+pub fn decode_record<T: for<'a> Deserialize<'a>>(
     record: &'static str,
     version: u8,
     bytes: &[u8],

@@ -193,8 +193,8 @@ pub struct Transfer {
 
 impl Transfer {
     /// Withholds `practice` as either party (see `shard::restricted`).
-    pub(crate) fn withhold_practice(&mut self, practice: &OdsCode) {
-        use crate::shard::restricted::withhold;
+    pub fn withhold_practice(&mut self, practice: &OdsCode) {
+        use crate::restricted::withhold;
         withhold(&mut self.from_practice, practice);
         withhold(&mut self.to_practice, practice);
     }

@@ -224,8 +224,8 @@ pub struct Author {
 
 impl SummaryCareRecord {
     /// Withholds `practice` wherever the record names it (see `shard::restricted`).
-    pub(crate) fn withhold_practice(&mut self, practice: &OdsCode) {
-        use crate::shard::restricted::withhold;
+    pub fn withhold_practice(&mut self, practice: &OdsCode) {
+        use crate::restricted::withhold;
         withhold(&mut self.updated_organisation, practice);
         for entries in [
             &mut self.allergies,

@@ -5,13 +5,13 @@
 use serde::{Deserialize, Serialize};
 
 /// `value`'s bytes after `version`.
-pub(crate) fn encode<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
+pub fn encode<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
     postcard::to_extend(value, vec![version]).expect("postcard writes to a Vec without failing")
 }
 
 /// The value encoded by [`encode`] with `version`; `None` for another version or bytes that
 /// are not one.
-pub(crate) fn decode<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Option<T> {
+pub fn decode<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Option<T> {
     match bytes.split_first() {
         Some((&found, body)) if found == version => postcard::from_bytes(body).ok(),
         _ => None,
@@ -20,10 +20,7 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Op
 
 /// The value encoded by [`encode`] with `version`, with no byte left over; or what is wrong
 /// with the bytes (for a record's own error, which names the record).
-pub(crate) fn decode_exact<T: for<'a> Deserialize<'a>>(
-    version: u8,
-    bytes: &[u8],
-) -> Result<T, String> {
+pub fn decode_exact<T: for<'a> Deserialize<'a>>(version: u8, bytes: &[u8]) -> Result<T, String> {
     let (&found, body) = bytes.split_first().ok_or("empty")?;
     if found != version {
         return Err(format!("unknown encoding version {found}"));
