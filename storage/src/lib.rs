@@ -2,6 +2,7 @@
 //! and in-memory indexes. Everything Spine core stores goes through it.
 //!
 //! Where things are:
+//! - [`dir_lock`]: taking a directory's lock, with a grace for a holder passing through.
 //! - [`format`](mod@format): the byte layout's constants (documented, and tested against, `FORMAT.md`).
 //! - [`log`]: the [`Log`] handle; `log/record.rs` encodes and verifies records (sans-IO),
 //!   `log/segment.rs` owns segment files and maps, `log/group_commit.rs` decides when a batch
@@ -13,6 +14,7 @@
 //! - [`index`]: the primary hash index, ordered secondary indexes and checkpoints.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod dir_lock;
 pub mod format;
 pub mod index;
 pub mod io;

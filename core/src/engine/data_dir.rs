@@ -77,7 +77,7 @@ pub fn lock(dir: &Path) -> Result<DataDirLock, DataDirError> {
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     let path = dir.join(LOCK_FILE_NAME);
     let file = File::create(&path).map_err(io_error(&path))?;
-    match file.try_lock() {
+    match spine_storage::dir_lock::take(&file, spine_storage::dir_lock::LockMode::Exclusive) {
         Ok(()) => Ok(DataDirLock { _lock: file }),
         Err(fs::TryLockError::WouldBlock) => Err(DataDirError::InUse {
             dir: dir.to_path_buf(),

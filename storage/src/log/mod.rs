@@ -643,7 +643,11 @@ impl Log {
         fs::create_dir_all(&config.dir).map_err(io_error(&config.dir))?;
         let lock_path = config.dir.join(LOCK_FILE_NAME);
         let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
-        lock_or_refuse(lock.try_lock(), &lock_path, &config.dir)?;
+        lock_or_refuse(
+            crate::dir_lock::take(&lock, crate::dir_lock::LockMode::Exclusive),
+            &lock_path,
+            &config.dir,
+        )?;
         let backend = crate::io::open_backend(
             config.backend,
             config.fault_injection,
@@ -697,7 +701,11 @@ impl Log {
         // has no writer to keep out.
         let lock = match File::open(&lock_path) {
             Ok(lock) => {
-                lock_or_refuse(lock.try_lock_shared(), &lock_path, &config.dir)?;
+                lock_or_refuse(
+                    crate::dir_lock::take(&lock, crate::dir_lock::LockMode::Shared),
+                    &lock_path,
+                    &config.dir,
+                )?;
                 Some(lock)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
