@@ -3,6 +3,8 @@
 //! sources, and `ARCHITECTURE.md` section 7.
 //!
 //! Where things are:
+//! - [`embedded`]: the server a run with no `--target` starts in this process (feature
+//!   `embedded-server`, on by default).
 //! - [`model`]: national rates, the daily curve, the operation mix, the profiles.
 //! - [`schedule`]: Poisson send times at the profile's rate (sans-IO).
 //! - [`measure`]: what a run counts: offered, completed, failed by code, dropped; histograms.
@@ -12,6 +14,8 @@
 //! - [`report`]: the text table, the JSON file and the plots.
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "embedded-server")]
+pub mod embedded;
 pub mod measure;
 pub mod model;
 pub mod pool;

@@ -13,7 +13,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,9 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use spine_core::access::directory_file;
-use spine_core::access::{Activity, System};
-use spine_core::engine::{Engine, EngineConfig};
+#[cfg(feature = "embedded-server")]
+use spine_loadgen::embedded::{Embedded, EmbeddedOptions};
 use spine_loadgen::measure::Measurement;
 use spine_loadgen::model::{Mix, NATIONAL_PEAK_PER_S, Profile};
 use spine_loadgen::pool::ClientPool;
@@ -32,8 +30,7 @@ use spine_loadgen::report::{FindMaxReport, Report, write_plots};
 use spine_loadgen::runner::{self, Objective, RunConfig};
 use spine_loadgen::workload::Workload;
 use spine_net::client::{ClientIdentity, Transport, tls_client_config};
-use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
-use spine_net::server::{Limits, Server, ServerConfig};
+use spine_net::pki::{DEMO_CLIENT, Pki};
 
 /// Pause between `--find-max` steps.
 const STEP_SETTLE: Duration = Duration::from_secs(2);
@@ -162,110 +159,48 @@ fn main() -> ExitCode {
     }
 }
 
-/// An embedded server, its data directory removed when it goes.
-struct Embedded {
-    engine: Option<Engine>,
-    server: Option<Server>,
-    _dir: tempfile::TempDir,
+/// The server a run with no `--target` runs against.
+#[cfg(feature = "embedded-server")]
+fn start_embedded(args: &Args, transport: Transport) -> Result<Embedded> {
+    let options = EmbeddedOptions {
+        systems: args.systems,
+        shards: args.shards,
+        segment_mib: args.segment_mib,
+        backend: args.backend.clone(),
+    };
+    Embedded::start(&options, transport)
 }
 
+/// Built without the embedded server, a run needs `--target`.
+#[cfg(not(feature = "embedded-server"))]
+fn start_embedded(_args: &Args, _transport: Transport) -> Result<Embedded> {
+    bail!(
+        "this spine-loadgen was built without its embedded server (feature embedded-server): \
+         name a running server with --target DATA_DIR,ADDR"
+    )
+}
+
+/// Stands for the embedded server in a build without it: never made.
+#[cfg(not(feature = "embedded-server"))]
+enum Embedded {}
+
+#[cfg(not(feature = "embedded-server"))]
 impl Embedded {
-    /// The engine's handle, while it runs.
-    fn engine(&self) -> Option<spine_core::engine::EngineHandle> {
-        self.engine.as_ref().map(Engine::handle)
+    fn data_dir(&self) -> &std::path::Path {
+        match *self {}
     }
-}
-
-impl Drop for Embedded {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.stop(Duration::from_secs(5));
-        }
-        if let Some(engine) = self.engine.take()
-            && let Err(error) = engine.shutdown()
-        {
-            eprintln!("stopping the embedded engine: {error}");
-        }
+    fn addr(&self) -> std::net::SocketAddr {
+        match *self {}
     }
-}
-
-/// Starts the engine and listeners in this process on a fresh data directory with `systems`
-/// client certificates registered; returns it, its data directory and the transport's address.
-fn embedded(
-    args: &Args,
-    transport: Transport,
-) -> Result<(Embedded, PathBuf, SocketAddr, Vec<String>)> {
-    let dir = tempfile::Builder::new()
-        .prefix("spine-loadgen-")
-        .tempdir()
-        .context("creating a temporary data directory")?;
-    let data_dir = dir.path().to_owned();
-    let pki = prepare_deployment(&data_dir)?;
-    let mut names = vec![DEMO_CLIENT.to_owned()];
-    let mut directory = directory_file::load(&data_dir)?;
-    for system in 1..args.systems.max(1) {
-        let name = format!("loadgen-{system}");
-        let (_, fingerprint) = pki.issue_client(&name)?;
-        let asid = 200_000_000_100 + system as u64;
-        directory.systems.push(System {
-            asid,
-            name: name.clone(),
-            organisation: "Y90001".parse().context("ODS code")?,
-            activities: Activity::ALL.to_vec(),
-            certificates: vec![fingerprint],
-        });
-        names.push(name);
+    fn systems(&self) -> &[String] {
+        match *self {}
     }
-    directory.index().context("registering the load systems")?;
-    directory_file::save(&data_dir, &directory)?;
-    let mut config = EngineConfig::new(&data_dir);
-    if let Some(shards) = args.shards {
-        config.shards = shards;
+    fn reset_log_latencies(&self) {
+        match *self {}
     }
-    if let Some(mib) = args.segment_mib {
-        ensure!(mib > 0, "--segment-mib must be at least 1");
-        config.segment_size = mib << 20;
+    fn log_latency_lines(&self) -> Vec<String> {
+        match *self {}
     }
-    if let Some(backend) = &args.backend {
-        config.backend = match backend.as_str() {
-            "auto" => spine_core::storage::BackendChoice::Auto,
-            "io-uring" => spine_core::storage::BackendChoice::IoUring,
-            "portable" => spine_core::storage::BackendChoice::Portable,
-            other => bail!("unknown backend {other:?}: auto, io-uring or portable"),
-        };
-    }
-    let engine = Engine::start(config).context("starting the embedded engine")?;
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server_config = ServerConfig {
-        tls_addr: loopback,
-        quic_addr: Some(loopback),
-        metrics_addr: None,
-        limits: Limits {
-            // The generator is one very busy system: no per-system rate below its offer.
-            requests_per_second_per_system: 10_000_000,
-            ..Limits::default()
-        },
-    };
-    let server = Server::start(&engine.handle(), &server_config, &pki)?;
-    let addr = match transport {
-        Transport::Tls => server.tls_addr(),
-        Transport::Quic => server.quic_addr().context("QUIC is on")?,
-    };
-    eprintln!(
-        "embedded server: {} shards, {addr}, data in {}",
-        engine.handle().shard_count(),
-        data_dir.display()
-    );
-    Ok((
-        Embedded {
-            engine: Some(engine),
-            server: Some(server),
-            _dir: dir,
-        },
-        data_dir,
-        addr,
-        names,
-    ))
 }
 
 fn bar(length: u64, template: &str) -> ProgressBar {
@@ -307,22 +242,27 @@ fn run(args: &Args) -> Result<bool> {
         args.client_threads > 0,
         "--client-threads must be at least 1"
     );
-    let (embedded, data_dir, addr, systems) = match &args.target {
-        Some(target) => {
+    let embedded = match &args.target {
+        Some(_) => None,
+        None => Some(start_embedded(args, transport)?),
+    };
+    let (data_dir, addr, systems) = match (&args.target, &embedded) {
+        (Some(target), _) => {
             let (dir, addr) = target
                 .split_once(',')
                 .context("--target takes DATA_DIR,ADDR")?;
             (
-                None,
                 PathBuf::from(dir),
                 addr.parse().context("--target address")?,
                 vec![DEMO_CLIENT.to_owned()],
             )
         }
-        None => {
-            let (server, dir, addr, names) = embedded(args, transport)?;
-            (Some(server), dir, addr, names)
-        }
+        (None, Some(server)) => (
+            server.data_dir().to_owned(),
+            server.addr(),
+            server.systems().to_vec(),
+        ),
+        (None, None) => bail!("no --target and no embedded server"),
     };
     let pki = Pki::at(&data_dir);
     let mut configs = Vec::with_capacity(args.connections);
@@ -350,8 +290,8 @@ fn run(args: &Args) -> Result<bool> {
         pool.routes()
     );
     let machine = machine();
-    if let Some(engine) = embedded.as_ref().and_then(Embedded::engine) {
-        engine.reset_log_latencies();
+    if let Some(server) = &embedded {
+        server.reset_log_latencies();
     }
 
     let highest = args.rate.unwrap_or_else(|| profile.peak_rate());
@@ -454,20 +394,8 @@ fn run(args: &Args) -> Result<bool> {
         (report, measurement)
     };
     drop(pool);
-    if let Some(engine) = embedded.as_ref().and_then(Embedded::engine) {
-        for (shard, latency) in engine.log_latencies().iter().enumerate() {
-            eprintln!(
-                "embedded server, shard {shard}'s log: commit p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
-                 flush p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} batches)",
-                latency.commit.p50_us / 1000.0,
-                latency.commit.p99_us / 1000.0,
-                latency.commit.max_us / 1000.0,
-                latency.flush.p50_us / 1000.0,
-                latency.flush.p99_us / 1000.0,
-                latency.flush.max_us / 1000.0,
-                latency.flush.count,
-            );
-        }
+    for line in embedded.iter().flat_map(Embedded::log_latency_lines) {
+        eprintln!("{line}");
     }
     drop(embedded);
     print!("{}", report.table());

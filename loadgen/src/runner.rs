@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use indicatif::ProgressBar;
-use spine_core::pds::synthetic::SplitMix64;
+use spine_domain::pds::synthetic::SplitMix64;
 use spine_net::client_set::ClientSet;
 use tokio::time::Instant;
 

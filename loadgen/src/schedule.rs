@@ -3,7 +3,7 @@
 //! by thinning: candidates arrive at the highest rate and each is kept with probability
 //! rate(t) / highest rate.
 
-use spine_core::pds::synthetic::SplitMix64;
+use spine_domain::pds::synthetic::SplitMix64;
 
 /// A source of intended send times, in seconds from the start of the run.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! The requests each operation sends, over a synthetic population the server holds.
 //!
-//! Patients are the seeded synthetic population (`spine_core::pds::synthetic`), registered at
+//! Patients are the seeded synthetic population (`spine_domain::pds::synthetic`), registered at
 //! the demo GP's practice so the demo GP may change them. Updates and death notifications read
 //! the record first and write at the version read, as a client would; contended updates do so
 //! on a handful of "hot" patients, so that concurrent writers meet `RESOURCE_VERSION_MISMATCH`.
@@ -8,18 +8,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use spine_core::NhsNumber;
-use spine_core::access::directory_file::demo_ids;
-use spine_core::eps::{EpsAction, NewLineItem, NewPrescription};
-use spine_core::ers::{
+use spine_domain::NhsNumber;
+use spine_domain::access::directory_file::demo_ids;
+use spine_domain::eps::{EpsAction, NewLineItem, NewPrescription};
+use spine_domain::ers::{
     NewReferral, NewSlot, Priority, ReferralAction, Service, ServiceId, SlotQuery, SlotStart,
 };
-use spine_core::gp2gp::Sha256Hash;
-use spine_core::pds::patient::{Death, DeathNotificationStatus, Patient};
-use spine_core::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbers, patient_at};
-use spine_core::pds::values::OdsCode;
-use spine_core::request::{ErrorCode, Operation, Refusal, Reply, Response};
-use spine_core::scr::record::{ScrContent, ScrEntryInput};
+use spine_domain::gp2gp::Sha256Hash;
+use spine_domain::pds::patient::{Death, DeathNotificationStatus, Patient};
+use spine_domain::pds::synthetic::{SplitMix64, exact_trace, fuzzy_trace, nhs_numbers, patient_at};
+use spine_domain::pds::values::OdsCode;
+use spine_domain::request::{ErrorCode, Operation, Refusal, Reply, Response};
+use spine_domain::scr::record::{ScrContent, ScrEntryInput};
 use spine_net::client::ClientError;
 use spine_net::client_set::ClientSet;
 use spine_net::protocol::message::WireRequest;
@@ -39,7 +39,7 @@ const SLOTS_OFFERED: u32 = 5;
 /// Slots one booking tries before giving up (each taken by a concurrent booking).
 const BOOKING_ATTEMPTS_MAX: usize = 3;
 /// A transferred GP record's size: four chunks.
-const GP_RECORD_BYTES: usize = 4 * spine_core::gp2gp::CHUNK_BYTES as usize;
+const GP_RECORD_BYTES: usize = 4 * spine_domain::gp2gp::CHUNK_BYTES as usize;
 /// Distinct GP records the transfers send, made and hashed once: making and hashing a record
 /// per transfer (1 MiB of random bytes, two SHA-256 passes) held up the client thread's other
 /// operations for milliseconds each time.
@@ -306,7 +306,7 @@ impl Workload {
         let per_service = total
             .div_ceil(ERS_SERVICES as usize)
             .min(SLOTS_PER_SERVICE_MAX);
-        let publication = spine_core::ers::operations::SLOTS_PER_PUBLICATION_MAX;
+        let publication = spine_domain::ers::operations::SLOTS_PER_PUBLICATION_MAX;
         let mut requests = Vec::new();
         for number in 0..ERS_SERVICES {
             let service = ers_service(number);
@@ -443,7 +443,7 @@ impl Workload {
     /// the demo GP downloads it,
     /// checks it and acknowledges delivery. Stops at the first refusal.
     async fn record_transfer(&self, client: &ClientSet, index: usize, seed: u64) -> Done {
-        use spine_core::gp2gp::CHUNK_BYTES;
+        use spine_domain::gp2gp::CHUNK_BYTES;
         let op = Op::Gp2gpTransfer;
         let index = index - index % MOVED_EVERY;
         let record = &self.gp_records[(seed % GP_RECORDS as u64) as usize];

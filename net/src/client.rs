@@ -12,9 +12,9 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
-use spine_core::access::Justification;
-use spine_core::pds::values::OdsCode;
-use spine_core::request::{ConnectionRoute, Operation, Reply, Response};
+use spine_domain::access::Justification;
+use spine_domain::pds::values::OdsCode;
+use spine_domain::request::{ConnectionRoute, Operation, Reply, Response};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -26,6 +26,7 @@ use crate::protocol::ALPN;
 use crate::protocol::frame::{self, FrameDecoder, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireRequest};
 use crate::protocol::response_body::ResponseBody;
+use crate::protocol::session::SessionLimits;
 
 /// Who the client is and whom it trusts.
 #[derive(Clone, Debug)]
@@ -310,8 +311,8 @@ impl QuicClient {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config)
             .map_err(|error| failed(error.to_string()))?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
-        client_config.transport_config(Arc::new(crate::server::quic::transport_config(
-            &crate::server::Limits::default(),
+        client_config.transport_config(Arc::new(crate::quic_transport::transport_config(
+            SessionLimits::default(),
         )));
         let bind: SocketAddr = if addr.is_ipv4() {
             SocketAddr::from(([0, 0, 0, 0], 0))
@@ -390,7 +391,7 @@ fn decoded(body: ResponseBody) -> Result<Response, ClientError> {
 /// connection with one.
 fn connection_error(error: quinn::ConnectionError, connecting: bool) -> ClientError {
     if let quinn::ConnectionError::ApplicationClosed(close) = &error
-        && close.error_code == quinn::VarInt::from_u32(crate::server::quic::CLOSE_GOODBYE)
+        && close.error_code == quinn::VarInt::from_u32(crate::quic_transport::CLOSE_GOODBYE)
         && let Ok(goodbye) = message::decode::<Goodbye>("goodbye", &close.reason)
     {
         return ClientError::Goodbye(goodbye);

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use spine_core::request::{ConnectionRoute, Operation, Response};
-use spine_core::shard::shard_of;
+use spine_domain::request::{ConnectionRoute, Operation, Response};
+use spine_domain::routing::shard_of;
 
 use crate::client::{Client, ClientError, Transport};
 use crate::protocol::message::WireRequest;
@@ -228,8 +228,8 @@ fn covers_every_shard(connected: &[(Client, Option<ConnectionRoute>)]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use spine_core::gp2gp::TransferId;
-    use spine_core::pds::search::SearchQuery;
+    use spine_domain::gp2gp::TransferId;
+    use spine_domain::pds::search::SearchQuery;
 
     use super::*;
 

@@ -8,6 +8,7 @@
 //! - [`memory`]: the worst case of every limit, summed, and the defaults fitted to a budget.
 //! - [`metrics`]: counters and the Prometheus endpoint.
 //! - [`pki`]: the deployment's CA and certificates.
+//! - [`quic_transport`]: QUIC's settings and close code, shared by client and server.
 //! - [`server`]: the listeners on every core, the limits, a graceful stop.
 //! - [`settings`]: `spine serve`'s settings: defaults, a file, flags.
 #![warn(missing_docs, unreachable_pub)]
@@ -15,9 +16,14 @@
 pub mod client;
 pub mod client_set;
 mod frame_writer;
+#[cfg(feature = "server")]
 pub mod memory;
+#[cfg(feature = "server")]
 pub mod metrics;
 pub mod pki;
 pub mod protocol;
+pub mod quic_transport;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod settings;

@@ -210,7 +210,8 @@ pub fn connection_bytes_max(server: &ServerConfig) -> u64 {
     let limits = &server.limits;
     let frame = u64::from(limits.frame_bytes_max) + FRAME_HEADER_BYTES as u64;
     let tls = frame + READ_RESERVE_BYTES + CONNECTION_FIXED_BYTES;
-    let quic = 2 * crate::server::quic::window_bytes(limits) + CONNECTION_FIXED_BYTES;
+    let quic =
+        2 * crate::quic_transport::window_bytes(limits.frame_bytes_max) + CONNECTION_FIXED_BYTES;
     if server.quic_addr.is_some() {
         tls.max(quic)
     } else {

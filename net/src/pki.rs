@@ -337,8 +337,8 @@ pub fn prepare_deployment(data_dir: &Path) -> Result<Pki, DeploymentError> {
     let pki = Pki::open_or_create(data_dir, &["localhost".into(), "127.0.0.1".into()])?;
     let (demo_chain, _) = pki.client_files(DEMO_CLIENT)?.load()?;
     let demo_fingerprint = fingerprint(&demo_chain[0]);
-    spine_core::access::directory_file::load_or_create_with(data_dir, || {
-        let mut directory = spine_core::access::directory_file::demo();
+    spine_domain::access::directory_file::load_or_create_with(data_dir, || {
+        let mut directory = spine_domain::access::directory_file::demo();
         directory.systems[0].certificates.push(demo_fingerprint);
         directory
     })?;
@@ -361,5 +361,5 @@ pub enum DeploymentError {
     Pki(#[from] PkiError),
     /// The access directory.
     #[error(transparent)]
-    Directory(#[from] spine_core::access::directory_file::DirectoryFileError),
+    Directory(#[from] spine_domain::access::directory_file::DirectoryFileError),
 }

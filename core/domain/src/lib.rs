@@ -17,6 +17,7 @@
 //!   the whole document.
 //! - [`restricted`]: how a restricted patient's practice is withheld where it stands as an
 //!   organisation in another record.
+//! - [`routing`]: a key's home shard, the function clients route by.
 //! - [`versioned`]: the version byte in front of every stored payload.
 #![warn(missing_docs, unreachable_pub)]
 
@@ -31,6 +32,7 @@ pub mod planted;
 pub mod rejected_value;
 pub mod request;
 pub mod restricted;
+pub mod routing;
 pub mod scr;
 mod serialize_as_str;
 pub mod versioned;

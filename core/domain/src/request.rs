@@ -466,7 +466,7 @@ pub enum Reply {
 }
 
 /// How a server is sharded, as one connection sees it. A request's home shard is
-/// `spine_core::shard::shard_of` of its operation's [`Operation::home_value`] over `shards`; sent
+/// [`crate::routing::shard_of`] of its operation's [`Operation::home_value`] over `shards`; sent
 /// over a connection whose `local_shard` it is, it never leaves that core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionRoute {

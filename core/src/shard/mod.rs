@@ -49,7 +49,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use spine_storage::{Key, NewRecord, Position};
-use uuid::Uuid;
 
 use crate::access::{Caller, Directory};
 use crate::audit::chain::{AuditChain, ChainRecord, RECORD_PREFIX_SIZE};
@@ -62,13 +61,7 @@ use meta::ShardMeta;
 use outcomes::{OutcomeRecord, OutcomeSlots, WriteOutcome, Written};
 use store::Store;
 
-/// The home shard of a key (an NHS number's value, a request id's low bits): a multiplicative
-/// hash, so consecutive numbers spread evenly.
-pub fn shard_of(value: u64, shards: usize) -> usize {
-    assert!(shards > 0, "at least one shard");
-    let mixed = (value ^ (value >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    ((mixed >> 32) % shards as u64) as usize
-}
+pub use spine_domain::routing::{shard_of, shard_of_request};
 
 /// A shard's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1008,12 +1001,6 @@ pub fn connection_route_refusal() -> Refusal {
         ErrorCode::MalformedRequest,
         "connection_route asks about a network connection: only the network server answers it",
     )
-}
-
-/// A request id's home shard (creates and shard-less audit events go there, so a retry finds
-/// its first outcome).
-pub fn shard_of_request(id: Uuid, shards: usize) -> usize {
-    shard_of(id.as_u64_pair().1, shards)
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
-use spine_core::access::{Caller, Justification};
-use spine_core::pds::values::OdsCode;
-use spine_core::request::{ErrorCode, Operation, Refusal, Reply, Request, Response};
+use spine_domain::access::{Caller, Justification};
+use spine_domain::pds::values::OdsCode;
+use spine_domain::request::{ErrorCode, Operation, Refusal, Reply, Request, Response};
 use uuid::Uuid;
 
 use super::frame::{self, FrameKind};
@@ -53,14 +53,14 @@ impl WireRequest {
 }
 
 impl WireRequest {
-    /// A request of `operation` by a demo user (see `spine_core::access::directory_file`) in
+    /// A request of `operation` by a demo user (see `spine_domain::access::directory_file`) in
     /// their role profile, with a fresh id, no justification and the default deadline; `None`
     /// for a user the demo directory does not hold.
     pub fn as_demo_user(user: Uuid, operation: Operation) -> Option<Self> {
         // Built once: requests are made in hot loops.
-        static DEMO: std::sync::OnceLock<spine_core::access::Directory> =
+        static DEMO: std::sync::OnceLock<spine_domain::access::Directory> =
             std::sync::OnceLock::new();
-        let directory = DEMO.get_or_init(spine_core::access::directory_file::demo);
+        let directory = DEMO.get_or_init(spine_domain::access::directory_file::demo);
         let profile = directory.user(user)?.role_profiles.first()?.clone();
         Some(Self {
             id: Uuid::new_v4(),
@@ -75,8 +75,11 @@ impl WireRequest {
 
     /// A request of `operation` by the demo GP (every PDS activity, at Y90001).
     pub fn as_demo_gp(operation: Operation) -> Self {
-        Self::as_demo_user(spine_core::access::directory_file::demo_ids::GP, operation)
-            .expect("the demo directory holds the GP")
+        Self::as_demo_user(
+            spine_domain::access::directory_file::demo_ids::GP,
+            operation,
+        )
+        .expect("the demo directory holds the GP")
     }
 }
 
@@ -218,7 +221,7 @@ pub fn decode<'a, T: Deserialize<'a>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spine_core::access::directory_file::demo_ids;
+    use spine_domain::access::directory_file::demo_ids;
 
     fn retrieve() -> WireRequest {
         WireRequest {
@@ -247,7 +250,7 @@ mod tests {
     #[test]
     fn requests_and_responses_framed_in_place_are_framed_as_their_bodies() {
         assert_framed_in_place(FrameKind::Request, &retrieve());
-        let patient = spine_core::pds::synthetic::patient_at(7, 3, "9000000009".parse().unwrap());
+        let patient = spine_domain::pds::synthetic::patient_at(7, 3, "9000000009".parse().unwrap());
         let response = WireResponse::new(Uuid::from_u128(7), Ok(Reply::Patient(patient)));
         assert_framed_in_place(FrameKind::Response, &response);
     }
@@ -279,7 +282,7 @@ mod tests {
     fn chunk_bytes_are_a_length_and_the_bytes_as_documented() {
         // `Vec<u8>` in PROTOCOL.md: a varint length, then one byte each. The chunk's bytes are
         // encoded as a byte string, which must come out the same.
-        let transfer = spine_core::gp2gp::TransferId::new(5).unwrap();
+        let transfer = spine_domain::gp2gp::TransferId::new(5).unwrap();
         let upload = Operation::Gp2gpSendChunk {
             transfer,
             index: 1,

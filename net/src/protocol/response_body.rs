@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use spine_core::request::{Refusal, Response};
+use spine_domain::request::{Refusal, Response};
 use uuid::Uuid;
 
 use super::message::{self, MessageError, WireResponse};
@@ -70,7 +70,7 @@ impl ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spine_core::request::{ConnectionRoute, ErrorCode, Reply};
+    use spine_domain::request::{ConnectionRoute, ErrorCode, Reply};
 
     fn body_of(response: Response) -> (Uuid, ResponseBody) {
         let id = Uuid::new_v4();

@@ -5,8 +5,8 @@
 
 use super::frame::{FrameDecoder, FrameError, FrameKind};
 use super::message::{self, Goodbye, WireRequest, WireResponse};
-use spine_core::rejected_value::decoding;
-use spine_core::request::{ErrorCode, Refusal};
+use spine_domain::rejected_value::decoding;
+use spine_domain::request::{ErrorCode, Refusal};
 
 /// What a session allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +15,17 @@ pub struct SessionLimits {
     pub frame_bytes_max: u32,
     /// Requests in flight on the connection at once; one more is answered `TOO_MANY_STREAMS`.
     pub in_flight_max: usize,
+}
+
+impl Default for SessionLimits {
+    /// The server's defaults (`net/PROTOCOL.md` section 4): 1 MiB frames, 1,024 requests in
+    /// flight. A client sizes its QUIC windows and streams by them.
+    fn default() -> Self {
+        Self {
+            frame_bytes_max: 1 << 20,
+            in_flight_max: 1_024,
+        }
+    }
 }
 
 /// What the transport must do next.
@@ -144,7 +155,7 @@ mod tests {
     use super::*;
     use crate::protocol::frame;
     use bytes::BytesMut;
-    use spine_core::request::Operation;
+    use spine_domain::request::Operation;
     use uuid::Uuid;
 
     const LIMITS: SessionLimits = SessionLimits {

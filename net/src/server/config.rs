@@ -49,8 +49,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            frame_bytes_max: 1 << 20,
-            in_flight_per_connection: 1_024,
+            frame_bytes_max: SessionLimits::default().frame_bytes_max,
+            in_flight_per_connection: SessionLimits::default().in_flight_max,
             in_flight_bytes_max: 1 << 30,
             connections_max: 10_000,
             connections_per_system_max: 1_000,

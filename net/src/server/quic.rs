@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use quinn::crypto::rustls::QuicServerConfig;
-use quinn::{Connection, Endpoint, Incoming, TransportConfig, VarInt};
+use quinn::{Connection, Endpoint, Incoming, VarInt};
 use rustls::pki_types::CertificateDer;
 use spine_core::request::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 
 use super::ServerError;
 use super::admission::admit;
-use super::config::Limits;
 use super::connections::HANDSHAKES_IN_FLIGHT_PER_CORE;
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
@@ -28,13 +27,10 @@ use super::tls::{Shared, execute_request};
 use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireResponse};
 use crate::protocol::session::{ServerSession, SessionEvent, SessionLimits};
+use crate::quic_transport::{CLOSE_GOODBYE, transport_config};
 
 /// This transport's index in the metrics.
 const TRANSPORT: usize = 1;
-
-/// The application error code a connection is closed with; the reason bytes are a goodbye
-/// message (see `net/PROTOCOL.md`).
-pub const CLOSE_GOODBYE: u32 = 1;
 
 /// Connection attempts one endpoint holds before they are accepted, at most (quinn's default,
 /// 65,536, may hold 100 MiB); more are refused at once.
@@ -50,31 +46,6 @@ pub fn incoming_bytes_max() -> u64 {
     INCOMING_MAX as u64 * DATAGRAM_BYTES_MAX + INCOMING_BUFFER_BYTES_TOTAL
 }
 
-/// Bytes of a connection's receive window, of each stream's, and of its send window: one
-/// frame whole. A connection's windows bound what QUIC buffers for it; what its streams have
-/// read is charged to the requests in flight (`in_flight_bytes_max`).
-pub fn window_bytes(limits: &Limits) -> u64 {
-    u64::from(limits.frame_bytes_max) + 64
-}
-
-/// The transport settings: streams for the requests in flight, windows of one frame.
-pub fn transport_config(limits: &Limits) -> TransportConfig {
-    let mut transport = TransportConfig::default();
-    let streams = u32::try_from(limits.in_flight_per_connection).unwrap_or(u32::MAX);
-    transport.max_concurrent_bidi_streams(VarInt::from_u32(streams));
-    transport.max_concurrent_uni_streams(VarInt::from_u32(0));
-    let window = VarInt::from_u64(window_bytes(limits)).unwrap_or(VarInt::MAX);
-    transport.stream_receive_window(window);
-    transport.receive_window(window);
-    transport.send_window(window_bytes(limits));
-    transport.max_idle_timeout(Some(
-        std::time::Duration::from_secs(60)
-            .try_into()
-            .expect("60 s is a valid idle timeout"),
-    ));
-    transport
-}
-
 /// Binds one endpoint per core on `addr` (the same port for all) and accepts on each core's
 /// runtime until `stop` turns true. Returns the address bound and the accept tasks.
 pub(crate) fn start(
@@ -86,7 +57,7 @@ pub(crate) fn start(
     let crypto = QuicServerConfig::try_from(tls)
         .map_err(|error| ServerError::Tls(format!("QUIC: {error}")))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server_config.transport_config(Arc::new(transport_config(&shared.limits)));
+    server_config.transport_config(Arc::new(transport_config(shared.limits.session())));
     server_config
         .max_incoming(INCOMING_MAX)
         .incoming_buffer_size(64 << 10)
