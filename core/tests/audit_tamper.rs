@@ -20,7 +20,7 @@ use spine_core::audit::chain::ChainRecord;
 use spine_core::engine::{Engine, EngineError};
 use spine_core::request::Operation;
 use spine_core::shard::audit_queries::verify_chain;
-use spine_core::shard::keys::{self, KIND_AUDIT, ShardIndexes};
+use spine_core::shard::record_layout::{self, KIND_AUDIT, ShardIndexes};
 use spine_storage::Log;
 use spine_storage::log::record::{self, RecordHeader};
 
@@ -109,7 +109,7 @@ const REWRITES: &[Rewrite] = &[
         header.key != 0
     }),
     ("kind", |header, _, _| {
-        header.kind = keys::KIND_OUTCOME;
+        header.kind = record_layout::KIND_OUTCOME;
         true
     }),
 ];

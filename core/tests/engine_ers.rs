@@ -21,7 +21,7 @@ use spine_core::ers::{
 };
 use spine_core::request::{ErrorCode, Operation, Reply, Response, service_home_value};
 use spine_core::shard::ers::{ReferralAnswer, ReferralStep, SlotStep};
-use spine_core::shard::keys::ShardIndexes;
+use spine_core::shard::record_layout::ShardIndexes;
 use spine_core::shard::{self, ShardConfig, ShardInput, ShardOutput, ShardState};
 use spine_storage::Log;
 

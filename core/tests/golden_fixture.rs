@@ -47,7 +47,7 @@ use spine_core::pds::synthetic::{Population, exact_trace, patient_at};
 use spine_core::request::{Operation, Refusal, Reply, Request, Response};
 use spine_core::scr::record::{ScrContent, ScrEntryInput, ScrPermission};
 use spine_core::shard::audit_queries::verify_chain;
-use spine_core::shard::keys::{self, ShardIndexes};
+use spine_core::shard::record_layout::{self, ShardIndexes};
 use spine_core::shard::{ShardConfig, ShardInput, ShardOutput, ShardState};
 use spine_core::{NhsNumber, Patient};
 use spine_storage::{Log, LogConfig};
@@ -765,7 +765,7 @@ fn the_golden_fixture_opens_verifies_and_answers_as_when_it_was_written() {
             .collect();
         assert_eq!(
             kinds,
-            (keys::KIND_PATIENT..=keys::KIND_REGISTRATION).collect(),
+            (record_layout::KIND_PATIENT..=record_layout::KIND_REGISTRATION).collect(),
             "the fixture holds every record kind"
         );
     }

@@ -16,7 +16,7 @@ use spine_core::access::directory_file::demo_ids;
 use spine_core::engine::Engine;
 use spine_core::eps::NewPrescription;
 use spine_core::request::{Operation, Reply};
-use spine_core::shard::keys::KIND_META;
+use spine_core::shard::record_layout::KIND_META;
 
 const WORKERS: usize = 4;
 const ROUNDS: usize = 8;

@@ -90,7 +90,7 @@ impl EngineConfig {
     }
 
     /// The log configuration of shard `shard` (offline tools open a stopped engine's logs
-    /// with it, and the shard's secondary indexes, `shard::keys::ShardIndexes`).
+    /// with it, and the shard's secondary indexes, `shard::record_layout::ShardIndexes`).
     pub fn log_config(&self, shard: usize) -> LogConfig {
         let mut log = LogConfig::new(self.data_dir.join(format!("shard-{shard}")));
         log.segment_size = self.segment_size;

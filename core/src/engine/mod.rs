@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use crate::access::Directory;
 use crate::access::directory_file::{self, DirectoryFileError};
 pub use crate::coordinator::RepairReport;
-use crate::shard::keys::ShardIndexes;
+use crate::shard::record_layout::ShardIndexes;
 use crate::shard::{ShardConfig, ShardError, ShardState};
 pub use config::EngineConfig;
 use shard_thread::{Envelope, LoopCounters, ShardLoop};

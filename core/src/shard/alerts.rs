@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::versioned;
 
-const ENCODING_VERSION: u8 = 1;
+/// Version byte in front of every alert record.
+pub const ENCODING_VERSION: u8 = 1;
 
 /// One alert record, borrowed from its bytes.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::alerts;
-use super::keys;
+use super::record_layout;
 use super::meta::ShardMeta;
 use super::store::{Store, Stored};
 use super::{Context, unavailable};
@@ -120,7 +120,7 @@ pub fn patient_trail<S: Store>(
     nhs_number: NhsNumber,
     limit: usize,
 ) -> Result<Vec<AuditEvent>, AuditReadError> {
-    let key = keys::audit_key(nhs_number);
+    let key = record_layout::audit_key(nhs_number);
     let mut events = Vec::new();
     let mut next = store.index_of(key)?;
     while let Some(index) = next.filter(|&index| index > 0) {
@@ -135,7 +135,7 @@ pub fn patient_trail<S: Store>(
         let (sequence, previous, event) = store
             .read(index, |stored| {
                 let record = ChainRecord::parse(stored.payload)
-                    .filter(|_| stored.kind == keys::KIND_AUDIT && stored.key == Some(key))?;
+                    .filter(|_| stored.kind == record_layout::KIND_AUDIT && stored.key == Some(key))?;
                 Some((record.sequence, record.trail, record.decode_event().ok()?))
             })?
             .flatten()
@@ -193,7 +193,7 @@ pub fn verify_audit_from<S: Store>(
 fn chain_head_before<S: Store>(store: &S, from: u64) -> Result<ChainHead, AuditReadError> {
     for index in (1..from).rev() {
         let meta = store.read(index, |stored| {
-            (stored.kind == keys::KIND_META).then(|| ShardMeta::decode(stored.payload))
+            (stored.kind == record_layout::KIND_META).then(|| ShardMeta::decode(stored.payload))
         })?;
         match meta.flatten() {
             Some(Some(meta)) => return Ok(meta.chain_head()),
@@ -242,8 +242,8 @@ impl<'s, S: Store> AuditVerifier<'s, S> {
 
     fn check(&mut self, stored: Stored<'_>) -> Result<(), AuditProblem> {
         match stored.kind {
-            keys::KIND_AUDIT => self.check_event(stored),
-            keys::KIND_META => {
+            record_layout::KIND_AUDIT => self.check_event(stored),
+            record_layout::KIND_META => {
                 let meta =
                     ShardMeta::decode(stored.payload).ok_or(AuditProblem::MetaUndecodable)?;
                 let head = self.chain.head();
@@ -255,7 +255,7 @@ impl<'s, S: Store> AuditVerifier<'s, S> {
                 }
                 Ok(())
             }
-            keys::KIND_ALERT => self.check_alert(stored),
+            record_layout::KIND_ALERT => self.check_alert(stored),
             _ => Ok(()),
         }
     }
@@ -280,7 +280,7 @@ impl<'s, S: Store> AuditVerifier<'s, S> {
             }
             return Ok(());
         };
-        let key = keys::audit_key(patient);
+        let key = record_layout::audit_key(patient);
         if stored.key != Some(key) {
             return Err(AuditProblem::WrongKey { sequence });
         }
@@ -304,7 +304,7 @@ impl<'s, S: Store> AuditVerifier<'s, S> {
                     && self
                         .store
                         .read(found, |target| {
-                            target.kind == keys::KIND_AUDIT && target.key == Some(key)
+                            target.kind == record_layout::KIND_AUDIT && target.key == Some(key)
                         })
                         .ok()
                         .flatten()
@@ -325,7 +325,7 @@ impl<'s, S: Store> AuditVerifier<'s, S> {
             && self
                 .store
                 .read(audit_index, |event| {
-                    event.kind == keys::KIND_AUDIT
+                    event.kind == record_layout::KIND_AUDIT
                         && ChainRecord::parse(event.payload)
                             .is_some_and(|record| record.event == alert.event)
                 })
@@ -341,7 +341,7 @@ impl<'s, S: Store> AuditVerifier<'s, S> {
 
     fn finish(self, head: Option<ChainHead>) -> Result<ChainHead, AuditReadError> {
         for (&nhs_number, &last) in &self.latest {
-            let found = self.store.index_of(keys::audit_key(nhs_number))?;
+            let found = self.store.index_of(record_layout::audit_key(nhs_number))?;
             if found != Some(last) {
                 return Err(self.damaged(
                     found.unwrap_or(last),
@@ -425,9 +425,9 @@ impl<S: Store> Context<'_, S> {
         limit: u32,
     ) -> Response {
         self.check_query(request, None, limit)?;
-        let (from, to) = keys::organisation_index_range(organisation.as_str());
+        let (from, to) = record_layout::organisation_index_range(organisation.as_str());
         let alert_keys = self.store.secondary_range(
-            keys::INDEX_ALERTS_BY_ORGANISATION,
+            record_layout::INDEX_ALERTS_BY_ORGANISATION,
             &from,
             &to,
             limit as usize,

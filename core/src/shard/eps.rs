@@ -9,7 +9,7 @@ use spine_storage::NewRecord;
 
 use super::outcomes::WriteOutcome;
 use super::store::Store;
-use super::{Context, keys, shard_of, unavailable};
+use super::{Context, record_layout, shard_of, unavailable};
 use crate::access::Activity;
 use crate::audit::event::{AccessAlert, AuditAction};
 use crate::eps::{
@@ -49,7 +49,7 @@ impl<S: Store> Context<'_, S> {
     /// The prescription with `id`, through the overlay (a record under the same key with
     /// another organisation part is not it).
     fn prescription(&self, id: PrescriptionId) -> Result<Option<Prescription>, Refusal> {
-        match self.latest(keys::prescription_key(id), |_, payload| {
+        match self.latest(record_layout::prescription_key(id), |_, payload| {
             Prescription::decode(payload)
         })? {
             None => Ok(None),
@@ -78,7 +78,7 @@ impl<S: Store> Context<'_, S> {
             let id = PrescriptionId::new(random, organisation, serial)
                 .map_err(|error| Refusal::new(ErrorCode::InvalidValue, error))?;
             if shard_of(id.key_value(), config.shards) == config.shard
-                && self.latest_index(keys::prescription_key(id)).is_none()
+                && self.latest_index(record_layout::prescription_key(id)).is_none()
             {
                 return Ok(id);
             }
@@ -163,12 +163,12 @@ impl<S: Store> Context<'_, S> {
         let action = AuditAction::EpsRelease;
         let profile = self.authorise(request, Activity::EpsDispense, action, None)?;
         let pharmacy = profile.organisation;
-        let (from, to) = keys::organisation_index_range(pharmacy.as_str());
+        let (from, to) = record_layout::organisation_index_range(pharmacy.as_str());
         // The index holds what is durable; some of it may have moved on in a turn in flight,
         // so read a few more than wanted and check each through the overlay.
         let candidates =
             self.store
-                .secondary_range(keys::INDEX_NOMINATED, &from, &to, limit.saturating_mul(2));
+                .secondary_range(record_layout::INDEX_NOMINATED, &from, &to, limit.saturating_mul(2));
         let release = EpsAction::Release {
             pharmacy: pharmacy.clone(),
         };
@@ -216,8 +216,8 @@ impl<S: Store> Context<'_, S> {
             prescription.patient,
             alert,
             NewRecord::put(
-                keys::prescription_key(prescription.id),
-                keys::KIND_PRESCRIPTION,
+                record_layout::prescription_key(prescription.id),
+                record_layout::KIND_PRESCRIPTION,
                 Bytes::from(prescription.encode()),
             ),
         );

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::outcomes::{WriteOutcome, Written};
 use super::store::Store;
-use super::{Context, keys, shard_of, unavailable};
+use super::{Context, record_layout, shard_of, unavailable};
 use crate::access::{Activity, RoleProfile};
 use crate::audit::event::{AccessAlert, AuditAction, AuditOutcome};
 use crate::ers::operations::SLOTS_PER_PUBLICATION_MAX;
@@ -39,8 +39,10 @@ pub const RELEASES_OWED_MAX: usize = 8;
 /// Services of one specialty one shard reads for a search, at most.
 pub const SERVICES_PER_SEARCH_MAX: usize = 1_000;
 
-const SERVICE_RECORD_VERSION: u8 = 1;
-const REFERRAL_RECORD_VERSION: u8 = 1;
+/// Version byte in front of every stored service record.
+pub const SERVICE_RECORD_VERSION: u8 = 1;
+/// Version byte in front of every stored referral record.
+pub const REFERRAL_RECORD_VERSION: u8 = 1;
 
 /// A service as its shard stores it: the entry, how many slots it has published (the next
 /// slot's number) and the numbers of the last publication (what a retried publication
@@ -231,7 +233,7 @@ fn record_unavailable(what: &str, error: RecordError) -> Refusal {
 
 impl<S: Store> Context<'_, S> {
     fn service_record(&self, service: ServiceId) -> Result<Option<ServiceRecord>, Refusal> {
-        match self.latest(keys::service_key(service), |_, payload| {
+        match self.latest(record_layout::service_key(service), |_, payload| {
             ServiceRecord::decode(payload)
         })? {
             None => Ok(None),
@@ -241,7 +243,7 @@ impl<S: Store> Context<'_, S> {
     }
 
     fn slot(&self, slot: SlotId) -> Result<Option<Slot>, Refusal> {
-        let Some(key) = keys::slot_key(slot) else {
+        let Some(key) = record_layout::slot_key(slot) else {
             return Ok(None);
         };
         match self.latest(key, |_, payload| Slot::decode(payload))? {
@@ -252,7 +254,7 @@ impl<S: Store> Context<'_, S> {
     }
 
     fn referral_record(&self, ubrn: Ubrn) -> Result<Option<ReferralRecord>, Refusal> {
-        match self.latest(keys::referral_key(ubrn), |_, payload| {
+        match self.latest(record_layout::referral_key(ubrn), |_, payload| {
             ReferralRecord::decode(payload)
         })? {
             None => Ok(None),
@@ -321,8 +323,8 @@ impl<S: Store> Context<'_, S> {
             request,
             action,
             NewRecord::put(
-                keys::service_key(service.id),
-                keys::KIND_SERVICE,
+                record_layout::service_key(service.id),
+                record_layout::KIND_SERVICE,
                 Bytes::from(record.encode()),
             ),
         );
@@ -384,16 +386,16 @@ impl<S: Store> Context<'_, S> {
             request,
             action,
             NewRecord::put(
-                keys::service_key(service),
-                keys::KIND_SERVICE,
+                record_layout::service_key(service),
+                record_layout::KIND_SERVICE,
                 Bytes::from(record.encode()),
             ),
         );
         for slot in &published {
-            let key = keys::slot_key(slot.id()).expect("published slot ids fit their key");
+            let key = record_layout::slot_key(slot.id()).expect("published slot ids fit their key");
             self.shard.push(
                 self.turn,
-                NewRecord::put(key, keys::KIND_SLOT, Bytes::from(slot.encode())),
+                NewRecord::put(key, record_layout::KIND_SLOT, Bytes::from(slot.encode())),
             );
         }
         Ok((Reply::Slots(published), written))
@@ -443,7 +445,7 @@ impl<S: Store> Context<'_, S> {
             let ubrn =
                 Ubrn::try_from(bits % 1_000_000_000_000).expect("a value below 10^12 is a UBRN");
             if shard_of(ubrn.value(), config.shards) == config.shard
-                && self.latest_index(keys::referral_key(ubrn)).is_none()
+                && self.latest_index(record_layout::referral_key(ubrn)).is_none()
             {
                 return Ok(ubrn);
             }
@@ -709,8 +711,8 @@ impl<S: Store> Context<'_, S> {
         self.shard.push(
             self.turn,
             NewRecord::put(
-                keys::referral_key(record.referral.ubrn()),
-                keys::KIND_REFERRAL,
+                record_layout::referral_key(record.referral.ubrn()),
+                record_layout::KIND_REFERRAL,
                 Bytes::from(record.encode()),
             ),
         );
@@ -730,8 +732,8 @@ impl<S: Store> Context<'_, S> {
             record.referral.patient(),
             alert,
             NewRecord::put(
-                keys::referral_key(record.referral.ubrn()),
-                keys::KIND_REFERRAL,
+                record_layout::referral_key(record.referral.ubrn()),
+                record_layout::KIND_REFERRAL,
                 Bytes::from(record.encode()),
             ),
         );
@@ -745,7 +747,7 @@ impl<S: Store> Context<'_, S> {
         reply: Reply,
         ubrn: Ubrn,
     ) -> Result<Reply, Refusal> {
-        let key = keys::referral_key(ubrn);
+        let key = record_layout::referral_key(ubrn);
         let index = self
             .latest_index(key)
             .ok_or_else(|| unavailable(format!("referral {ubrn} vanished")))?;
@@ -790,12 +792,12 @@ impl<S: Store> Context<'_, S> {
             SlotStep::CountFree { service, limit } => {
                 let today = (self.now_ms / 86_400_000) as i64;
                 let (from, to) = (
-                    keys::free_slot_index_key(service, today, 0),
-                    keys::free_slot_index_end(service),
+                    record_layout::free_slot_index_key(service, today, 0),
+                    record_layout::free_slot_index_end(service),
                 );
                 let mut free = 0;
                 for key in self.store.secondary_range(
-                    keys::INDEX_FREE_SLOTS,
+                    record_layout::INDEX_FREE_SLOTS,
                     &from,
                     &to,
                     limit.saturating_mul(2),
@@ -817,17 +819,17 @@ impl<S: Store> Context<'_, S> {
     }
 
     fn push_slot(&mut self, slot: &Slot) {
-        let key = keys::slot_key(slot.id()).expect("a stored slot's id fits its key");
+        let key = record_layout::slot_key(slot.id()).expect("a stored slot's id fits its key");
         self.shard.push(
             self.turn,
-            NewRecord::put(key, keys::KIND_SLOT, Bytes::from(slot.encode())),
+            NewRecord::put(key, record_layout::KIND_SLOT, Bytes::from(slot.encode())),
         );
     }
 
     /// Free slots here matching `query` (checked by the engine), soonest first, at most its
     /// limit. The indexes hold what is durable; each slot is checked through the overlay.
     pub(super) fn ers_search_local(&mut self, query: &SlotQuery) -> Result<Vec<FreeSlot>, Refusal> {
-        let specialty = keys::specialty_index_key(&query.specialty);
+        let specialty = record_layout::specialty_index_key(&query.specialty);
         let mut to = specialty;
         // The key just past this specialty's: the 8-byte prefix plus one, carried.
         for byte in to.iter_mut().rev() {
@@ -844,7 +846,7 @@ impl<S: Store> Context<'_, S> {
         );
         let mut found = Vec::new();
         let services = self.store.secondary_range(
-            keys::INDEX_SERVICES_BY_SPECIALTY,
+            record_layout::INDEX_SERVICES_BY_SPECIALTY,
             &specialty,
             &to,
             SERVICES_PER_SEARCH_MAX,
@@ -857,12 +859,12 @@ impl<S: Store> Context<'_, S> {
             };
             let service = record.service;
             let (from, to) = (
-                keys::free_slot_index_key(service.id, from_day, 0),
-                keys::free_slot_index_key(service.id, to_day + 1, 0),
+                record_layout::free_slot_index_key(service.id, from_day, 0),
+                record_layout::free_slot_index_key(service.id, to_day + 1, 0),
             );
             for key in self
                 .store
-                .secondary_range(keys::INDEX_FREE_SLOTS, &from, &to, limit)
+                .secondary_range(record_layout::INDEX_FREE_SLOTS, &from, &to, limit)
             {
                 if let Some(Ok(slot)) = self.latest(key, |_, payload| Slot::decode(payload))?
                     && query.matches(&slot, &service)
@@ -881,12 +883,12 @@ impl<S: Store> Context<'_, S> {
 
     /// Referrals here with a booking pending or a release owed, at most `limit`.
     pub(super) fn ers_repair_list(&self, limit: usize) -> Result<Vec<RepairItem>, Refusal> {
-        let mut to = keys::REPAIR_INDEX_KEY.to_vec();
+        let mut to = record_layout::REPAIR_INDEX_KEY.to_vec();
         *to.last_mut().expect("one byte") += 1;
         let mut items = Vec::new();
         for key in self.store.secondary_range(
-            keys::INDEX_REFERRALS_TO_REPAIR,
-            keys::REPAIR_INDEX_KEY,
+            record_layout::INDEX_REFERRALS_TO_REPAIR,
+            record_layout::REPAIR_INDEX_KEY,
             &to,
             limit,
         ) {

@@ -18,7 +18,7 @@ use spine_storage::NewRecord;
 use super::outcomes::WriteOutcome;
 use super::registrations::PreviousPractice;
 use super::store::Store;
-use super::{Context, keys, shard_of, unavailable};
+use super::{Context, record_layout, shard_of, unavailable};
 use crate::access::{Activity, RoleProfile};
 use crate::audit::event::{AuditAction, AuditOutcome};
 use crate::gp2gp::{
@@ -42,7 +42,7 @@ pub(super) fn status_reply(transfer: &Transfer) -> Reply {
 
 impl<S: Store> Context<'_, S> {
     fn stored_transfer(&self, id: TransferId) -> Result<Option<Transfer>, Refusal> {
-        match self.latest(keys::transfer_key(id), |_, payload| {
+        match self.latest(record_layout::transfer_key(id), |_, payload| {
             Transfer::decode(payload)
         })? {
             None => Ok(None),
@@ -55,7 +55,7 @@ impl<S: Store> Context<'_, S> {
 
     /// The practice a patient was registered at before their current one, if they moved.
     fn previous_practice(&self, patient: NhsNumber) -> Result<Option<OdsCode>, Refusal> {
-        match self.latest(keys::registration_key(patient), |_, payload| {
+        match self.latest(record_layout::registration_key(patient), |_, payload| {
             PreviousPractice::decode(payload)
         })? {
             None => Ok(None),
@@ -110,7 +110,7 @@ impl<S: Store> Context<'_, S> {
             let bits = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
             let id = TransferId::new(bits % TransferId::MAX + 1).expect("1 to MAX is an id");
             if shard_of(id.get(), config.shards) == config.shard
-                && self.latest_index(keys::transfer_key(id)).is_none()
+                && self.latest_index(record_layout::transfer_key(id)).is_none()
             {
                 return Ok(id);
             }
@@ -185,8 +185,8 @@ impl<S: Store> Context<'_, S> {
                 self.shard.push(
                     self.turn,
                     NewRecord::put(
-                        keys::chunk_key(id, index),
-                        keys::KIND_CHUNK,
+                        record_layout::chunk_key(id, index),
+                        record_layout::KIND_CHUNK,
                         Bytes::copy_from_slice(bytes),
                     ),
                 );
@@ -209,7 +209,7 @@ impl<S: Store> Context<'_, S> {
     fn complete(&mut self, request: &Request, transfer: &Transfer) -> Result<Transfer, Refusal> {
         let mut check = DocumentCheck::new(transfer).map_err(Refusal::from)?;
         while let Some(index) = check.next_index() {
-            let key = keys::chunk_key(transfer.id(), index);
+            let key = record_layout::chunk_key(transfer.id(), index);
             match self.latest(key, |_, payload| check.add_chunk(payload))? {
                 Some(Ok(())) => {}
                 Some(Err(error)) => return Err(unavailable(error)),
@@ -253,9 +253,9 @@ impl<S: Store> Context<'_, S> {
     fn drop_chunks(&mut self, transfer: &Transfer) {
         for index in 0..transfer.chunk_count() {
             if transfer.chunk_sha256(index).is_some() {
-                let key = keys::chunk_key(transfer.id(), index);
+                let key = record_layout::chunk_key(transfer.id(), index);
                 self.shard
-                    .push(self.turn, NewRecord::delete(key, keys::KIND_CHUNK));
+                    .push(self.turn, NewRecord::delete(key, record_layout::KIND_CHUNK));
             }
         }
     }
@@ -286,7 +286,7 @@ impl<S: Store> Context<'_, S> {
             Ok(download) => download,
             Err(refused) => return Err(self.refuse(request, action, patient, refused.into())),
         };
-        let key = keys::chunk_key(id, index);
+        let key = record_layout::chunk_key(id, index);
         let bytes = self
             .latest(key, |_, payload| payload.to_vec())?
             .ok_or_else(|| unavailable(format!("chunk {index} of transfer {id} is missing")))?;
@@ -355,8 +355,8 @@ impl<S: Store> Context<'_, S> {
 
 fn transfer_record(transfer: &Transfer) -> NewRecord {
     NewRecord::put(
-        keys::transfer_key(transfer.id()),
-        keys::KIND_TRANSFER,
+        record_layout::transfer_key(transfer.id()),
+        record_layout::KIND_TRANSFER,
         Bytes::from(transfer.encode()),
     )
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::audit::chain::{ChainHead, GENESIS};
 use crate::versioned;
 
-const ENCODING_VERSION: u8 = 1;
+/// Version byte in front of every metadata record.
+pub const ENCODING_VERSION: u8 = 1;
 
 /// What a shard must not forget between runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

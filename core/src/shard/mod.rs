@@ -15,7 +15,8 @@
 //! Reads go through [`Store`], implemented by the log and by an in-memory model, so tests and
 //! simulations drive the same code without files.
 //!
-//! - `keys.rs`: record kinds, key namespaces and secondary indexes.
+//! - `record_layout.rs`: how the shard lays its data out in its log: record kinds and their
+//!   payload versions, key namespaces and secondary indexes (`core/RECORDS.md`).
 //! - `pds.rs`: the PDS operations.
 //! - `scr.rs`: the Summary Care Record operations.
 //! - `eps.rs`: the Electronic Prescription Service's operations.
@@ -31,7 +32,7 @@ pub mod audit_queries;
 mod eps;
 pub mod ers;
 mod gp2gp;
-pub mod keys;
+pub mod record_layout;
 pub mod meta;
 pub mod outcomes;
 mod pds;
@@ -288,7 +289,7 @@ impl ShardState {
         store: &S,
     ) -> Result<Self, ShardError> {
         let first_stem = config.nhs_stems.start;
-        let (mut meta, meta_index) = match store.get(keys::META_KEY, |stored| {
+        let (mut meta, meta_index) = match store.get(record_layout::META_KEY, |stored| {
             (ShardMeta::decode(stored.payload), stored.index)
         })? {
             Some((Some(meta), index)) => (meta, index),
@@ -306,22 +307,22 @@ impl ShardState {
             let damaged = |what| ShardError::Damaged { index, what };
             let replayed = store.read(index, |stored| -> Result<(), ShardError> {
                 match stored.kind {
-                    keys::KIND_AUDIT => {
+                    record_layout::KIND_AUDIT => {
                         let record = ChainRecord::parse(stored.payload)
                             .ok_or_else(|| damaged("audit event"))?;
                         meta.chain_sequence = record.sequence;
                         meta.chain_hash = record.hash;
                     }
-                    keys::KIND_ALERT => {
+                    record_layout::KIND_ALERT => {
                         let key = stored.key.ok_or_else(|| damaged("alert"))?;
                         meta.alert_sequence = (key.get() & ((1 << 56) - 1)) + 1;
                     }
-                    keys::KIND_OUTCOME => {
+                    record_layout::KIND_OUTCOME => {
                         let record = OutcomeRecord::decode(stored.payload)
                             .ok_or_else(|| damaged("write outcome"))?;
                         meta.outcome_sequence = record.sequence + 1;
                     }
-                    keys::KIND_PATIENT => {
+                    record_layout::KIND_PATIENT => {
                         let key = stored.key.ok_or_else(|| damaged("patient"))?;
                         let stem = (key.get() & ((1 << 56) - 1)) / 10;
                         if config.nhs_stems.contains(&stem) {
@@ -339,7 +340,7 @@ impl ShardState {
             .outcome_sequence
             .saturating_sub(config.outcome_slots as u64);
         for sequence in oldest..meta.outcome_sequence {
-            let key = keys::outcome_key(outcomes.slot_of(sequence));
+            let key = record_layout::outcome_key(outcomes.slot_of(sequence));
             let record = store.get(key, |stored| OutcomeRecord::decode(stored.payload))?;
             if let Some(Some(record)) = record
                 && record.sequence == sequence
@@ -399,7 +400,7 @@ impl ShardState {
             let payload = self.meta_with_chain().encode();
             self.push(
                 &mut turn,
-                NewRecord::put(keys::META_KEY, keys::KIND_META, payload),
+                NewRecord::put(record_layout::META_KEY, record_layout::KIND_META, payload),
             );
         }
         self.next_index = turn.next_index();
@@ -445,7 +446,7 @@ impl ShardState {
                 Pending {
                     index,
                     kind: record.kind,
-                    payload: (record.kind != keys::KIND_AUDIT && !record.delete)
+                    payload: (record.kind != record_layout::KIND_AUDIT && !record.delete)
                         .then(|| record.payload.clone()),
                     deleted: record.delete,
                     turn: turn.number,
@@ -453,7 +454,7 @@ impl ShardState {
             );
             if let Some(Pending {
                 index,
-                kind: keys::KIND_SCR,
+                kind: record_layout::KIND_SCR,
                 payload: Some(payload),
                 turn,
                 ..
@@ -743,7 +744,7 @@ impl<S: Store> Context<'_, S> {
         };
         // Link to the patient's previous event, so their trail is read newest first.
         let previous = match patient {
-            Some(patient) => self.latest_index(keys::audit_key(patient)).unwrap_or(0),
+            Some(patient) => self.latest_index(record_layout::audit_key(patient)).unwrap_or(0),
             None => 0,
         };
         let mut payload = Vec::with_capacity(256);
@@ -762,8 +763,8 @@ impl<S: Store> Context<'_, S> {
         });
         let payload = Bytes::from(payload);
         let record = match patient {
-            Some(patient) => NewRecord::put(keys::audit_key(patient), keys::KIND_AUDIT, payload),
-            None => NewRecord::unkeyed(keys::KIND_AUDIT, payload),
+            Some(patient) => NewRecord::put(record_layout::audit_key(patient), record_layout::KIND_AUDIT, payload),
+            None => NewRecord::unkeyed(record_layout::KIND_AUDIT, payload),
         };
         let pushed = self.shard.push(self.turn, record);
         assert_eq!(pushed, index, "an audit event goes where its alert says");
@@ -772,7 +773,7 @@ impl<S: Store> Context<'_, S> {
             self.shard.meta.alert_sequence += 1;
             self.shard.push(
                 self.turn,
-                NewRecord::put(keys::alert_key(sequence), keys::KIND_ALERT, alert_payload),
+                NewRecord::put(record_layout::alert_key(sequence), record_layout::KIND_ALERT, alert_payload),
             );
         }
         index
@@ -830,7 +831,7 @@ impl<S: Store> Context<'_, S> {
     /// The stored outcome of an earlier request with this id, if any.
     fn previous_outcome(&self, request: &Request) -> Option<Response> {
         let sequence = self.shard.outcomes.find(request.id)?;
-        let key = keys::outcome_key(self.shard.outcomes.slot_of(sequence));
+        let key = record_layout::outcome_key(self.shard.outcomes.slot_of(sequence));
         let record = match self.latest(key, |_, payload| OutcomeRecord::decode(payload)) {
             Ok(Some(Some(record))) if record.request_id == request.id => record,
             Ok(_) => return None,
@@ -858,28 +859,28 @@ impl<S: Store> Context<'_, S> {
         let decode = |kind: u8, payload: &[u8]| -> Result<crate::request::Reply, String> {
             use crate::request::Reply;
             match kind {
-                keys::KIND_PATIENT => crate::pds::patient::Patient::decode(payload)
+                record_layout::KIND_PATIENT => crate::pds::patient::Patient::decode(payload)
                     .map(|patient| Reply::Patient(patient.into_disclosable()))
                     .map_err(|error| error.to_string()),
-                keys::KIND_SCR => {
+                record_layout::KIND_SCR => {
                     crate::scr::record::SummaryCareRecord::decode(payload).map(Reply::Scr)
                 }
-                keys::KIND_PRESCRIPTION => crate::eps::Prescription::decode(payload)
+                record_layout::KIND_PRESCRIPTION => crate::eps::Prescription::decode(payload)
                     .map(Reply::Prescription)
                     .map_err(|error| error.to_string()),
-                keys::KIND_REFERRAL => ers::ReferralRecord::decode(payload)
+                record_layout::KIND_REFERRAL => ers::ReferralRecord::decode(payload)
                     .map(|record| Reply::Referral(record.referral))
                     .map_err(|error| error.to_string()),
-                keys::KIND_SERVICE if publication => ers::ServiceRecord::decode(payload)
+                record_layout::KIND_SERVICE if publication => ers::ServiceRecord::decode(payload)
                     .map_err(|error| error.to_string())
                     .and_then(|record| {
                         self.published_slots(&record)
                             .map_err(|refusal| refusal.message)
                     }),
-                keys::KIND_TRANSFER => crate::gp2gp::Transfer::decode(payload)
+                record_layout::KIND_TRANSFER => crate::gp2gp::Transfer::decode(payload)
                     .map(|transfer| gp2gp::status_reply(&transfer))
                     .map_err(|error| error.to_string()),
-                keys::KIND_SERVICE => ers::ServiceRecord::decode(payload)
+                record_layout::KIND_SERVICE => ers::ServiceRecord::decode(payload)
                     .map(|record| Reply::Service(record.service))
                     .map_err(|error| error.to_string()),
                 other => Err(format!(
@@ -936,7 +937,7 @@ impl<S: Store> Context<'_, S> {
         let slot = self.shard.outcomes.slot_of(sequence);
         self.shard.push(
             self.turn,
-            NewRecord::put(keys::outcome_key(slot), keys::KIND_OUTCOME, record.encode()),
+            NewRecord::put(record_layout::outcome_key(slot), record_layout::KIND_OUTCOME, record.encode()),
         );
         self.shard.outcomes.insert(request.id, sequence);
         response
@@ -963,8 +964,8 @@ fn prefetch_keys(inputs: &[ShardInput]) -> Vec<Key> {
     use crate::request::Operation;
     let mut keys = Vec::with_capacity(inputs.len() * 2);
     let add = |keys: &mut Vec<Key>, patient: NhsNumber| {
-        keys.push(keys::patient_key(patient));
-        keys.push(keys::audit_key(patient));
+        keys.push(record_layout::patient_key(patient));
+        keys.push(record_layout::audit_key(patient));
     };
     for input in inputs {
         match input {
@@ -977,10 +978,10 @@ fn prefetch_keys(inputs: &[ShardInput]) -> Vec<Key> {
                 | Operation::ScrUpdate { nhs_number, .. }
                 | Operation::ScrSetPermission { nhs_number, .. } = &request.operation
                 {
-                    keys.push(keys::scr_key(*nhs_number));
+                    keys.push(record_layout::scr_key(*nhs_number));
                 }
                 if let Operation::EpsUpdate { id, .. } = &request.operation {
-                    keys.push(keys::prescription_key(*id));
+                    keys.push(record_layout::prescription_key(*id));
                 }
             }
             ShardInput::Disclose { matches, .. } => {

@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::keys;
+use super::record_layout;
 use crate::pds::nhs_number::NhsNumber;
 use crate::request::{Refusal, Reply};
 use crate::versioned;
 
 /// Version 2 names the written record by its key (any service's); version 1, still read,
 /// named a patient.
-const ENCODING_VERSION: u8 = 2;
+pub const ENCODING_VERSION: u8 = 2;
 const ENCODING_VERSION_PATIENT_ONLY: u8 = 1;
 
 /// What a write returned: the reply, and where the record it wrote is.
@@ -78,7 +78,7 @@ impl OutcomeRecord {
             fingerprint: old.fingerprint,
             sequence: old.sequence,
             outcome: old.outcome.map(|(nhs_number, index)| Written {
-                key: keys::patient_key(nhs_number).get(),
+                key: record_layout::patient_key(nhs_number).get(),
                 index,
             }),
         })
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(
             record.outcome,
             Ok(Written {
-                key: keys::patient_key(nhs).get(),
+                key: record_layout::patient_key(nhs).get(),
                 index: 42
             })
         );

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use spine_storage::NewRecord;
 
-use super::keys;
+use super::record_layout;
 use super::outcomes::WriteOutcome;
 use super::registrations::PreviousPractice;
 use super::store::Store;
@@ -61,7 +61,7 @@ impl<S: Store> Context<'_, S> {
 
     /// The patient's current record, through the overlay.
     fn patient(&self, nhs_number: NhsNumber) -> Result<Option<Patient>, Refusal> {
-        match self.latest(keys::patient_key(nhs_number), |_, payload| {
+        match self.latest(record_layout::patient_key(nhs_number), |_, payload| {
             Patient::decode(payload)
         })? {
             None => Ok(None),
@@ -110,8 +110,8 @@ impl<S: Store> Context<'_, S> {
             patient.nhs_number,
             alert,
             NewRecord::put(
-                keys::patient_key(patient.nhs_number),
-                keys::KIND_PATIENT,
+                record_layout::patient_key(patient.nhs_number),
+                record_layout::KIND_PATIENT,
                 Bytes::from(payload),
             ),
         );
@@ -277,8 +277,8 @@ impl<S: Store> Context<'_, S> {
             self.shard.push(
                 self.turn,
                 NewRecord::put(
-                    keys::registration_key(nhs_number),
-                    keys::KIND_REGISTRATION,
+                    record_layout::registration_key(nhs_number),
+                    record_layout::KIND_REGISTRATION,
                     Bytes::from(previous.encode()),
                 ),
             );
@@ -412,7 +412,7 @@ impl<S: Store> Context<'_, S> {
         for range in search::index_ranges(query) {
             let left = budget - candidates.len();
             let found = self.store.secondary_range(
-                keys::INDEX_NAME_BIRTH,
+                record_layout::INDEX_NAME_BIRTH,
                 &range.from,
                 &range.to,
                 left + 1,

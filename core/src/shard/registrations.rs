@@ -2,14 +2,15 @@
 //! registered at before their current one. GP2GP lets only that practice start a transfer of
 //! the patient's record (a legitimate relationship: the record leaves the practice that held
 //! it for the one the patient has joined). Written in the turn that changes the patient's
-//! practice, keyed by [`super::keys::registration_key`].
+//! practice, keyed by [`super::record_layout::registration_key`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::pds::values::OdsCode;
 use crate::versioned;
 
-const ENCODING_VERSION: u8 = 1;
+/// Version byte in front of every previous-practice record.
+pub const ENCODING_VERSION: u8 = 1;
 
 /// The practice a patient left for the one they are registered at now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ impl<S: Store> Context<'_, S> {
         request: &Request,
         patient: NhsNumber,
     ) -> Result<Option<OdsCode>, crate::request::Refusal> {
-        let record = self.latest(crate::shard::keys::patient_key(patient), |_, payload| {
+        let record = self.latest(crate::shard::record_layout::patient_key(patient), |_, payload| {
             Patient::decode(payload)
         })?;
         let record = match record {

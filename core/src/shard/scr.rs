@@ -7,7 +7,7 @@ use spine_storage::NewRecord;
 
 use super::outcomes::WriteOutcome;
 use super::store::Store;
-use super::{Context, keys, unavailable};
+use super::{Context, record_layout, unavailable};
 use crate::access::{AccessError, Activity};
 use crate::audit::event::{AccessAlert, AuditAction};
 use crate::pds::nhs_number::NhsNumber;
@@ -21,7 +21,7 @@ type Viewable<'r> = ((u64, SummaryCareRecord), Option<(AccessAlert, &'r str)>);
 impl<S: Store> Context<'_, S> {
     /// The patient's current Summary Care Record and its log index, through the overlay.
     fn scr(&self, nhs_number: NhsNumber) -> Result<Option<(u64, SummaryCareRecord)>, Refusal> {
-        match self.latest(keys::scr_key(nhs_number), |index, payload| {
+        match self.latest(record_layout::scr_key(nhs_number), |index, payload| {
             SummaryCareRecord::decode(payload).map(|record| (index, record))
         })? {
             None => Ok(None),
@@ -248,8 +248,8 @@ impl<S: Store> Context<'_, S> {
             record.nhs_number,
             None,
             NewRecord::put(
-                keys::scr_key(record.nhs_number),
-                keys::KIND_SCR,
+                record_layout::scr_key(record.nhs_number),
+                record_layout::KIND_SCR,
                 Bytes::from(record.encode()),
             ),
         );

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use spine_storage::{Key, Log, NewRecord, ReadError, RecordView};
 
-use super::keys;
+use super::record_layout;
 
 /// A record as a shard reads it back.
 #[derive(Clone, Copy, Debug)]
@@ -131,7 +131,7 @@ impl MemoryStore {
                 if let Some(previous) = self.latest.remove(&key) {
                     let old = &self.records[&previous];
                     self.scratch.clear();
-                    keys::secondary_keys(old.kind, &old.payload, &mut self.scratch);
+                    record_layout::secondary_keys(old.kind, &old.payload, &mut self.scratch);
                     for derived in self.scratch.drain(..) {
                         self.secondary
                             .remove(&(derived.index, derived.key, key.get()));
@@ -140,7 +140,7 @@ impl MemoryStore {
                 if !record.delete {
                     self.latest.insert(key, index);
                     self.scratch.clear();
-                    keys::secondary_keys(record.kind, &record.payload, &mut self.scratch);
+                    record_layout::secondary_keys(record.kind, &record.payload, &mut self.scratch);
                     for derived in self.scratch.drain(..) {
                         self.secondary
                             .insert((derived.index, derived.key, key.get()));

@@ -32,7 +32,7 @@ use spine_core::access::directory_file;
 use spine_core::access::{Activity, System};
 use spine_core::engine::{Engine, EngineConfig, data_dir};
 use spine_core::shard::audit_queries::verify_chain;
-use spine_core::shard::keys::{self, ShardIndexes};
+use spine_core::shard::record_layout::{RecordKind, ShardIndexes};
 use spine_net::pki::{DEMO_CLIENT, Pki, prepare_deployment};
 use spine_net::server::Server;
 use spine_net::settings::{LimitSettings, Settings};
@@ -391,28 +391,30 @@ fn verify(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every record kind a shard writes, with the column `spine stats` prints it under.
-const RECORD_KINDS: [(u8, &str); 13] = [
-    (keys::KIND_PATIENT, "patients"),
-    (keys::KIND_AUDIT, "audit"),
-    (keys::KIND_ALERT, "alerts"),
-    (keys::KIND_OUTCOME, "outcomes"),
-    (keys::KIND_META, "turns"),
-    (keys::KIND_SCR, "scr"),
-    (keys::KIND_PRESCRIPTION, "eps"),
-    (keys::KIND_SERVICE, "ers-services"),
-    (keys::KIND_SLOT, "ers-slots"),
-    (keys::KIND_REFERRAL, "ers-referrals"),
-    (keys::KIND_TRANSFER, "gp2gp"),
-    (keys::KIND_CHUNK, "gp2gp-chunks"),
-    (keys::KIND_REGISTRATION, "registrations"),
-];
+/// The column `spine stats` prints a record kind under (a match, so a new kind must name one).
+fn stats_column(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Patient => "patients",
+        RecordKind::Audit => "audit",
+        RecordKind::Alert => "alerts",
+        RecordKind::Outcome => "outcomes",
+        RecordKind::Meta => "turns",
+        RecordKind::Scr => "scr",
+        RecordKind::Prescription => "eps",
+        RecordKind::Service => "ers-services",
+        RecordKind::Slot => "ers-slots",
+        RecordKind::Referral => "ers-referrals",
+        RecordKind::Transfer => "gp2gp",
+        RecordKind::Chunk => "gp2gp-chunks",
+        RecordKind::Registration => "registrations",
+    }
+}
 
 /// Records of every kind per shard (record versions: an update adds one), and a column for
 /// any kind this build does not know, so that the columns always add up to the records.
 fn stats(data_dir: &Path) -> Result<()> {
     let mut header = String::from("shard");
-    for (_, name) in RECORD_KINDS {
+    for name in RecordKind::ALL.map(stats_column) {
         header.push_str(&format!("  {name:>8}"));
     }
     println!("{header}  {:>8}  {:>8}", "unknown", "records");
@@ -428,8 +430,9 @@ fn stats(data_dir: &Path) -> Result<()> {
         }
         let mut line = format!("{shard:5}");
         let mut known = 0;
-        for (kind, name) in RECORD_KINDS {
-            let count = counts[usize::from(kind)];
+        for kind in RecordKind::ALL {
+            let name = stats_column(kind);
+            let count = counts[usize::from(kind as u8)];
             known += count;
             line.push_str(&format!("  {count:>width$}", width = name.len().max(8)));
         }

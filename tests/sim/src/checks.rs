@@ -16,7 +16,7 @@ use spine_core::coordinator::Coordinator;
 use spine_core::pds::synthetic::SplitMix64;
 use spine_core::request::{AUDIT_QUERY_LIMIT_MAX, Operation, Reply, Response};
 use spine_core::shard::audit_queries::verify_chain;
-use spine_core::shard::keys::KIND_META;
+use spine_core::shard::record_layout::KIND_META;
 use spine_core::{NhsNumber, Patient};
 
 use crate::clients::{complete, drive};

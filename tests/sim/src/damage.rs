@@ -11,7 +11,7 @@ use spine_core::audit::chain::ChainRecord;
 use spine_core::pds::synthetic::SplitMix64;
 use spine_core::request::{Operation, Reply};
 use spine_core::shard::audit_queries::verify_chain;
-use spine_core::shard::keys::{KIND_AUDIT, ShardIndexes};
+use spine_core::shard::record_layout::{KIND_AUDIT, ShardIndexes};
 use spine_storage::log::record;
 
 use crate::checks::ask_each;
@@ -96,7 +96,7 @@ pub fn verification_finds(
     let mut config =
         crate::world::log_config(root, corruption.shard, spine_storage::SimulatedDisk::new());
     config.use_checkpoint = false;
-    let shard_indexes = std::sync::Arc::new(spine_core::shard::keys::ShardIndexes);
+    let shard_indexes = std::sync::Arc::new(spine_core::shard::record_layout::ShardIndexes);
     match spine_storage::Log::open_read_only(config, shard_indexes) {
         Err(spine_storage::OpenError::Corrupt { .. }) => {}
         Ok((_, report)) => {

@@ -21,7 +21,7 @@ use spine_core::access::Directory;
 use spine_core::coordinator::{ShardLinks, shard_overloaded};
 use spine_core::request::Refusal;
 use spine_core::shard::audit_queries::verify_audit_from;
-use spine_core::shard::keys::ShardIndexes;
+use spine_core::shard::record_layout::ShardIndexes;
 use spine_core::shard::{ShardConfig, ShardInput, ShardOutput, ShardState};
 use spine_storage::{
     DiskFault, Log, LogConfig, PendingBatch, RecoveryReport, SimulatedDisk, StallEnd,

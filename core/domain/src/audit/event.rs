@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::pds::nhs_number::NhsNumber;
 
 /// Version byte at the start of every encoded event.
-const EVENT_VERSION: u8 = 1;
+pub const EVENT_VERSION: u8 = 1;
 /// Longest text field (role profile, organisation, system, reason, refusal code), in bytes.
 pub const TEXT_BYTES_MAX: usize = 1024;
 

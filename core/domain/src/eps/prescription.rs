@@ -11,7 +11,7 @@ use crate::pds::nhs_number::NhsNumber;
 use crate::pds::values::OdsCode;
 
 /// Version byte in front of every encoded record, so the layout can change later.
-const ENCODING_VERSION: u8 = 1;
+pub const ENCODING_VERSION: u8 = 1;
 /// Line items on one prescription, at most (the EPS limit: more go on further prescriptions).
 pub const ITEMS_MAX: usize = 4;
 /// Largest quantity of one item. The specification sets none; a bound catches typing slips.

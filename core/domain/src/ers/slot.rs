@@ -27,7 +27,7 @@ pub const QUERY_DAYS_MAX: u32 = 92;
 /// Most slots one search may return (the specification's `_count` range is 1–100).
 pub const QUERY_LIMIT_MAX: u32 = 100;
 /// Version byte of the stored slot record.
-const SLOT_ENCODING_VERSION: u8 = 1;
+pub const SLOT_ENCODING_VERSION: u8 = 1;
 
 /// Why a slot or a slot search is not valid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -33,7 +33,7 @@ const _: () = assert!(CHUNK_COUNT_MAX == 400);
 
 /// Version byte of the stored transfer record. Version 1 fixes the chunk size at
 /// [`super::chunk::CHUNK_BYTES`].
-const TRANSFER_ENCODING_VERSION: u8 = 1;
+pub const TRANSFER_ENCODING_VERSION: u8 = 1;
 
 /// A transfer's id, chosen by the engine when the transfer starts: 1 to 2^47 - 1. Zero is
 /// never used, so a field left at zero is caught rather than read as a transfer.

@@ -13,7 +13,7 @@ use super::nhs_number::NhsNumber;
 use super::values::{Date, OdsCode, Postcode};
 
 /// Version byte in front of every encoded record, so the layout can change later.
-const ENCODING_VERSION: u8 = 1;
+pub const ENCODING_VERSION: u8 = 1;
 /// Given names in one name, at most (PDS `HumanName.given` maxItems).
 pub const GIVEN_NAMES_MAX: usize = 5;
 /// Characters in a given or family name, at most (PDS maxLength).

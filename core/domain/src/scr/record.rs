@@ -19,7 +19,7 @@ pub const ENTRY_TEXT_BYTES_MAX: usize = 512;
 /// Versions one history request may return, at most.
 pub const HISTORY_LIMIT_MAX: u32 = 100;
 /// The encoding's version byte.
-const ENCODING_VERSION: u8 = 1;
+pub const ENCODING_VERSION: u8 = 1;
 
 /// The patient's consent preference for sharing their SCR (the specification's
 /// `SCR-ACSPermission`: `Yes` is legacy and read as `Ask`).

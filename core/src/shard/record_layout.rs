@@ -1,5 +1,6 @@
-//! How a shard lays its data out in its log: record kinds, key namespaces (the top byte of the
-//! 64-bit key) and the secondary indexes derived from records.
+//! How a shard lays its data out in its log: record kinds and the payload version each is
+//! written at, key namespaces (the top byte of the 64-bit key) and the secondary indexes
+//! derived from records. `core/RECORDS.md` documents it field by field.
 
 use spine_storage::{Key, RecordView, SecondaryKey, SecondaryKeys};
 
@@ -12,39 +13,141 @@ use crate::pds::nhs_number::NhsNumber;
 use crate::pds::patient::Patient;
 use crate::pds::search;
 
-/// A patient's demographic record, keyed by [`patient_key`].
-pub const KIND_PATIENT: u8 = 1;
-/// An audit event; keyed by [`audit_key`] when it concerns a patient (the key then finds that
-/// patient's latest event, which links to the one before), unkeyed otherwise.
-pub const KIND_AUDIT: u8 = 2;
-/// A privacy alert, keyed by [`alert_key`]; indexed by the user's organisation.
-pub const KIND_ALERT: u8 = 3;
-/// The outcome of a write, for idempotent retries, keyed by [`outcome_key`] (a ring of slots).
-pub const KIND_OUTCOME: u8 = 4;
-/// The shard's counters and audit chain head, keyed by [`META_KEY`]; one per turn that writes.
-pub const KIND_META: u8 = 5;
-/// A patient's Summary Care Record at one version, keyed by [`scr_key`]; each links to the
-/// log index of the version before.
-pub const KIND_SCR: u8 = 6;
-/// A prescription, keyed by [`prescription_key`]; indexed by nominated pharmacy while it waits
-/// to be dispensed.
-pub const KIND_PRESCRIPTION: u8 = 7;
-/// An e-RS service with its slot counter, keyed by [`service_key`] on the service's shard;
-/// indexed by specialty.
-pub const KIND_SERVICE: u8 = 8;
-/// An appointment slot, keyed by [`slot_key`] on its service's shard; indexed by service and
-/// start while free.
-pub const KIND_SLOT: u8 = 9;
-/// A referral with the slot releases it still owes, keyed by [`referral_key`] on its
-/// patient's shard; indexed while a booking is pending or a release owed.
-pub const KIND_REFERRAL: u8 = 10;
-/// A GP2GP transfer, keyed by [`transfer_key`] on its patient's shard (the id is allocated so).
-pub const KIND_TRANSFER: u8 = 11;
-/// One chunk of a transfer's document (its bytes), keyed by [`chunk_key`].
-pub const KIND_CHUNK: u8 = 12;
-/// The practice a patient was registered at before their current one, keyed by
-/// [`registration_key`] (see [`super::registrations`]).
-pub const KIND_REGISTRATION: u8 = 13;
+/// What a record holds: the log header's kind byte (`core/RECORDS.md` documents each kind's key
+/// and payload field by field). A kind's number never changes and is never reused; a new kind
+/// takes the next number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// A patient's demographic record, keyed by [`patient_key`].
+    Patient = 1,
+    /// An audit event; keyed by [`audit_key`] when it concerns a patient (the key then finds
+    /// that patient's latest event, which links to the one before), unkeyed otherwise.
+    Audit = 2,
+    /// A privacy alert, keyed by [`alert_key`]; indexed by the user's organisation.
+    Alert = 3,
+    /// The outcome of a write, for idempotent retries, keyed by [`outcome_key`] (a ring of
+    /// slots).
+    Outcome = 4,
+    /// The shard's counters and audit chain head, keyed by [`META_KEY`]; one per turn that
+    /// writes, and always a turn's last record.
+    Meta = 5,
+    /// A patient's Summary Care Record at one version, keyed by [`scr_key`]; each links to the
+    /// log index of the version before.
+    Scr = 6,
+    /// A prescription, keyed by [`prescription_key`]; indexed by nominated pharmacy while it
+    /// waits to be dispensed.
+    Prescription = 7,
+    /// An e-RS service with its slot counter, keyed by [`service_key`] on the service's shard;
+    /// indexed by specialty.
+    Service = 8,
+    /// An appointment slot, keyed by [`slot_key`] on its service's shard; indexed by service
+    /// and start while free.
+    Slot = 9,
+    /// A referral with the slot releases it still owes, keyed by [`referral_key`] on its
+    /// patient's shard; indexed while a booking is pending or a release owed.
+    Referral = 10,
+    /// A GP2GP transfer, keyed by [`transfer_key`] on its patient's shard (the id is allocated
+    /// so).
+    Transfer = 11,
+    /// One chunk of a transfer's document (its bytes), keyed by [`chunk_key`].
+    Chunk = 12,
+    /// The practice a patient was registered at before their current one, keyed by
+    /// [`registration_key`] (see [`super::registrations`]).
+    Registration = 13,
+}
+
+impl RecordKind {
+    /// Every kind, by number.
+    pub const ALL: [Self; 13] = [
+        Self::Patient,
+        Self::Audit,
+        Self::Alert,
+        Self::Outcome,
+        Self::Meta,
+        Self::Scr,
+        Self::Prescription,
+        Self::Service,
+        Self::Slot,
+        Self::Referral,
+        Self::Transfer,
+        Self::Chunk,
+        Self::Registration,
+    ];
+
+    /// The kind a header's byte names; `None` for a number no kind has.
+    pub fn from_u8(kind: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|known| *known as u8 == kind)
+    }
+
+    /// The kind's name, as `core/RECORDS.md` and `spine stats` give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Patient => "patient",
+            Self::Audit => "audit",
+            Self::Alert => "alert",
+            Self::Outcome => "outcome",
+            Self::Meta => "meta",
+            Self::Scr => "scr",
+            Self::Prescription => "prescription",
+            Self::Service => "service",
+            Self::Slot => "slot",
+            Self::Referral => "referral",
+            Self::Transfer => "transfer",
+            Self::Chunk => "chunk",
+            Self::Registration => "registration",
+        }
+    }
+
+    /// The payload version this code writes: the payload's first byte (for an audit event,
+    /// the event's first byte, after the 80-byte chain link). `None` for a chunk, whose
+    /// payload is the document's bytes as sent.
+    pub fn payload_version(self) -> Option<u8> {
+        Some(match self {
+            Self::Patient => crate::pds::patient::ENCODING_VERSION,
+            Self::Audit => crate::audit::event::EVENT_VERSION,
+            Self::Alert => super::alerts::ENCODING_VERSION,
+            Self::Outcome => super::outcomes::ENCODING_VERSION,
+            Self::Meta => super::meta::ENCODING_VERSION,
+            Self::Scr => crate::scr::record::ENCODING_VERSION,
+            Self::Prescription => crate::eps::prescription::ENCODING_VERSION,
+            Self::Service => super::ers::SERVICE_RECORD_VERSION,
+            Self::Slot => crate::ers::slot::SLOT_ENCODING_VERSION,
+            Self::Referral => super::ers::REFERRAL_RECORD_VERSION,
+            Self::Transfer => crate::gp2gp::transfer::TRANSFER_ENCODING_VERSION,
+            Self::Chunk => return None,
+            Self::Registration => super::registrations::ENCODING_VERSION,
+        })
+    }
+}
+
+// The header byte of each kind, for matching on a record's kind.
+/// [`RecordKind::Patient`]'s byte.
+pub const KIND_PATIENT: u8 = RecordKind::Patient as u8;
+/// [`RecordKind::Audit`]'s byte.
+pub const KIND_AUDIT: u8 = RecordKind::Audit as u8;
+/// [`RecordKind::Alert`]'s byte.
+pub const KIND_ALERT: u8 = RecordKind::Alert as u8;
+/// [`RecordKind::Outcome`]'s byte.
+pub const KIND_OUTCOME: u8 = RecordKind::Outcome as u8;
+/// [`RecordKind::Meta`]'s byte.
+pub const KIND_META: u8 = RecordKind::Meta as u8;
+/// [`RecordKind::Scr`]'s byte.
+pub const KIND_SCR: u8 = RecordKind::Scr as u8;
+/// [`RecordKind::Prescription`]'s byte.
+pub const KIND_PRESCRIPTION: u8 = RecordKind::Prescription as u8;
+/// [`RecordKind::Service`]'s byte.
+pub const KIND_SERVICE: u8 = RecordKind::Service as u8;
+/// [`RecordKind::Slot`]'s byte.
+pub const KIND_SLOT: u8 = RecordKind::Slot as u8;
+/// [`RecordKind::Referral`]'s byte.
+pub const KIND_REFERRAL: u8 = RecordKind::Referral as u8;
+/// [`RecordKind::Transfer`]'s byte.
+pub const KIND_TRANSFER: u8 = RecordKind::Transfer as u8;
+/// [`RecordKind::Chunk`]'s byte.
+pub const KIND_CHUNK: u8 = RecordKind::Chunk as u8;
+/// [`RecordKind::Registration`]'s byte.
+pub const KIND_REGISTRATION: u8 = RecordKind::Registration as u8;
 
 const NAMESPACE_SHIFT: u32 = 56;
 const NAMESPACE_PATIENT: u64 = 1;
