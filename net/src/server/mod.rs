@@ -3,6 +3,10 @@
 //!
 //! - `config.rs`: addresses and limits, with defaults.
 //! - `admission.rs`: what a connection must show after its handshake to be served.
+//! - `connection_setup.rs`: a connection's handshake and admission, the same on both
+//!   transports.
+//! - `execute.rs`: what connections share, and running one request on the engine (both
+//!   transports).
 //! - `tls.rs`: TLS 1.3 over TCP, one listener per core.
 //! - `quic.rs`: QUIC, one endpoint per core.
 //! - `connections.rs`: open connections against their limits.
@@ -14,7 +18,9 @@
 
 mod admission;
 mod config;
+mod connection_setup;
 mod connections;
+mod execute;
 mod in_flight;
 pub mod quic;
 pub mod rate;
@@ -138,7 +144,7 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let connections = Connections::default();
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        let shared = Arc::new(tls::Shared {
+        let shared = Arc::new(execute::Shared {
             metrics: Arc::clone(&metrics),
             engine: engine.clone(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::clone(&tls_config)),

@@ -17,13 +17,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::ServerError;
-use super::admission::admit;
+use super::connection_setup::{Admitted, admit_connection, handshake_within};
 use super::connections::HANDSHAKES_IN_FLIGHT_PER_CORE;
+use super::execute::{Shared, execute_request};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use super::stall::write_all_progressing;
 use super::timeouts::{Timeout, Timeouts};
-use super::tls::{Shared, execute_request};
 use crate::protocol::frame::{self, FrameKind};
 use crate::protocol::message::{self, Goodbye, WireResponse};
 use crate::protocol::session::{ServerSession, SessionEvent, SessionLimits};
@@ -157,17 +157,7 @@ async fn serve(
         shared.metrics.handshake_refused(TRANSPORT, "tls");
         error.to_string()
     })?;
-    let connection = match tokio::time::timeout(limits.handshake_timeout, connecting).await {
-        Ok(Ok(connection)) => connection,
-        Ok(Err(error)) => {
-            shared.metrics.handshake_refused(TRANSPORT, "tls");
-            return Err(error.to_string());
-        }
-        Err(_) => {
-            shared.metrics.handshake_refused(TRANSPORT, "timeout");
-            return Err("QUIC handshake timed out".to_owned());
-        }
-    };
+    let connection = handshake_within(&shared, TRANSPORT, connecting).await?;
     let alpn = connection
         .handshake_data()
         .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
@@ -175,25 +165,17 @@ async fn serve(
     let chain = connection
         .peer_identity()
         .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
-    let admitted = admit(
-        shared.engine.directory(),
+    let admitted = admit_connection(
+        &shared,
+        TRANSPORT,
         alpn.as_deref(),
         chain.as_deref().map(Vec::as_slice),
+        handshake,
     );
-    drop(handshake);
-    shared.metrics.connection(TRANSPORT, admitted.is_err());
-    let asid = match admitted {
-        Ok(asid) => asid,
-        Err(refusal) => {
-            shared.metrics.handshake_refused(TRANSPORT, refusal.reason);
-            close(&shared, &connection, refusal.code, refusal.message);
-            return Ok(());
-        }
-    };
-    let _slot = match shared.connections.open(asid, &limits) {
-        Ok(slot) => slot,
-        Err(reason) => {
-            close(&shared, &connection, ErrorCode::ServiceUnavailable, reason);
+    let Admitted { asid, _slot } = match admitted {
+        Ok(admitted) => admitted,
+        Err(Goodbye { code, message }) => {
+            close(&shared, &connection, code, message);
             return Ok(());
         }
     };

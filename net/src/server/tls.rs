@@ -9,42 +9,25 @@ use std::time::Instant;
 use bytes::BytesMut;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use spine_core::engine::EngineHandle;
-use spine_core::request::{ConnectionRoute, ErrorCode, Operation, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
-use super::admission::admit;
-use super::config::Limits;
-use super::connections::{ConnectionSlot, Connections, HANDSHAKES_IN_FLIGHT_PER_CORE};
-use super::in_flight::{Charge, InFlightBytes, request_charge};
+use super::connection_setup::{Admitted, admit_connection, handshake_within};
+use super::connections::HANDSHAKES_IN_FLIGHT_PER_CORE;
+use super::execute::{Shared, execute_request};
+use super::in_flight::{Charge, request_charge};
 use super::rate::rate_limited;
 use super::reuse_port::{CoreLocal, bind_per_core};
 use super::stall::write_all_progressing;
 use super::timeouts::{Timeout, Timeouts};
 use crate::protocol::frame::FrameKind;
-use crate::protocol::message::{self, WireRequest, WireResponse, goodbye_frame};
+use crate::protocol::message::{self, Goodbye, WireResponse, goodbye_frame};
 use crate::protocol::session::{ServerSession, SessionEvent};
 
 /// This transport's index in the metrics.
 const TRANSPORT: usize = 0;
-
-/// What every connection of the server shares.
-pub(crate) struct Shared {
-    pub(crate) engine: EngineHandle,
-    pub(crate) acceptor: TlsAcceptor,
-    pub(crate) limits: Limits,
-    pub(crate) connections: Connections,
-    pub(crate) metrics: Arc<crate::metrics::Metrics>,
-    /// The bytes of requests in flight, over every connection of both transports.
-    pub(crate) in_flight_bytes: InFlightBytes,
-    /// Turns true when the server stops: connections stop reading, answer what is in flight,
-    /// and close.
-    pub(crate) stop: watch::Receiver<bool>,
-}
 
 /// Binds one listener per core on `addr` (the same port for all) and starts accepting on each
 /// core's runtime until `stop` turns true. Returns the address bound and the accept tasks.
@@ -124,50 +107,25 @@ async fn serve(
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let limits = shared.limits;
-    let tls = match tokio::time::timeout(limits.handshake_timeout, shared.acceptor.accept(stream))
+    let tls = handshake_within(&shared, TRANSPORT, shared.acceptor.accept(stream))
         .await
-    {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
-            shared.metrics.handshake_refused(TRANSPORT, "tls");
-            return Err(error);
-        }
-        Err(_) => {
-            shared.metrics.handshake_refused(TRANSPORT, "timeout");
-            return Err(std::io::Error::other("TLS handshake timed out"));
-        }
-    };
+        .map_err(std::io::Error::other)?;
     let admitted = {
         let connection = tls.get_ref().1;
-        admit(
-            shared.engine.directory(),
+        admit_connection(
+            &shared,
+            TRANSPORT,
             connection.alpn_protocol(),
             connection.peer_certificates(),
+            handshake,
         )
     };
-    drop(handshake);
     let (mut reader, mut writer) = tokio::io::split(tls);
-    shared.metrics.connection(TRANSPORT, admitted.is_err());
-    let asid = match admitted {
-        Ok(asid) => asid,
-        Err(refusal) => {
-            shared.metrics.handshake_refused(TRANSPORT, refusal.reason);
-            shared.metrics.goodbye(TRANSPORT, refusal.code);
-            writer
-                .write_all(&goodbye_frame(refusal.code, refusal.message))
-                .await?;
-            return writer.shutdown().await;
-        }
-    };
-    let _slot: ConnectionSlot = match shared.connections.open(asid, &limits) {
-        Ok(slot) => slot,
-        Err(reason) => {
-            shared
-                .metrics
-                .goodbye(TRANSPORT, ErrorCode::ServiceUnavailable);
-            writer
-                .write_all(&goodbye_frame(ErrorCode::ServiceUnavailable, reason))
-                .await?;
+    let Admitted { asid, _slot } = match admitted {
+        Ok(admitted) => admitted,
+        Err(Goodbye { code, message }) => {
+            shared.metrics.goodbye(TRANSPORT, code);
+            writer.write_all(&goodbye_frame(code, message)).await?;
             return writer.shutdown().await;
         }
     };
@@ -333,53 +291,4 @@ fn append_charged(out: &mut BytesMut, charges: &mut Vec<Charge>, answered: (Wire
 /// Appends the frame of `response` to `out`.
 fn append_response(out: &mut BytesMut, response: &WireResponse) {
     message::encode_frame(FrameKind::Response, response, out);
-}
-
-/// Runs one request on the engine for system `asid`, within its deadline, and counts it in
-/// the metrics of `transport` (both transports). The connection is served by `local_shard`'s
-/// core: a connection's route is answered here.
-pub(crate) async fn execute_request(
-    shared: &Shared,
-    transport: usize,
-    request: WireRequest,
-    asid: u64,
-    local_shard: usize,
-) -> WireResponse {
-    let (engine, limits) = (&shared.engine, &shared.limits);
-    let started = Instant::now();
-    let operation = crate::metrics::operation_label(&request.operation);
-    let id = request.id;
-    if matches!(request.operation, Operation::ConnectionRoute) {
-        let route = ConnectionRoute {
-            shards: engine.shard_count() as u32,
-            local_shard: local_shard as u32,
-        };
-        shared
-            .metrics
-            .request(transport, operation, started.elapsed(), None);
-        return WireResponse::new(id, Ok(Reply::Route(route)));
-    }
-    let deadline = match request.deadline_ms {
-        0 => limits.request_deadline,
-        ms => limits
-            .request_deadline
-            .min(std::time::Duration::from_millis(u64::from(ms))),
-    };
-    let response =
-        match tokio::time::timeout(deadline, engine.submit(request.into_request(asid))).await {
-            Ok(response) => response,
-            Err(_) => Err(Refusal::new(
-                ErrorCode::DeadlineExceeded,
-                format!(
-                    "no answer within {} ms; the request may still take effect: retry with the \
-                 same request id to learn its outcome",
-                    deadline.as_millis()
-                ),
-            )),
-        };
-    let refused = response.as_ref().err().map(|refusal| refusal.code);
-    shared
-        .metrics
-        .request(transport, operation, started.elapsed(), refused);
-    WireResponse::new(id, response)
 }
