@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::alerts;
-use super::record_layout;
 use super::meta::ShardMeta;
+use super::record_layout;
 use super::store::{Store, Stored};
 use super::{Context, unavailable};
 use crate::access::Activity;
@@ -134,8 +134,9 @@ pub fn patient_trail<S: Store>(
         };
         let (sequence, previous, event) = store
             .read(index, |stored| {
-                let record = ChainRecord::parse(stored.payload)
-                    .filter(|_| stored.kind == record_layout::KIND_AUDIT && stored.key == Some(key))?;
+                let record = ChainRecord::parse(stored.payload).filter(|_| {
+                    stored.kind == record_layout::KIND_AUDIT && stored.key == Some(key)
+                })?;
                 Some((record.sequence, record.trail, record.decode_event().ok()?))
             })?
             .flatten()

@@ -4,23 +4,20 @@
 //! refused one writes nothing but its audit event.
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use spine_storage::NewRecord;
 
+use super::id_allocation::AllocatedId;
 use super::outcomes::WriteOutcome;
 use super::store::Store;
-use super::{Context, record_layout, shard_of, unavailable};
+use super::{Context, record_layout, unavailable};
 use crate::access::Activity;
 use crate::audit::event::{AccessAlert, AuditAction};
 use crate::eps::{
     EpsAction, EpsActionKind, EpsErrorCode, NewPrescription, Prescription, PrescriptionId,
     PrescriptionStatus, apply,
 };
-use crate::pds::values::OdsCode;
 use crate::request::{ErrorCode, Refusal, Reply, Request};
 
-/// Ids tried per allocation: each lands on this shard with probability 1/shards.
-const ALLOCATION_ATTEMPTS_MAX: u64 = 4_096;
 /// Prescriptions one nominated release returns, at most (the national service's limit).
 pub const RELEASE_LIMIT_MAX: u8 = 25;
 
@@ -62,32 +59,6 @@ impl<S: Store> Context<'_, S> {
 
     /// A new id from the prescriber's organisation whose key is free and at home here, derived
     /// from the request id (a retry that missed the outcome ring gets the same one).
-    fn allocate_prescription_id(
-        &self,
-        request: &Request,
-        organisation: &OdsCode,
-    ) -> Result<PrescriptionId, Refusal> {
-        let config = &self.shard.config;
-        for attempt in 0..ALLOCATION_ATTEMPTS_MAX {
-            let digest = Sha256::new()
-                .chain_update(request.id.as_bytes())
-                .chain_update(attempt.to_le_bytes())
-                .finalize();
-            let bits = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-            let (random, serial) = ((bits & 0xFF_FFFF) as u32, ((bits >> 24) & 0xF_FFFF) as u32);
-            let id = PrescriptionId::new(random, organisation, serial)
-                .map_err(|error| Refusal::new(ErrorCode::InvalidValue, error))?;
-            if shard_of(id.key_value(), config.shards) == config.shard
-                && self.latest_index(record_layout::prescription_key(id)).is_none()
-            {
-                return Ok(id);
-            }
-        }
-        Err(unavailable(
-            "no free prescription id found; the id space is crowded",
-        ))
-    }
-
     pub(super) fn eps_create(&mut self, request: &Request, new: &NewPrescription) -> WriteOutcome {
         let action = AuditAction::EpsPrescribe;
         let patient = Some(new.patient);
@@ -95,7 +66,12 @@ impl<S: Store> Context<'_, S> {
         let current = self.existing(request, action, new.patient)?;
         let alert = self.relationship(request, &profile, &current, action)?;
         let issued = self
-            .allocate_prescription_id(request, &profile.organisation)
+            .allocate_id(request, |bits| {
+                let (random, serial) =
+                    ((bits & 0xFF_FFFF) as u32, ((bits >> 24) & 0xF_FFFF) as u32);
+                PrescriptionId::new(random, &profile.organisation, serial)
+                    .map_err(|error| Refusal::new(ErrorCode::InvalidValue, error))
+            })
             .and_then(|id| {
                 Prescription::issue(
                     new.clone(),
@@ -166,9 +142,12 @@ impl<S: Store> Context<'_, S> {
         let (from, to) = record_layout::organisation_index_range(pharmacy.as_str());
         // The index holds what is durable; some of it may have moved on in a turn in flight,
         // so read a few more than wanted and check each through the overlay.
-        let candidates =
-            self.store
-                .secondary_range(record_layout::INDEX_NOMINATED, &from, &to, limit.saturating_mul(2));
+        let candidates = self.store.secondary_range(
+            record_layout::INDEX_NOMINATED,
+            &from,
+            &to,
+            limit.saturating_mul(2),
+        );
         let release = EpsAction::Release {
             pharmacy: pharmacy.clone(),
         };
@@ -222,5 +201,17 @@ impl<S: Store> Context<'_, S> {
             ),
         );
         Ok((Reply::Prescription(prescription), written))
+    }
+}
+
+impl AllocatedId for PrescriptionId {
+    const NAME: &'static str = "prescription id";
+    // No domain bytes: the ids issued before the helper was shared were derived so.
+    const DOMAIN: &'static [u8] = b"";
+    fn home_value(&self) -> u64 {
+        self.key_value()
+    }
+    fn key(&self) -> spine_storage::Key {
+        record_layout::prescription_key(*self)
     }
 }

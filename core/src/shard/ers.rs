@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use spine_storage::NewRecord;
 use uuid::Uuid;
 
+use super::id_allocation::AllocatedId;
 use super::outcomes::{WriteOutcome, Written};
 use super::store::Store;
-use super::{Context, record_layout, shard_of, unavailable};
+use super::{Context, record_layout, unavailable};
 use crate::access::{Activity, RoleProfile};
 use crate::audit::event::{AccessAlert, AuditAction, AuditOutcome};
 use crate::ers::operations::SLOTS_PER_PUBLICATION_MAX;
@@ -31,8 +31,6 @@ use crate::ers::{
 use crate::pds::nhs_number::NhsNumber;
 use crate::request::{ErrorCode, Refusal, Reply, Request, Response};
 
-/// UBRNs tried per allocation: each lands on this shard with probability 1/shards.
-const ALLOCATION_ATTEMPTS_MAX: u64 = 4_096;
 /// Slot releases one referral may owe at once. Each request settles its own, so more than one
 /// means repeated failures; past this the referral takes no change until a repair.
 pub const RELEASES_OWED_MAX: usize = 8;
@@ -433,26 +431,6 @@ impl<S: Store> Context<'_, S> {
 
     /// A new UBRN whose key is free and at home here, derived from the request id (a retry
     /// that missed the outcome ring gets the same one).
-    fn allocate_ubrn(&self, request: &Request) -> Result<Ubrn, Refusal> {
-        let config = &self.shard.config;
-        for attempt in 0..ALLOCATION_ATTEMPTS_MAX {
-            let digest = Sha256::new()
-                .chain_update(b"ubrn")
-                .chain_update(request.id.as_bytes())
-                .chain_update(attempt.to_le_bytes())
-                .finalize();
-            let bits = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-            let ubrn =
-                Ubrn::try_from(bits % 1_000_000_000_000).expect("a value below 10^12 is a UBRN");
-            if shard_of(ubrn.value(), config.shards) == config.shard
-                && self.latest_index(record_layout::referral_key(ubrn)).is_none()
-            {
-                return Ok(ubrn);
-            }
-        }
-        Err(unavailable("no free UBRN found; the UBRN space is crowded"))
-    }
-
     /// The caller may act on the patient's referrals: the referrer role, and a legitimate
     /// relationship with the patient (as for prescriptions and summaries).
     fn referrer_access<'r>(
@@ -474,7 +452,9 @@ impl<S: Store> Context<'_, S> {
     ) -> WriteOutcome {
         let action = AuditAction::ErsRefer;
         let (profile, alert) = self.referrer_access(request, action, new.patient)?;
-        let ubrn = self.allocate_ubrn(request)?;
+        let ubrn = self.allocate_id(request, |bits| {
+            Ok(Ubrn::try_from(bits % 1_000_000_000_000).expect("a value below 10^12 is a UBRN"))
+        })?;
         match referral::create(
             ubrn,
             new.patient,
@@ -862,9 +842,9 @@ impl<S: Store> Context<'_, S> {
                 record_layout::free_slot_index_key(service.id, from_day, 0),
                 record_layout::free_slot_index_key(service.id, to_day + 1, 0),
             );
-            for key in self
-                .store
-                .secondary_range(record_layout::INDEX_FREE_SLOTS, &from, &to, limit)
+            for key in
+                self.store
+                    .secondary_range(record_layout::INDEX_FREE_SLOTS, &from, &to, limit)
             {
                 if let Some(Ok(slot)) = self.latest(key, |_, payload| Slot::decode(payload))?
                     && query.matches(&slot, &service)
@@ -906,5 +886,16 @@ impl<S: Store> Context<'_, S> {
             }
         }
         Ok(items)
+    }
+}
+
+impl AllocatedId for Ubrn {
+    const NAME: &'static str = "UBRN";
+    const DOMAIN: &'static [u8] = b"ubrn";
+    fn home_value(&self) -> u64 {
+        self.value()
+    }
+    fn key(&self) -> spine_storage::Key {
+        record_layout::referral_key(*self)
     }
 }

@@ -12,13 +12,13 @@
 //! transfer that has ended (delivered, failed or cancelled) has its chunks deleted.
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use spine_storage::NewRecord;
 
+use super::id_allocation::AllocatedId;
 use super::outcomes::WriteOutcome;
 use super::registrations::PreviousPractice;
 use super::store::Store;
-use super::{Context, record_layout, shard_of, unavailable};
+use super::{Context, record_layout, unavailable};
 use crate::access::{Activity, RoleProfile};
 use crate::audit::event::{AuditAction, AuditOutcome};
 use crate::gp2gp::{
@@ -28,9 +28,6 @@ use crate::gp2gp::{
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::values::OdsCode;
 use crate::request::{ErrorCode, Refusal, Reply, Request, Response, TransferStatus};
-
-/// Transfer ids tried per allocation: each lands on this shard with probability 1/shards.
-const ALLOCATION_ATTEMPTS_MAX: u64 = 4_096;
 
 /// The reply naming a transfer: its state and the chunks it still needs.
 pub(super) fn status_reply(transfer: &Transfer) -> Reply {
@@ -99,27 +96,6 @@ impl<S: Store> Context<'_, S> {
     }
 
     /// A new transfer id, free and at home here, derived from the request id.
-    fn allocate_transfer_id(&self, request: &Request) -> Result<TransferId, Refusal> {
-        let config = &self.shard.config;
-        for attempt in 0..ALLOCATION_ATTEMPTS_MAX {
-            let digest = Sha256::new()
-                .chain_update(b"gp2gp")
-                .chain_update(request.id.as_bytes())
-                .chain_update(attempt.to_le_bytes())
-                .finalize();
-            let bits = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-            let id = TransferId::new(bits % TransferId::MAX + 1).expect("1 to MAX is an id");
-            if shard_of(id.get(), config.shards) == config.shard
-                && self.latest_index(record_layout::transfer_key(id)).is_none()
-            {
-                return Ok(id);
-            }
-        }
-        Err(unavailable(
-            "no free transfer id found; the id space is crowded",
-        ))
-    }
-
     /// Starts a transfer from the caller's practice to the one the patient is registered at.
     pub(super) fn gp2gp_start(
         &mut self,
@@ -157,7 +133,9 @@ impl<S: Store> Context<'_, S> {
             document_size,
             document_sha256,
         };
-        let id = self.allocate_transfer_id(request)?;
+        let id = self.allocate_id(request, |bits| {
+            Ok(TransferId::new(bits % TransferId::MAX + 1).expect("1 to MAX is an id"))
+        })?;
         match gp2gp::start(id, new, self.now_ms) {
             Ok(transfer) => {
                 let written =
@@ -359,4 +337,15 @@ fn transfer_record(transfer: &Transfer) -> NewRecord {
         record_layout::KIND_TRANSFER,
         Bytes::from(transfer.encode()),
     )
+}
+
+impl AllocatedId for TransferId {
+    const NAME: &'static str = "transfer id";
+    const DOMAIN: &'static [u8] = b"gp2gp";
+    fn home_value(&self) -> u64 {
+        self.get()
+    }
+    fn key(&self) -> spine_storage::Key {
+        record_layout::transfer_key(*self)
+    }
 }

@@ -15,6 +15,7 @@
 //! Reads go through [`Store`], implemented by the log and by an in-memory model, so tests and
 //! simulations drive the same code without files.
 //!
+//! - `id_allocation.rs`: the ids a shard issues (prescription ids, UBRNs, transfer ids).
 //! - `record_layout.rs`: how the shard lays its data out in its log: record kinds and their
 //!   payload versions, key namespaces and secondary indexes (`core/RECORDS.md`).
 //! - `pds.rs`: the PDS operations.
@@ -32,10 +33,11 @@ pub mod audit_queries;
 mod eps;
 pub mod ers;
 mod gp2gp;
-pub mod record_layout;
+mod id_allocation;
 pub mod meta;
 pub mod outcomes;
 mod pds;
+pub mod record_layout;
 pub mod registrations;
 pub mod restricted;
 mod scr;
@@ -744,7 +746,9 @@ impl<S: Store> Context<'_, S> {
         };
         // Link to the patient's previous event, so their trail is read newest first.
         let previous = match patient {
-            Some(patient) => self.latest_index(record_layout::audit_key(patient)).unwrap_or(0),
+            Some(patient) => self
+                .latest_index(record_layout::audit_key(patient))
+                .unwrap_or(0),
             None => 0,
         };
         let mut payload = Vec::with_capacity(256);
@@ -763,7 +767,11 @@ impl<S: Store> Context<'_, S> {
         });
         let payload = Bytes::from(payload);
         let record = match patient {
-            Some(patient) => NewRecord::put(record_layout::audit_key(patient), record_layout::KIND_AUDIT, payload),
+            Some(patient) => NewRecord::put(
+                record_layout::audit_key(patient),
+                record_layout::KIND_AUDIT,
+                payload,
+            ),
             None => NewRecord::unkeyed(record_layout::KIND_AUDIT, payload),
         };
         let pushed = self.shard.push(self.turn, record);
@@ -773,7 +781,11 @@ impl<S: Store> Context<'_, S> {
             self.shard.meta.alert_sequence += 1;
             self.shard.push(
                 self.turn,
-                NewRecord::put(record_layout::alert_key(sequence), record_layout::KIND_ALERT, alert_payload),
+                NewRecord::put(
+                    record_layout::alert_key(sequence),
+                    record_layout::KIND_ALERT,
+                    alert_payload,
+                ),
             );
         }
         index
@@ -937,7 +949,11 @@ impl<S: Store> Context<'_, S> {
         let slot = self.shard.outcomes.slot_of(sequence);
         self.shard.push(
             self.turn,
-            NewRecord::put(record_layout::outcome_key(slot), record_layout::KIND_OUTCOME, record.encode()),
+            NewRecord::put(
+                record_layout::outcome_key(slot),
+                record_layout::KIND_OUTCOME,
+                record.encode(),
+            ),
         );
         self.shard.outcomes.insert(request.id, sequence);
         response

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use spine_storage::NewRecord;
 
-use super::record_layout;
 use super::outcomes::WriteOutcome;
+use super::record_layout;
 use super::registrations::PreviousPractice;
 use super::store::Store;
 use super::{Context, unavailable};

@@ -27,9 +27,10 @@ impl<S: Store> Context<'_, S> {
         request: &Request,
         patient: NhsNumber,
     ) -> Result<Option<OdsCode>, crate::request::Refusal> {
-        let record = self.latest(crate::shard::record_layout::patient_key(patient), |_, payload| {
-            Patient::decode(payload)
-        })?;
+        let record = self.latest(
+            crate::shard::record_layout::patient_key(patient),
+            |_, payload| Patient::decode(payload),
+        )?;
         let record = match record {
             None => return Ok(None),
             Some(Ok(record)) => record,
