@@ -25,7 +25,9 @@ use rand::{Rng, SeedableRng};
 use spine_core::NhsNumber;
 use spine_core::audit::event::{AuditAction, AuditOutcome};
 use spine_core::shard::audit_queries::{patient_trail, verify_chain};
-use spine_core::shard::record_layout::{KIND_PATIENT, KIND_PRESCRIPTION, ShardIndexes, patient_key};
+use spine_core::shard::record_layout::{
+    KIND_PATIENT, KIND_PRESCRIPTION, ShardIndexes, patient_key,
+};
 use spine_core::{Patient, shard};
 use spine_storage::Log;
 use spine_tests::engine_crash_config;
