@@ -9,11 +9,14 @@ pub fn encode<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
     postcard::to_extend(value, vec![version]).expect("postcard writes to a Vec without failing")
 }
 
-/// The value encoded by [`encode`] with `version`; `None` for another version or bytes that
-/// are not one.
+/// The value encoded by [`encode`] with `version`; `None` for another version, bytes that are
+/// not one, or bytes left over after it (no encoder of ours writes any, so they mean damage).
 pub fn decode<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Option<T> {
     match bytes.split_first() {
-        Some((&found, body)) if found == version => postcard::from_bytes(body).ok(),
+        Some((&found, body)) if found == version => match postcard::take_from_bytes(body) {
+            Ok((value, [])) => Some(value),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -44,6 +47,7 @@ mod tests {
         assert_eq!(decode::<(u64, &str)>(3, &[]), None);
         let mut longer = bytes.clone();
         longer.push(0);
+        assert_eq!(decode::<(u64, &str)>(3, &longer), None, "bytes left over");
         assert_eq!(
             decode_exact::<(u64, String)>(3, &longer),
             Err("1 bytes after the record".into())

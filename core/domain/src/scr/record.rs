@@ -339,9 +339,11 @@ impl SummaryCareRecord {
     /// Reads a record written by [`SummaryCareRecord::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         match bytes.split_first() {
-            Some((&ENCODING_VERSION, body)) => {
-                postcard::from_bytes(body).map_err(|error| error.to_string())
-            }
+            Some((&ENCODING_VERSION, body)) => match postcard::take_from_bytes(body) {
+                Ok((record, [])) => Ok(record),
+                Ok((_, rest)) => Err(format!("{} bytes after the SCR record", rest.len())),
+                Err(error) => Err(error.to_string()),
+            },
             Some((version, _)) => Err(format!("unknown SCR encoding version {version}")),
             None => Err("an empty SCR record".to_owned()),
         }
@@ -392,6 +394,12 @@ mod tests {
         assert_eq!(second.allergies[0].author, Uuid::from_u128(1));
         assert_eq!(second.allergies[0].recorded_ms, 10);
         assert_eq!(second.allergies[1].author, Uuid::from_u128(2));
+        let mut longer = second.encode();
+        longer.push(0);
+        assert_eq!(
+            SummaryCareRecord::decode(&longer),
+            Err("1 bytes after the SCR record".to_owned())
+        );
         assert_eq!(SummaryCareRecord::decode(&second.encode()), Ok(second));
     }
 
