@@ -24,8 +24,9 @@ pub fn transport_config(limits: SessionLimits) -> TransportConfig {
     transport.max_concurrent_bidi_streams(VarInt::from_u32(streams));
     transport.max_concurrent_uni_streams(VarInt::from_u32(0));
     let window = window_bytes(limits.frame_bytes_max);
-    transport.stream_receive_window(VarInt::from_u64(window).unwrap_or(VarInt::MAX));
-    transport.receive_window(VarInt::from_u64(window).unwrap_or(VarInt::MAX));
+    let window_varint = VarInt::from_u64(window).unwrap_or(VarInt::MAX);
+    transport.stream_receive_window(window_varint);
+    transport.receive_window(window_varint);
     transport.send_window(window);
     transport.max_idle_timeout(Some(
         std::time::Duration::from_secs(60)

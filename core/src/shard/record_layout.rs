@@ -150,19 +150,20 @@ pub const KIND_CHUNK: u8 = RecordKind::Chunk as u8;
 pub const KIND_REGISTRATION: u8 = RecordKind::Registration as u8;
 
 const NAMESPACE_SHIFT: u32 = 56;
-const NAMESPACE_PATIENT: u64 = 1;
-const NAMESPACE_AUDIT: u64 = 2;
-const NAMESPACE_ALERT: u64 = 3;
-const NAMESPACE_OUTCOME: u64 = 4;
-const NAMESPACE_META: u64 = 5;
-const NAMESPACE_SCR: u64 = 6;
-const NAMESPACE_PRESCRIPTION: u64 = 7;
-const NAMESPACE_SERVICE: u64 = 8;
-const NAMESPACE_SLOT: u64 = 9;
-const NAMESPACE_REFERRAL: u64 = 10;
-const NAMESPACE_TRANSFER: u64 = 11;
-const NAMESPACE_CHUNK: u64 = 12;
-const NAMESPACE_REGISTRATION: u64 = 13;
+// Each kind's records are keyed in the namespace of its own number (`core/RECORDS.md`).
+const NAMESPACE_PATIENT: u64 = RecordKind::Patient as u64;
+const NAMESPACE_AUDIT: u64 = RecordKind::Audit as u64;
+const NAMESPACE_ALERT: u64 = RecordKind::Alert as u64;
+const NAMESPACE_OUTCOME: u64 = RecordKind::Outcome as u64;
+const NAMESPACE_META: u64 = RecordKind::Meta as u64;
+const NAMESPACE_SCR: u64 = RecordKind::Scr as u64;
+const NAMESPACE_PRESCRIPTION: u64 = RecordKind::Prescription as u64;
+const NAMESPACE_SERVICE: u64 = RecordKind::Service as u64;
+const NAMESPACE_SLOT: u64 = RecordKind::Slot as u64;
+const NAMESPACE_REFERRAL: u64 = RecordKind::Referral as u64;
+const NAMESPACE_TRANSFER: u64 = RecordKind::Transfer as u64;
+const NAMESPACE_CHUNK: u64 = RecordKind::Chunk as u64;
+const NAMESPACE_REGISTRATION: u64 = RecordKind::Registration as u64;
 
 fn namespaced(namespace: u64, value: u64) -> Key {
     assert!(
