@@ -1,12 +1,12 @@
 //! A frame body decoded as each message type, every operation's request among them: never a
-//! panic; a request refused for a bad value still has the id its refusal is answered on; and
-//! whatever decodes encodes to bytes that decode to the same message.
+//! panic; a request is refused for a bad value only once its schema decoded whole (so its id
+//! is known), and the serde path agrees with the server's; whatever decodes encodes to bytes
+//! that decode to the same message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde::{Serialize, de::DeserializeOwned};
-use spine_core::rejected_value::decoding;
-use spine_net::protocol::message::{self, Goodbye, WireRequest, WireResponse};
+use spine_net::protocol::message::{self, Goodbye, RequestError, WireRequest, WireResponse};
 
 fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: &T) {
     let bytes = message::encode(message);
@@ -15,16 +15,18 @@ fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(me
 }
 
 fuzz_target!(|body: &[u8]| {
-    let (request, rejected) = decoding(|| message::decode::<WireRequest>("request", body));
-    match request {
+    let by_serde = message::decode::<WireRequest>("request", body);
+    match message::decode_request(body) {
         Ok(request) => {
-            assert!(rejected.is_none(), "a decoded request rejected a value");
-            assert_eq!(message::request_id(body), Some(request.id));
+            assert_eq!(by_serde.as_ref(), Ok(&request), "both paths decode alike");
+            assert_eq!(message::decode_request(&message::encode(&request)), Ok(request.clone()));
             round_trips(&request);
         }
-        // The id is the first field: a value after it can be refused only once it was read.
-        Err(_) if rejected.is_some() => assert!(message::request_id(body).is_some()),
-        Err(_) => {}
+        Err(RequestError::Invalid { field, .. }) => {
+            assert!(by_serde.is_err(), "serde accepted what the server refused: {field}");
+            assert!(!field.path.is_empty(), "a refusal names where: {field}");
+        }
+        Err(RequestError::Malformed(_)) => assert!(by_serde.is_err()),
     }
     if let Ok(response) = message::decode::<WireResponse>("response", body) {
         round_trips(&response);

@@ -29,7 +29,6 @@ pub mod ers;
 pub mod gp2gp;
 pub mod pds;
 pub mod planted;
-pub mod rejected_value;
 pub mod request;
 pub mod restricted;
 pub mod routing;

@@ -4,12 +4,19 @@
 //! patient's postcode and practice code were copied that way every time a record or a response
 //! was encoded. The text is written from the value instead; the bytes are the same.
 
-/// Implements `Serialize` for each type as the string its `as_str` gives.
+/// Implements `Serialize` for each type as the string its `as_str` gives, and `AsRef<str>` (a
+/// message schema borrows the text).
 macro_rules! serialize_as_str {
     ($($type:ty),+ $(,)?) => {$(
         impl serde::Serialize for $type {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl AsRef<str> for $type {
+            fn as_ref(&self) -> &str {
+                self.as_str()
             }
         }
     )+};

@@ -1,6 +1,7 @@
 //! The messages of `spine/1` and their encoding (sans-IO): a request frame's body is a
 //! [`WireRequest`], a response frame's a [`WireResponse`], a goodbye frame's a [`Goodbye`], all
-//! in postcard (see `net/PROTOCOL.md` for the byte layout of every field).
+//! in postcard (see `net/PROTOCOL.md` for the byte layout of every field). A request travels in
+//! the schema of [`super::wire`]: [`decode_request`] decodes it whole, then checks its values.
 //!
 //! The connecting system is never named in a request: it is the system whose certificate the
 //! connection presented.
@@ -13,9 +14,13 @@ use spine_domain::request::{ErrorCode, Operation, Refusal, Reply, Request, Respo
 use uuid::Uuid;
 
 use super::frame::{self, FrameKind};
+use super::wire;
 
-/// A request as it travels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A request as a client makes it and the server executes it, in the domain's types. It
+/// travels as a [`wire::Request`] (its `Serialize` writes that; its `Deserialize` reads that and
+/// checks it, losing which value was refused: the server uses [`decode_request`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "wire::Request<'static>")]
 pub struct WireRequest {
     /// Chosen by the client, unique per intended effect: a retry reuses it and gets the first
     /// outcome. Responses on a connection are matched to requests by it.
@@ -33,6 +38,12 @@ pub struct WireRequest {
     pub deadline_ms: u32,
     /// What to do.
     pub operation: Operation,
+}
+
+impl Serialize for WireRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        wire::Request::from(self).serialize(serializer)
+    }
 }
 
 impl WireRequest {
@@ -195,13 +206,29 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     }
 }
 
-/// The id of a request frame's body: its first field, readable even when a later value is
-/// refused (so that the refusal can be answered on it); `None` if the body does not start with
-/// one.
-pub fn request_id(body: &[u8]) -> Option<Uuid> {
-    postcard::take_from_bytes::<Uuid>(body)
-        .ok()
-        .map(|(id, _)| id)
+/// Why a request body is not a request the server can execute.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Not a request of this schema at all: the connection (or QUIC stream) is closed.
+    #[error(transparent)]
+    Malformed(#[from] MessageError),
+    /// A well-formed request with a value its domain type refuses: answered on its own id.
+    #[error("request {id}: {field}")]
+    Invalid {
+        /// The request's id.
+        id: Uuid,
+        /// The first value refused, and where.
+        field: wire::InvalidField,
+    },
+}
+
+/// A request from a body: decoded whole in the wire schema, then converted into the domain's
+/// types, each value checked.
+pub fn decode_request(body: &[u8]) -> Result<WireRequest, RequestError> {
+    let raw: wire::Request<'_> = decode("request", body)?;
+    let id = raw.id;
+    raw.into_domain()
+        .map_err(|field| RequestError::Invalid { id, field })
 }
 
 /// A message from a body: all of it, nothing after.

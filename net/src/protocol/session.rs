@@ -4,8 +4,7 @@
 //! says; tests drive it directly.
 
 use super::frame::{FrameDecoder, FrameError, FrameKind};
-use super::message::{self, Goodbye, WireRequest, WireResponse};
-use spine_domain::rejected_value::decoding;
+use super::message::{self, Goodbye, RequestError, WireRequest, WireResponse};
 use spine_domain::request::{ErrorCode, Refusal};
 
 /// What a session allows.
@@ -99,21 +98,16 @@ impl ServerSession {
             let message = format!("a client sends request frames, not {:?}", frame.kind);
             return Some(self.close(ErrorCode::MalformedRequest, message));
         }
-        let (decoded, rejected) =
-            decoding(|| message::decode::<WireRequest>("request", &frame.body));
-        let request = match (decoded, rejected) {
-            (Ok(request), _) => request,
+        let request = match message::decode_request(&frame.body) {
+            Ok(request) => request,
             // A well-formed request carrying a value its type refuses (a bad check digit, an
             // impossible date): answered on its own request, and the connection carries on.
-            (Err(error), Some(rejected)) => match message::request_id(&frame.body) {
-                Some(id) => {
-                    let refusal = Refusal::new(rejected.code, rejected.to_string());
-                    return Some(SessionEvent::Respond(WireResponse::new(id, Err(refusal))));
-                }
-                None => return Some(self.close(ErrorCode::MalformedRequest, error.to_string())),
-            },
-            // Without a readable id the request cannot be answered: the stream is not trusted.
-            (Err(error), None) => {
+            Err(RequestError::Invalid { id, field }) => {
+                let refusal = Refusal::new(field.code, &field);
+                return Some(SessionEvent::Respond(WireResponse::new(id, Err(refusal))));
+            }
+            // Not a request at all: the stream is not trusted.
+            Err(RequestError::Malformed(error)) => {
                 return Some(self.close(ErrorCode::MalformedRequest, error.to_string()));
             }
         };
@@ -200,6 +194,10 @@ mod tests {
                 let refusal = response.into_response().unwrap_err();
                 assert_eq!(refusal.code, ErrorCode::InvalidResourceId);
                 assert!(refusal.message.starts_with("nhs_number: "), "{refusal:?}");
+                assert!(
+                    refusal.message.ends_with(" (at operation.nhs_number)"),
+                    "{refusal:?}"
+                );
             }
             other => panic!("expected an answer, got {other:?}"),
         }

@@ -184,7 +184,6 @@ impl TryFrom<u64> for DmdCode {
 
     fn try_from(value: u64) -> Result<Self, Self::Error> {
         Self::from_value(value)
-            .map_err(|error| crate::rejected_value::rejected_value("dmd_code", error))
     }
 }
 

@@ -275,7 +275,6 @@ impl TryFrom<String> for PrescriptionId {
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
-            .map_err(|error| crate::rejected_value::rejected_id("prescription_id", error))
     }
 }
 

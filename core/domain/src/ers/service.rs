@@ -101,7 +101,7 @@ fn is_code(text: &str) -> bool {
 
 /// A validated reference-data code type: parsing checks the shape, serde goes through parsing.
 macro_rules! reference_code {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $field:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
         #[serde(try_from = "String")]
@@ -129,8 +129,7 @@ macro_rules! reference_code {
 
             fn try_from(text: String) -> Result<Self, Self::Error> {
                 if !is_code(&text) {
-                    let error = ServiceError::Code { kind: $kind, text };
-                    return Err(crate::rejected_value::rejected_value($field, error));
+                    return Err(ServiceError::Code { kind: $kind, text });
                 }
                 Ok(Self(text))
             }
@@ -153,7 +152,6 @@ macro_rules! reference_code {
 reference_code!(
     /// A specialty code from the `SPECIALTY` code system (`CARDIOLOGY`, `UROLOGY`).
     Specialty,
-    "specialty",
     "specialty"
 );
 
@@ -161,8 +159,7 @@ reference_code!(
     /// A clinic type code from the `CLINIC-TYPE` code system (`HEART_FAILURE`), which narrows
     /// a specialty.
     ClinicType,
-    "clinic type",
-    "clinic_type"
+    "clinic type"
 );
 
 /// A directly bookable service: what a slot belongs to and a shortlist names.

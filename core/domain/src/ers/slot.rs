@@ -166,7 +166,6 @@ impl TryFrom<(Date, u16)> for SlotStart {
 
     fn try_from((date, minute): (Date, u16)) -> Result<Self, Self::Error> {
         Self::new(date, minute)
-            .map_err(|error| crate::rejected_value::rejected_value("slot_start", error))
     }
 }
 

@@ -66,8 +66,7 @@ impl TryFrom<u64> for Ubrn {
 
     fn try_from(value: u64) -> Result<Self, Self::Error> {
         if value > UBRN_MAX {
-            let error = UbrnError::TooLarge { value };
-            return Err(crate::rejected_value::rejected_id("ubrn", error));
+            return Err(UbrnError::TooLarge { value });
         }
         Ok(Self(value))
     }

@@ -65,9 +65,7 @@ impl TryFrom<u64> for TransferId {
     type Error = TransferIdError;
 
     fn try_from(value: u64) -> Result<Self, Self::Error> {
-        Self::new(value).ok_or_else(|| {
-            crate::rejected_value::rejected_id("transfer_id", TransferIdError(value.to_string()))
-        })
+        Self::new(value).ok_or_else(|| TransferIdError(value.to_string()))
     }
 }
 

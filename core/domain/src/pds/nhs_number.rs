@@ -224,7 +224,6 @@ impl TryFrom<u64> for NhsNumber {
 
     fn try_from(value: u64) -> Result<Self, Self::Error> {
         Self::from_value(value)
-            .map_err(|error| crate::rejected_value::rejected_id("nhs_number", error))
     }
 }
 

@@ -60,6 +60,12 @@ impl From<&str> for NamePattern {
     }
 }
 
+impl From<String> for NamePattern {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
 /// An inclusive range of dates (`eq` gives a one-day range).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DateRange {

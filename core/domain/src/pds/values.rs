@@ -59,10 +59,8 @@ impl TryFrom<(u16, u8, u8)> for Date {
     type Error = ValueError;
 
     fn try_from((year, month, day): (u16, u8, u8)) -> Result<Self, Self::Error> {
-        Self::new(year, month, day).ok_or_else(|| {
-            let error = ValueError::Date(format!("{year:04}-{month:02}-{day:02}"));
-            crate::rejected_value::rejected_value("date", error)
-        })
+        Self::new(year, month, day)
+            .ok_or_else(|| ValueError::Date(format!("{year:04}-{month:02}-{day:02}")))
     }
 }
 
@@ -179,7 +177,6 @@ impl TryFrom<String> for Postcode {
             return Ok(Self(text));
         }
         text.parse()
-            .map_err(|error| crate::rejected_value::rejected_value("postcode", error))
     }
 }
 
@@ -233,7 +230,6 @@ impl TryFrom<String> for OdsCode {
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
-            .map_err(|error| crate::rejected_value::rejected_value("ods_code", error))
     }
 }
 
