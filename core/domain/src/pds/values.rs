@@ -210,26 +210,32 @@ impl OdsCode {
     }
 }
 
+impl OdsCode {
+    fn is_valid(text: &str) -> bool {
+        (1..=ODS_CODE_BYTES_MAX).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    }
+}
+
 impl FromStr for OdsCode {
     type Err = ValueError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = (1..=ODS_CODE_BYTES_MAX).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
-        if !valid {
-            return Err(ValueError::OdsCode(text.to_owned()));
-        }
-        Ok(Self(text.to_owned()))
+        text.to_owned().try_into()
     }
 }
 
 impl TryFrom<String> for OdsCode {
     type Error = ValueError;
 
+    /// Keeps the string it checked (one is decoded for every request and most records).
     fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
+        if !Self::is_valid(&text) {
+            return Err(ValueError::OdsCode(text));
+        }
+        Ok(Self(text))
     }
 }
 

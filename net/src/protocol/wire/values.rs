@@ -16,8 +16,7 @@ pub(super) fn nhs_number(raw: u64) -> Result<NhsNumber, InvalidField> {
 
 /// An ODS code as its text.
 pub(super) fn ods_code(raw: Cow<'_, str>) -> Result<OdsCode, InvalidField> {
-    raw.parse()
-        .map_err(|error| InvalidField::value("ods_code", error))
+    OdsCode::try_from(raw.into_owned()).map_err(|error| InvalidField::value("ods_code", error))
 }
 
 /// A postcode as its text, in any case and spacing (kept normalised).
