@@ -337,19 +337,7 @@ impl ShardState {
             })?;
             replayed.transpose()?;
         }
-        let mut outcomes = OutcomeSlots::new(config.outcome_slots);
-        let oldest = meta
-            .outcome_sequence
-            .saturating_sub(config.outcome_slots as u64);
-        for sequence in oldest..meta.outcome_sequence {
-            let key = record_layout::outcome_key(outcomes.slot_of(sequence));
-            let record = store.get(key, |stored| OutcomeRecord::decode(stored.payload))?;
-            if let Some(Some(record)) = record
-                && record.sequence == sequence
-            {
-                outcomes.insert(record.request_id, sequence);
-            }
-        }
+        let outcomes = rebuild_outcomes(store, &config, &meta)?;
         Ok(Self {
             chain: AuditChain::resume(meta.chain_head()),
             config,
@@ -846,7 +834,20 @@ impl<S: Store> Context<'_, S> {
         let key = record_layout::outcome_key(self.shard.outcomes.slot_of(sequence));
         let record = match self.latest(key, |_, payload| OutcomeRecord::decode(payload)) {
             Ok(Some(Some(record))) if record.request_id == request.id => record,
-            Ok(_) => return None,
+            // The ring's slot was taken by a later write: this id's outcome is forgotten.
+            Ok(Some(Some(_)) | None) => return None,
+            // Remembered but unreadable: refused rather than run a second time.
+            Ok(Some(None)) => {
+                tracing::error!(request = %request.id, "a write outcome does not decode");
+                return Some(Err(Refusal::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!(
+                        "the outcome of request {} is stored but cannot be read; it is not run \
+                         again",
+                        request.id
+                    ),
+                )));
+            }
             Err(refusal) => return Some(Err(refusal)),
         };
         if record.fingerprint != Self::fingerprint(request) {
@@ -1018,6 +1019,35 @@ pub fn connection_route_refusal() -> Refusal {
         ErrorCode::MalformedRequest,
         "connection_route asks about a network connection: only the network server answers it",
     )
+}
+
+/// The ring of remembered write outcomes, from the log: the last `outcome_slots` of them.
+fn rebuild_outcomes<S: Store>(
+    store: &S,
+    config: &ShardConfig,
+    meta: &ShardMeta,
+) -> Result<OutcomeSlots, ShardError> {
+    let mut outcomes = OutcomeSlots::new(config.outcome_slots);
+    let oldest = meta
+        .outcome_sequence
+        .saturating_sub(config.outcome_slots as u64);
+    for sequence in oldest..meta.outcome_sequence {
+        let key = record_layout::outcome_key(outcomes.slot_of(sequence));
+        // An outcome that does not decode is damage, not an empty slot: forgetting it
+        // would let a retry of its write run a second time.
+        let record = store.get(key, |stored| {
+            OutcomeRecord::decode(stored.payload).ok_or(ShardError::Damaged {
+                index: stored.index,
+                what: "write outcome",
+            })
+        })?;
+        if let Some(record) = record.transpose()?
+            && record.sequence == sequence
+        {
+            outcomes.insert(record.request_id, sequence);
+        }
+    }
+    Ok(outcomes)
 }
 
 #[cfg(test)]
