@@ -9,11 +9,12 @@ use spine_domain::pds::patient::{
 use spine_domain::scr::record::ScrPermission;
 
 use super::InvalidField;
+use super::invalid_field::Checked;
 
 /// A domain enum without fields, carried as the index of its value in a code list.
 pub(super) trait CodeList: Sized {
     /// The value at `index`, or a refusal naming the list.
-    fn from_index(index: u32) -> Result<Self, InvalidField>;
+    fn from_index(index: u32) -> Checked<Self>;
     /// The value's index.
     fn index(&self) -> u32;
 }
@@ -23,7 +24,7 @@ pub(super) trait CodeList: Sized {
 macro_rules! code_list {
     ($domain:ident, $field:literal, { $($index:literal => $variant:ident),+ $(,)? }) => {
         impl CodeList for $domain {
-            fn from_index(index: u32) -> Result<Self, InvalidField> {
+            fn from_index(index: u32) -> Checked<Self> {
                 match index {
                     $($index => Ok($domain::$variant),)+
                     other => {

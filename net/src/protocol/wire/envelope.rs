@@ -7,13 +7,13 @@ use spine_domain::access;
 use uuid::Uuid;
 
 use super::InvalidField;
-use super::invalid_field::Within;
+use super::invalid_field::{Checked, Within};
 use super::operation::Operation;
 use super::values::{self, text};
 use crate::protocol::message::WireRequest;
 
 /// A request body, field for field (`net/PROTOCOL.md`, "Request").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Request<'a> {
     /// Chosen by the client; what a refusal is answered on.
     pub id: Uuid,
@@ -26,7 +26,7 @@ pub struct Request<'a> {
 }
 
 /// `Justification`: why access outside a legitimate relationship is justified, if it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Justification<'a> {
     None,
     SelfClaimed { reason: Cow<'a, str> },
@@ -59,6 +59,10 @@ impl Request<'_> {
     /// The request in the domain's types, every value checked in the order it travels; the
     /// first refused is returned, naming its path from the request's top.
     pub fn into_domain(self) -> Result<WireRequest, InvalidField> {
+        self.checked().map_err(|refused| *refused)
+    }
+
+    fn checked(self) -> Checked<WireRequest> {
         let justification = match self.justification {
             Justification::None => access::Justification::None,
             Justification::SelfClaimed { reason } => access::Justification::SelfClaimed {

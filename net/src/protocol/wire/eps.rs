@@ -6,25 +6,27 @@ use serde::{Deserialize, Serialize};
 use spine_domain::eps::{self, DmdCode, PrescriptionId};
 
 use super::InvalidField;
+use super::invalid_field::Checked;
 use super::invalid_field::{Within, each, optional};
+use super::list::List;
 use super::values::{self, text};
 
 /// A prescription's short-form id, as its text (any case).
-pub(super) fn prescription_id(raw: Cow<'_, str>) -> Result<PrescriptionId, InvalidField> {
+pub(super) fn prescription_id(raw: Cow<'_, str>) -> Checked<PrescriptionId> {
     raw.parse()
         .map_err(|error| InvalidField::id("prescription_id", error))
 }
 
 /// `NewPrescription`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct NewPrescription<'a> {
     patient: u64,
     nominated_pharmacy: Option<Cow<'a, str>>,
-    items: Vec<NewLineItem<'a>>,
+    items: List<'a, eps::NewLineItem, NewLineItem<'a>>,
 }
 
 /// `NewLineItem`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct NewLineItem<'a> {
     code: u64,
     description: Cow<'a, str>,
@@ -38,34 +40,36 @@ impl<'a> From<&'a eps::NewPrescription> for NewPrescription<'a> {
         Self {
             patient: prescription.patient.value(),
             nominated_pharmacy: prescription.nominated_pharmacy.as_ref().map(text),
-            items: prescription
-                .items
-                .iter()
-                .map(|item| NewLineItem {
-                    code: item.code.value(),
-                    description: text(&item.description),
-                    quantity: item.quantity,
-                    unit: text(&item.unit),
-                    dosage: text(&item.dosage),
-                })
-                .collect(),
+            items: List::Domain(&prescription.items),
         }
     }
 }
 
 impl NewPrescription<'_> {
-    pub(super) fn into_domain(self) -> Result<eps::NewPrescription, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<eps::NewPrescription> {
         Ok(eps::NewPrescription {
             patient: values::nhs_number(self.patient).at("patient")?,
             nominated_pharmacy: optional(self.nominated_pharmacy, values::ods_code)
                 .at("nominated_pharmacy")?,
-            items: each(self.items, "items", NewLineItem::into_domain)?,
+            items: self.items.into_domain("items", NewLineItem::into_domain)?,
         })
     }
 }
 
+impl<'a> From<&'a eps::NewLineItem> for NewLineItem<'a> {
+    fn from(item: &'a eps::NewLineItem) -> Self {
+        Self {
+            code: item.code.value(),
+            description: text(&item.description),
+            quantity: item.quantity,
+            unit: text(&item.unit),
+            dosage: text(&item.dosage),
+        }
+    }
+}
+
 impl NewLineItem<'_> {
-    fn into_domain(self) -> Result<eps::NewLineItem, InvalidField> {
+    fn into_domain(self) -> Checked<eps::NewLineItem> {
         let code =
             DmdCode::try_from(self.code).map_err(|error| InvalidField::value("dmd_code", error));
         Ok(eps::NewLineItem {
@@ -79,7 +83,7 @@ impl NewLineItem<'_> {
 }
 
 /// `EpsAction`: what a prescriber or pharmacy asks of a prescription.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum EpsAction<'a> {
     Cancel {
         organisation: Cow<'a, str>,
@@ -139,7 +143,7 @@ impl<'a> From<&'a eps::EpsAction> for EpsAction<'a> {
 }
 
 impl EpsAction<'_> {
-    pub(super) fn into_domain(self) -> Result<eps::EpsAction, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<eps::EpsAction> {
         use eps::EpsAction as Domain;
         let pharmacy = |code| values::ods_code(code).at("pharmacy");
         Ok(match self {

@@ -7,25 +7,26 @@ use spine_domain::ers::{self, ClinicType, ServiceId, SlotStart, Specialty, Ubrn}
 
 use super::InvalidField;
 use super::codes::CodeList;
+use super::invalid_field::Checked;
 use super::invalid_field::{Within, each, optional};
 use super::values::{self, Date, text};
 
 /// A referral's UBRN, as its integer.
-pub(super) fn ubrn(raw: u64) -> Result<Ubrn, InvalidField> {
+pub(super) fn ubrn(raw: u64) -> Checked<Ubrn> {
     Ubrn::try_from(raw).map_err(|error| InvalidField::id("ubrn", error))
 }
 
-fn specialty(raw: Cow<'_, str>) -> Result<Specialty, InvalidField> {
+fn specialty(raw: Cow<'_, str>) -> Checked<Specialty> {
     Specialty::try_from(raw.into_owned()).map_err(|error| InvalidField::value("specialty", error))
 }
 
-fn clinic_type(raw: Cow<'_, str>) -> Result<ClinicType, InvalidField> {
+fn clinic_type(raw: Cow<'_, str>) -> Checked<ClinicType> {
     ClinicType::try_from(raw.into_owned())
         .map_err(|error| InvalidField::value("clinic_type", error))
 }
 
 /// `Service`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Service<'a> {
     id: u32,
     name: Cow<'a, str>,
@@ -47,7 +48,7 @@ impl<'a> From<&'a ers::Service> for Service<'a> {
 }
 
 impl Service<'_> {
-    pub(super) fn into_domain(self) -> Result<ers::Service, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<ers::Service> {
         Ok(ers::Service {
             id: ServiceId(self.id),
             name: self.name.into_owned(),
@@ -59,7 +60,7 @@ impl Service<'_> {
 }
 
 /// `NewSlot`: its start, `(Date, u16 minute)`, and its length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(super) struct NewSlot {
     start: (Date, u16),
     duration_minutes: u16,
@@ -75,7 +76,7 @@ impl From<&ers::NewSlot> for NewSlot {
 }
 
 impl NewSlot {
-    pub(super) fn into_domain(self) -> Result<ers::NewSlot, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<ers::NewSlot> {
         let (date, minute) = self.start;
         let date = date.into_domain().at("start")?;
         let start = SlotStart::new(date, minute)
@@ -89,7 +90,7 @@ impl NewSlot {
 }
 
 /// `SlotQuery`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct SlotQuery<'a> {
     specialty: Cow<'a, str>,
     clinic_type: Option<Cow<'a, str>>,
@@ -113,7 +114,7 @@ impl<'a> From<&'a ers::SlotQuery> for SlotQuery<'a> {
 }
 
 impl SlotQuery<'_> {
-    pub(super) fn into_domain(self) -> Result<ers::SlotQuery, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<ers::SlotQuery> {
         Ok(ers::SlotQuery {
             specialty: specialty(self.specialty).at("specialty")?,
             clinic_type: optional(self.clinic_type, clinic_type).at("clinic_type")?,
@@ -126,7 +127,7 @@ impl SlotQuery<'_> {
 }
 
 /// `NewReferral`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct NewReferral<'a> {
     patient: u64,
     specialty: Cow<'a, str>,
@@ -146,7 +147,7 @@ impl<'a> From<&'a ers::NewReferral> for NewReferral<'a> {
 }
 
 impl NewReferral<'_> {
-    pub(super) fn into_domain(self) -> Result<ers::NewReferral, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<ers::NewReferral> {
         Ok(ers::NewReferral {
             patient: values::nhs_number(self.patient).at("patient")?,
             specialty: specialty(self.specialty).at("specialty")?,
@@ -157,7 +158,7 @@ impl NewReferral<'_> {
 }
 
 /// `ReferralAction`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(super) enum ReferralAction {
     CancelBooking,
     DeferToProvider { service: u32 },

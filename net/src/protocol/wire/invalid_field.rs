@@ -19,29 +19,33 @@ pub struct InvalidField {
     pub reason: String,
 }
 
+/// A conversion's result. The refusal is boxed so that every `Ok` stays as small as its value:
+/// a valid request's conversion moves no refusal-sized results around.
+pub(super) type Checked<T> = Result<T, Box<InvalidField>>;
+
 impl InvalidField {
     /// A refused identifier of kind `field`.
-    pub(super) fn id(field: &'static str, reason: impl fmt::Display) -> Self {
+    pub(super) fn id(field: &'static str, reason: impl fmt::Display) -> Box<Self> {
         Self::new(field, ErrorCode::InvalidResourceId, reason)
     }
 
     /// A refused value of kind `field`.
-    pub(super) fn value(field: &'static str, reason: impl fmt::Display) -> Self {
+    pub(super) fn value(field: &'static str, reason: impl fmt::Display) -> Box<Self> {
         Self::new(field, ErrorCode::InvalidValue, reason)
     }
 
-    fn new(field: &'static str, code: ErrorCode, reason: impl fmt::Display) -> Self {
-        Self {
+    fn new(field: &'static str, code: ErrorCode, reason: impl fmt::Display) -> Box<Self> {
+        Box::new(Self {
             field,
             path: String::new(),
             code,
             reason: reason.to_string(),
-        }
+        })
     }
 
     /// The same refusal, `segment` further from the request's top (built only on the way out
     /// of a refusal, so a valid request pays nothing for it).
-    fn within(mut self, segment: fmt::Arguments<'_>) -> Self {
+    fn within(mut self: Box<Self>, segment: fmt::Arguments<'_>) -> Box<Self> {
         self.path = if self.path.is_empty() {
             segment.to_string()
         } else {
@@ -64,19 +68,19 @@ impl fmt::Display for InvalidField {
 /// Naming where a conversion's refusal happened.
 pub(super) trait Within<T> {
     /// The refusal, if any, inside the field `name`.
-    fn at(self, name: &str) -> Result<T, InvalidField>;
+    fn at(self, name: &str) -> Checked<T>;
     /// The refusal, if any, inside element `index` of the list `name`.
-    fn at_index(self, name: &str, index: usize) -> Result<T, InvalidField>;
+    fn at_index(self, name: &str, index: usize) -> Checked<T>;
 }
 
-impl<T> Within<T> for Result<T, InvalidField> {
+impl<T> Within<T> for Checked<T> {
     #[inline]
-    fn at(self, name: &str) -> Result<T, InvalidField> {
+    fn at(self, name: &str) -> Checked<T> {
         self.map_err(|refusal| refusal.within(format_args!("{name}")))
     }
 
     #[inline]
-    fn at_index(self, name: &str, index: usize) -> Result<T, InvalidField> {
+    fn at_index(self, name: &str, index: usize) -> Checked<T> {
         self.map_err(|refusal| refusal.within(format_args!("{name}[{index}]")))
     }
 }
@@ -86,8 +90,8 @@ impl<T> Within<T> for Result<T, InvalidField> {
 pub(super) fn each<R, T>(
     raw: Vec<R>,
     name: &str,
-    mut convert: impl FnMut(R) -> Result<T, InvalidField>,
-) -> Result<Vec<T>, InvalidField> {
+    mut convert: impl FnMut(R) -> Checked<T>,
+) -> Checked<Vec<T>> {
     raw.into_iter()
         .enumerate()
         .map(|(index, element)| convert(element).at_index(name, index))
@@ -97,8 +101,8 @@ pub(super) fn each<R, T>(
 /// `raw` converted by `convert` if present.
 pub(super) fn optional<R, T>(
     raw: Option<R>,
-    convert: impl FnOnce(R) -> Result<T, InvalidField>,
-) -> Result<Option<T>, InvalidField> {
+    convert: impl FnOnce(R) -> Checked<T>,
+) -> Checked<Option<T>> {
     raw.map(convert).transpose()
 }
 

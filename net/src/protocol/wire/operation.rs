@@ -11,13 +11,15 @@ use super::InvalidField;
 use super::codes::CodeList;
 use super::eps::{self, EpsAction, NewPrescription};
 use super::ers::{self, NewReferral, NewSlot, ReferralAction, Service, SlotQuery};
-use super::invalid_field::{Within, each};
+use super::invalid_field::Checked;
+use super::invalid_field::Within;
+use super::list::List;
 use super::pds::{Death, Patient, SearchQuery};
 use super::scr::ScrContent;
 use super::values::{self, text};
 
 /// An operation as it travels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Operation<'a> {
     PdsCreate {
         patient: Patient<'a>,
@@ -81,7 +83,7 @@ pub(super) enum Operation<'a> {
     },
     ErsPublishSlots {
         service: u32,
-        slots: Vec<NewSlot>,
+        slots: List<'a, spine_domain::ers::NewSlot, NewSlot>,
     },
     ErsSearchSlots {
         query: SlotQuery<'a>,
@@ -147,7 +149,7 @@ mod byte_string {
     }
 }
 
-fn transfer_id(raw: u64) -> Result<TransferId, InvalidField> {
+fn transfer_id(raw: u64) -> Checked<TransferId> {
     TransferId::try_from(raw).map_err(|error| InvalidField::id("transfer_id", error))
 }
 
@@ -190,7 +192,7 @@ impl<'a> From<&'a Domain> for Operation<'a> {
 impl Operation<'_> {
     /// The domain's operation, every value checked in the order it travels; the first refused
     /// names its path below `operation`.
-    pub(super) fn into_domain(self) -> Result<Domain, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<Domain> {
         match self {
             Self::PdsCreate { .. }
             | Self::PdsLoad { .. }
@@ -272,7 +274,7 @@ fn pds_to_wire(operation: &Domain) -> Operation<'_> {
 }
 
 /// PDS and audit operations in the domain's types.
-fn pds_into_domain(operation: Operation<'_>) -> Result<Domain, InvalidField> {
+fn pds_into_domain(operation: Operation<'_>) -> Checked<Domain> {
     use values::nhs_number;
     Ok(match operation {
         Operation::PdsCreate { patient } => Domain::PdsCreate {
@@ -369,7 +371,7 @@ fn scr_eps_to_wire(operation: &Domain) -> Operation<'_> {
 }
 
 /// SCR and EPS operations in the domain's types.
-fn scr_eps_into_domain(operation: Operation<'_>) -> Result<Domain, InvalidField> {
+fn scr_eps_into_domain(operation: Operation<'_>) -> Checked<Domain> {
     use values::nhs_number;
     Ok(match operation {
         Operation::ScrView {
@@ -395,7 +397,7 @@ fn scr_eps_into_domain(operation: Operation<'_>) -> Result<Domain, InvalidField>
         } => Domain::ScrUpdate {
             nhs_number: nhs_number(raw).at("nhs_number")?,
             expected_version,
-            content: content.into_domain(),
+            content: content.into_domain().at("content")?,
         },
         Operation::ScrSetPermission {
             nhs_number: raw,
@@ -424,7 +426,7 @@ fn ers_to_wire(operation: &Domain) -> Operation<'_> {
         },
         Domain::ErsPublishSlots { service, slots } => Operation::ErsPublishSlots {
             service: service.0,
-            slots: slots.iter().map(NewSlot::from).collect(),
+            slots: List::Domain(slots),
         },
         Domain::ErsSearchSlots { query } => Operation::ErsSearchSlots {
             query: query.into(),
@@ -453,14 +455,14 @@ fn ers_to_wire(operation: &Domain) -> Operation<'_> {
 }
 
 /// e-RS operations in the domain's types.
-fn ers_into_domain(operation: Operation<'_>) -> Result<Domain, InvalidField> {
+fn ers_into_domain(operation: Operation<'_>) -> Checked<Domain> {
     Ok(match operation {
         Operation::ErsPublishService { service } => Domain::ErsPublishService {
             service: service.into_domain().at("service")?,
         },
         Operation::ErsPublishSlots { service, slots } => Domain::ErsPublishSlots {
             service: spine_domain::ers::ServiceId(service),
-            slots: each(slots, "slots", NewSlot::into_domain)?,
+            slots: slots.into_domain("slots", NewSlot::into_domain)?,
         },
         Operation::ErsSearchSlots { query } => Domain::ErsSearchSlots {
             query: query.into_domain().at("query")?,
@@ -533,7 +535,7 @@ fn gp2gp_to_wire(operation: &Domain) -> Operation<'_> {
 }
 
 /// GP2GP and the connection's route operations in the domain's types.
-fn gp2gp_into_domain(operation: Operation<'_>) -> Result<Domain, InvalidField> {
+fn gp2gp_into_domain(operation: Operation<'_>) -> Checked<Domain> {
     use values::nhs_number;
     Ok(match operation {
         Operation::Gp2gpStart {

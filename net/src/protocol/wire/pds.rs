@@ -5,22 +5,23 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use spine_domain::pds::{patient, search};
 
-use super::InvalidField;
 use super::codes::CodeList;
-use super::invalid_field::{Within, each, optional};
+use super::invalid_field::Checked;
+use super::invalid_field::{Within, optional};
+use super::list::List;
 use super::values::{self, Date, text};
 
 /// `Patient`: a whole demographic record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Patient<'a> {
     nhs_number: u64,
     version: u32,
-    names: Vec<HumanName<'a>>,
+    names: List<'a, patient::HumanName, HumanName<'a>>,
     gender: u32,
     birth_date: Option<Date>,
     deceased: Option<Death>,
-    addresses: Vec<Address<'a>>,
-    telecom: Vec<ContactPoint<'a>>,
+    addresses: List<'a, patient::Address, Address<'a>>,
+    telecom: List<'a, patient::ContactPoint, ContactPoint<'a>>,
     general_practitioner: Option<Cow<'a, str>>,
     restricted: bool,
 }
@@ -30,12 +31,12 @@ impl<'a> From<&'a patient::Patient> for Patient<'a> {
         Self {
             nhs_number: patient.nhs_number.value(),
             version: patient.version,
-            names: patient.names.iter().map(HumanName::from).collect(),
+            names: List::Domain(&patient.names),
             gender: patient.gender.index(),
             birth_date: patient.birth_date.map(Date::from),
             deceased: patient.deceased.map(Death::from),
-            addresses: patient.addresses.iter().map(Address::from).collect(),
-            telecom: patient.telecom.iter().map(ContactPoint::from).collect(),
+            addresses: List::Domain(&patient.addresses),
+            telecom: List::Domain(&patient.telecom),
             general_practitioner: patient.general_practitioner.as_ref().map(text),
             restricted: patient.restricted,
         }
@@ -43,16 +44,20 @@ impl<'a> From<&'a patient::Patient> for Patient<'a> {
 }
 
 impl Patient<'_> {
-    pub(super) fn into_domain(self) -> Result<patient::Patient, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<patient::Patient> {
         Ok(patient::Patient {
             nhs_number: values::nhs_number(self.nhs_number).at("nhs_number")?,
             version: self.version,
-            names: each(self.names, "names", HumanName::into_domain)?,
+            names: self.names.into_domain("names", HumanName::into_domain)?,
             gender: patient::Gender::from_index(self.gender).at("gender")?,
             birth_date: optional(self.birth_date, Date::into_domain).at("birth_date")?,
             deceased: optional(self.deceased, Death::into_domain).at("deceased")?,
-            addresses: each(self.addresses, "addresses", Address::into_domain)?,
-            telecom: each(self.telecom, "telecom", ContactPoint::into_domain)?,
+            addresses: self
+                .addresses
+                .into_domain("addresses", Address::into_domain)?,
+            telecom: self
+                .telecom
+                .into_domain("telecom", ContactPoint::into_domain)?,
             general_practitioner: optional(self.general_practitioner, values::ods_code)
                 .at("general_practitioner")?,
             restricted: self.restricted,
@@ -61,11 +66,11 @@ impl Patient<'_> {
 }
 
 /// `HumanName`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct HumanName<'a> {
     name_use: u32,
     prefix: Option<Cow<'a, str>>,
-    given: Vec<Cow<'a, str>>,
+    given: Cow<'a, [String]>,
     family: Cow<'a, str>,
     suffix: Option<Cow<'a, str>>,
     period: Period,
@@ -76,7 +81,7 @@ impl<'a> From<&'a patient::HumanName> for HumanName<'a> {
         Self {
             name_use: name.name_use.index(),
             prefix: name.prefix.as_ref().map(text),
-            given: name.given.iter().map(text).collect(),
+            given: Cow::Borrowed(&name.given),
             family: text(&name.family),
             suffix: name.suffix.as_ref().map(text),
             period: name.period.into(),
@@ -85,11 +90,11 @@ impl<'a> From<&'a patient::HumanName> for HumanName<'a> {
 }
 
 impl HumanName<'_> {
-    fn into_domain(self) -> Result<patient::HumanName, InvalidField> {
+    fn into_domain(self) -> Checked<patient::HumanName> {
         Ok(patient::HumanName {
             name_use: patient::NameUse::from_index(self.name_use).at("name_use")?,
             prefix: self.prefix.map(Cow::into_owned),
-            given: self.given.into_iter().map(Cow::into_owned).collect(),
+            given: self.given.into_owned(),
             family: self.family.into_owned(),
             suffix: self.suffix.map(Cow::into_owned),
             period: self.period.into_domain().at("period")?,
@@ -98,7 +103,7 @@ impl HumanName<'_> {
 }
 
 /// `Period`: either end may be open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Period {
     start: Option<Date>,
     end: Option<Date>,
@@ -114,7 +119,7 @@ impl From<patient::Period> for Period {
 }
 
 impl Period {
-    fn into_domain(self) -> Result<patient::Period, InvalidField> {
+    fn into_domain(self) -> Checked<patient::Period> {
         Ok(patient::Period {
             start: optional(self.start, Date::into_domain).at("start")?,
             end: optional(self.end, Date::into_domain).at("end")?,
@@ -123,7 +128,7 @@ impl Period {
 }
 
 /// `Death`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(super) struct Death {
     date: Date,
     time_s: Option<u32>,
@@ -141,7 +146,7 @@ impl From<patient::Death> for Death {
 }
 
 impl Death {
-    pub(super) fn into_domain(self) -> Result<patient::Death, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<patient::Death> {
         Ok(patient::Death {
             date: self.date.into_domain().at("date")?,
             time_s: self.time_s,
@@ -152,10 +157,10 @@ impl Death {
 }
 
 /// `Address`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Address<'a> {
     address_use: u32,
-    lines: Vec<Cow<'a, str>>,
+    lines: Cow<'a, [String]>,
     postcode: Option<Cow<'a, str>>,
     period: Period,
 }
@@ -164,7 +169,7 @@ impl<'a> From<&'a patient::Address> for Address<'a> {
     fn from(address: &'a patient::Address) -> Self {
         Self {
             address_use: address.address_use.index(),
-            lines: address.lines.iter().map(text).collect(),
+            lines: Cow::Borrowed(&address.lines),
             postcode: address
                 .postcode
                 .as_ref()
@@ -175,10 +180,10 @@ impl<'a> From<&'a patient::Address> for Address<'a> {
 }
 
 impl Address<'_> {
-    fn into_domain(self) -> Result<patient::Address, InvalidField> {
+    fn into_domain(self) -> Checked<patient::Address> {
         Ok(patient::Address {
             address_use: patient::AddressUse::from_index(self.address_use).at("address_use")?,
-            lines: self.lines.into_iter().map(Cow::into_owned).collect(),
+            lines: self.lines.into_owned(),
             postcode: optional(self.postcode, values::postcode).at("postcode")?,
             period: self.period.into_domain().at("period")?,
         })
@@ -186,7 +191,7 @@ impl Address<'_> {
 }
 
 /// `ContactPoint`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct ContactPoint<'a> {
     system: u32,
     value: Cow<'a, str>,
@@ -206,7 +211,7 @@ impl<'a> From<&'a patient::ContactPoint> for ContactPoint<'a> {
 }
 
 impl ContactPoint<'_> {
-    fn into_domain(self) -> Result<patient::ContactPoint, InvalidField> {
+    fn into_domain(self) -> Checked<patient::ContactPoint> {
         Ok(patient::ContactPoint {
             system: patient::ContactSystem::from_index(self.system).at("system")?,
             value: self.value.into_owned(),
@@ -217,7 +222,7 @@ impl ContactPoint<'_> {
 }
 
 /// `SearchQuery`: the criteria and options of a trace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct SearchQuery<'a> {
     family: Option<Cow<'a, str>>,
     given: Option<Cow<'a, str>>,
@@ -251,7 +256,7 @@ impl<'a> From<&'a search::SearchQuery> for SearchQuery<'a> {
 }
 
 impl SearchQuery<'_> {
-    pub(super) fn into_domain(self) -> Result<search::SearchQuery, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<search::SearchQuery> {
         let pattern = |name: Cow<'_, str>| search::NamePattern::from(name.into_owned());
         Ok(search::SearchQuery {
             family: self.family.map(pattern),
@@ -271,7 +276,7 @@ impl SearchQuery<'_> {
 }
 
 /// `DateRange`: inclusive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct DateRange {
     from: Date,
     to: Date,
@@ -287,7 +292,7 @@ impl From<search::DateRange> for DateRange {
 }
 
 impl DateRange {
-    fn into_domain(self) -> Result<search::DateRange, InvalidField> {
+    fn into_domain(self) -> Checked<search::DateRange> {
         Ok(search::DateRange {
             from: self.from.into_domain().at("from")?,
             to: self.to.into_domain().at("to")?,
@@ -296,7 +301,7 @@ impl DateRange {
 }
 
 /// `PostcodePattern`: a whole postcode, or a prefix (checked by the search rules).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum PostcodePattern<'a> {
     Exact(Cow<'a, str>),
     Prefix(Cow<'a, str>),
@@ -312,7 +317,7 @@ impl<'a> From<&'a search::PostcodePattern> for PostcodePattern<'a> {
 }
 
 impl PostcodePattern<'_> {
-    fn into_domain(self) -> Result<search::PostcodePattern, InvalidField> {
+    fn into_domain(self) -> Checked<search::PostcodePattern> {
         Ok(match self {
             Self::Exact(postcode) => search::PostcodePattern::Exact(values::postcode(postcode)?),
             Self::Prefix(prefix) => search::PostcodePattern::Prefix(prefix.into_owned()),

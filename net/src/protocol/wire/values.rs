@@ -8,19 +8,20 @@ use spine_domain::pds::nhs_number::NhsNumber;
 use spine_domain::pds::values::{self, OdsCode, Postcode};
 
 use super::InvalidField;
+use super::invalid_field::Checked;
 
 /// An NHS number as the ten digits' integer.
-pub(super) fn nhs_number(raw: u64) -> Result<NhsNumber, InvalidField> {
+pub(super) fn nhs_number(raw: u64) -> Checked<NhsNumber> {
     NhsNumber::try_from(raw).map_err(|error| InvalidField::id("nhs_number", error))
 }
 
 /// An ODS code as its text.
-pub(super) fn ods_code(raw: Cow<'_, str>) -> Result<OdsCode, InvalidField> {
+pub(super) fn ods_code(raw: Cow<'_, str>) -> Checked<OdsCode> {
     OdsCode::try_from(raw.into_owned()).map_err(|error| InvalidField::value("ods_code", error))
 }
 
 /// A postcode as its text, in any case and spacing (kept normalised).
-pub(super) fn postcode(raw: Cow<'_, str>) -> Result<Postcode, InvalidField> {
+pub(super) fn postcode(raw: Cow<'_, str>) -> Checked<Postcode> {
     Postcode::try_from(raw.into_owned()).map_err(|error| InvalidField::value("postcode", error))
 }
 
@@ -30,7 +31,7 @@ pub(super) fn text<T: AsRef<str> + ?Sized>(value: &T) -> Cow<'_, str> {
 }
 
 /// A calendar date: `(u16 year, u8 month, u8 day)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(super) struct Date {
     year: u16,
     month: u8,
@@ -46,7 +47,7 @@ impl From<values::Date> for Date {
 
 impl Date {
     /// The date, if there is such a day.
-    pub(super) fn into_domain(self) -> Result<values::Date, InvalidField> {
+    pub(super) fn into_domain(self) -> Checked<values::Date> {
         values::Date::try_from((self.year, self.month, self.day))
             .map_err(|error| InvalidField::value("date", error))
     }
