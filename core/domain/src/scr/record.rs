@@ -103,34 +103,45 @@ impl ScrContent {
     pub fn validate(&self) -> Result<(), ScrError> {
         for section in ScrSection::ALL {
             let entries = self.section(section);
-            if entries.len() > SECTION_ENTRIES_MAX {
-                return Err(ScrError::TooManyEntries {
-                    section: section.name(),
-                    count: entries.len(),
-                });
-            }
-            for (position, entry) in entries.iter().enumerate() {
-                let text = entry.text.trim();
-                if text.is_empty() || entry.text.len() > ENTRY_TEXT_BYTES_MAX {
-                    return Err(ScrError::BadText {
-                        section: section.name(),
-                        position,
-                        bytes: entry.text.len(),
-                    });
-                }
-                if let Some(code) = entry.code
-                    && !(100_000..=999_999_999_999_999_999).contains(&code)
-                {
-                    return Err(ScrError::BadCode {
-                        section: section.name(),
-                        position,
-                        code,
-                    });
-                }
-            }
+            check_section(
+                section,
+                entries.iter().map(|entry| (entry.code, &*entry.text)),
+            )?;
         }
         Ok(())
     }
+}
+
+/// A section's limits: its number of entries, and each entry's text and code.
+fn check_section<'a>(
+    section: ScrSection,
+    entries: impl ExactSizeIterator<Item = (Option<u64>, &'a str)>,
+) -> Result<(), ScrError> {
+    if entries.len() > SECTION_ENTRIES_MAX {
+        return Err(ScrError::TooManyEntries {
+            section: section.name(),
+            count: entries.len(),
+        });
+    }
+    for (position, (code, text)) in entries.enumerate() {
+        if text.trim().is_empty() || text.len() > ENTRY_TEXT_BYTES_MAX {
+            return Err(ScrError::BadText {
+                section: section.name(),
+                position,
+                bytes: text.len(),
+            });
+        }
+        if let Some(code) = code
+            && !(100_000..=999_999_999_999_999_999).contains(&code)
+        {
+            return Err(ScrError::BadCode {
+                section: section.name(),
+                position,
+                code,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Why a summary is refused.
@@ -336,11 +347,22 @@ impl SummaryCareRecord {
             .expect("postcard writes to a Vec without failing")
     }
 
-    /// Reads a record written by [`SummaryCareRecord::encode`].
+    /// Reads a record written by [`SummaryCareRecord::encode`], and checks its sections'
+    /// limits as every summary's were checked when it was written (a stored record that
+    /// breaks them is damage, not a summary to show).
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         match bytes.split_first() {
-            Some((&ENCODING_VERSION, body)) => match postcard::take_from_bytes(body) {
-                Ok((record, [])) => Ok(record),
+            Some((&ENCODING_VERSION, body)) => match postcard::take_from_bytes::<Self>(body) {
+                Ok((record, [])) => {
+                    for section in ScrSection::ALL {
+                        let entries = record.section(section);
+                        check_section(section, entries.iter().map(|e| (e.code, &*e.text)))
+                            .map_err(|error| {
+                                format!("a stored SCR record breaks a limit: {error}")
+                            })?;
+                    }
+                    Ok(record)
+                }
                 Ok((_, rest)) => Err(format!("{} bytes after the SCR record", rest.len())),
                 Err(error) => Err(error.to_string()),
             },
@@ -353,6 +375,25 @@ impl SummaryCareRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_record_breaking_a_limit_does_not_decode() {
+        let author = author(1, "A81001", 10);
+        let mut record = SummaryCareRecord::empty("9000000009".parse().expect("valid"), &author);
+        assert_eq!(
+            SummaryCareRecord::decode(&record.encode()),
+            Ok(record.clone())
+        );
+        record.allergies.push(ScrEntry {
+            code: Some(7),
+            text: "Penicillin".into(),
+            author: author.user,
+            organisation: author.organisation.clone(),
+            recorded_ms: 10,
+        });
+        let error = SummaryCareRecord::decode(&record.encode()).expect_err("code 7 is no concept");
+        assert!(error.contains("breaks a limit"), "{error}");
+    }
 
     fn author(user: u128, organisation: &str, at_ms: u64) -> Author {
         Author {
