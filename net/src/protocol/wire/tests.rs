@@ -193,3 +193,28 @@ fn bytes_that_are_not_a_request_are_malformed_not_a_refused_value() {
         Err(RequestError::Malformed(_))
     ));
 }
+
+#[test]
+fn every_shape_of_record_in_a_synthetic_population_round_trips() {
+    use spine_domain::pds::synthetic::{nhs_numbers, patient_at};
+    use spine_domain::request::Operation;
+
+    use crate::protocol::message::WireRequest;
+
+    for (index, number) in nhs_numbers().take(2_000).enumerate() {
+        let patient = patient_at(11, index as u64, number);
+        for operation in [
+            Operation::PdsLoad {
+                patient: patient.clone(),
+            },
+            Operation::PdsUpdate {
+                patient: patient.clone(),
+                expected_version: 3,
+            },
+        ] {
+            let request = WireRequest::as_demo_gp(operation);
+            let body = encode(&request);
+            assert_eq!(decode_request(&body), Ok(request), "patient {index}");
+        }
+    }
+}
