@@ -60,8 +60,10 @@ use spine_core::shard::ers::{ReferralRecord, ServiceRecord};
 use spine_core::shard::meta::ShardMeta;
 use spine_core::shard::outcomes::{OutcomeRecord, Written};
 use spine_core::shard::record_layout::{self, RecordKind, ShardIndexes};
+use spine_core::shard::records;
 use spine_core::shard::registrations::PreviousPractice;
 use spine_core::{NhsNumber, Patient};
+use spine_domain::codes::CodeList;
 use spine_storage::Log;
 use uuid::Uuid;
 
@@ -298,6 +300,7 @@ fn parse_variant(text: &str) -> (String, DocVariant) {
 
 const STRUCT_HEADING: &str = "| field | type | meaning |";
 const ENUM_HEADING: &str = "| index | variant | meaning |";
+const CODE_LIST_HEADING: &str = "| number | value | meaning |";
 const KIND_HEADING: &str = "| kind | name | payload version | key | secondary index |";
 const VALUE_TYPES_HEADING: &str = "| type | encoded as | rule |";
 const INDEX_HEADING: &str = "| index | constant | kind | entry while | key bytes |";
@@ -307,6 +310,8 @@ struct Model {
     aliases: BTreeMap<String, Ty>,
     structs: BTreeMap<String, Vec<(String, Ty)>>,
     enums: BTreeMap<String, Vec<(String, DocVariant)>>,
+    /// Code lists, stored as a value's number (a `u32`, so also an alias): number → value.
+    code_lists: BTreeMap<String, Vec<(u32, String)>>,
 }
 
 /// Types the document may use that no trace can check: the version 1 outcome's private type.
@@ -318,6 +323,7 @@ impl Model {
             aliases: BTreeMap::new(),
             structs: BTreeMap::new(),
             enums: BTreeMap::new(),
+            code_lists: BTreeMap::new(),
         };
         let all_tables = sections.iter().flat_map(|section| tables(&section.lines));
         for table in all_tables.filter(|table| table.heading == VALUE_TYPES_HEADING) {
@@ -341,6 +347,18 @@ impl Model {
                         .collect();
                     assert!(
                         model.structs.insert(name.clone(), fields).is_none(),
+                        "{name} twice"
+                    );
+                } else if table.heading == CODE_LIST_HEADING {
+                    let values = table
+                        .rows
+                        .iter()
+                        .map(|row| (row[0].parse().unwrap(), code(&row[1]).to_owned()))
+                        .collect();
+                    let u32 = Ty::Named("u32".into(), Vec::new());
+                    assert!(
+                        model.aliases.insert(name.clone(), u32).is_none()
+                            && model.code_lists.insert(name.clone(), values).is_none(),
                         "{name} twice"
                     );
                 } else if table.heading == ENUM_HEADING {
@@ -1051,7 +1069,7 @@ mod payload_sample {
     }
 
     sample! {
-        spine_core::Patient => |value| value.encode().unwrap(),
+        spine_core::shard::records::patient::PatientRecord<'_> => |value| value.encode(),
         spine_core::shard::alerts::AlertRecord<'_> => |value| value.encode(),
         spine_core::shard::outcomes::OutcomeRecord => |value| value.encode(),
         spine_core::shard::meta::ShardMeta => |value| value.encode(),
@@ -1134,7 +1152,10 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
     let mut root = |kind, value: &dyn payload_sample::Sample| {
         trace_root(&mut tracer, doc, kind, value, problems);
     };
-    root(RecordKind::Patient, &patient());
+    root(
+        RecordKind::Patient,
+        &records::patient::PatientRecord::from(&patient()),
+    );
     root(RecordKind::Alert, &alert_record());
     root(RecordKind::Outcome, &outcome_record());
     root(RecordKind::Meta, &ShardMeta::new(900_000_000));
@@ -1164,15 +1185,6 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
 /// Every variant of every payload enum, from its `Deserialize`; the enums' names.
 fn trace_enums(tracer: &mut Tracer) -> BTreeSet<String> {
     let formats = [
-        tracer.trace_simple_type::<NameUse>().unwrap().0,
-        tracer.trace_simple_type::<Gender>().unwrap().0,
-        tracer.trace_simple_type::<AddressUse>().unwrap().0,
-        tracer.trace_simple_type::<ContactSystem>().unwrap().0,
-        tracer.trace_simple_type::<ContactUse>().unwrap().0,
-        tracer
-            .trace_simple_type::<DeathNotificationStatus>()
-            .unwrap()
-            .0,
         tracer
             .trace_simple_type::<Result<Written, Refusal>>()
             .unwrap()
@@ -1272,7 +1284,39 @@ fn every_postcard_payload_is_documented_field_by_field() {
     let registry = trace_payloads(&doc, &mut problems);
     problems.extend(doc.model.check_registry(&registry));
     problems.extend(check_value_types(&doc));
+    problems.extend(check_code_lists(&doc));
     assert_none(&problems);
+}
+
+/// Each code list's numbers in the document against the domain's (`spine_domain::codes`).
+fn check_code_lists(doc: &Doc) -> Vec<String> {
+    fn values<T: CodeList>() -> Vec<(u32, String)> {
+        T::VALUES
+            .iter()
+            .map(|&(index, name)| (index, name.to_owned()))
+            .collect()
+    }
+    let mut problems = Vec::new();
+    for (name, documented) in &doc.model.code_lists {
+        let code = match name.as_str() {
+            "NameUse" => values::<NameUse>(),
+            "Gender" => values::<Gender>(),
+            "DeathNotificationStatus" => values::<DeathNotificationStatus>(),
+            "AddressUse" => values::<AddressUse>(),
+            "ContactSystem" => values::<ContactSystem>(),
+            "ContactUse" => values::<ContactUse>(),
+            other => {
+                problems.push(format!("code list {other}: not one of this test's"));
+                continue;
+            }
+        };
+        if *documented != code {
+            problems.push(format!(
+                "code list {name}: the document numbers {documented:?}, the code {code:?}"
+            ));
+        }
+    }
+    problems
 }
 
 fn format_of<T: Serialize>(value: &T) -> Format {
@@ -1286,6 +1330,9 @@ fn format_of<T: Serialize>(value: &T) -> Format {
 fn check_value_types(doc: &Doc) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, encoded) in &doc.model.aliases {
+        if doc.model.code_lists.contains_key(name) {
+            continue; // a number: `check_code_lists`
+        }
         let format = match name.as_str() {
             "NhsNumber" => format_of(&nhs("9000000009")),
             "OdsCode" => format_of(&ods("A81001")),
@@ -1664,8 +1711,9 @@ fn golden_records() -> Vec<(u8, Option<u64>, bool, Vec<u8>)> {
 fn decoded_by_code(kind: RecordKind, payload: &[u8]) -> (Value, Option<u64>) {
     match kind {
         RecordKind::Patient => {
-            let value = Patient::decode(payload).unwrap();
-            (value_of(&value), Some(value.nhs_number.value()))
+            let value = records::patient::decode(payload).unwrap();
+            let record = records::patient::PatientRecord::from(&value);
+            (value_of(&record), Some(value.nhs_number.value()))
         }
         RecordKind::Alert => (value_of(&alerts::decode(payload).unwrap()), None),
         RecordKind::Outcome => (value_of(&OutcomeRecord::decode(payload).unwrap()), None),
@@ -1888,7 +1936,7 @@ fn index_key_as_documented(index: u8, key: &[u8], payload: &[u8]) -> bool {
     let code_then_zero = |code: &str| key == [code.as_bytes(), &[0]].concat();
     match index {
         record_layout::INDEX_NAME_BIRTH => {
-            let patient = Patient::decode(payload).unwrap();
+            let patient = records::patient::decode(payload).unwrap();
             let (year, month, day) = patient.birth_date.unwrap().parts();
             let yyyymmdd = u32::from(year) * 10_000 + u32::from(month) * 100 + u32::from(day);
             key[2..] == yyyymmdd.to_be_bytes()

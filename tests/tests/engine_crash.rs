@@ -188,7 +188,8 @@ fn check_exactly_once(dir: &Path, history: &History) -> (usize, usize) {
         for index in 1..=log.last_position().index {
             log.read(index, |view| match view.kind() {
                 KIND_PATIENT => {
-                    let patient = Patient::decode(view.payload()).unwrap();
+                    let patient =
+                        spine_core::shard::records::patient::decode(view.payload()).unwrap();
                     if let Some(id) = update_id(&patient) {
                         *applied.entry(id).or_default() += 1;
                         *versions.entry(patient.nhs_number).or_default() += 1;
@@ -287,7 +288,7 @@ fn check(
         let log = &logs[shard::shard_of(nhs.value(), config.shards)];
         let Some(patient) = log
             .get(patient_key(nhs), |view| {
-                Patient::decode(view.payload()).unwrap()
+                spine_core::shard::records::patient::decode(view.payload()).unwrap()
             })
             .unwrap()
         else {

@@ -17,12 +17,15 @@
 //!   the whole document.
 //! - [`restricted`]: how a restricted patient's practice is withheld where it stands as an
 //!   organisation in another record.
+//! - [`codes`]: the number of every code list's value, for the wire and the log alike.
 //! - [`routing`]: a key's home shard, the function clients route by.
+//! - [`schema_list`]: a list field of the wire's and the log's schemas over domain elements.
 //! - [`versioned`]: the version byte in front of every stored payload.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;
 pub mod audit;
+pub mod codes;
 mod digits;
 pub mod eps;
 pub mod ers;
@@ -32,6 +35,7 @@ pub mod planted;
 pub mod request;
 pub mod restricted;
 pub mod routing;
+pub mod schema_list;
 pub mod scr;
 mod serialize_as_str;
 pub mod versioned;

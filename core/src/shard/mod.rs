@@ -38,6 +38,7 @@ pub mod meta;
 pub mod outcomes;
 mod pds;
 pub mod record_layout;
+pub mod records;
 pub mod registrations;
 pub mod restricted;
 mod scr;
@@ -872,7 +873,7 @@ impl<S: Store> Context<'_, S> {
         let decode = |kind: u8, payload: &[u8]| -> Result<crate::request::Reply, String> {
             use crate::request::Reply;
             match kind {
-                record_layout::KIND_PATIENT => crate::pds::patient::Patient::decode(payload)
+                record_layout::KIND_PATIENT => records::patient::decode(payload)
                     .map(|patient| Reply::Patient(patient.into_disclosable()))
                     .map_err(|error| error.to_string()),
                 record_layout::KIND_SCR => {

@@ -6,6 +6,7 @@ use spine_storage::NewRecord;
 
 use super::outcomes::WriteOutcome;
 use super::record_layout;
+use super::records;
 use super::registrations::PreviousPractice;
 use super::store::Store;
 use super::{Context, unavailable};
@@ -62,7 +63,7 @@ impl<S: Store> Context<'_, S> {
     /// The patient's current record, through the overlay.
     fn patient(&self, nhs_number: NhsNumber) -> Result<Option<Patient>, Refusal> {
         match self.latest(record_layout::patient_key(nhs_number), |_, payload| {
-            Patient::decode(payload)
+            records::patient::decode(payload)
         })? {
             None => Ok(None),
             Some(Ok(patient)) => Ok(Some(patient)),
@@ -101,9 +102,7 @@ impl<S: Store> Context<'_, S> {
         patient: &Patient,
         alert: Option<(crate::audit::event::AccessAlert, &str)>,
     ) -> WriteOutcome {
-        let payload = patient
-            .encode()
-            .map_err(|error| Refusal::new(ErrorCode::InvalidValue, error))?;
+        let payload = records::patient::encode(patient);
         let written = self.write_audited(
             request,
             action,

@@ -10,7 +10,6 @@ use crate::eps::{Prescription, PrescriptionId, PrescriptionStatus};
 use crate::ers::{ServiceId, Slot, SlotId, SlotStart, Specialty, Ubrn};
 use crate::gp2gp::{TransferId, chunk_key_value};
 use crate::pds::nhs_number::NhsNumber;
-use crate::pds::patient::Patient;
 use crate::pds::search;
 
 /// What a record holds: the log header's kind byte (`core/RECORDS.md` documents each kind's key
@@ -104,7 +103,7 @@ impl RecordKind {
     /// payload is the document's bytes as sent.
     pub fn payload_version(self) -> Option<u8> {
         Some(match self {
-            Self::Patient => crate::pds::patient::ENCODING_VERSION,
+            Self::Patient => super::records::patient::PAYLOAD_VERSION,
             Self::Audit => crate::audit::event::EVENT_VERSION,
             Self::Alert => super::alerts::ENCODING_VERSION,
             Self::Outcome => super::outcomes::ENCODING_VERSION,
@@ -315,7 +314,7 @@ pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
         KIND_PATIENT => {
             // A record that does not decode was never written by this code: it has no keys,
             // and reading it reports the damage.
-            if let Ok(patient) = Patient::decode(payload) {
+            if let Ok(patient) = super::records::patient::decode(payload) {
                 out.extend(
                     search::index_keys(&patient)
                         .into_iter()

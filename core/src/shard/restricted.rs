@@ -13,7 +13,6 @@
 use super::store::Store;
 use super::{Context, unavailable};
 use crate::NhsNumber;
-use crate::pds::patient::Patient;
 use crate::pds::values::OdsCode;
 use crate::request::{Reply, Request, Response};
 
@@ -29,7 +28,7 @@ impl<S: Store> Context<'_, S> {
     ) -> Result<Option<OdsCode>, crate::request::Refusal> {
         let record = self.latest(
             crate::shard::record_layout::patient_key(patient),
-            |_, payload| Patient::decode(payload),
+            |_, payload| crate::shard::records::patient::decode(payload),
         )?;
         let record = match record {
             None => return Ok(None),

@@ -1,5 +1,6 @@
 //! A patient's demographic record, as the Personal Demographics Service holds it, with the
-//! specification's limits, the restricted-patient rule, and its encoding in the log.
+//! specification's limits and the restricted-patient rule (its payload in the log is
+//! `spine-core`'s, `shard/records/patient.rs`).
 //!
 //! Field names follow the PDS FHIR specification (`../shared/specs/pds/`): names with a `use`,
 //! `given` (at most 5, each at most 35 characters) and `family` (at most 35); gender; birth
@@ -12,8 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::nhs_number::NhsNumber;
 use super::values::{Date, OdsCode, Postcode};
 
-/// Version byte in front of every encoded record, so the layout can change later.
-pub const ENCODING_VERSION: u8 = 1;
 /// Given names in one name, at most (PDS `HumanName.given` maxItems).
 pub const GIVEN_NAMES_MAX: usize = 5;
 /// Characters in a given or family name, at most (PDS maxLength).
@@ -239,9 +238,6 @@ pub enum PatientError {
     /// A time of death past the end of the day.
     #[error("time of death is past the end of the day")]
     TimeOutOfDay,
-    /// The bytes are not an encoded record.
-    #[error("stored patient record is malformed: {0}")]
-    Malformed(String),
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), PatientError> {
@@ -353,40 +349,11 @@ impl Patient {
         }
         self
     }
-
-    /// The record's bytes in the log: a version byte, then postcard.
-    pub fn encode(&self) -> Result<Vec<u8>, PatientError> {
-        let bytes = vec![ENCODING_VERSION];
-        postcard::to_extend(self, bytes).map_err(|error| PatientError::Malformed(error.to_string()))
-    }
-
-    /// Reads a record written by [`Patient::encode`], and checks it.
-    pub fn decode(bytes: &[u8]) -> Result<Self, PatientError> {
-        let (&version, body) = bytes
-            .split_first()
-            .ok_or_else(|| PatientError::Malformed("empty".into()))?;
-        if version != ENCODING_VERSION {
-            return Err(PatientError::Malformed(format!(
-                "unknown encoding version {version}"
-            )));
-        }
-        let (patient, rest): (Patient, &[u8]) = postcard::take_from_bytes(body)
-            .map_err(|error| PatientError::Malformed(error.to_string()))?;
-        if !rest.is_empty() {
-            return Err(PatientError::Malformed(format!(
-                "{} bytes after the record",
-                rest.len()
-            )));
-        }
-        patient.validate()?;
-        Ok(patient)
-    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     /// The PDS sandbox's full record (9000000009), in this model.
     pub(crate) fn jane_smith() -> Patient {
@@ -434,12 +401,8 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_full_record_round_trips_and_is_small() {
-        let patient = jane_smith();
-        patient.validate().unwrap();
-        let bytes = patient.encode().unwrap();
-        assert!(bytes.len() < 160, "{} bytes", bytes.len());
-        assert_eq!(Patient::decode(&bytes), Ok(patient));
+    fn the_sandbox_record_keeps_the_rules() {
+        jane_smith().validate().unwrap();
     }
 
     #[test]
@@ -508,32 +471,5 @@ pub(crate) mod tests {
             patient.validate(),
             Err(PatientError::PeriodBackwards { field: "address" })
         );
-    }
-
-    #[test]
-    fn damaged_bytes_are_refused() {
-        let bytes = jane_smith().encode().unwrap();
-        assert!(Patient::decode(&[]).is_err());
-        assert!(Patient::decode(&[9]).is_err());
-        assert!(Patient::decode(&bytes[..bytes.len() - 1]).is_err());
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(Patient::decode(&longer).is_err());
-    }
-
-    proptest! {
-        /// Any valid record survives encoding unchanged.
-        #[test]
-        fn valid_records_round_trip(given in proptest::collection::vec("[A-Za-z' -]{1,35}", 0..=5), family in "[A-Za-z' -]{1,35}", restricted in any::<bool>(), version in any::<u32>(), lines in proptest::collection::vec("[A-Za-z0-9 ,]{1,60}", 0..=5)) {
-            let mut patient = jane_smith();
-            patient.names[0].given = given;
-            patient.names[0].family = family;
-            patient.addresses[0].lines = lines;
-            patient.restricted = restricted;
-            patient.version = version;
-            patient.validate().unwrap();
-            let bytes = patient.encode().unwrap();
-            prop_assert_eq!(Patient::decode(&bytes), Ok(patient));
-        }
     }
 }

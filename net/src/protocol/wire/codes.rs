@@ -1,71 +1,46 @@
-//! The code lists of the request schema: each list's values and their indices on the wire,
-//! written here once (`net/PROTOCOL.md` lists the same). An index the list does not hold is a
-//! refused value, answered on its request, not bytes the server cannot read.
+//! The code lists of the request schema: each value travels as its number, the domain's
+//! (`spine_domain::codes`, the same numbers the log's records use; `net/PROTOCOL.md` lists
+//! them). A number the list does not hold is a refused value, answered on its request, not
+//! bytes the server cannot read.
 
-use spine_domain::ers::Priority;
-use spine_domain::pds::patient::{
-    AddressUse, ContactSystem, ContactUse, DeathNotificationStatus, Gender, NameUse,
-};
-use spine_domain::scr::record::ScrPermission;
+pub(super) use spine_domain::codes::CodeList;
 
 use super::InvalidField;
 use super::invalid_field::Checked;
 
-/// A domain enum without fields, carried as the index of its value in a code list.
-pub(super) trait CodeList: Sized {
-    /// The value at `index`, or a refusal naming the list.
+/// A code list's value from its number on the wire.
+pub(super) trait FromWireIndex: Sized {
+    /// The value numbered `index`, or a refusal naming the list and its values.
     fn from_index(index: u32) -> Checked<Self>;
-    /// The value's index.
-    fn index(&self) -> u32;
 }
 
-/// Implements [`CodeList`] for `$domain` (the field kind `$field` in refusals) with exactly the
-/// indices given: a domain variant left out does not compile.
-macro_rules! code_list {
-    ($domain:ident, $field:literal, { $($index:literal => $variant:ident),+ $(,)? }) => {
-        impl CodeList for $domain {
-            fn from_index(index: u32) -> Checked<Self> {
-                match index {
-                    $($index => Ok($domain::$variant),)+
-                    other => {
-                        let values = [$(concat!(stringify!($index), " ", stringify!($variant))),+];
-                        Err(InvalidField::value(
-                            $field,
-                            format_args!("{other} is not one of {}", values.join(", ")),
-                        ))
-                    }
-                }
-            }
-
-            fn index(&self) -> u32 {
-                match self {
-                    $($domain::$variant => $index,)+
-                }
-            }
-        }
-    };
+impl<T: CodeList> FromWireIndex for T {
+    fn from_index(index: u32) -> Checked<Self> {
+        T::try_from_index(index).ok_or_else(|| {
+            InvalidField::value(
+                T::NAME,
+                format_args!("{index} is not one of {}", T::listing()),
+            )
+        })
+    }
 }
-
-code_list!(NameUse, "name_use", { 0 => Usual, 1 => Temp, 2 => Nickname, 3 => Old, 4 => Maiden });
-code_list!(Gender, "gender", { 0 => Male, 1 => Female, 2 => Other, 3 => Unknown });
-code_list!(DeathNotificationStatus, "death_notification", { 0 => Informal, 1 => Formal });
-code_list!(AddressUse, "address_use", { 0 => Home, 1 => Work, 2 => Temp, 3 => Billing });
-code_list!(ContactSystem, "contact_system", { 0 => Phone, 1 => Fax, 2 => Email, 3 => Other });
-code_list!(ContactUse, "contact_use", { 0 => Home, 1 => Work, 2 => Temp, 3 => Mobile });
-code_list!(ScrPermission, "scr_permission", { 0 => Ask, 1 => No });
-code_list!(Priority, "priority", { 0 => Routine, 1 => Urgent, 2 => TwoWeekWait });
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spine_domain::ers::Priority;
+    use spine_domain::pds::patient::{
+        AddressUse, ContactSystem, ContactUse, DeathNotificationStatus, Gender, NameUse,
+    };
     use spine_domain::request::ErrorCode;
+    use spine_domain::scr::record::ScrPermission;
 
     fn round_trips<T: CodeList + PartialEq + std::fmt::Debug>(count: u32) {
         for index in 0..count {
-            let value = T::from_index(index).expect("in the list");
+            let value = <T as FromWireIndex>::from_index(index).expect("in the list");
             assert_eq!(value.index(), index, "{value:?}");
         }
-        let refused = T::from_index(count).expect_err("past the list");
+        let refused = <T as FromWireIndex>::from_index(count).expect_err("past the list");
         assert_eq!(refused.code, ErrorCode::InvalidValue);
         assert!(
             refused
@@ -86,7 +61,9 @@ mod tests {
         round_trips::<ScrPermission>(2);
         round_trips::<Priority>(3);
         assert_eq!(
-            Gender::from_index(9).unwrap_err().to_string(),
+            <Gender as FromWireIndex>::from_index(9)
+                .unwrap_err()
+                .to_string(),
             "gender: 9 is not one of 0 Male, 1 Female, 2 Other, 3 Unknown"
         );
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use spine_domain::ers::{self, ClinicType, ServiceId, SlotStart, Specialty, Ubrn};
 
 use super::InvalidField;
-use super::codes::CodeList;
+use super::codes::{CodeList, FromWireIndex};
 use super::invalid_field::Checked;
 use super::invalid_field::{Within, each, optional};
 use super::values::{self, Date, text};

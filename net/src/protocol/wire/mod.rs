@@ -7,8 +7,8 @@
 //! checked by its domain type and a refusal naming the field it concerns ([`InvalidField`]).
 //! So a bad value is answered on its own request with its specific code, and reordering a
 //! domain enum or adding a field to a domain type cannot change what is on the wire: the
-//! variant order and every code list's indices are written here, once, and pinned by the
-//! golden tests (`net/tests/golden/messages-v1.txt`).
+//! variant order is written here, every code list's numbers once in `spine_domain::codes`,
+//! and both are pinned by the golden tests (`net/tests/golden/messages-v1.txt`).
 //!
 //! Strings are `Cow`: borrowed from the domain value when a client encodes (no copy), owned
 //! when the server decodes (moved into the domain value, as many allocations as a direct
@@ -19,7 +19,6 @@ mod envelope;
 mod eps;
 mod ers;
 mod invalid_field;
-mod list;
 mod operation;
 mod pds;
 mod scr;

@@ -8,15 +8,16 @@ use spine_domain::gp2gp::{Sha256Hash, TransferId};
 use spine_domain::request::Operation as Domain;
 
 use super::InvalidField;
-use super::codes::CodeList;
+use super::codes::{CodeList, FromWireIndex};
 use super::eps::{self, EpsAction, NewPrescription};
 use super::ers::{self, NewReferral, NewSlot, ReferralAction, Service, SlotQuery};
 use super::invalid_field::Checked;
+use super::invalid_field::EachChecked;
 use super::invalid_field::Within;
-use super::list::List;
 use super::pds::{Death, Patient, SearchQuery};
 use super::scr::ScrContent;
 use super::values::{self, text};
+use spine_domain::schema_list::List;
 
 /// An operation as it travels.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -404,7 +405,7 @@ fn scr_eps_into_domain(operation: Operation<'_>) -> Checked<Domain> {
             permission,
         } => Domain::ScrSetPermission {
             nhs_number: nhs_number(raw).at("nhs_number")?,
-            permission: CodeList::from_index(permission).at("permission")?,
+            permission: FromWireIndex::from_index(permission).at("permission")?,
         },
         Operation::EpsCreate { prescription } => Domain::EpsCreate {
             prescription: prescription.into_domain().at("prescription")?,

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use spine_domain::scr::record;
 
 use super::invalid_field::Checked;
-use super::list::List;
+use super::invalid_field::EachChecked;
 use super::values::text;
+use spine_domain::schema_list::List;
 
 /// `ScrContent`: the four sections (their limits are checked by the SCR rules).
 #[derive(Clone, Debug, Serialize, Deserialize)]

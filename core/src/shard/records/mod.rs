@@ -1,0 +1,34 @@
+//! The log's record payloads as a schema of their own (`core/RECORDS.md`): for each kind moved
+//! here, the payload's types at each version it is read at, written field for field, with the
+//! conversions to and from the domain's types. A code list's value is stored as its number
+//! (`spine_domain::codes`), so reordering a domain enum or adding a field to a domain type
+//! changes nothing stored.
+//!
+//! The kinds' numbers, keys and indexes are [`super::record_layout`]'s.
+
+pub mod patient;
+
+use spine_domain::codes::CodeList;
+
+/// Bytes that are not a record of their kind at a version this code reads, or a record that
+/// breaks its type's rules: damage, since no encoder of ours writes either.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("stored {kind} record is malformed: {reason}")]
+pub struct MalformedRecord {
+    /// The record kind's name (`RecordKind::name`).
+    pub kind: &'static str,
+    /// What is wrong, naming the field where one is to blame.
+    pub reason: String,
+}
+
+impl MalformedRecord {
+    fn new(kind: &'static str, reason: String) -> Self {
+        Self { kind, reason }
+    }
+}
+
+/// The code list value stored as `index`, or what is wrong with it.
+fn code<T: CodeList>(index: u32) -> Result<T, String> {
+    T::try_from_index(index)
+        .ok_or_else(|| format!("{}: {index} is not one of {}", T::NAME, T::listing()))
+}

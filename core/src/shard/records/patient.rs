@@ -1,0 +1,330 @@
+//! Kind 1, a patient's demographic record: the payload's types at version 1, field for field as
+//! `core/RECORDS.md` gives them, and their conversions to and from the domain's [`Patient`]
+//! (so a change to the domain's types cannot change what is stored, nor how a year of stored
+//! records is read).
+//!
+//! Strings are `Cow`: borrowed from the domain record when it is written (no copy), owned when
+//! it is read (moved into the domain record, as many allocations as a direct decode makes).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use spine_domain::codes::CodeList;
+use spine_domain::schema_list::List;
+use spine_domain::versioned;
+
+use super::{MalformedRecord, code};
+use crate::NhsNumber;
+use crate::pds::patient::{self as domain, Patient};
+use crate::pds::values::{Date, OdsCode, Postcode};
+
+/// The payload version this code writes, and the only one it reads.
+pub const PAYLOAD_VERSION: u8 = 1;
+
+/// The record's payload: the version byte, then the record.
+pub fn encode(patient: &Patient) -> Vec<u8> {
+    PatientRecord::from(patient).encode()
+}
+
+/// The record in `payload`, checked against the record's rules ([`Patient::validate`]).
+pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
+    let malformed = |reason| MalformedRecord::new("patient", reason);
+    let record: PatientRecord<'static> =
+        versioned::decode_exact(PAYLOAD_VERSION, payload).map_err(malformed)?;
+    let patient = record.into_domain().map_err(malformed)?;
+    patient
+        .validate()
+        .map_err(|error| malformed(error.to_string()))?;
+    Ok(patient)
+}
+
+/// `Patient`, the payload after its version byte: built from the domain's record to write it
+/// (borrowing its texts), decoded to read one.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Patient")]
+pub struct PatientRecord<'a> {
+    nhs_number: NhsNumber,
+    version: u32,
+    names: List<'a, domain::HumanName, HumanName<'a>>,
+    gender: u32,
+    birth_date: Option<Date>,
+    deceased: Option<Death>,
+    addresses: List<'a, domain::Address, Address<'a>>,
+    telecom: List<'a, domain::ContactPoint, ContactPoint<'a>>,
+    general_practitioner: Option<Cow<'a, OdsCode>>,
+    restricted: bool,
+}
+
+impl<'a> From<&'a Patient> for PatientRecord<'a> {
+    fn from(patient: &'a Patient) -> Self {
+        Self {
+            nhs_number: patient.nhs_number,
+            version: patient.version,
+            names: List::Domain(&patient.names),
+            gender: patient.gender.index(),
+            birth_date: patient.birth_date,
+            deceased: patient.deceased.map(Death::from),
+            addresses: List::Domain(&patient.addresses),
+            telecom: List::Domain(&patient.telecom),
+            general_practitioner: patient.general_practitioner.as_ref().map(Cow::Borrowed),
+            restricted: patient.restricted,
+        }
+    }
+}
+
+impl PatientRecord<'_> {
+    /// The payload: the version byte, then the record.
+    pub fn encode(&self) -> Vec<u8> {
+        versioned::encode(PAYLOAD_VERSION, self)
+    }
+
+    fn into_domain(self) -> Result<Patient, String> {
+        Ok(Patient {
+            nhs_number: self.nhs_number,
+            version: self.version,
+            names: self.names.convert_each(|index, name| {
+                name.into_domain()
+                    .map_err(|reason| format!("names[{index}]: {reason}"))
+            })?,
+            gender: code(self.gender)?,
+            birth_date: self.birth_date,
+            deceased: self.deceased.map(Death::into_domain).transpose()?,
+            addresses: self.addresses.convert_each(|index, address| {
+                address
+                    .into_domain()
+                    .map_err(|reason| format!("addresses[{index}]: {reason}"))
+            })?,
+            telecom: self.telecom.convert_each(|index, contact| {
+                contact
+                    .into_domain()
+                    .map_err(|reason| format!("telecom[{index}]: {reason}"))
+            })?,
+            general_practitioner: self.general_practitioner.map(Cow::into_owned),
+            restricted: self.restricted,
+        })
+    }
+}
+
+/// `HumanName`.
+#[derive(Serialize, Deserialize)]
+struct HumanName<'a> {
+    name_use: u32,
+    prefix: Option<Cow<'a, str>>,
+    given: Cow<'a, [String]>,
+    family: Cow<'a, str>,
+    suffix: Option<Cow<'a, str>>,
+    period: Period,
+}
+
+impl<'a> From<&'a domain::HumanName> for HumanName<'a> {
+    fn from(name: &'a domain::HumanName) -> Self {
+        Self {
+            name_use: name.name_use.index(),
+            prefix: name.prefix.as_deref().map(Cow::Borrowed),
+            given: Cow::Borrowed(&name.given),
+            family: Cow::Borrowed(&name.family),
+            suffix: name.suffix.as_deref().map(Cow::Borrowed),
+            period: name.period.into(),
+        }
+    }
+}
+
+impl HumanName<'_> {
+    fn into_domain(self) -> Result<domain::HumanName, String> {
+        Ok(domain::HumanName {
+            name_use: code(self.name_use)?,
+            prefix: self.prefix.map(Cow::into_owned),
+            given: self.given.into_owned(),
+            family: self.family.into_owned(),
+            suffix: self.suffix.map(Cow::into_owned),
+            period: self.period.into(),
+        })
+    }
+}
+
+/// `Period`: either end may be open.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Period {
+    start: Option<Date>,
+    end: Option<Date>,
+}
+
+impl From<domain::Period> for Period {
+    fn from(period: domain::Period) -> Self {
+        Self {
+            start: period.start,
+            end: period.end,
+        }
+    }
+}
+
+impl From<Period> for domain::Period {
+    fn from(period: Period) -> Self {
+        Self {
+            start: period.start,
+            end: period.end,
+        }
+    }
+}
+
+/// `Death`.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Death {
+    date: Date,
+    time_s: Option<u32>,
+    notification: u32,
+}
+
+impl From<domain::Death> for Death {
+    fn from(death: domain::Death) -> Self {
+        Self {
+            date: death.date,
+            time_s: death.time_s,
+            notification: death.notification.index(),
+        }
+    }
+}
+
+impl Death {
+    fn into_domain(self) -> Result<domain::Death, String> {
+        Ok(domain::Death {
+            date: self.date,
+            time_s: self.time_s,
+            notification: code(self.notification)
+                .map_err(|reason| format!("deceased: {reason}"))?,
+        })
+    }
+}
+
+/// `Address`.
+#[derive(Serialize, Deserialize)]
+struct Address<'a> {
+    address_use: u32,
+    lines: Cow<'a, [String]>,
+    postcode: Option<Cow<'a, Postcode>>,
+    period: Period,
+}
+
+impl<'a> From<&'a domain::Address> for Address<'a> {
+    fn from(address: &'a domain::Address) -> Self {
+        Self {
+            address_use: address.address_use.index(),
+            lines: Cow::Borrowed(&address.lines),
+            postcode: address.postcode.as_ref().map(Cow::Borrowed),
+            period: address.period.into(),
+        }
+    }
+}
+
+impl Address<'_> {
+    fn into_domain(self) -> Result<domain::Address, String> {
+        Ok(domain::Address {
+            address_use: code(self.address_use)?,
+            lines: self.lines.into_owned(),
+            postcode: self.postcode.map(Cow::into_owned),
+            period: self.period.into(),
+        })
+    }
+}
+
+/// `ContactPoint`.
+#[derive(Serialize, Deserialize)]
+struct ContactPoint<'a> {
+    system: u32,
+    value: Cow<'a, str>,
+    contact_use: u32,
+    period: Period,
+}
+
+impl<'a> From<&'a domain::ContactPoint> for ContactPoint<'a> {
+    fn from(contact: &'a domain::ContactPoint) -> Self {
+        Self {
+            system: contact.system.index(),
+            value: Cow::Borrowed(&contact.value),
+            contact_use: contact.contact_use.index(),
+            period: contact.period.into(),
+        }
+    }
+}
+
+impl ContactPoint<'_> {
+    fn into_domain(self) -> Result<domain::ContactPoint, String> {
+        Ok(domain::ContactPoint {
+            system: code(self.system)?,
+            value: self.value.into_owned(),
+            contact_use: code(self.contact_use)?,
+            period: self.period.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pds::synthetic::{nhs_numbers, patient_at};
+
+    #[test]
+    fn synthetic_records_of_every_shape_round_trip() {
+        for (index, nhs_number) in nhs_numbers().take(2_000).enumerate() {
+            let patient = patient_at(11, index as u64, nhs_number);
+            let payload = encode(&patient);
+            assert_eq!(payload[0], PAYLOAD_VERSION);
+            assert_eq!(decode(&payload), Ok(patient));
+        }
+    }
+
+    #[test]
+    fn damage_is_refused_and_named() {
+        let patient = patient_at(11, 3, nhs_numbers().next().expect("a number"));
+        let payload = encode(&patient);
+        let message = |bytes: &[u8]| decode(bytes).expect_err("damaged").to_string();
+        assert_eq!(message(&[]), "stored patient record is malformed: empty");
+        assert_eq!(
+            message(&[9]),
+            "stored patient record is malformed: unknown encoding version 9"
+        );
+        assert!(decode(&payload[..payload.len() - 1]).is_err());
+        let mut longer = payload.clone();
+        longer.push(0);
+        assert_eq!(
+            message(&longer),
+            "stored patient record is malformed: 1 bytes after the record"
+        );
+    }
+
+    #[test]
+    fn a_code_past_its_list_or_a_broken_rule_is_damage() {
+        let mut patient = patient_at(11, 5, nhs_numbers().next().expect("a number"));
+        patient.names.truncate(1);
+        let mut record = PatientRecord::from(&patient);
+        record.gender = 4;
+        let payload = record.encode();
+        assert_eq!(
+            decode(&payload).expect_err("no gender 4").to_string(),
+            "stored patient record is malformed: gender: 4 is not one of 0 Male, 1 Female, \
+             2 Other, 3 Unknown"
+        );
+
+        let names = [domain::HumanName {
+            name_use: domain::NameUse::Usual,
+            ..patient.names[0].clone()
+        }];
+        let mut record = PatientRecord::from(&patient);
+        let mut name = HumanName::from(&names[0]);
+        name.name_use = 7;
+        record.names = List::Schema(vec![name]);
+        let payload = record.encode();
+        assert!(
+            decode(&payload)
+                .expect_err("no name use 7")
+                .to_string()
+                .ends_with("names[0]: name_use: 7 is not one of 0 Usual, 1 Temp, 2 Nickname, 3 Old, 4 Maiden"),
+        );
+
+        patient.names.clear();
+        assert_eq!(
+            decode(&encode(&patient)).expect_err("no name").to_string(),
+            "stored patient record is malformed: a patient record needs at least one name"
+        );
+    }
+}
