@@ -1073,8 +1073,8 @@ mod payload_sample {
         spine_core::shard::alerts::AlertRecord<'_> => |value| value.encode(),
         spine_core::shard::outcomes::OutcomeRecord => |value| value.encode(),
         spine_core::shard::meta::ShardMeta => |value| value.encode(),
-        spine_core::scr::record::SummaryCareRecord => |value| value.encode(),
-        spine_core::eps::Prescription => |value| value.encode(),
+        spine_core::shard::records::scr::ScrRecord<'_> => |value| value.encode(),
+        spine_core::shard::records::prescription::PrescriptionRecord<'_> => |value| value.encode(),
         spine_core::shard::ers::ServiceRecord => |value| value.encode(),
         spine_core::ers::Slot => |value| value.encode(),
         spine_core::shard::ers::ReferralRecord => |value| value.encode(),
@@ -1159,8 +1159,11 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
     root(RecordKind::Alert, &alert_record());
     root(RecordKind::Outcome, &outcome_record());
     root(RecordKind::Meta, &ShardMeta::new(900_000_000));
-    root(RecordKind::Scr, &scr());
-    root(RecordKind::Prescription, &prescription());
+    root(RecordKind::Scr, &records::scr::ScrRecord::from(&scr()));
+    root(
+        RecordKind::Prescription,
+        &records::prescription::PrescriptionRecord::from(&prescription()),
+    );
     root(RecordKind::Service, &service_record());
     for slot in slots() {
         root(RecordKind::Slot, &slot);
@@ -1190,9 +1193,6 @@ fn trace_enums(tracer: &mut Tracer) -> BTreeSet<String> {
             .unwrap()
             .0,
         tracer.trace_simple_type::<ErrorCode>().unwrap().0,
-        tracer.trace_simple_type::<ScrPermission>().unwrap().0,
-        tracer.trace_simple_type::<PrescriptionStatus>().unwrap().0,
-        tracer.trace_simple_type::<EpsActionKind>().unwrap().0,
         tracer.trace_simple_type::<Priority>().unwrap().0,
         tracer.trace_simple_type::<ReferralState>().unwrap().0,
         tracer.trace_simple_type::<PriorState>().unwrap().0,
@@ -1305,6 +1305,9 @@ fn check_code_lists(doc: &Doc) -> Vec<String> {
             "AddressUse" => values::<AddressUse>(),
             "ContactSystem" => values::<ContactSystem>(),
             "ContactUse" => values::<ContactUse>(),
+            "ScrPermission" => values::<ScrPermission>(),
+            "PrescriptionStatus" => values::<PrescriptionStatus>(),
+            "EpsActionKind" => values::<EpsActionKind>(),
             other => {
                 problems.push(format!("code list {other}: not one of this test's"));
                 continue;
@@ -1719,12 +1722,14 @@ fn decoded_by_code(kind: RecordKind, payload: &[u8]) -> (Value, Option<u64>) {
         RecordKind::Outcome => (value_of(&OutcomeRecord::decode(payload).unwrap()), None),
         RecordKind::Meta => (value_of(&ShardMeta::decode(payload).unwrap()), Some(1)),
         RecordKind::Scr => {
-            let value = SummaryCareRecord::decode(payload).unwrap();
-            (value_of(&value), Some(value.nhs_number.value()))
+            let value = records::scr::decode(payload).unwrap();
+            let record = records::scr::ScrRecord::from(&value);
+            (value_of(&record), Some(value.nhs_number.value()))
         }
         RecordKind::Prescription => {
-            let value = Prescription::decode(payload).unwrap();
-            (value_of(&value), Some(value.id.key_value()))
+            let value = records::prescription::decode(payload).unwrap();
+            let record = records::prescription::PrescriptionRecord::from(&value);
+            (value_of(&record), Some(value.id.key_value()))
         }
         RecordKind::Service => {
             let value = ServiceRecord::decode(payload).unwrap();
@@ -1945,7 +1950,7 @@ fn index_key_as_documented(index: u8, key: &[u8], payload: &[u8]) -> bool {
             code_then_zero(alerts::decode(payload).unwrap().organisation)
         }
         record_layout::INDEX_NOMINATED => {
-            let prescription = Prescription::decode(payload).unwrap();
+            let prescription = records::prescription::decode(payload).unwrap();
             prescription.status == PrescriptionStatus::ToBeDispensed
                 && code_then_zero(prescription.nominated_pharmacy.unwrap().as_str())
         }

@@ -197,7 +197,7 @@ fn check_exactly_once(dir: &Path, history: &History) -> (usize, usize) {
                 }
                 KIND_PRESCRIPTION => {
                     let prescription =
-                        spine_core::eps::Prescription::decode(view.payload()).unwrap();
+                        spine_core::shard::records::prescription::decode(view.payload()).unwrap();
                     if prescriptions.insert(prescription.id.to_string()) {
                         *prescriptions_of.entry(prescription.patient).or_default() += 1;
                     }

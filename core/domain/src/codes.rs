@@ -6,6 +6,7 @@
 //! changes nothing stored or sent, and a variant the table leaves out does not compile. A
 //! number is never changed or reused; a new value takes the next number.
 
+use crate::eps::{EpsActionKind, PrescriptionStatus};
 use crate::ers::Priority;
 use crate::pds::patient::{
     AddressUse, ContactSystem, ContactUse, DeathNotificationStatus, Gender, NameUse,
@@ -66,6 +67,14 @@ code_list!(ContactSystem, "contact_system", { 0 => Phone, 1 => Fax, 2 => Email, 
 code_list!(ContactUse, "contact_use", { 0 => Home, 1 => Work, 2 => Temp, 3 => Mobile });
 code_list!(ScrPermission, "scr_permission", { 0 => Ask, 1 => No });
 code_list!(Priority, "priority", { 0 => Routine, 1 => Urgent, 2 => TwoWeekWait });
+code_list!(PrescriptionStatus, "prescription_status", {
+    0 => ToBeDispensed, 1 => WithDispenser, 2 => WithDispenserActive, 3 => Expired,
+    4 => Cancelled, 5 => Dispensed, 6 => NotDispensed, 7 => Claimed, 8 => NotClaimed,
+});
+code_list!(EpsActionKind, "eps_action", {
+    0 => Cancel, 1 => Release, 2 => Return, 3 => Dispense, 4 => NotDispensed, 5 => Withdraw,
+    6 => Claim,
+});
 
 #[cfg(test)]
 mod tests {
@@ -97,6 +106,8 @@ mod tests {
         numbered_in_order::<ContactUse>();
         numbered_in_order::<ScrPermission>();
         numbered_in_order::<Priority>();
+        numbered_in_order::<PrescriptionStatus>();
+        numbered_in_order::<EpsActionKind>();
         assert_eq!(Gender::listing(), "0 Male, 1 Female, 2 Other, 3 Unknown");
     }
 }

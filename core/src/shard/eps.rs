@@ -9,7 +9,7 @@ use spine_storage::NewRecord;
 use super::id_allocation::AllocatedId;
 use super::outcomes::WriteOutcome;
 use super::store::Store;
-use super::{Context, record_layout, unavailable};
+use super::{Context, record_layout, records, unavailable};
 use crate::access::Activity;
 use crate::audit::event::{AccessAlert, AuditAction};
 use crate::eps::{
@@ -47,7 +47,7 @@ impl<S: Store> Context<'_, S> {
     /// another organisation part is not it).
     fn prescription(&self, id: PrescriptionId) -> Result<Option<Prescription>, Refusal> {
         match self.latest(record_layout::prescription_key(id), |_, payload| {
-            Prescription::decode(payload)
+            records::prescription::decode(payload)
         })? {
             None => Ok(None),
             Some(Ok(prescription)) => Ok((prescription.id == id).then_some(prescription)),
@@ -156,15 +156,16 @@ impl<S: Store> Context<'_, S> {
             if released.len() == limit {
                 break;
             }
-            let current = match self.latest(key, |_, payload| Prescription::decode(payload))? {
-                Some(Ok(prescription)) => prescription,
-                Some(Err(error)) => {
-                    return Err(unavailable(format!(
-                        "a nominated prescription does not decode: {error}"
-                    )));
-                }
-                None => continue,
-            };
+            let current =
+                match self.latest(key, |_, payload| records::prescription::decode(payload))? {
+                    Some(Ok(prescription)) => prescription,
+                    Some(Err(error)) => {
+                        return Err(unavailable(format!(
+                            "a nominated prescription does not decode: {error}"
+                        )));
+                    }
+                    None => continue,
+                };
             if current.status != PrescriptionStatus::ToBeDispensed
                 || current.nominated_pharmacy.as_ref() != Some(&pharmacy)
             {
@@ -197,7 +198,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(
                 record_layout::prescription_key(prescription.id),
                 record_layout::KIND_PRESCRIPTION,
-                Bytes::from(prescription.encode()),
+                Bytes::from(records::prescription::encode(&prescription)),
             ),
         );
         Ok((Reply::Prescription(prescription), written))

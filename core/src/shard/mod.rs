@@ -876,10 +876,10 @@ impl<S: Store> Context<'_, S> {
                 record_layout::KIND_PATIENT => records::patient::decode(payload)
                     .map(|patient| Reply::Patient(patient.into_disclosable()))
                     .map_err(|error| error.to_string()),
-                record_layout::KIND_SCR => {
-                    crate::scr::record::SummaryCareRecord::decode(payload).map(Reply::Scr)
-                }
-                record_layout::KIND_PRESCRIPTION => crate::eps::Prescription::decode(payload)
+                record_layout::KIND_SCR => records::scr::decode(payload)
+                    .map(Reply::Scr)
+                    .map_err(|error| error.to_string()),
+                record_layout::KIND_PRESCRIPTION => records::prescription::decode(payload)
                     .map(Reply::Prescription)
                     .map_err(|error| error.to_string()),
                 record_layout::KIND_REFERRAL => ers::ReferralRecord::decode(payload)

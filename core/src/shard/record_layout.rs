@@ -6,7 +6,7 @@ use spine_storage::{Key, RecordView, SecondaryKey, SecondaryKeys};
 
 use sha2::{Digest, Sha256};
 
-use crate::eps::{Prescription, PrescriptionId, PrescriptionStatus};
+use crate::eps::{PrescriptionId, PrescriptionStatus};
 use crate::ers::{ServiceId, Slot, SlotId, SlotStart, Specialty, Ubrn};
 use crate::gp2gp::{TransferId, chunk_key_value};
 use crate::pds::nhs_number::NhsNumber;
@@ -108,8 +108,8 @@ impl RecordKind {
             Self::Alert => super::alerts::ENCODING_VERSION,
             Self::Outcome => super::outcomes::ENCODING_VERSION,
             Self::Meta => super::meta::ENCODING_VERSION,
-            Self::Scr => crate::scr::record::ENCODING_VERSION,
-            Self::Prescription => crate::eps::prescription::ENCODING_VERSION,
+            Self::Scr => super::records::scr::PAYLOAD_VERSION,
+            Self::Prescription => super::records::prescription::PAYLOAD_VERSION,
             Self::Service => super::ers::SERVICE_RECORD_VERSION,
             Self::Slot => crate::ers::slot::SLOT_ENCODING_VERSION,
             Self::Referral => super::ers::REFERRAL_RECORD_VERSION,
@@ -326,7 +326,7 @@ pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
             }
         }
         KIND_PRESCRIPTION => {
-            if let Ok(prescription) = Prescription::decode(payload)
+            if let Ok(prescription) = super::records::prescription::decode(payload)
                 && prescription.status == PrescriptionStatus::ToBeDispensed
                 && let Some(pharmacy) = &prescription.nominated_pharmacy
             {

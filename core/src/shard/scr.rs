@@ -7,7 +7,7 @@ use spine_storage::NewRecord;
 
 use super::outcomes::WriteOutcome;
 use super::store::Store;
-use super::{Context, record_layout, unavailable};
+use super::{Context, record_layout, records, unavailable};
 use crate::access::{AccessError, Activity};
 use crate::audit::event::{AccessAlert, AuditAction};
 use crate::pds::nhs_number::NhsNumber;
@@ -22,7 +22,7 @@ impl<S: Store> Context<'_, S> {
     /// The patient's current Summary Care Record and its log index, through the overlay.
     fn scr(&self, nhs_number: NhsNumber) -> Result<Option<(u64, SummaryCareRecord)>, Refusal> {
         match self.latest(record_layout::scr_key(nhs_number), |index, payload| {
-            SummaryCareRecord::decode(payload).map(|record| (index, record))
+            records::scr::decode(payload).map(|record| (index, record))
         })? {
             None => Ok(None),
             Some(Ok(found)) => Ok(Some(found)),
@@ -35,10 +35,10 @@ impl<S: Store> Context<'_, S> {
     /// An earlier version, by its log index (a version still in flight is in the overlay).
     fn scr_version(&self, index: u64) -> Result<SummaryCareRecord, Refusal> {
         let decoded = match self.shard.superseded.get(&index) {
-            Some(version) => Some(SummaryCareRecord::decode(&version.payload)),
+            Some(version) => Some(records::scr::decode(&version.payload)),
             None => self
                 .store
-                .read(index, |stored| SummaryCareRecord::decode(stored.payload))
+                .read(index, |stored| records::scr::decode(stored.payload))
                 .map_err(unavailable)?,
         };
         match decoded {
@@ -250,7 +250,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(
                 record_layout::scr_key(record.nhs_number),
                 record_layout::KIND_SCR,
-                Bytes::from(record.encode()),
+                Bytes::from(records::scr::encode(&record)),
             ),
         );
         Ok((Reply::Scr(record), written))

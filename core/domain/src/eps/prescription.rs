@@ -1,5 +1,6 @@
 //! The prescription record: what a prescriber sends ([`NewPrescription`]), its rules, the
-//! record the service keeps ([`Prescription`]) with its expiry, and its encoding in the log.
+//! record the service keeps ([`Prescription`]) with its expiry and the
+//! invariants every stored one keeps.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,8 +11,6 @@ use super::status::PrescriptionStatus;
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::values::OdsCode;
 
-/// Version byte in front of every encoded record, so the layout can change later.
-pub const ENCODING_VERSION: u8 = 1;
 /// Line items on one prescription, at most (the EPS limit: more go on further prescriptions).
 pub const ITEMS_MAX: usize = 4;
 /// Largest quantity of one item. The specification sets none; a bound catches typing slips.
@@ -186,9 +185,9 @@ pub enum PrescriptionError {
         /// The prescribing organisation.
         organisation: OdsCode,
     },
-    /// The bytes are not an encoded record, or the record breaks an invariant.
-    #[error("stored prescription record is malformed: {0}")]
-    Malformed(String),
+    /// The record breaks an invariant every stored prescription keeps.
+    #[error("{0}")]
+    BrokenInvariant(String),
 }
 
 /// Checks one item's quantity and texts.
@@ -315,21 +314,9 @@ impl Prescription {
         self.items.iter().all(LineItem::is_fully_dispensed)
     }
 
-    /// The record's bytes in the log: a version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        crate::versioned::encode(ENCODING_VERSION, self)
-    }
-
-    /// Reads a record written by [`Prescription::encode`], and checks its invariants.
-    pub fn decode(bytes: &[u8]) -> Result<Self, PrescriptionError> {
-        let prescription: Prescription = crate::versioned::decode_exact(ENCODING_VERSION, bytes)
-            .map_err(PrescriptionError::Malformed)?;
-        prescription.check()?;
-        Ok(prescription)
-    }
-
-    /// The invariants every stored record keeps.
-    fn check(&self) -> Result<(), PrescriptionError> {
+    /// The invariants every stored record keeps (its payload in the log is `spine-core`'s,
+    /// `shard/records/prescription.rs`, which checks them when a record is read).
+    pub fn validate(&self) -> Result<(), PrescriptionError> {
         check_items(self.items.iter().map(|item| {
             (
                 item.quantity,
@@ -340,20 +327,20 @@ impl Prescription {
         }))?;
         for (index, item) in self.items.iter().enumerate() {
             if item.dispensed > item.quantity {
-                return Err(PrescriptionError::Malformed(format!(
+                return Err(PrescriptionError::BrokenInvariant(format!(
                     "item index {index}: {} dispensed of {} prescribed",
                     item.dispensed, item.quantity
                 )));
             }
         }
         if self.status.has_dispenser() != self.dispenser.is_some() {
-            return Err(PrescriptionError::Malformed(format!(
+            return Err(PrescriptionError::BrokenInvariant(format!(
                 "status {} with dispenser {:?}",
                 self.status, self.dispenser
             )));
         }
         if self.history.len() > HISTORY_MAX {
-            return Err(PrescriptionError::Malformed(format!(
+            return Err(PrescriptionError::BrokenInvariant(format!(
                 "{} history entries; at most {HISTORY_MAX} are kept",
                 self.history.len()
             )));
@@ -503,27 +490,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn encoding_round_trips_and_rejects_other_bytes() {
-        let prescription = issued(&[21, 14]);
-        let bytes = prescription.encode();
-        assert_eq!(bytes[0], ENCODING_VERSION);
-        assert_eq!(Prescription::decode(&bytes), Ok(prescription.clone()));
-        assert!(Prescription::decode(&[]).is_err());
-        assert!(Prescription::decode(&[9]).is_err());
-        assert!(Prescription::decode(&bytes[..bytes.len() - 1]).is_err());
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(Prescription::decode(&longer).is_err());
-        let mut broken = prescription;
+    fn a_broken_invariant_is_named() {
+        let mut broken = issued(&[21, 14]);
+        broken.validate().expect("as issued");
         broken.items[0].dispensed = 22;
         assert_eq!(
-            Prescription::decode(&broken.encode()),
-            Err(PrescriptionError::Malformed(
+            broken.validate(),
+            Err(PrescriptionError::BrokenInvariant(
                 "item index 0: 22 dispensed of 21 prescribed".into()
             ))
         );
         broken.items[0].dispensed = 0;
         broken.status = PrescriptionStatus::WithDispenser;
-        assert!(Prescription::decode(&broken.encode()).is_err());
+        assert!(broken.validate().is_err());
     }
 }

@@ -4,7 +4,8 @@
 //! whole summary ([`ScrContent`]); an entry that was already there, with the same code and
 //! text in the same section, keeps its original provenance, and only new entries take the
 //! updater's. Every accepted update or consent change is a new version; the record links to
-//! its previous version's place in the log, so the history is read back without a scan.
+//! its previous version's place in the log, so the history is read back without a scan (its
+//! payload in the log is `spine-core`'s, `shard/records/scr.rs`).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,8 +19,6 @@ pub const SECTION_ENTRIES_MAX: usize = 64;
 pub const ENTRY_TEXT_BYTES_MAX: usize = 512;
 /// Versions one history request may return, at most.
 pub const HISTORY_LIMIT_MAX: u32 = 100;
-/// The encoding's version byte.
-pub const ENCODING_VERSION: u8 = 1;
 
 /// The patient's consent preference for sharing their SCR (the specification's
 /// `SCR-ACSPermission`: `Yes` is legacy and read as `Ask`).
@@ -341,59 +340,20 @@ impl SummaryCareRecord {
         }
     }
 
-    /// The record's bytes: a version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_extend(self, vec![ENCODING_VERSION])
-            .expect("postcard writes to a Vec without failing")
-    }
-
-    /// Reads a record written by [`SummaryCareRecord::encode`], and checks its sections'
-    /// limits as every summary's were checked when it was written (a stored record that
-    /// breaks them is damage, not a summary to show).
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        match bytes.split_first() {
-            Some((&ENCODING_VERSION, body)) => match postcard::take_from_bytes::<Self>(body) {
-                Ok((record, [])) => {
-                    for section in ScrSection::ALL {
-                        let entries = record.section(section);
-                        check_section(section, entries.iter().map(|e| (e.code, &*e.text)))
-                            .map_err(|error| {
-                                format!("a stored SCR record breaks a limit: {error}")
-                            })?;
-                    }
-                    Ok(record)
-                }
-                Ok((_, rest)) => Err(format!("{} bytes after the SCR record", rest.len())),
-                Err(error) => Err(error.to_string()),
-            },
-            Some((version, _)) => Err(format!("unknown SCR encoding version {version}")),
-            None => Err("an empty SCR record".to_owned()),
+    /// Checks each section's limits, as an update's are checked when it is sent; the error
+    /// names the section and entry.
+    pub fn validate(&self) -> Result<(), ScrError> {
+        for section in ScrSection::ALL {
+            let entries = self.section(section);
+            check_section(section, entries.iter().map(|e| (e.code, &*e.text)))?;
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stored_record_breaking_a_limit_does_not_decode() {
-        let author = author(1, "A81001", 10);
-        let mut record = SummaryCareRecord::empty("9000000009".parse().expect("valid"), &author);
-        assert_eq!(
-            SummaryCareRecord::decode(&record.encode()),
-            Ok(record.clone())
-        );
-        record.allergies.push(ScrEntry {
-            code: Some(7),
-            text: "Penicillin".into(),
-            author: author.user,
-            organisation: author.organisation.clone(),
-            recorded_ms: 10,
-        });
-        let error = SummaryCareRecord::decode(&record.encode()).expect_err("code 7 is no concept");
-        assert!(error.contains("breaks a limit"), "{error}");
-    }
 
     fn author(user: u128, organisation: &str, at_ms: u64) -> Author {
         Author {
@@ -435,13 +395,7 @@ mod tests {
         assert_eq!(second.allergies[0].author, Uuid::from_u128(1));
         assert_eq!(second.allergies[0].recorded_ms, 10);
         assert_eq!(second.allergies[1].author, Uuid::from_u128(2));
-        let mut longer = second.encode();
-        longer.push(0);
-        assert_eq!(
-            SummaryCareRecord::decode(&longer),
-            Err("1 bytes after the SCR record".to_owned())
-        );
-        assert_eq!(SummaryCareRecord::decode(&second.encode()), Ok(second));
+        second.validate().expect("within the limits");
     }
 
     #[test]
@@ -485,11 +439,5 @@ mod tests {
             content.validate(),
             Err(ScrError::TooManyEntries { count: 65, .. })
         ));
-        assert_eq!(
-            SummaryCareRecord::decode(&[9, 1])
-                .expect_err("version")
-                .as_str(),
-            "unknown SCR encoding version 9"
-        );
     }
 }

@@ -7,6 +7,8 @@
 //! The kinds' numbers, keys and indexes are [`super::record_layout`]'s.
 
 pub mod patient;
+pub mod prescription;
+pub mod scr;
 
 use spine_domain::codes::CodeList;
 
