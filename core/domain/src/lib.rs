@@ -19,7 +19,6 @@
 //!   organisation in another record.
 //! - [`codes`]: the number of every code list's value, for the wire and the log alike.
 //! - [`routing`]: a key's home shard, the function clients route by.
-//! - [`schema_list`]: a list field of the wire's and the log's schemas over domain elements.
 //! - [`versioned`]: the version byte in front of every stored payload.
 #![warn(missing_docs, unreachable_pub)]
 
@@ -35,7 +34,6 @@ pub mod planted;
 pub mod request;
 pub mod restricted;
 pub mod routing;
-pub mod schema_list;
 pub mod scr;
 mod serialize_as_str;
 pub mod versioned;

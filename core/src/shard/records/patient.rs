@@ -10,9 +10,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use spine_domain::codes::CodeList;
-use spine_domain::schema_list::List;
 use spine_domain::versioned;
 
+use super::stored_list::{StoredElement, StoredList};
 use super::{MalformedRecord, code};
 use crate::NhsNumber;
 use crate::pds::patient::{self as domain, Patient};
@@ -45,12 +45,12 @@ pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
 pub struct PatientRecord<'a> {
     nhs_number: NhsNumber,
     version: u32,
-    names: List<'a, domain::HumanName, HumanName<'a>>,
+    names: StoredList<'a, domain::HumanName, HumanName<'a>>,
     gender: u32,
     birth_date: Option<Date>,
     deceased: Option<Death>,
-    addresses: List<'a, domain::Address, Address<'a>>,
-    telecom: List<'a, domain::ContactPoint, ContactPoint<'a>>,
+    addresses: StoredList<'a, domain::Address, Address<'a>>,
+    telecom: StoredList<'a, domain::ContactPoint, ContactPoint<'a>>,
     general_practitioner: Option<Cow<'a, OdsCode>>,
     restricted: bool,
 }
@@ -60,12 +60,12 @@ impl<'a> From<&'a Patient> for PatientRecord<'a> {
         Self {
             nhs_number: patient.nhs_number,
             version: patient.version,
-            names: List::Domain(&patient.names),
+            names: StoredList::Domain(&patient.names),
             gender: patient.gender.index(),
             birth_date: patient.birth_date,
             deceased: patient.deceased.map(Death::from),
-            addresses: List::Domain(&patient.addresses),
-            telecom: List::Domain(&patient.telecom),
+            addresses: StoredList::Domain(&patient.addresses),
+            telecom: StoredList::Domain(&patient.telecom),
             general_practitioner: patient.general_practitioner.as_ref().map(Cow::Borrowed),
             restricted: patient.restricted,
         }
@@ -82,23 +82,12 @@ impl PatientRecord<'_> {
         Ok(Patient {
             nhs_number: self.nhs_number,
             version: self.version,
-            names: self.names.convert_each(|index, name| {
-                name.into_domain()
-                    .map_err(|reason| format!("names[{index}]: {reason}"))
-            })?,
+            names: self.names.into_domain("names")?,
             gender: code(self.gender)?,
             birth_date: self.birth_date,
             deceased: self.deceased.map(Death::into_domain).transpose()?,
-            addresses: self.addresses.convert_each(|index, address| {
-                address
-                    .into_domain()
-                    .map_err(|reason| format!("addresses[{index}]: {reason}"))
-            })?,
-            telecom: self.telecom.convert_each(|index, contact| {
-                contact
-                    .into_domain()
-                    .map_err(|reason| format!("telecom[{index}]: {reason}"))
-            })?,
+            addresses: self.addresses.into_domain("addresses")?,
+            telecom: self.telecom.into_domain("telecom")?,
             general_practitioner: self.general_practitioner.map(Cow::into_owned),
             restricted: self.restricted,
         })
@@ -129,7 +118,7 @@ impl<'a> From<&'a domain::HumanName> for HumanName<'a> {
     }
 }
 
-impl HumanName<'_> {
+impl<'a> StoredElement<'a, domain::HumanName> for HumanName<'a> {
     fn into_domain(self) -> Result<domain::HumanName, String> {
         Ok(domain::HumanName {
             name_use: code(self.name_use)?,
@@ -216,7 +205,7 @@ impl<'a> From<&'a domain::Address> for Address<'a> {
     }
 }
 
-impl Address<'_> {
+impl<'a> StoredElement<'a, domain::Address> for Address<'a> {
     fn into_domain(self) -> Result<domain::Address, String> {
         Ok(domain::Address {
             address_use: code(self.address_use)?,
@@ -247,7 +236,7 @@ impl<'a> From<&'a domain::ContactPoint> for ContactPoint<'a> {
     }
 }
 
-impl ContactPoint<'_> {
+impl<'a> StoredElement<'a, domain::ContactPoint> for ContactPoint<'a> {
     fn into_domain(self) -> Result<domain::ContactPoint, String> {
         Ok(domain::ContactPoint {
             system: code(self.system)?,
@@ -305,15 +294,15 @@ mod tests {
              2 Other, 3 Unknown"
         );
 
-        let names = [domain::HumanName {
-            name_use: domain::NameUse::Usual,
-            ..patient.names[0].clone()
-        }];
-        let mut record = PatientRecord::from(&patient);
-        let mut name = HumanName::from(&names[0]);
-        name.name_use = 7;
-        record.names = List::Schema(vec![name]);
-        let payload = record.encode();
+        // The first name's use is the byte after the version byte, the NHS number, the
+        // record's version and the list's count (one name).
+        let mut payload = encode(&patient);
+        let before =
+            postcard::to_allocvec(&(patient.nhs_number.value(), patient.version)).expect("encodes");
+        let at = 1 + before.len() + 1;
+        let name_use = u8::try_from(patient.names[0].name_use.index()).expect("one byte");
+        assert_eq!(payload[at], name_use, "the first name's use");
+        payload[at] = 7;
         assert!(
             decode(&payload)
                 .expect_err("no name use 7")

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use spine_domain::codes::CodeList;
-use spine_domain::schema_list::List;
 use spine_domain::versioned;
 use uuid::Uuid;
 
+use super::stored_list::{StoredElement, StoredList};
 use super::{MalformedRecord, code};
 use crate::NhsNumber;
 use crate::eps::{DmdCode, Prescription, PrescriptionId, prescription as domain};
@@ -45,13 +45,13 @@ pub struct PrescriptionRecord<'a> {
     prescriber: Uuid,
     organisation: Cow<'a, OdsCode>,
     nominated_pharmacy: Option<Cow<'a, OdsCode>>,
-    items: List<'a, domain::LineItem, LineItem<'a>>,
+    items: StoredList<'a, domain::LineItem, LineItem<'a>>,
     status: u32,
     dispenser: Option<Cow<'a, OdsCode>>,
     cancellation_pending: bool,
     created_ms: u64,
     version: u32,
-    history: List<'a, domain::StatusChange, StatusChange<'a>>,
+    history: StoredList<'a, domain::StatusChange, StatusChange<'a>>,
 }
 
 impl<'a> From<&'a Prescription> for PrescriptionRecord<'a> {
@@ -62,13 +62,13 @@ impl<'a> From<&'a Prescription> for PrescriptionRecord<'a> {
             prescriber: prescription.prescriber,
             organisation: Cow::Borrowed(&prescription.organisation),
             nominated_pharmacy: prescription.nominated_pharmacy.as_ref().map(Cow::Borrowed),
-            items: List::Domain(&prescription.items),
+            items: StoredList::Domain(&prescription.items),
             status: prescription.status.index(),
             dispenser: prescription.dispenser.as_ref().map(Cow::Borrowed),
             cancellation_pending: prescription.cancellation_pending,
             created_ms: prescription.created_ms,
             version: prescription.version,
-            history: List::Domain(&prescription.history),
+            history: StoredList::Domain(&prescription.history),
         }
     }
 }
@@ -86,19 +86,13 @@ impl PrescriptionRecord<'_> {
             prescriber: self.prescriber,
             organisation: self.organisation.into_owned(),
             nominated_pharmacy: self.nominated_pharmacy.map(Cow::into_owned),
-            items: self
-                .items
-                .convert_each(|_, item| Ok::<_, String>(item.into_domain()))?,
+            items: self.items.into_domain("items")?,
             status: code(self.status)?,
             dispenser: self.dispenser.map(Cow::into_owned),
             cancellation_pending: self.cancellation_pending,
             created_ms: self.created_ms,
             version: self.version,
-            history: self.history.convert_each(|index, change| {
-                change
-                    .into_domain()
-                    .map_err(|reason| format!("history[{index}]: {reason}"))
-            })?,
+            history: self.history.into_domain("history")?,
         })
     }
 }
@@ -127,16 +121,16 @@ impl<'a> From<&'a domain::LineItem> for LineItem<'a> {
     }
 }
 
-impl LineItem<'_> {
-    fn into_domain(self) -> domain::LineItem {
-        domain::LineItem {
+impl<'a> StoredElement<'a, domain::LineItem> for LineItem<'a> {
+    fn into_domain(self) -> Result<domain::LineItem, String> {
+        Ok(domain::LineItem {
             code: self.code,
             description: self.description.into_owned(),
             quantity: self.quantity,
             unit: self.unit.into_owned(),
             dosage: self.dosage.into_owned(),
             dispensed: self.dispensed,
-        }
+        })
     }
 }
 
@@ -162,7 +156,7 @@ impl<'a> From<&'a domain::StatusChange> for StatusChange<'a> {
     }
 }
 
-impl StatusChange<'_> {
+impl<'a> StoredElement<'a, domain::StatusChange> for StatusChange<'a> {
     fn into_domain(self) -> Result<domain::StatusChange, String> {
         Ok(domain::StatusChange {
             action: code(self.action)?,

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use spine_domain::codes::CodeList;
-use spine_domain::schema_list::List;
 use spine_domain::versioned;
 use uuid::Uuid;
 
+use super::stored_list::{StoredElement, StoredList};
 use super::{MalformedRecord, code};
 use crate::NhsNumber;
 use crate::pds::values::OdsCode;
@@ -44,10 +44,10 @@ pub struct ScrRecord<'a> {
     nhs_number: NhsNumber,
     version: u32,
     permission: u32,
-    allergies: List<'a, domain::ScrEntry, ScrEntry<'a>>,
-    adverse_reactions: List<'a, domain::ScrEntry, ScrEntry<'a>>,
-    acute_medications: List<'a, domain::ScrEntry, ScrEntry<'a>>,
-    repeat_medications: List<'a, domain::ScrEntry, ScrEntry<'a>>,
+    allergies: StoredList<'a, domain::ScrEntry, ScrEntry<'a>>,
+    adverse_reactions: StoredList<'a, domain::ScrEntry, ScrEntry<'a>>,
+    acute_medications: StoredList<'a, domain::ScrEntry, ScrEntry<'a>>,
+    repeat_medications: StoredList<'a, domain::ScrEntry, ScrEntry<'a>>,
     updated_by: Uuid,
     updated_organisation: Cow<'a, OdsCode>,
     updated_ms: u64,
@@ -60,10 +60,10 @@ impl<'a> From<&'a SummaryCareRecord> for ScrRecord<'a> {
             nhs_number: record.nhs_number,
             version: record.version,
             permission: record.permission.index(),
-            allergies: List::Domain(&record.allergies),
-            adverse_reactions: List::Domain(&record.adverse_reactions),
-            acute_medications: List::Domain(&record.acute_medications),
-            repeat_medications: List::Domain(&record.repeat_medications),
+            allergies: StoredList::Domain(&record.allergies),
+            adverse_reactions: StoredList::Domain(&record.adverse_reactions),
+            acute_medications: StoredList::Domain(&record.acute_medications),
+            repeat_medications: StoredList::Domain(&record.repeat_medications),
             updated_by: record.updated_by,
             updated_organisation: Cow::Borrowed(&record.updated_organisation),
             updated_ms: record.updated_ms,
@@ -79,17 +79,14 @@ impl ScrRecord<'_> {
     }
 
     fn into_domain(self) -> Result<SummaryCareRecord, String> {
-        let entries = |list: List<'_, domain::ScrEntry, ScrEntry<'_>>| {
-            list.convert_each(|_, entry| Ok::<_, String>(entry.into_domain()))
-        };
         Ok(SummaryCareRecord {
             nhs_number: self.nhs_number,
             version: self.version,
             permission: code(self.permission)?,
-            allergies: entries(self.allergies)?,
-            adverse_reactions: entries(self.adverse_reactions)?,
-            acute_medications: entries(self.acute_medications)?,
-            repeat_medications: entries(self.repeat_medications)?,
+            allergies: self.allergies.into_domain("allergies")?,
+            adverse_reactions: self.adverse_reactions.into_domain("adverse_reactions")?,
+            acute_medications: self.acute_medications.into_domain("acute_medications")?,
+            repeat_medications: self.repeat_medications.into_domain("repeat_medications")?,
             updated_by: self.updated_by,
             updated_organisation: self.updated_organisation.into_owned(),
             updated_ms: self.updated_ms,
@@ -120,15 +117,15 @@ impl<'a> From<&'a domain::ScrEntry> for ScrEntry<'a> {
     }
 }
 
-impl ScrEntry<'_> {
-    fn into_domain(self) -> domain::ScrEntry {
-        domain::ScrEntry {
+impl<'a> StoredElement<'a, domain::ScrEntry> for ScrEntry<'a> {
+    fn into_domain(self) -> Result<domain::ScrEntry, String> {
+        Ok(domain::ScrEntry {
             code: self.code,
             text: self.text.into_owned(),
             author: self.author,
             organisation: self.organisation.into_owned(),
             recorded_ms: self.recorded_ms,
-        }
+        })
     }
 }
 

@@ -7,10 +7,9 @@ use spine_domain::eps::{self, DmdCode, PrescriptionId};
 
 use super::InvalidField;
 use super::invalid_field::Checked;
-use super::invalid_field::EachChecked;
 use super::invalid_field::{Within, each, optional};
+use super::list::List;
 use super::values::{self, text};
-use spine_domain::schema_list::List;
 
 /// A prescription's short-form id, as its text (any case).
 pub(super) fn prescription_id(raw: Cow<'_, str>) -> Checked<PrescriptionId> {

@@ -3,7 +3,6 @@
 use std::fmt;
 
 use spine_domain::request::ErrorCode;
-use spine_domain::schema_list::List;
 
 /// A value refused while a decoded request was converted into the domain's types: answered on
 /// its own request with [`code`](Self::code), the message `<field>: <reason> (at <path>)`.
@@ -97,19 +96,6 @@ pub(super) fn each<R, T>(
         .enumerate()
         .map(|(index, element)| convert(element).at_index(name, index))
         .collect()
-}
-
-/// A list field's elements converted by `convert`, a refusal naming the list `name` and the
-/// element's index.
-pub(super) trait EachChecked<T, R> {
-    /// The list in the domain's types.
-    fn into_domain(self, name: &str, convert: impl FnMut(R) -> Checked<T>) -> Checked<Vec<T>>;
-}
-
-impl<T: Clone, R> EachChecked<T, R> for List<'_, T, R> {
-    fn into_domain(self, name: &str, mut convert: impl FnMut(R) -> Checked<T>) -> Checked<Vec<T>> {
-        self.convert_each(|index, element| convert(element).at_index(name, index))
-    }
 }
 
 /// `raw` converted by `convert` if present.

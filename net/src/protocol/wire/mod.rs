@@ -19,6 +19,7 @@ mod envelope;
 mod eps;
 mod ers;
 mod invalid_field;
+mod list;
 mod operation;
 mod pds;
 mod scr;

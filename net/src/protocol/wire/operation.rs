@@ -12,12 +12,11 @@ use super::codes::{CodeList, FromWireIndex};
 use super::eps::{self, EpsAction, NewPrescription};
 use super::ers::{self, NewReferral, NewSlot, ReferralAction, Service, SlotQuery};
 use super::invalid_field::Checked;
-use super::invalid_field::EachChecked;
 use super::invalid_field::Within;
+use super::list::List;
 use super::pds::{Death, Patient, SearchQuery};
 use super::scr::ScrContent;
 use super::values::{self, text};
-use spine_domain::schema_list::List;
 
 /// An operation as it travels.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -7,10 +7,9 @@ use spine_domain::pds::{patient, search};
 
 use super::codes::{CodeList, FromWireIndex};
 use super::invalid_field::Checked;
-use super::invalid_field::EachChecked;
 use super::invalid_field::{Within, optional};
+use super::list::List;
 use super::values::{self, Date, text};
-use spine_domain::schema_list::List;
 
 /// `Patient`: a whole demographic record.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 use spine_domain::scr::record;
 
 use super::invalid_field::Checked;
-use super::invalid_field::EachChecked;
+use super::list::List;
 use super::values::text;
-use spine_domain::schema_list::List;
 
 /// `ScrContent`: the four sections (their limits are checked by the SCR rules).
 #[derive(Clone, Debug, Serialize, Deserialize)]
