@@ -12,6 +12,7 @@ pub mod scr;
 mod stored_list;
 
 use spine_domain::codes::CodeList;
+use spine_domain::versioned;
 
 /// Bytes that are not a record of their kind at a version this code reads, or a record that
 /// breaks its type's rules: damage, since no encoder of ours writes either.
@@ -28,6 +29,26 @@ impl MalformedRecord {
     fn new(kind: &'static str, reason: String) -> Self {
         Self { kind, reason }
     }
+}
+
+/// The domain's value of a `kind` payload: its version byte `version`, then the stored form
+/// `R` with no byte left over, converted by `into_domain` and checked by `validate` (a stored
+/// value that breaks its type's rules is damage all the same).
+fn read<R, D>(
+    kind: &'static str,
+    version: u8,
+    payload: &[u8],
+    into_domain: impl FnOnce(R) -> Result<D, String>,
+    validate: impl FnOnce(&D) -> Result<(), String>,
+) -> Result<D, MalformedRecord>
+where
+    R: for<'de> serde::Deserialize<'de>,
+{
+    let malformed = |reason| MalformedRecord::new(kind, reason);
+    let stored: R = versioned::decode_exact(version, payload).map_err(malformed)?;
+    let value = into_domain(stored).map_err(malformed)?;
+    validate(&value).map_err(malformed)?;
+    Ok(value)
 }
 
 /// The code list value stored as `index`, or what is wrong with it.

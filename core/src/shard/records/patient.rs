@@ -13,7 +13,7 @@ use spine_domain::codes::CodeList;
 use spine_domain::versioned;
 
 use super::stored_list::{StoredElement, StoredList};
-use super::{MalformedRecord, code};
+use super::{MalformedRecord, code, read};
 use crate::NhsNumber;
 use crate::pds::patient::{self as domain, Patient};
 use crate::pds::values::{Date, OdsCode, Postcode};
@@ -28,14 +28,13 @@ pub fn encode(patient: &Patient) -> Vec<u8> {
 
 /// The record in `payload`, checked against the record's rules ([`Patient::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
-    let malformed = |reason| MalformedRecord::new("patient", reason);
-    let record: PatientRecord<'static> =
-        versioned::decode_exact(PAYLOAD_VERSION, payload).map_err(malformed)?;
-    let patient = record.into_domain().map_err(malformed)?;
-    patient
-        .validate()
-        .map_err(|error| malformed(error.to_string()))?;
-    Ok(patient)
+    read(
+        "patient",
+        PAYLOAD_VERSION,
+        payload,
+        PatientRecord::into_domain,
+        |patient| patient.validate().map_err(|error| error.to_string()),
+    )
 }
 
 /// `Patient`, the payload after its version byte: built from the domain's record to write it

@@ -10,7 +10,7 @@ use spine_domain::versioned;
 use uuid::Uuid;
 
 use super::stored_list::{StoredElement, StoredList};
-use super::{MalformedRecord, code};
+use super::{MalformedRecord, code, read};
 use crate::NhsNumber;
 use crate::eps::{DmdCode, Prescription, PrescriptionId, prescription as domain};
 use crate::pds::values::OdsCode;
@@ -26,14 +26,13 @@ pub fn encode(prescription: &Prescription) -> Vec<u8> {
 /// The record in `payload`, checked against the invariants every stored prescription keeps
 /// ([`Prescription::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Prescription, MalformedRecord> {
-    let malformed = |reason| MalformedRecord::new("prescription", reason);
-    let stored: PrescriptionRecord<'static> =
-        versioned::decode_exact(PAYLOAD_VERSION, payload).map_err(malformed)?;
-    let prescription = stored.into_domain().map_err(malformed)?;
-    prescription
-        .validate()
-        .map_err(|error| malformed(error.to_string()))?;
-    Ok(prescription)
+    read(
+        "prescription",
+        PAYLOAD_VERSION,
+        payload,
+        PrescriptionRecord::into_domain,
+        |record| record.validate().map_err(|error| error.to_string()),
+    )
 }
 
 /// `Prescription`, the payload after its version byte.

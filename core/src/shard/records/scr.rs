@@ -10,7 +10,7 @@ use spine_domain::versioned;
 use uuid::Uuid;
 
 use super::stored_list::{StoredElement, StoredList};
-use super::{MalformedRecord, code};
+use super::{MalformedRecord, code, read};
 use crate::NhsNumber;
 use crate::pds::values::OdsCode;
 use crate::scr::record::{self as domain, SummaryCareRecord};
@@ -27,14 +27,17 @@ pub fn encode(record: &SummaryCareRecord) -> Vec<u8> {
 /// against when it was written (a stored record that breaks one is damage, not a summary to
 /// show).
 pub fn decode(payload: &[u8]) -> Result<SummaryCareRecord, MalformedRecord> {
-    let malformed = |reason| MalformedRecord::new("scr", reason);
-    let stored: ScrRecord<'static> =
-        versioned::decode_exact(PAYLOAD_VERSION, payload).map_err(malformed)?;
-    let record = stored.into_domain().map_err(malformed)?;
-    record
-        .validate()
-        .map_err(|error| malformed(format!("breaks a limit: {error}")))?;
-    Ok(record)
+    read(
+        "scr",
+        PAYLOAD_VERSION,
+        payload,
+        ScrRecord::into_domain,
+        |record| {
+            record
+                .validate()
+                .map_err(|error| format!("breaks a limit: {error}"))
+        },
+    )
 }
 
 /// `SummaryCareRecord`, the payload after its version byte.
