@@ -1076,7 +1076,7 @@ mod payload_sample {
         spine_core::shard::records::scr::ScrRecord<'_> => |value| value.encode(),
         spine_core::shard::records::prescription::PrescriptionRecord<'_> => |value| value.encode(),
         spine_core::shard::ers::ServiceRecord => |value| value.encode(),
-        spine_core::ers::Slot => |value| value.encode(),
+        spine_core::shard::records::slot::SlotRecord => |value| value.encode(),
         spine_core::shard::ers::ReferralRecord => |value| value.encode(),
         spine_core::gp2gp::Transfer => |value| value.encode(),
         spine_core::shard::registrations::PreviousPractice => |value| value.encode(),
@@ -1166,7 +1166,7 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
     );
     root(RecordKind::Service, &service_record());
     for slot in slots() {
-        root(RecordKind::Slot, &slot);
+        root(RecordKind::Slot, &records::slot::SlotRecord::from(&slot));
     }
     root(RecordKind::Referral, &referral_record());
     root(RecordKind::Transfer, &transfer());
@@ -1736,8 +1736,9 @@ fn decoded_by_code(kind: RecordKind, payload: &[u8]) -> (Value, Option<u64>) {
             (value_of(&value), Some(u64::from(value.service.id.0)))
         }
         RecordKind::Slot => {
-            let value = Slot::decode(payload).unwrap();
-            (value_of(&value), Some(value.id().0))
+            let value = records::slot::decode(payload).unwrap();
+            let record = records::slot::SlotRecord::from(&value);
+            (value_of(&record), Some(value.id().0))
         }
         RecordKind::Referral => {
             let value = ReferralRecord::decode(payload).unwrap();
@@ -1959,7 +1960,7 @@ fn index_key_as_documented(index: u8, key: &[u8], payload: &[u8]) -> bool {
             *key == Sha256::digest(record.service.specialty.as_str())[..8]
         }
         record_layout::INDEX_FREE_SLOTS => {
-            let slot = Slot::decode(payload).unwrap();
+            let slot = records::slot::decode(payload).unwrap();
             let day = u32::try_from(slot.start().day_number() + (1 << 31)).unwrap();
             let built = [
                 &slot.service().0.to_be_bytes()[..],

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::id_allocation::AllocatedId;
 use super::outcomes::{WriteOutcome, Written};
 use super::store::Store;
-use super::{Context, record_layout, unavailable};
+use super::{Context, record_layout, records, unavailable};
 use crate::access::{Activity, RoleProfile};
 use crate::audit::event::{AccessAlert, AuditAction, AuditOutcome};
 use crate::ers::operations::SLOTS_PER_PUBLICATION_MAX;
@@ -225,7 +225,7 @@ pub struct RepairItem {
 /// The alert a justification raises, with its reason (borrowed from the request).
 type Alert<'r> = Option<(AccessAlert, &'r str)>;
 
-fn record_unavailable(what: &str, error: RecordError) -> Refusal {
+fn record_unavailable(what: &str, error: impl std::fmt::Display) -> Refusal {
     unavailable(format!("{what} does not decode: {error}"))
 }
 
@@ -244,7 +244,7 @@ impl<S: Store> Context<'_, S> {
         let Some(key) = record_layout::slot_key(slot) else {
             return Ok(None);
         };
-        match self.latest(key, |_, payload| Slot::decode(payload))? {
+        match self.latest(key, |_, payload| records::slot::decode(payload))? {
             None => Ok(None),
             Some(Ok(found)) => Ok((found.id() == slot).then_some(found)),
             Some(Err(error)) => Err(record_unavailable("a slot", error)),
@@ -393,7 +393,11 @@ impl<S: Store> Context<'_, S> {
             let key = record_layout::slot_key(slot.id()).expect("published slot ids fit their key");
             self.shard.push(
                 self.turn,
-                NewRecord::put(key, record_layout::KIND_SLOT, Bytes::from(slot.encode())),
+                NewRecord::put(
+                    key,
+                    record_layout::KIND_SLOT,
+                    Bytes::from(records::slot::encode(slot)),
+                ),
             );
         }
         Ok((Reply::Slots(published), written))
@@ -785,7 +789,7 @@ impl<S: Store> Context<'_, S> {
                     if free == limit {
                         break;
                     }
-                    let slot = self.latest(key, |_, payload| Slot::decode(payload))?;
+                    let slot = self.latest(key, |_, payload| records::slot::decode(payload))?;
                     if let Some(Ok(slot)) = slot
                         && slot.is_free()
                         && slot.service() == service
@@ -802,7 +806,11 @@ impl<S: Store> Context<'_, S> {
         let key = record_layout::slot_key(slot.id()).expect("a stored slot's id fits its key");
         self.shard.push(
             self.turn,
-            NewRecord::put(key, record_layout::KIND_SLOT, Bytes::from(slot.encode())),
+            NewRecord::put(
+                key,
+                record_layout::KIND_SLOT,
+                Bytes::from(records::slot::encode(slot)),
+            ),
         );
     }
 
@@ -846,7 +854,8 @@ impl<S: Store> Context<'_, S> {
                 self.store
                     .secondary_range(record_layout::INDEX_FREE_SLOTS, &from, &to, limit)
             {
-                if let Some(Ok(slot)) = self.latest(key, |_, payload| Slot::decode(payload))?
+                if let Some(Ok(slot)) =
+                    self.latest(key, |_, payload| records::slot::decode(payload))?
                     && query.matches(&slot, &service)
                 {
                     found.push(FreeSlot {

@@ -7,7 +7,7 @@ use spine_storage::{Key, RecordView, SecondaryKey, SecondaryKeys};
 use sha2::{Digest, Sha256};
 
 use crate::eps::{PrescriptionId, PrescriptionStatus};
-use crate::ers::{ServiceId, Slot, SlotId, SlotStart, Specialty, Ubrn};
+use crate::ers::{ServiceId, SlotId, SlotStart, Specialty, Ubrn};
 use crate::gp2gp::{TransferId, chunk_key_value};
 use crate::pds::nhs_number::NhsNumber;
 use crate::pds::search;
@@ -111,7 +111,7 @@ impl RecordKind {
             Self::Scr => super::records::scr::PAYLOAD_VERSION,
             Self::Prescription => super::records::prescription::PAYLOAD_VERSION,
             Self::Service => super::ers::SERVICE_RECORD_VERSION,
-            Self::Slot => crate::ers::slot::SLOT_ENCODING_VERSION,
+            Self::Slot => super::records::slot::PAYLOAD_VERSION,
             Self::Referral => super::ers::REFERRAL_RECORD_VERSION,
             Self::Transfer => crate::gp2gp::transfer::TRANSFER_ENCODING_VERSION,
             Self::Chunk => return None,
@@ -345,7 +345,7 @@ pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
             }
         }
         KIND_SLOT => {
-            if let Ok(slot) = Slot::decode(payload)
+            if let Ok(slot) = super::records::slot::decode(payload)
                 && slot.is_free()
             {
                 out.push(SecondaryKey {

@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::refusal::BookingRefusal;
 use super::service::{ClinicType, Service, ServiceId, Specialty};
 use super::ubrn::Ubrn;
-use super::{RecordError, decode_record, encode_record};
 use crate::pds::values::{Date, OdsCode};
 
 /// Minutes in a day: a slot starts at minute 0 to 1439 of its date.
@@ -26,8 +25,6 @@ pub const SLOT_MINUTES_MAX: u16 = 8 * 60;
 pub const QUERY_DAYS_MAX: u32 = 92;
 /// Most slots one search may return (the specification's `_count` range is 1–100).
 pub const QUERY_LIMIT_MAX: u32 = 100;
-/// Version byte of the stored slot record.
-pub const SLOT_ENCODING_VERSION: u8 = 1;
 
 /// Why a slot or a slot search is not valid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -199,8 +196,9 @@ pub struct BookingRef {
 }
 
 /// An appointment slot of a service. Who holds it changes only through [`book_slot`] and
-/// [`release_slot`], so its fields are read through methods. Read stored records with
-/// [`Slot::decode`], which checks the duration; serde alone checks only each field's own type.
+/// [`release_slot`], so its fields are read through methods. A stored one is rebuilt with
+/// [`Slot::new`], which checks the duration, and [`Slot::with_stored_holders`] (its payload in the log is `spine-core`'s,
+/// `shard/records/slot.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slot {
     id: SlotId,
@@ -285,19 +283,19 @@ impl Slot {
         }
     }
 
-    /// The record's bytes in the log: a version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        encode_record(SLOT_ENCODING_VERSION, self)
+    /// The booking that last released it, if any.
+    pub fn released(&self) -> Option<Uuid> {
+        self.released
     }
 
-    /// Reads a record written by [`Slot::encode`], and checks it.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let slot: Slot = decode_record("slot", SLOT_ENCODING_VERSION, bytes)?;
-        slot.validate().map_err(|error| RecordError::Invalid {
-            record: "slot",
-            reason: error.to_string(),
-        })?;
-        Ok(slot)
+    /// This slot as it was stored: held by `booking`, last released by `released` (neither
+    /// bears on the rules [`Slot::new`] checks).
+    pub fn with_stored_holders(self, booking: Option<BookingRef>, released: Option<Uuid>) -> Self {
+        Self {
+            booking,
+            released,
+            ..self
+        }
     }
 }
 
@@ -557,33 +555,6 @@ pub(crate) mod tests {
         // ... but another booking can have it, and the old release still replays harmlessly.
         let rebooked = book_slot(&released, ubrn(), second, ServiceId(11000)).unwrap();
         assert_eq!(release_slot(&rebooked, first), Ok(rebooked.clone()));
-    }
-
-    #[test]
-    fn slot_records_round_trip_and_are_checked() {
-        let booked = book_slot(
-            &slot(11000021, 11000),
-            ubrn(),
-            Uuid::from_u128(7),
-            ServiceId(11000),
-        )
-        .unwrap();
-        let bytes = booked.encode();
-        assert_eq!(bytes[0], SLOT_ENCODING_VERSION);
-        assert_eq!(Slot::decode(&bytes), Ok(booked.clone()));
-        assert!(matches!(
-            Slot::decode(&bytes[..bytes.len() - 1]),
-            Err(RecordError::Malformed { .. })
-        ));
-        let mut long = booked;
-        long.duration_minutes = 0;
-        assert_eq!(
-            Slot::decode(&long.encode()),
-            Err(RecordError::Invalid {
-                record: "slot",
-                reason: "slot duration of 0 minutes is outside 1 to 480".into()
-            })
-        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod patient;
 pub mod prescription;
 pub mod scr;
+pub mod slot;
 mod stored_list;
 
 use spine_domain::codes::CodeList;
