@@ -18,6 +18,8 @@
 //! - `id_allocation.rs`: the ids a shard issues (prescription ids, UBRNs, transfer ids).
 //! - `record_layout.rs`: how the shard lays its data out in its log: record kinds and their
 //!   payload versions, key namespaces and secondary indexes (`core/RECORDS.md`).
+//! - `records/`: the payloads' types of their own (patient, SCR, prescription and slot so far),
+//!   with their conversions to and from the domain's.
 //! - `pds.rs`: the PDS operations.
 //! - `scr.rs`: the Summary Care Record operations.
 //! - `eps.rs`: the Electronic Prescription Service's operations.
