@@ -197,8 +197,8 @@ pub struct BookingRef {
 
 /// An appointment slot of a service. Who holds it changes only through [`book_slot`] and
 /// [`release_slot`], so its fields are read through methods. A stored one is rebuilt with
-/// [`Slot::new`], which checks the duration, and [`Slot::with_stored_holders`] (its payload in the log is `spine-core`'s,
-/// `shard/records/slot.rs`).
+/// [`Slot::new`], which checks the duration, and [`Slot::with_stored_holders`] (its payload
+/// in the log is `spine-core`'s, `shard/records/slot.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slot {
     id: SlotId,

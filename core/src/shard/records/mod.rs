@@ -13,6 +13,8 @@ pub mod slot;
 mod stored_list;
 
 use spine_domain::codes::CodeList;
+
+use super::record_layout::RecordKind;
 use spine_domain::versioned;
 
 /// Bytes that are not a record of their kind at a version this code reads, or a record that
@@ -20,23 +22,17 @@ use spine_domain::versioned;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("stored {kind} record is malformed: {reason}")]
 pub struct MalformedRecord {
-    /// The record kind's name (`RecordKind::name`).
+    /// The record kind's name ([`RecordKind::name`]).
     pub kind: &'static str,
     /// What is wrong, naming the field where one is to blame.
     pub reason: String,
-}
-
-impl MalformedRecord {
-    fn new(kind: &'static str, reason: String) -> Self {
-        Self { kind, reason }
-    }
 }
 
 /// The domain's value of a `kind` payload: its version byte `version`, then the stored form
 /// `R` with no byte left over, converted by `into_domain` and checked by `validate` (a stored
 /// value that breaks its type's rules is damage all the same).
 fn read<R, D>(
-    kind: &'static str,
+    kind: RecordKind,
     version: u8,
     payload: &[u8],
     into_domain: impl FnOnce(R) -> Result<D, String>,
@@ -45,7 +41,10 @@ fn read<R, D>(
 where
     R: for<'de> serde::Deserialize<'de>,
 {
-    let malformed = |reason| MalformedRecord::new(kind, reason);
+    let malformed = |reason| MalformedRecord {
+        kind: kind.name(),
+        reason,
+    };
     let stored: R = versioned::decode_exact(version, payload).map_err(malformed)?;
     let value = into_domain(stored).map_err(malformed)?;
     validate(&value).map_err(malformed)?;

@@ -17,6 +17,7 @@ use super::{MalformedRecord, code, read};
 use crate::NhsNumber;
 use crate::pds::patient::{self as domain, Patient};
 use crate::pds::values::{Date, OdsCode, Postcode};
+use crate::shard::record_layout::RecordKind;
 
 /// The payload version this code writes, and the only one it reads.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -29,7 +30,7 @@ pub fn encode(patient: &Patient) -> Vec<u8> {
 /// The record in `payload`, checked against the record's rules ([`Patient::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
     read(
-        "patient",
+        RecordKind::Patient,
         PAYLOAD_VERSION,
         payload,
         PatientRecord::into_domain,

@@ -14,6 +14,7 @@ use super::{MalformedRecord, code, read};
 use crate::NhsNumber;
 use crate::eps::{DmdCode, Prescription, PrescriptionId, prescription as domain};
 use crate::pds::values::OdsCode;
+use crate::shard::record_layout::RecordKind;
 
 /// The payload version this code writes, and the only one it reads.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -27,7 +28,7 @@ pub fn encode(prescription: &Prescription) -> Vec<u8> {
 /// ([`Prescription::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Prescription, MalformedRecord> {
     read(
-        "prescription",
+        RecordKind::Prescription,
         PAYLOAD_VERSION,
         payload,
         PrescriptionRecord::into_domain,

@@ -14,6 +14,7 @@ use super::{MalformedRecord, code, read};
 use crate::NhsNumber;
 use crate::pds::values::OdsCode;
 use crate::scr::record::{self as domain, SummaryCareRecord};
+use crate::shard::record_layout::RecordKind;
 
 /// The payload version this code writes, and the only one it reads.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -28,7 +29,7 @@ pub fn encode(record: &SummaryCareRecord) -> Vec<u8> {
 /// show).
 pub fn decode(payload: &[u8]) -> Result<SummaryCareRecord, MalformedRecord> {
     read(
-        "scr",
+        RecordKind::Scr,
         PAYLOAD_VERSION,
         payload,
         ScrRecord::into_domain,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{MalformedRecord, read};
 use crate::ers::slot::BookingRef as DomainBookingRef;
 use crate::ers::{ServiceId, Slot, SlotId, SlotStart, Ubrn};
+use crate::shard::record_layout::RecordKind;
 
 /// The payload version this code writes, and the only one it reads.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -21,7 +22,7 @@ pub fn encode(slot: &Slot) -> Vec<u8> {
 /// ending by midnight).
 pub fn decode(payload: &[u8]) -> Result<Slot, MalformedRecord> {
     read(
-        "slot",
+        RecordKind::Slot,
         PAYLOAD_VERSION,
         payload,
         SlotRecord::into_domain,
