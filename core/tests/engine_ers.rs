@@ -19,7 +19,7 @@ use spine_core::ers::{
     FreeSlot, NewReferral, NewSlot, Priority, Referral, ReferralAction, ReferralState, Service,
     ServiceId, Slot, SlotId, SlotQuery, SlotStart, Ubrn,
 };
-use spine_core::request::{ErrorCode, Operation, Reply, Response, service_home_value};
+use spine_core::request::{ErrorCode, Operation, Reply, Request, Response, service_home_value};
 use spine_core::shard::ers::{ReferralAnswer, ReferralStep, SlotStep};
 use spine_core::shard::record_layout::ShardIndexes;
 use spine_core::shard::{self, ShardConfig, ShardInput, ShardOutput, ShardState};
@@ -555,5 +555,95 @@ fn bookings_cut_off_between_shards_are_settled_when_the_engine_restarts() {
     assert_eq!(booked_slot(&referral(retried)), Some(slots[0].id()));
     let again = pollster::block_on(handle.repair_referrals()).unwrap();
     assert_eq!(again, Default::default(), "nothing is left to repair");
+    engine.shutdown().unwrap();
+}
+
+/// The set-up of a late replay: a referral booked slot 0 (the request and its answer are
+/// returned), then moved to slot 1; slot 0 was then booked by another referral and released.
+fn book_and_move_on(dir: &Path) -> (Vec<Slot>, Request, Referral) {
+    let engine = start(dir);
+    let handle = engine.handle();
+    let patients = population(64, 2);
+    load(&handle, &patients);
+    let slots = publish(&handle, &service(CARDIOLOGY, "CARDIOLOGY"), 2);
+    let moving = refer(&handle, patients[0].nhs_number, &[CARDIOLOGY]);
+    let other = refer(&handle, patients[1].nhs_number, &[CARDIOLOGY]);
+    let first_request = request(
+        demo_ids::GP,
+        Operation::ErsBook {
+            ubrn: moving.ubrn(),
+            slot: slots[0].id(),
+            service: ServiceId(CARDIOLOGY),
+        },
+    );
+    let first = referral(submit(&handle, first_request.clone()));
+    referral(book(&handle, moving.ubrn(), &slots[1]));
+    referral(book(&handle, other.ubrn(), &slots[0]));
+    referral(change(&handle, other.ubrn(), ReferralAction::CancelBooking));
+    assert_eq!(free_ids(&handle, "CARDIOLOGY"), vec![slots[0].id()]);
+    drop(handle);
+    engine.shutdown().unwrap();
+    (slots, first_request, first)
+}
+
+/// A booking's step on the slot replayed late (a duplicate of the request, or a repair working
+/// from a stale list), after its referral moved on and the slot was booked and released by
+/// another: the replay takes the free slot, and its finish makes the referral owe the slot
+/// back, durably, so that a restart frees it.
+#[test]
+fn a_late_replay_that_takes_a_slot_is_owed_back_and_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slots, first_request, first) = book_and_move_on(dir.path());
+    let late_booking = *first.booking().unwrap();
+    let config = common::config(dir.path());
+    let slot_shard = shard::shard_of(service_home_value(ServiceId(CARDIOLOGY)), config.shards);
+    let referral_shard = shard::shard_of(first.ubrn().value(), config.shards);
+    // The late replay reaches the slot, which only remembers its last release: it is taken.
+    let replayed = run_offline(
+        &config,
+        slot_shard,
+        ShardInput::ErsSlot(SlotStep::Book {
+            ubrn: first.ubrn(),
+            booking: late_booking,
+        }),
+    );
+    assert!(
+        matches!(replayed, ShardOutput::ErsSlot(Ok(_))),
+        "{replayed:?}"
+    );
+    // Its finish: the duplicate gets the request's first answer, and the slot is owed back.
+    let finished = run_offline(
+        &config,
+        referral_shard,
+        ShardInput::ErsReferral {
+            request: Arc::new(first_request),
+            ubrn: first.ubrn(),
+            step: ReferralStep::Finish {
+                booking: late_booking,
+                booked: Ok(()),
+            },
+        },
+    );
+    let ShardOutput::ErsReferral(Ok(outcome)) = finished else {
+        panic!("expected a referral step, got {finished:?}")
+    };
+    assert_eq!(
+        outcome.answer,
+        ReferralAnswer::Done(Ok(Reply::Referral(first.clone())))
+    );
+    assert_eq!(
+        outcome.releasing,
+        vec![late_booking],
+        "the slot is owed back"
+    );
+
+    // The restart's repair releases it (a crash right after the finish loses nothing).
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    pollster::block_on(handle.repair_referrals()).unwrap();
+    assert_eq!(free_ids(&handle, "CARDIOLOGY"), vec![slots[0].id()]);
+    let retrieve = Operation::ErsRetrieveReferral { ubrn: first.ubrn() };
+    let moved = referral(submit(&handle, request(demo_ids::GP, retrieve)));
+    assert_eq!(booked_slot(&moved), Some(slots[1].id()));
     engine.shutdown().unwrap();
 }

@@ -11,9 +11,11 @@
 //! Any step a failure cuts off is finished later by replaying it: a retry of the request
 //! resumes its own pending booking, a request finding another booking pending settles it
 //! first, and [`Coordinator::repair_referrals`] (run when the engine starts) settles every
-//! pending booking and owed release. Replays are safe while other messages are still in
-//! flight, because booking a slot is idempotent for the booking that holds it and a
-//! released booking can never take its slot back.
+//! pending booking and owed release, checking first that each booking it found is still
+//! pending. Replays are safe while other messages are still in flight: booking a slot is
+//! idempotent for the booking that holds it, and a replay that comes so late it takes a slot
+//! its referral no longer wants is owed back by the referral when it finishes (see
+//! [`crate::ers`]).
 
 use std::sync::Arc;
 
@@ -246,10 +248,7 @@ impl<L: ShardLinks + ?Sized> Coordinator<'_, L> {
             }
             None => Err(BookingRefusal::SlotNotFound { slot: booking.slot }.into()),
         };
-        let step = ReferralStep::Finish {
-            booking_id: booking.booking_id,
-            booked,
-        };
+        let step = ReferralStep::Finish { booking, booked };
         self.referral_step(request, ubrn, step).await
     }
 
@@ -325,11 +324,19 @@ impl<L: ShardLinks + ?Sized> Coordinator<'_, L> {
             for item in items {
                 let mut owed = item.releasing;
                 if let Some(pending) = item.pending {
-                    let finished = self
-                        .complete_booking(&repair_request(item.ubrn), item.ubrn, pending)
-                        .await?;
-                    report.bookings_settled += 1;
-                    owed = finished.releasing;
+                    // The list may be stale: book the slot only if the booking is still
+                    // pending (a request or another repair may have settled it since).
+                    let repair = repair_request(item.ubrn);
+                    let step = ReferralStep::Resume {
+                        booking_id: pending.booking_id,
+                    };
+                    let resumed = self.referral_step(&repair, item.ubrn, step).await?;
+                    owed = resumed.releasing;
+                    if let ReferralAnswer::BookSlot(pending) = resumed.answer {
+                        let finished = self.complete_booking(&repair, item.ubrn, pending).await?;
+                        report.bookings_settled += 1;
+                        owed = finished.releasing;
+                    }
                 }
                 report.releases_completed += self.release_owed(item.ubrn, &owed).await;
             }

@@ -225,7 +225,9 @@ impl Engine {
             directory,
         };
         // Finish what a crash cut off between shards (bookings pending, slot releases owed).
-        // It runs beside new requests, which is safe: every step it replays is idempotent.
+        // It runs beside new requests, which is safe: every step it replays is idempotent, a
+        // booking is replayed only while still pending, and a replay that comes late anyway is
+        // owed back (see `coordinator/ers.rs`).
         let repairer = handle.clone();
         handle.runtime(0).spawn(async move {
             match repairer.repair_referrals().await {

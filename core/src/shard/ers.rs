@@ -131,12 +131,18 @@ pub enum ReferralStep {
     /// Begin (or resume) the request's booking (an `ErsBook`): the booking id is the request
     /// id, so a retry resumes the same booking.
     Begin,
-    /// Record the slot's shard's decision on booking `booking_id`.
+    /// Record the slot's shard's decision on `booking`.
     Finish {
         /// The booking.
-        booking_id: Uuid,
+        booking: Booking,
         /// Whether the slot's shard booked it.
         booked: Result<(), Refusal>,
+    },
+    /// Book `booking_id`'s slot again if it is still pending (a repair's replay, which
+    /// checks first, since its list of pending bookings may be stale by now).
+    Resume {
+        /// The booking the repair found pending.
+        booking_id: Uuid,
     },
     /// The request's change that takes no slot (an `ErsUpdateReferral`), with the free slots
     /// the deferral's service has (only a deferral reads it).
@@ -510,9 +516,18 @@ impl<S: Store> Context<'_, S> {
     ) -> Result<ReferralOutcome, Refusal> {
         let answer = match step {
             ReferralStep::Begin => self.begin_booking(request, ubrn)?,
-            ReferralStep::Finish { booking_id, booked } => {
-                self.finish_booking(request, ubrn, booking_id, booked)?
+            ReferralStep::Finish { booking, booked } => {
+                self.finish_booking(request, ubrn, booking, booked)?
             }
+            ReferralStep::Resume { booking_id } => match self.referral_record(ubrn)? {
+                Some(record) => match record.referral.pending() {
+                    Some(pending) if pending.booking_id == booking_id => {
+                        ReferralAnswer::BookSlot(*pending)
+                    }
+                    _ => ReferralAnswer::Recorded,
+                },
+                None => ReferralAnswer::Recorded,
+            },
             ReferralStep::Change { free_slots } => {
                 self.change_referral(request, ubrn, free_slots)?
             }
@@ -583,9 +598,10 @@ impl<S: Store> Context<'_, S> {
         &mut self,
         request: &Request,
         ubrn: Ubrn,
-        booking_id: Uuid,
+        booking: Booking,
         booked: Result<(), Refusal>,
     ) -> Result<ReferralAnswer, Refusal> {
+        let booking_id = booking.booking_id;
         let action = AuditAction::ErsBook;
         let Some(mut record) = self.referral_record(ubrn)? else {
             return Err(unavailable(format!("referral {ubrn} vanished mid-booking")));
@@ -615,13 +631,30 @@ impl<S: Store> Context<'_, S> {
             }
             // Settled already (by a repair, or an earlier finish): answer as it stands.
             (Ok(()), _) if before.holds_booking(booking_id) => Ok(Reply::Referral(before)),
-            (Ok(()), _) => Err(Refusal::new(
-                ErrorCode::InvalidRequestState,
-                format!("booking {booking_id} of referral {ubrn} was settled otherwise"),
-            )),
+            (Ok(()), _) => {
+                // A replay of a booking settled otherwise (aborted, or confirmed and since
+                // released) reached the slot late and took it: the referral owes the slot
+                // back, durably with this turn, so the release survives a crash from here.
+                if !record
+                    .releasing
+                    .iter()
+                    .any(|owed| owed.booking_id == booking_id)
+                {
+                    record.releasing.push(booking);
+                    self.push_referral(&record);
+                }
+                Err(Refusal::new(
+                    ErrorCode::InvalidRequestState,
+                    format!("booking {booking_id} of referral {ubrn} was settled otherwise"),
+                ))
+            }
             (Err(refusal), _) => Err(refusal.clone()),
         };
         if request.operation.is_write() {
+            // A duplicate of the request, finishing after its first copy: the first answer.
+            if let Some(previous) = self.previous_outcome(request) {
+                return Ok(ReferralAnswer::Done(previous));
+            }
             return Ok(ReferralAnswer::Done(match response {
                 Ok(reply) => Ok(self.remember_reply(request, reply, ubrn)?),
                 Err(refusal) => Err(self.remembered(request, refusal)),

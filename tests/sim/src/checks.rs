@@ -5,14 +5,16 @@
 //! version counts every acknowledged update and at most the unknown ones (nothing acknowledged
 //! lost, nothing applied twice). At the end, with every request answered: each version is
 //! exactly the acknowledged updates; each patient's trail holds at least one allowed read per
-//! read answered; no slot is booked by two referrals and no booking is left pending. After
-//! each restart and at the end, each GP2GP transfer is where its answers put it.
+//! read answered. After each restart and at the end: each GP2GP transfer is where its answers
+//! put it; no slot is booked by two referrals, no booking is left pending, and every slot is
+//! free or held by the referral that names it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use spine_core::access::directory_file::demo_ids;
 use spine_core::audit::event::{AuditAction, AuditOutcome};
 use spine_core::coordinator::Coordinator;
+use spine_core::ers::{SlotId, SlotQuery};
 use spine_core::pds::synthetic::SplitMix64;
 use spine_core::request::{AUDIT_QUERY_LIMIT_MAX, Operation, Reply, Response};
 use spine_core::shard::audit_queries::verify_chain;
@@ -74,7 +76,8 @@ pub fn after_restart(
         _ => None,
     });
     check_summaries(world, model, random, &unknown_summaries)?;
-    check_transfers(world, model, random)
+    check_transfers(world, model, random)?;
+    check_bookings(world, model, random)
 }
 
 /// Each transfer started is where its answers so far put it (see `gp2gp.rs`).
@@ -233,7 +236,8 @@ fn check_trails(
     Ok(())
 }
 
-/// No slot is held by two referrals, and the repair left no booking pending.
+/// No slot is held by two referrals, the repair left no booking pending, and every slot is
+/// held by the referral that names it or free.
 fn check_bookings(
     world: &World,
     model: &mut Model,
@@ -273,8 +277,39 @@ fn check_bookings(
             );
         }
     }
-    world
-        .trace
-        .note(format_args!("bookings held={}", holders.len()));
+    // Every slot is either held by the referral that names it or offered as free: a slot
+    // held by a booking no referral names is lost to every patient.
+    let query = SlotQuery {
+        specialty: "CARDIOLOGY".parse().expect("a valid specialty"),
+        clinic_type: None,
+        from: "2031-03-01".parse().expect("a valid date"),
+        to: "2031-03-31".parse().expect("a valid date"),
+        provider: None,
+        limit: 100,
+    };
+    let search = request(random, demo_ids::GP, Operation::ErsSearchSlots { query });
+    let free: BTreeSet<SlotId> = match drive(world, model, vec![search])?.pop() {
+        Some(Ok(Reply::FreeSlots(free))) => free.iter().map(|free| free.slot.id()).collect(),
+        other => return violation!("the free slots cannot be searched: {other:?}"),
+    };
+    for slot in &model.slots {
+        let id = slot.id();
+        match (holders.get(&id), free.contains(&id)) {
+            (Some(ubrn), true) => {
+                return violation!("slot {id} is booked by referral {ubrn} and offered as free");
+            }
+            (None, false) => {
+                return violation!(
+                    "slot {id} is neither free nor held by a referral that names it"
+                );
+            }
+            _ => {}
+        }
+    }
+    world.trace.note(format_args!(
+        "bookings held={} free={}",
+        holders.len(),
+        free.len()
+    ));
     Ok(())
 }

@@ -6,13 +6,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use spine_core::coordinator::Coordinator;
-use spine_core::request::{Operation, Request, Response};
+use spine_core::coordinator::{Coordinator, RepairReport};
+use spine_core::request::{Operation, Refusal, Request, Response};
 
 use crate::model::{Model, Violation, violation};
 use crate::world::{TurnEnd, World};
 
 type Submission<'w> = Pin<Box<dyn Future<Output = Response> + 'w>>;
+type Repair<'w> = Pin<Box<dyn Future<Output = Result<RepairReport, Refusal>> + 'w>>;
 
 /// A request on its way.
 pub struct Task<'w> {
@@ -106,6 +107,40 @@ pub fn drive(
         .iter()
         .map(|id| answers.remove(id).expect("every request was answered"))
         .collect())
+}
+
+/// The e-RS repair the engine starts as it opens, running beside new requests (as the
+/// engine's does): its list of pending bookings is taken at the start, and may be stale by
+/// the time each item is reached.
+pub struct BackgroundRepair<'w> {
+    future: Option<Repair<'w>>,
+}
+
+impl<'w> BackgroundRepair<'w> {
+    /// Starts the repair: its first poll asks the first shard for its list.
+    pub fn start(world: &'w World) -> Self {
+        let mut repair = Self {
+            future: Some(Box::pin(async move {
+                Coordinator::new(world).repair_referrals().await
+            })),
+        };
+        repair.poll(world);
+        repair
+    }
+
+    /// Moves the repair on as far as it can go without a turn; notes its end.
+    pub fn poll(&mut self, world: &World) {
+        let Some(future) = self.future.as_mut() else {
+            return;
+        };
+        let mut context = Context::from_waker(Waker::noop());
+        if let Poll::Ready(report) = future.as_mut().poll(&mut context) {
+            world
+                .trace
+                .note(format_args!("background repair {report:?}"));
+            self.future = None;
+        }
+    }
 }
 
 /// Runs `future` (a coordinator's work that is not a request, such as the e-RS repair) to

@@ -12,7 +12,7 @@ use spine_core::request::{Operation, Reply};
 use spine_storage::{DiskFault, FileStep, StallEnd, TornWrite};
 
 use crate::checks;
-use crate::clients::{Task, drive, poll_all, spawn};
+use crate::clients::{BackgroundRepair, Task, drive, poll_all, spawn};
 use crate::damage;
 use crate::model::{Model, Violation, replays_first_answer, violation};
 use crate::trace::Trace;
@@ -219,9 +219,11 @@ impl SeedRun<'_> {
         let mut steps_left = self.options.steps;
         while steps_left > 0 {
             let world = self.open()?;
+            let mut repair = BackgroundRepair::start(&world);
             checks::after_restart(&world, &mut self.model, &mut self.random)?;
-            let end = self.epoch(&world, &mut steps_left)?;
+            let end = self.epoch(&world, &mut steps_left, &mut repair)?;
             self.clock_ms = world.now_ms();
+            drop(repair);
             world.crash();
             if let EpochEnd::Crashed = end {
                 self.crashes += 1;
@@ -409,7 +411,12 @@ impl SeedRun<'_> {
 
     /// Traffic and faults until a crash or the end of the steps. The requests a crash left
     /// unanswered go first, as retries with their ids.
-    fn epoch(&mut self, world: &World, steps_left: &mut u64) -> Result<EpochEnd, Violation> {
+    fn epoch<'w>(
+        &mut self,
+        world: &'w World,
+        steps_left: &mut u64,
+        repair: &mut BackgroundRepair<'w>,
+    ) -> Result<EpochEnd, Violation> {
         let mut tasks: Vec<Task<'_>> = self
             .model
             .unknown()
@@ -427,6 +434,7 @@ impl SeedRun<'_> {
             }
             let start = self.random.below(tasks.len().max(1) as u64) as usize;
             poll_all(world, &mut tasks, &mut self.model, start)?;
+            repair.poll(world);
         }
         Ok(EpochEnd::StepsDone)
     }

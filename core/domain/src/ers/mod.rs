@@ -16,12 +16,19 @@
 //! 3. The referral's shard records the decision: [`referral::confirm_booking`] if the slot
 //!    was booked, [`referral::abort_booking`] (back to the state before) if it was refused.
 //!
-//! A failure between the steps leaves a pending referral, never a lost one: on restart (when
-//! no message is in flight any more) the referral's shard asks the slot's shard which booking
-//! holds the slot, and confirms if it is the pending booking id, aborts otherwise. Replaying
-//! [`slot::book_slot`] with the pending id does the same while messages may still be in flight,
-//! since it is idempotent for the booking that holds the slot and a released booking cannot
-//! take its slot back. A pending referral accepts no other step until it is resolved.
+//! A failure between the steps leaves a pending referral, never a lost one: the repair (and
+//! any later request on the referral) replays [`slot::book_slot`] with the pending id, which
+//! is idempotent for the booking that holds the slot, and confirms or aborts by its answer. A
+//! pending referral accepts no other step until it is resolved.
+//!
+//! A replay can come late: a duplicate of the request, or a repair working from a list taken
+//! before the booking was settled, may reach the slot after the referral moved on. A slot
+//! remembers only its last release, so such a replay is refused while its booking released
+//! the slot last, but takes a slot that another booking has held and released since. Its
+//! third step then finds the booking settled otherwise, and the referral records that it owes
+//! the slot back, so it is released like any other (the repair also checks that a booking is
+//! still pending before it replays it). The one gap: a crash after such a late replay took the
+//! slot and before its third step leaves the slot held by a booking no referral names.
 //!
 //! Releasing goes the other way: the referral's shard first records that it no longer holds a
 //! booking ([`referral::cancel_booking`], [`referral::cancel_referral`], or a confirmed
