@@ -36,11 +36,10 @@ use spine_core::engine::EngineConfig;
 use spine_core::eps::{
     EpsActionKind, LineItem, Prescription, PrescriptionId, PrescriptionStatus, StatusChange,
 };
-use spine_core::ers::referral::{self, PriorState, ReferralEvent};
+use spine_core::ers::referral;
 use spine_core::ers::slot::{book_slot, release_slot};
 use spine_core::ers::{
-    ClinicType, Priority, ReferralState, Service, ServiceId, Slot, SlotId, SlotStart, Specialty,
-    Ubrn,
+    ClinicType, Priority, Service, ServiceId, Slot, SlotId, SlotStart, Specialty, Ubrn,
 };
 use spine_core::gp2gp::{
     self, CancelledBy, ChunkOutcome, NewTransfer, Sha256Hash, Transfer, TransferId, TransferState,
@@ -1075,9 +1074,9 @@ mod payload_sample {
         spine_core::shard::meta::ShardMeta => |value| value.encode(),
         spine_core::shard::records::scr::ScrRecord<'_> => |value| value.encode(),
         spine_core::shard::records::prescription::PrescriptionRecord<'_> => |value| value.encode(),
-        spine_core::shard::ers::ServiceRecord => |value| value.encode(),
+        spine_core::shard::records::service::ServiceRecordPayload<'_> => |value| value.encode(),
         spine_core::shard::records::slot::SlotRecord => |value| value.encode(),
-        spine_core::shard::ers::ReferralRecord => |value| value.encode(),
+        spine_core::shard::records::referral::ReferralRecordPayload<'_> => |value| value.encode(),
         spine_core::gp2gp::Transfer => |value| value.encode(),
         spine_core::shard::registrations::PreviousPractice => |value| value.encode(),
     }
@@ -1164,11 +1163,17 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
         RecordKind::Prescription,
         &records::prescription::PrescriptionRecord::from(&prescription()),
     );
-    root(RecordKind::Service, &service_record());
+    root(
+        RecordKind::Service,
+        &records::service::ServiceRecordPayload::from(&service_record()),
+    );
     for slot in slots() {
         root(RecordKind::Slot, &records::slot::SlotRecord::from(&slot));
     }
-    root(RecordKind::Referral, &referral_record());
+    root(
+        RecordKind::Referral,
+        &records::referral::ReferralRecordPayload::from(&referral_record()),
+    );
     root(RecordKind::Transfer, &transfer());
     root(RecordKind::Registration, &previous_practice());
     // The audit record is hand-written (`the_audit_record_is_as_documented`), a chunk raw.
@@ -1193,10 +1198,18 @@ fn trace_enums(tracer: &mut Tracer) -> BTreeSet<String> {
             .unwrap()
             .0,
         tracer.trace_simple_type::<ErrorCode>().unwrap().0,
-        tracer.trace_simple_type::<Priority>().unwrap().0,
-        tracer.trace_simple_type::<ReferralState>().unwrap().0,
-        tracer.trace_simple_type::<PriorState>().unwrap().0,
-        tracer.trace_simple_type::<ReferralEvent>().unwrap().0,
+        tracer
+            .trace_simple_type::<records::referral::StatePayload>()
+            .unwrap()
+            .0,
+        tracer
+            .trace_simple_type::<records::referral::PriorPayload>()
+            .unwrap()
+            .0,
+        tracer
+            .trace_simple_type::<records::referral::EventPayload>()
+            .unwrap()
+            .0,
         tracer.trace_simple_type::<TransferState>().unwrap().0,
         tracer.trace_simple_type::<CancelledBy>().unwrap().0,
     ];
@@ -1308,6 +1321,7 @@ fn check_code_lists(doc: &Doc) -> Vec<String> {
             "ScrPermission" => values::<ScrPermission>(),
             "PrescriptionStatus" => values::<PrescriptionStatus>(),
             "EpsActionKind" => values::<EpsActionKind>(),
+            "Priority" => values::<Priority>(),
             other => {
                 problems.push(format!("code list {other}: not one of this test's"));
                 continue;
@@ -1732,8 +1746,9 @@ fn decoded_by_code(kind: RecordKind, payload: &[u8]) -> (Value, Option<u64>) {
             (value_of(&record), Some(value.id.key_value()))
         }
         RecordKind::Service => {
-            let value = ServiceRecord::decode(payload).unwrap();
-            (value_of(&value), Some(u64::from(value.service.id.0)))
+            let value = records::service::decode(payload).unwrap();
+            let record = records::service::ServiceRecordPayload::from(&value);
+            (value_of(&record), Some(u64::from(value.service.id.0)))
         }
         RecordKind::Slot => {
             let value = records::slot::decode(payload).unwrap();
@@ -1741,8 +1756,9 @@ fn decoded_by_code(kind: RecordKind, payload: &[u8]) -> (Value, Option<u64>) {
             (value_of(&record), Some(value.id().0))
         }
         RecordKind::Referral => {
-            let value = ReferralRecord::decode(payload).unwrap();
-            (value_of(&value), Some(value.referral.ubrn().value()))
+            let value = records::referral::decode(payload).unwrap();
+            let record = records::referral::ReferralRecordPayload::from(&value);
+            (value_of(&record), Some(value.referral.ubrn().value()))
         }
         RecordKind::Transfer => {
             let value = Transfer::decode(payload).unwrap();
@@ -1956,7 +1972,7 @@ fn index_key_as_documented(index: u8, key: &[u8], payload: &[u8]) -> bool {
                 && code_then_zero(prescription.nominated_pharmacy.unwrap().as_str())
         }
         record_layout::INDEX_SERVICES_BY_SPECIALTY => {
-            let record = ServiceRecord::decode(payload).unwrap();
+            let record = records::service::decode(payload).unwrap();
             *key == Sha256::digest(record.service.specialty.as_str())[..8]
         }
         record_layout::INDEX_FREE_SLOTS => {

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use spine_storage::NewRecord;
 use uuid::Uuid;
 
@@ -25,8 +24,8 @@ use crate::ers::operations::SLOTS_PER_PUBLICATION_MAX;
 use crate::ers::referral::{self, ReferralState};
 use crate::ers::slot::{SLOTS_PER_SERVICE_MAX, book_slot, release_slot};
 use crate::ers::{
-    Booking, BookingRefusal, FreeSlot, NewReferral, NewSlot, RecordError, Referral, ReferralAction,
-    Service, ServiceId, Slot, SlotId, SlotQuery, Ubrn, decode_record, encode_record,
+    Booking, BookingRefusal, FreeSlot, NewReferral, NewSlot, Referral, ReferralAction, Service,
+    ServiceId, Slot, SlotId, SlotQuery, Ubrn,
 };
 use crate::pds::nhs_number::NhsNumber;
 use crate::request::{ErrorCode, Refusal, Reply, Request, Response};
@@ -37,15 +36,10 @@ pub const RELEASES_OWED_MAX: usize = 8;
 /// Services of one specialty one shard reads for a search, at most.
 pub const SERVICES_PER_SEARCH_MAX: usize = 1_000;
 
-/// Version byte in front of every stored service record.
-pub const SERVICE_RECORD_VERSION: u8 = 1;
-/// Version byte in front of every stored referral record.
-pub const REFERRAL_RECORD_VERSION: u8 = 1;
-
-/// A service as its shard stores it: the entry, how many slots it has published (the next
-/// slot's number) and the numbers of the last publication (what a retried publication
-/// answers with).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A service as its shard stores it (`records::service`): the entry, how many slots it has
+/// published (the next slot's number) and the numbers of the last publication (what a retried
+/// publication answers with).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRecord {
     /// The service.
     pub service: Service,
@@ -55,37 +49,9 @@ pub struct ServiceRecord {
     pub last_publication: std::ops::Range<u32>,
 }
 
-impl ServiceRecord {
-    /// The record's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        encode_record(SERVICE_RECORD_VERSION, self)
-    }
-
-    /// Reads a record written by [`ServiceRecord::encode`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let record: Self = decode_record("service", SERVICE_RECORD_VERSION, bytes)?;
-        let invalid = |reason: String| RecordError::Invalid {
-            record: "service",
-            reason,
-        };
-        record
-            .service
-            .validate()
-            .map_err(|error| invalid(error.to_string()))?;
-        if record.last_publication.end > record.slots_published
-            || record.slots_published > SLOTS_PER_SERVICE_MAX
-        {
-            return Err(invalid(format!(
-                "publication {:?} with {} slots published",
-                record.last_publication, record.slots_published
-            )));
-        }
-        Ok(record)
-    }
-}
-
-/// A referral as its shard stores it, with the slot releases it still owes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A referral as its shard stores it (`records::referral`), with the slot releases it still
+/// owes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReferralRecord {
     /// The referral.
     pub referral: Referral,
@@ -94,31 +60,6 @@ pub struct ReferralRecord {
 }
 
 impl ReferralRecord {
-    /// The record's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        encode_record(REFERRAL_RECORD_VERSION, self)
-    }
-
-    /// Reads a record written by [`ReferralRecord::encode`] (the referral's own checks
-    /// included).
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let record: Self = decode_record("referral", REFERRAL_RECORD_VERSION, bytes)?;
-        record
-            .referral
-            .check()
-            .map_err(|reason| RecordError::Invalid {
-                record: "referral",
-                reason,
-            })?;
-        if record.releasing.len() > RELEASES_OWED_MAX {
-            return Err(RecordError::Invalid {
-                record: "referral",
-                reason: format!("{} slot releases owed", record.releasing.len()),
-            });
-        }
-        Ok(record)
-    }
-
     /// Whether a restart must finish something: a pending booking or an owed release.
     pub fn needs_repair(&self) -> bool {
         self.referral.pending().is_some() || !self.releasing.is_empty()
@@ -231,6 +172,13 @@ pub struct RepairItem {
 /// The alert a justification raises, with its reason (borrowed from the request).
 type Alert<'r> = Option<(AccessAlert, &'r str)>;
 
+/// The refusal of a change to a referral that owes the most slot releases it may.
+fn owes_too_many(ubrn: Ubrn, owed: usize) -> Refusal {
+    unavailable(format!(
+        "referral {ubrn} owes {owed} slot releases; retry once they are repaired"
+    ))
+}
+
 fn record_unavailable(what: &str, error: impl std::fmt::Display) -> Refusal {
     unavailable(format!("{what} does not decode: {error}"))
 }
@@ -238,7 +186,7 @@ fn record_unavailable(what: &str, error: impl std::fmt::Display) -> Refusal {
 impl<S: Store> Context<'_, S> {
     fn service_record(&self, service: ServiceId) -> Result<Option<ServiceRecord>, Refusal> {
         match self.latest(record_layout::service_key(service), |_, payload| {
-            ServiceRecord::decode(payload)
+            records::service::decode(payload)
         })? {
             None => Ok(None),
             Some(Ok(record)) => Ok(Some(record)),
@@ -259,7 +207,7 @@ impl<S: Store> Context<'_, S> {
 
     fn referral_record(&self, ubrn: Ubrn) -> Result<Option<ReferralRecord>, Refusal> {
         match self.latest(record_layout::referral_key(ubrn), |_, payload| {
-            ReferralRecord::decode(payload)
+            records::referral::decode(payload)
         })? {
             None => Ok(None),
             Some(Ok(record)) => Ok(Some(record)),
@@ -329,7 +277,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(
                 record_layout::service_key(service.id),
                 record_layout::KIND_SERVICE,
-                Bytes::from(record.encode()),
+                Bytes::from(records::service::encode(&record)),
             ),
         );
         Ok((Reply::Service(record.service), written))
@@ -392,7 +340,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(
                 record_layout::service_key(service),
                 record_layout::KIND_SERVICE,
-                Bytes::from(record.encode()),
+                Bytes::from(records::service::encode(&record)),
             ),
         );
         for slot in &published {
@@ -574,6 +522,10 @@ impl<S: Store> Context<'_, S> {
             // Confirmed before, and the outcome ring has moved on: the same answer.
             return Ok(ReferralAnswer::Done(Ok(Reply::Referral(referral.clone()))));
         }
+        // A confirmed rebooking owes one release more: room is kept for it.
+        if record.releasing.len() >= RELEASES_OWED_MAX {
+            return Err(owes_too_many(ubrn, record.releasing.len()));
+        }
         let begun = if *referral.state() == ReferralState::Booked {
             referral::begin_rebooking(&referral, slot, service, booking_id)
         } else {
@@ -635,13 +587,20 @@ impl<S: Store> Context<'_, S> {
                 // A replay of a booking settled otherwise (aborted, or confirmed and since
                 // released) reached the slot late and took it: the referral owes the slot
                 // back, durably with this turn, so the release survives a crash from here.
-                if !record
+                let owed = record
                     .releasing
                     .iter()
-                    .any(|owed| owed.booking_id == booking_id)
-                {
+                    .any(|owed| owed.booking_id == booking_id);
+                if owed {
+                    // Already owed: its release is on its way.
+                } else if record.releasing.len() < RELEASES_OWED_MAX {
                     record.releasing.push(booking);
                     self.push_referral(&record);
+                } else {
+                    tracing::error!(
+                        %ubrn, slot = %booking.slot,
+                        "a slot taken by a late replay cannot be owed back: the referral owes                          the most releases it may"
+                    );
                 }
                 Err(Refusal::new(
                     ErrorCode::InvalidRequestState,
@@ -686,10 +645,7 @@ impl<S: Store> Context<'_, S> {
             return Ok(ReferralAnswer::Settle(*pending));
         }
         if record.releasing.len() >= RELEASES_OWED_MAX {
-            return Err(unavailable(format!(
-                "referral {ubrn} owes {} slot releases; retry once they are repaired",
-                record.releasing.len()
-            )));
+            return Err(owes_too_many(ubrn, record.releasing.len()));
         }
         let before = record.referral.clone();
         let outcome = match change.apply(&before, free_slots) {
@@ -730,7 +686,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(
                 record_layout::referral_key(record.referral.ubrn()),
                 record_layout::KIND_REFERRAL,
-                Bytes::from(record.encode()),
+                Bytes::from(records::referral::encode(record)),
             ),
         );
     }
@@ -751,7 +707,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(
                 record_layout::referral_key(record.referral.ubrn()),
                 record_layout::KIND_REFERRAL,
-                Bytes::from(record.encode()),
+                Bytes::from(records::referral::encode(&record)),
             ),
         );
         (Reply::Referral(record.referral), written)
@@ -873,7 +829,7 @@ impl<S: Store> Context<'_, S> {
             SERVICES_PER_SEARCH_MAX,
         );
         for key in services {
-            let record = match self.latest(key, |_, payload| ServiceRecord::decode(payload))? {
+            let record = match self.latest(key, |_, payload| records::service::decode(payload))? {
                 Some(Ok(record)) => record,
                 Some(Err(error)) => return Err(record_unavailable("a service", error)),
                 None => continue,
@@ -914,7 +870,7 @@ impl<S: Store> Context<'_, S> {
             &to,
             limit,
         ) {
-            let record = match self.latest(key, |_, payload| ReferralRecord::decode(payload))? {
+            let record = match self.latest(key, |_, payload| records::referral::decode(payload))? {
                 Some(Ok(record)) => record,
                 Some(Err(error)) => return Err(record_unavailable("a referral", error)),
                 None => continue,

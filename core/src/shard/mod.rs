@@ -884,10 +884,10 @@ impl<S: Store> Context<'_, S> {
                 record_layout::KIND_PRESCRIPTION => records::prescription::decode(payload)
                     .map(Reply::Prescription)
                     .map_err(|error| error.to_string()),
-                record_layout::KIND_REFERRAL => ers::ReferralRecord::decode(payload)
+                record_layout::KIND_REFERRAL => records::referral::decode(payload)
                     .map(|record| Reply::Referral(record.referral))
                     .map_err(|error| error.to_string()),
-                record_layout::KIND_SERVICE if publication => ers::ServiceRecord::decode(payload)
+                record_layout::KIND_SERVICE if publication => records::service::decode(payload)
                     .map_err(|error| error.to_string())
                     .and_then(|record| {
                         self.published_slots(&record)
@@ -896,7 +896,7 @@ impl<S: Store> Context<'_, S> {
                 record_layout::KIND_TRANSFER => crate::gp2gp::Transfer::decode(payload)
                     .map(|transfer| gp2gp::status_reply(&transfer))
                     .map_err(|error| error.to_string()),
-                record_layout::KIND_SERVICE => ers::ServiceRecord::decode(payload)
+                record_layout::KIND_SERVICE => records::service::decode(payload)
                     .map(|record| Reply::Service(record.service))
                     .map_err(|error| error.to_string()),
                 other => Err(format!(

@@ -110,9 +110,9 @@ impl RecordKind {
             Self::Meta => super::meta::ENCODING_VERSION,
             Self::Scr => super::records::scr::PAYLOAD_VERSION,
             Self::Prescription => super::records::prescription::PAYLOAD_VERSION,
-            Self::Service => super::ers::SERVICE_RECORD_VERSION,
+            Self::Service => super::records::service::PAYLOAD_VERSION,
             Self::Slot => super::records::slot::PAYLOAD_VERSION,
-            Self::Referral => super::ers::REFERRAL_RECORD_VERSION,
+            Self::Referral => super::records::referral::PAYLOAD_VERSION,
             Self::Transfer => crate::gp2gp::transfer::TRANSFER_ENCODING_VERSION,
             Self::Chunk => return None,
             Self::Registration => super::registrations::ENCODING_VERSION,
@@ -337,7 +337,7 @@ pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
             }
         }
         KIND_SERVICE => {
-            if let Ok(record) = super::ers::ServiceRecord::decode(payload) {
+            if let Ok(record) = super::records::service::decode(payload) {
                 out.push(SecondaryKey {
                     index: INDEX_SERVICES_BY_SPECIALTY,
                     key: specialty_index_key(&record.service.specialty).to_vec(),
@@ -355,7 +355,7 @@ pub fn secondary_keys(kind: u8, payload: &[u8], out: &mut Vec<SecondaryKey>) {
             }
         }
         KIND_REFERRAL => {
-            if let Ok(record) = super::ers::ReferralRecord::decode(payload)
+            if let Ok(record) = super::records::referral::decode(payload)
                 && record.needs_repair()
             {
                 out.push(SecondaryKey {

@@ -55,82 +55,9 @@ pub mod service;
 pub mod slot;
 pub mod ubrn;
 
-use serde::{Deserialize, Serialize};
-
 pub use operations::{FreeSlot, NewReferral, NewSlot, ReferralAction};
 pub use referral::{Booking, Priority, Referral, ReferralState};
 pub use refusal::{BookingRefusal, ErsErrorCode};
 pub use service::{ClinicType, Service, ServiceId, Specialty};
 pub use slot::{BookingRef, Slot, SlotId, SlotQuery, SlotStart};
 pub use ubrn::Ubrn;
-
-/// Why stored bytes are not a record of this module.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecordError {
-    /// Not the encoding of a record of this kind and version.
-    #[error("stored {record} record is malformed: {reason}")]
-    Malformed {
-        /// `slot`, `service` or `referral`.
-        record: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Well formed, but breaking a rule the record is written under.
-    #[error("stored {record} record is invalid: {reason}")]
-    Invalid {
-        /// `slot`, `service` or `referral`.
-        record: &'static str,
-        /// The rule broken.
-        reason: String,
-    },
-}
-
-/// `value`'s bytes after `version`: the layout of every stored record.
-pub fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
-    crate::versioned::encode(version, value)
-}
-
-/// The value [`encode_record`] wrote with `version`, with no bytes left over.
-pub fn decode_record<T: for<'a> Deserialize<'a>>(
-    record: &'static str,
-    version: u8,
-    bytes: &[u8],
-) -> Result<T, RecordError> {
-    crate::versioned::decode_exact(version, bytes)
-        .map_err(|reason| RecordError::Malformed { record, reason })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_say_what_is_wrong_with_their_bytes() {
-        let service = service::tests::cardiology();
-        let bytes = service.encode();
-        assert_eq!(Service::decode(&bytes), Ok(service.clone()));
-        assert_eq!(
-            Service::decode(&[]).unwrap_err().to_string(),
-            "stored service record is malformed: empty"
-        );
-        let mut other = bytes.clone();
-        other[0] = 9;
-        assert_eq!(
-            Service::decode(&other).unwrap_err().to_string(),
-            "stored service record is malformed: unknown encoding version 9"
-        );
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert_eq!(
-            Service::decode(&longer).unwrap_err().to_string(),
-            "stored service record is malformed: 1 bytes after the record"
-        );
-        let mut unnamed = service;
-        unnamed.name = String::new();
-        assert_eq!(
-            Service::decode(&unnamed.encode()).unwrap_err().to_string(),
-            "stored service record is invalid: service.name must not be empty"
-        );
-    }
-}

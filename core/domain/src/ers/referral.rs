@@ -16,7 +16,6 @@ use super::refusal::BookingRefusal;
 use super::service::{ServiceId, Specialty};
 use super::slot::SlotId;
 use super::ubrn::Ubrn;
-use super::{RecordError, decode_record, encode_record};
 use crate::NhsNumber;
 use crate::pds::values::OdsCode;
 
@@ -25,8 +24,6 @@ pub const SHORTLIST_MAX: usize = 20;
 /// Most entries the referral keeps in its history; older ones are dropped. The audit trail
 /// keeps everything; this is the referral's own recent story, bounded so the record is.
 pub const HISTORY_MAX: usize = 32;
-/// Version byte of the stored referral record.
-const REFERRAL_ENCODING_VERSION: u8 = 1;
 
 /// How soon the patient must be seen (the specification's `eRS-Priority-1` codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,8 +170,8 @@ pub struct HistoryEntry {
 
 /// A referral. It changes only through the transitions in this module, which keep its rules
 /// (a valid shortlist, a booking exactly when booked or rebooking), so its fields are read
-/// through methods. Read stored records with [`Referral::decode`], which checks those rules;
-/// serde alone checks only each field's own type.
+/// through methods; one rebuilt from its fields ([`Referral::from_parts`]) is checked against
+/// those rules. serde alone (a message) checks only each field's own type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Referral {
     ubrn: Ubrn,
@@ -187,6 +184,31 @@ pub struct Referral {
     booking: Option<Booking>,
     version: u32,
     history: Vec<HistoryEntry>,
+}
+
+/// A referral's fields, each as [`Referral`] holds it, to rebuild one stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReferralParts {
+    /// The UBRN.
+    pub ubrn: Ubrn,
+    /// The patient referred.
+    pub patient: NhsNumber,
+    /// The referring organisation.
+    pub referrer: OdsCode,
+    /// The specialty referred to.
+    pub specialty: Specialty,
+    /// How soon the patient must be seen.
+    pub priority: Priority,
+    /// The services the patient may choose from.
+    pub shortlist: Vec<ServiceId>,
+    /// Where the referral is in booking.
+    pub state: ReferralState,
+    /// The confirmed booking.
+    pub booking: Option<Booking>,
+    /// The version.
+    pub version: u32,
+    /// The latest changes, oldest first.
+    pub history: Vec<HistoryEntry>,
 }
 
 impl Referral {
@@ -262,18 +284,22 @@ impl Referral {
             .any(|booking| booking.booking_id == booking_id)
     }
 
-    /// The record's bytes in the log: a version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        encode_record(REFERRAL_ENCODING_VERSION, self)
-    }
-
-    /// Reads a record written by [`Referral::encode`], and checks its rules.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let referral: Referral = decode_record("referral", REFERRAL_ENCODING_VERSION, bytes)?;
-        referral.check().map_err(|reason| RecordError::Invalid {
-            record: "referral",
-            reason,
-        })?;
+    /// A referral rebuilt from its fields (as a stored record holds them), if it keeps the
+    /// rules every transition keeps ([`Referral::check`]).
+    pub fn from_parts(parts: ReferralParts) -> Result<Self, String> {
+        let referral = Self {
+            ubrn: parts.ubrn,
+            patient: parts.patient,
+            referrer: parts.referrer,
+            specialty: parts.specialty,
+            priority: parts.priority,
+            shortlist: parts.shortlist,
+            state: parts.state,
+            booking: parts.booking,
+            version: parts.version,
+            history: parts.history,
+        };
+        referral.check()?;
         Ok(referral)
     }
 

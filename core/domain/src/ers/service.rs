@@ -11,7 +11,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RecordError, decode_record, encode_record};
 use crate::pds::values::OdsCode;
 
 /// Longest specialty or clinic type code accepted. The specification sets none; the longest
@@ -19,8 +18,6 @@ use crate::pds::values::OdsCode;
 pub const CODE_BYTES_MAX: usize = 64;
 /// Longest service name accepted, in characters.
 pub const SERVICE_NAME_CHARS_MAX: usize = 200;
-/// Version byte of the stored service record.
-const SERVICE_ENCODING_VERSION: u8 = 1;
 
 /// Why a service id, code or service entry is not valid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -199,21 +196,6 @@ impl Service {
     /// Checks the fields the types do not: the name's length and content.
     pub fn validate(&self) -> Result<(), ServiceError> {
         check_name("service.name", &self.name, SERVICE_NAME_CHARS_MAX)
-    }
-
-    /// The record's bytes in the log: a version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        encode_record(SERVICE_ENCODING_VERSION, self)
-    }
-
-    /// Reads a record written by [`Service::encode`], and checks it.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let service: Service = decode_record("service", SERVICE_ENCODING_VERSION, bytes)?;
-        service.validate().map_err(|error| RecordError::Invalid {
-            record: "service",
-            reason: error.to_string(),
-        })?;
-        Ok(service)
     }
 }
 

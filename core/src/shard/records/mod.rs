@@ -8,7 +8,9 @@
 
 pub mod patient;
 pub mod prescription;
+pub mod referral;
 pub mod scr;
+pub mod service;
 pub mod slot;
 mod stored_list;
 
