@@ -32,6 +32,7 @@ use spine_core::gp2gp::{
     TransferState,
 };
 use spine_core::pds::values::OdsCode;
+use spine_core::shard::records;
 
 const PRACTICES: [&str; 3] = ["A81001", "B82002", "C83003"];
 const CHUNK: usize = CHUNK_BYTES as usize;
@@ -392,7 +393,7 @@ impl World {
             updated_ms: START_MS,
         };
         World {
-            durable_record: transfer.encode(),
+            durable_record: records::transfer::encode(&transfer),
             transfer,
             document,
             log: BTreeMap::new(),
@@ -519,7 +520,7 @@ impl World {
                 return None;
             }
             Op::Crash => {
-                self.transfer = Transfer::decode(&self.durable_record).unwrap();
+                self.transfer = records::transfer::decode(&self.durable_record).unwrap();
                 self.log = self.durable_log.clone();
                 self.model = self.durable_model.clone();
                 self.pending.clear();
@@ -527,7 +528,8 @@ impl World {
                 return None;
             }
             Op::RoundTrip => {
-                let read = Transfer::decode(&self.transfer.encode()).unwrap();
+                let read =
+                    records::transfer::decode(&records::transfer::encode(&self.transfer)).unwrap();
                 assert_eq!(read, self.transfer);
                 self.transfer = read;
                 return None;
@@ -615,7 +617,7 @@ impl World {
 
     /// Everything written becomes durable, then the answers held back are sent.
     fn flush(&mut self) {
-        self.durable_record = self.transfer.encode();
+        self.durable_record = records::transfer::encode(&self.transfer);
         self.durable_log = self.log.clone();
         self.durable_model = self.model.clone();
         self.deliveries_durable += std::mem::take(&mut self.deliveries_pending);
@@ -665,7 +667,7 @@ impl World {
             assert_eq!(self.log.get(index), Some(bytes));
         }
         // Delivery: at most once, durable exactly when the durable record says so.
-        let durable = Transfer::decode(&self.durable_record).unwrap();
+        let durable = records::transfer::decode(&self.durable_record).unwrap();
         assert!(self.deliveries_durable <= 1);
         assert_eq!(
             self.deliveries_durable == 1,

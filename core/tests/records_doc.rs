@@ -41,9 +41,7 @@ use spine_core::ers::slot::{book_slot, release_slot};
 use spine_core::ers::{
     ClinicType, Priority, Service, ServiceId, Slot, SlotId, SlotStart, Specialty, Ubrn,
 };
-use spine_core::gp2gp::{
-    self, CancelledBy, ChunkOutcome, NewTransfer, Sha256Hash, Transfer, TransferId, TransferState,
-};
+use spine_core::gp2gp::{self, ChunkOutcome, NewTransfer, Sha256Hash, Transfer, TransferId};
 use spine_core::pds::patient::{
     Address, AddressUse, ContactPoint, ContactSystem, ContactUse, Death, DeathNotificationStatus,
     Gender, HumanName, NameUse, Period,
@@ -1077,7 +1075,7 @@ mod payload_sample {
         spine_core::shard::records::service::ServiceRecordPayload<'_> => |value| value.encode(),
         spine_core::shard::records::slot::SlotRecord => |value| value.encode(),
         spine_core::shard::records::referral::ReferralRecordPayload<'_> => |value| value.encode(),
-        spine_core::gp2gp::Transfer => |value| value.encode(),
+        spine_core::shard::records::transfer::TransferRecord<'_> => |value| value.encode(),
         spine_core::shard::registrations::PreviousPractice => |value| value.encode(),
     }
 }
@@ -1174,7 +1172,10 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
         RecordKind::Referral,
         &records::referral::ReferralRecordPayload::from(&referral_record()),
     );
-    root(RecordKind::Transfer, &transfer());
+    root(
+        RecordKind::Transfer,
+        &records::transfer::TransferRecord::from(&transfer()),
+    );
     root(RecordKind::Registration, &previous_practice());
     // The audit record is hand-written (`the_audit_record_is_as_documented`), a chunk raw.
     let traced = trace_enums(&mut tracer);
@@ -1210,8 +1211,14 @@ fn trace_enums(tracer: &mut Tracer) -> BTreeSet<String> {
             .trace_simple_type::<records::referral::EventPayload>()
             .unwrap()
             .0,
-        tracer.trace_simple_type::<TransferState>().unwrap().0,
-        tracer.trace_simple_type::<CancelledBy>().unwrap().0,
+        tracer
+            .trace_simple_type::<records::transfer::StatePayload>()
+            .unwrap()
+            .0,
+        tracer
+            .trace_simple_type::<records::transfer::CancelledByPayload>()
+            .unwrap()
+            .0,
     ];
     formats
         .into_iter()
@@ -1761,8 +1768,9 @@ fn decoded_by_code(kind: RecordKind, payload: &[u8]) -> (Value, Option<u64>) {
             (value_of(&record), Some(value.referral.ubrn().value()))
         }
         RecordKind::Transfer => {
-            let value = Transfer::decode(payload).unwrap();
-            (value_of(&value), Some(value.id().get()))
+            let value = records::transfer::decode(payload).unwrap();
+            let record = records::transfer::TransferRecord::from(&value);
+            (value_of(&record), Some(value.id().get()))
         }
         RecordKind::Registration => (value_of(&PreviousPractice::decode(payload).unwrap()), None),
         RecordKind::Audit | RecordKind::Chunk => unreachable!("not postcard"),
@@ -2059,7 +2067,7 @@ fn the_golden_fixture_decodes_by_the_document() {
     let mut digests = BTreeMap::new();
     for (kind, _, _, payload) in &records {
         if *kind == RecordKind::Transfer as u8 {
-            let transfer = Transfer::decode(payload).unwrap();
+            let transfer = records::transfer::decode(payload).unwrap();
             for index in 0..transfer.chunk_count() {
                 if let Some(digest) = transfer.chunk_sha256(index) {
                     digests.insert((transfer.id().get(), index), digest);

@@ -18,7 +18,7 @@ use super::id_allocation::AllocatedId;
 use super::outcomes::WriteOutcome;
 use super::registrations::PreviousPractice;
 use super::store::Store;
-use super::{Context, record_layout, unavailable};
+use super::{Context, record_layout, records, unavailable};
 use crate::access::{Activity, RoleProfile};
 use crate::audit::event::{AuditAction, AuditOutcome};
 use crate::gp2gp::{
@@ -40,7 +40,7 @@ pub(super) fn status_reply(transfer: &Transfer) -> Reply {
 impl<S: Store> Context<'_, S> {
     fn stored_transfer(&self, id: TransferId) -> Result<Option<Transfer>, Refusal> {
         match self.latest(record_layout::transfer_key(id), |_, payload| {
-            Transfer::decode(payload)
+            records::transfer::decode(payload)
         })? {
             None => Ok(None),
             Some(Ok(transfer)) => Ok(Some(transfer)),
@@ -335,7 +335,7 @@ fn transfer_record(transfer: &Transfer) -> NewRecord {
     NewRecord::put(
         record_layout::transfer_key(transfer.id()),
         record_layout::KIND_TRANSFER,
-        Bytes::from(transfer.encode()),
+        Bytes::from(records::transfer::encode(transfer)),
     )
 }
 

@@ -893,7 +893,7 @@ impl<S: Store> Context<'_, S> {
                         self.published_slots(&record)
                             .map_err(|refusal| refusal.message)
                     }),
-                record_layout::KIND_TRANSFER => crate::gp2gp::Transfer::decode(payload)
+                record_layout::KIND_TRANSFER => records::transfer::decode(payload)
                     .map(|transfer| gp2gp::status_reply(&transfer))
                     .map_err(|error| error.to_string()),
                 record_layout::KIND_SERVICE => records::service::decode(payload)

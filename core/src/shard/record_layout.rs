@@ -113,7 +113,7 @@ impl RecordKind {
             Self::Service => super::records::service::PAYLOAD_VERSION,
             Self::Slot => super::records::slot::PAYLOAD_VERSION,
             Self::Referral => super::records::referral::PAYLOAD_VERSION,
-            Self::Transfer => crate::gp2gp::transfer::TRANSFER_ENCODING_VERSION,
+            Self::Transfer => super::records::transfer::PAYLOAD_VERSION,
             Self::Chunk => return None,
             Self::Registration => super::registrations::ENCODING_VERSION,
         })

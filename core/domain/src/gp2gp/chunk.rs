@@ -9,8 +9,8 @@ use super::transfer::{TRANSFER_ID_BITS, TransferId};
 /// Bytes in every chunk but the last. 256 KiB keeps a chunk, with its request's other fields,
 /// well inside the default frame (1 MiB) and log payload (1 MiB) limits, and keeps what a broken
 /// connection costs to one chunk's resend; at [`DOCUMENT_BYTES_MAX`] it makes 400 chunks, few
-/// enough for the transfer record to hold every chunk's digest (see
-/// [`super::transfer::TRANSFER_RECORD_BYTES_MAX`]).
+/// enough for the transfer record to hold every chunk's digest (its largest size is
+/// `core/RECORDS.md`'s, kind 11).
 pub const CHUNK_BYTES: u32 = 256 * 1024;
 
 /// The largest document a transfer carries: 100 MiB. GP2GP records with many scanned

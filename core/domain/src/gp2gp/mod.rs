@@ -70,8 +70,6 @@ pub mod refusal;
 pub mod steps;
 pub mod transfer;
 
-use serde::{Deserialize, Serialize};
-
 pub use chunk::{
     CHUNK_BYTES, CHUNK_COUNT_MAX, DOCUMENT_BYTES_MAX, chunk_count, chunk_key_value, chunk_offset,
     chunk_size,
@@ -84,35 +82,6 @@ pub use steps::{
     acknowledge, cancel, check_download, expire, missing_chunks, start,
 };
 pub use transfer::{
-    CancelledBy, NewTransfer, Party, TRANSFER_RECORD_BYTES_MAX, Transfer, TransferId,
-    TransferIdError, TransferState,
+    CancelledBy, NewTransfer, Party, Transfer, TransferId, TransferIdError, TransferParts,
+    TransferState,
 };
-
-/// Why stored bytes are not a transfer record.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecordError {
-    /// Not the encoding of a transfer record of this version.
-    #[error("stored transfer record is malformed: {reason}")]
-    Malformed {
-        /// What is wrong.
-        reason: String,
-    },
-    /// Well formed, but breaking a rule the record is written under.
-    #[error("stored transfer record is invalid: {reason}")]
-    Invalid {
-        /// The rule broken.
-        reason: String,
-    },
-}
-
-/// `value`'s bytes after `version`: the layout of the stored record.
-fn encode_record<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
-    crate::versioned::encode(version, value)
-}
-
-/// The value [`encode_record`] wrote with `version`, with no bytes left over.
-fn decode_record<T: for<'a> Deserialize<'a>>(version: u8, bytes: &[u8]) -> Result<T, RecordError> {
-    crate::versioned::decode_exact(version, bytes)
-        .map_err(|reason| RecordError::Malformed { reason })
-}

@@ -7,33 +7,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::chunk::{CHUNK_COUNT_MAX, DOCUMENT_BYTES_MAX, chunk_count};
+use super::chunk::{DOCUMENT_BYTES_MAX, chunk_count};
 use super::hash::Sha256Hash;
-use super::{RecordError, decode_record, encode_record};
 use crate::NhsNumber;
 use crate::pds::values::OdsCode;
 
 /// Bits a transfer id may use: with [`super::chunk::CHUNK_INDEX_BITS`] of chunk index it makes
 /// a chunk's key value, which must stay below the shard's namespace byte.
 pub const TRANSFER_ID_BITS: u32 = 47;
-
-/// The most bytes an encoded transfer record takes, field by field in postcard's encoding.
-/// Checked before decoding, so that no stored record makes decoding allocate more, and by a
-/// test that encodes the largest record.
-pub const TRANSFER_RECORD_BYTES_MAX: usize = 1 // version byte
-    + 7 // id: a varint of at most 47 bits
-    + 5 // patient: a varint of at most ten decimal digits (34 bits)
-    + 2 * (1 + 10) // the two ODS codes: a length, then at most 10 bytes
-    + 4 // document size: a varint of at most 100 MiB (27 bits)
-    + 32 // document digest
-    + 2 + 400 * (1 + 32) // chunk entries: a count, then a tag and maybe a digest each
-    + 2 // state, and who cancelled
-    + 2 * 10; // created and updated times: varints of up to 64 bits
-const _: () = assert!(CHUNK_COUNT_MAX == 400);
-
-/// Version byte of the stored transfer record. Version 1 fixes the chunk size at
-/// [`super::chunk::CHUNK_BYTES`].
-pub const TRANSFER_ENCODING_VERSION: u8 = 1;
 
 /// A transfer's id, chosen by the engine when the transfer starts: 1 to 2^47 - 1. Zero is
 /// never used, so a field left at zero is caught rather than read as a transfer.
@@ -170,9 +151,34 @@ pub struct NewTransfer {
     pub document_sha256: Sha256Hash,
 }
 
+/// A transfer's fields, each as [`Transfer`] holds it, to rebuild one stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferParts {
+    /// The transfer's id.
+    pub id: TransferId,
+    /// The patient whose record it is.
+    pub patient: NhsNumber,
+    /// The previous practice, which sends.
+    pub from_practice: OdsCode,
+    /// The new practice, which receives.
+    pub to_practice: OdsCode,
+    /// The document's size in bytes.
+    pub document_size: u64,
+    /// SHA-256 of the whole document, as declared.
+    pub document_sha256: Sha256Hash,
+    /// One entry per chunk: its digest once held.
+    pub chunks: Vec<Option<Sha256Hash>>,
+    /// Where the transfer is.
+    pub state: TransferState,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// When it last changed.
+    pub updated_ms: u64,
+}
+
 /// A transfer. It changes only through this module's steps, which keep its rules, so its
-/// fields are read through methods. Read stored records with [`Transfer::decode`], which checks
-/// those rules; serde alone checks only each field's own type.
+/// fields are read through methods; one rebuilt from its fields ([`Transfer::from_parts`]) is
+/// checked against those rules. serde alone (a message) checks only each field's own type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
     pub(super) id: TransferId,
@@ -245,6 +251,11 @@ impl Transfer {
         *entry
     }
 
+    /// One entry per chunk: `None` until the chunk is held, then its digest.
+    pub fn chunks(&self) -> &[Option<Sha256Hash>] {
+        &self.chunks
+    }
+
     /// Where the transfer is.
     pub fn state(&self) -> TransferState {
         self.state
@@ -279,27 +290,22 @@ impl Transfer {
         }
     }
 
-    /// The record's bytes in the log: a version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        let bytes = encode_record(TRANSFER_ENCODING_VERSION, self);
-        assert!(bytes.len() <= TRANSFER_RECORD_BYTES_MAX);
-        bytes
-    }
-
-    /// Reads a record written by [`Transfer::encode`], and checks its rules.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        if bytes.len() > TRANSFER_RECORD_BYTES_MAX {
-            return Err(RecordError::Malformed {
-                reason: format!(
-                    "{} bytes, more than the {TRANSFER_RECORD_BYTES_MAX} a record takes",
-                    bytes.len()
-                ),
-            });
-        }
-        let transfer: Transfer = decode_record(TRANSFER_ENCODING_VERSION, bytes)?;
-        transfer
-            .check()
-            .map_err(|reason| RecordError::Invalid { reason })?;
+    /// A transfer rebuilt from its fields (as a stored record holds them), if it keeps the
+    /// rules every step keeps.
+    pub fn from_parts(parts: TransferParts) -> Result<Self, String> {
+        let transfer = Self {
+            id: parts.id,
+            patient: parts.patient,
+            from_practice: parts.from_practice,
+            to_practice: parts.to_practice,
+            document_size: parts.document_size,
+            document_sha256: parts.document_sha256,
+            chunks: parts.chunks,
+            state: parts.state,
+            created_ms: parts.created_ms,
+            updated_ms: parts.updated_ms,
+        };
+        transfer.check()?;
         Ok(transfer)
     }
 
@@ -398,57 +404,30 @@ pub(super) mod tests {
         assert_eq!(u64::from(max), TransferId::MAX);
     }
 
-    #[test]
-    fn records_read_back_as_written_and_the_largest_fits_its_limit() {
-        let transfer = sample(1000);
-        assert_eq!(Transfer::decode(&transfer.encode()), Ok(transfer));
-        let mut largest = sample(DOCUMENT_BYTES_MAX);
-        largest.id = TransferId::new(TransferId::MAX).unwrap();
-        largest.from_practice = practice("ABCDEFGHIJ");
-        largest.to_practice = practice("ABCDEFGHI0");
-        largest.chunks = vec![Some(Sha256Hash::from_bytes([0xff; 32])); CHUNK_COUNT_MAX as usize];
-        largest.state = TransferState::Cancelled(CancelledBy::Expiry);
-        largest.created_ms = u64::MAX;
-        largest.updated_ms = u64::MAX;
-        let bytes = largest.encode();
-        assert_eq!(bytes.len(), TRANSFER_RECORD_BYTES_MAX);
-        assert_eq!(Transfer::decode(&bytes), Ok(largest));
+    fn parts(transfer: &Transfer) -> TransferParts {
+        TransferParts {
+            id: transfer.id,
+            patient: transfer.patient,
+            from_practice: transfer.from_practice.clone(),
+            to_practice: transfer.to_practice.clone(),
+            document_size: transfer.document_size,
+            document_sha256: transfer.document_sha256,
+            chunks: transfer.chunks.clone(),
+            state: transfer.state,
+            created_ms: transfer.created_ms,
+            updated_ms: transfer.updated_ms,
+        }
     }
 
     #[test]
-    fn records_say_what_is_wrong_with_their_bytes() {
-        let bytes = sample(10).encode();
-        let message = |bytes: &[u8]| Transfer::decode(bytes).unwrap_err().to_string();
-        assert_eq!(message(&[]), "stored transfer record is malformed: empty");
-        let mut other = bytes.clone();
-        other[0] = 9;
-        assert_eq!(
-            message(&other),
-            "stored transfer record is malformed: unknown encoding version 9"
-        );
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert_eq!(
-            message(&longer),
-            "stored transfer record is malformed: 1 bytes after the record"
-        );
-        assert_eq!(
-            message(&vec![1; TRANSFER_RECORD_BYTES_MAX + 1]),
-            "stored transfer record is malformed: 13296 bytes, more than the 13295 a record takes"
-        );
-    }
-
-    #[test]
-    fn records_that_break_the_rules_are_refused() {
+    fn a_transfer_rebuilt_from_its_parts_keeps_the_rules() {
         // Two chunks, the second one byte long.
         const DOCUMENT_SIZE: u64 = 256 * 1024 + 1;
         type Change = fn(&mut Transfer);
         let invalid = |change: Change| {
             let mut transfer = sample(DOCUMENT_SIZE);
             change(&mut transfer);
-            Transfer::decode(&transfer.encode())
-                .unwrap_err()
-                .to_string()
+            Transfer::from_parts(parts(&transfer)).unwrap_err()
         };
         let cases: [(Change, &str); 7] = [
             (|t| t.document_size = 0, "document size 0 out of range"),
@@ -478,11 +457,10 @@ pub(super) mod tests {
             ),
         ];
         for (change, reason) in cases {
-            assert_eq!(
-                invalid(change),
-                format!("stored transfer record is invalid: {reason}")
-            );
+            assert_eq!(invalid(change), reason);
         }
+        let transfer = sample(DOCUMENT_SIZE);
+        assert_eq!(Transfer::from_parts(parts(&transfer)), Ok(transfer));
     }
 
     #[test]

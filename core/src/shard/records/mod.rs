@@ -13,6 +13,7 @@ pub mod scr;
 pub mod service;
 pub mod slot;
 mod stored_list;
+pub mod transfer;
 
 use spine_domain::codes::CodeList;
 
