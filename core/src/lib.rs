@@ -31,6 +31,6 @@ pub mod shard;
 // The domain (`spine-domain`), under the paths it has always had here.
 pub use spine_domain::{
     NhsNumber, NhsNumberError, Patient, PatientError, Region, access, audit, eps, ers, gp2gp, pds,
-    planted, request, restricted, scr, versioned,
+    planted, request, restricted, scr,
 };
 pub use spine_storage as storage;

@@ -13,7 +13,7 @@
 //!   the hash over it, the event's fields (the names traced from `AuditEvent`, in the encoding
 //!   order) and the code tables of its enums, by decoding events per the document.
 //! - Version 1 of the outcome record (a private type that cannot be traced): bytes laid out as
-//!   the document says are read by `OutcomeRecord::decode`.
+//!   the document says are read by `records::outcome::decode`.
 //! - Every record of the golden fixture (`tests/golden/data-v1/`, every kind): decoded by this
 //!   document's rules alone, with no bytes left over, it must equal what the code decodes; its
 //!   key's namespace, its secondary index entries and a chunk's digest must be as documented.
@@ -1068,7 +1068,7 @@ mod payload_sample {
     sample! {
         spine_core::shard::records::patient::PatientRecord<'_> => |value| value.encode(),
         spine_core::shard::alerts::AlertRecord<'_> => |value| value.encode(),
-        spine_core::shard::outcomes::OutcomeRecord => |value| value.encode(),
+        spine_core::shard::records::outcome::OutcomeRecordPayload<'_> => |value| value.encode(),
         spine_core::shard::meta::ShardMeta => |value| value.encode(),
         spine_core::shard::records::scr::ScrRecord<'_> => |value| value.encode(),
         spine_core::shard::records::prescription::PrescriptionRecord<'_> => |value| value.encode(),
@@ -1154,7 +1154,10 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
         &records::patient::PatientRecord::from(&patient()),
     );
     root(RecordKind::Alert, &alert_record());
-    root(RecordKind::Outcome, &outcome_record());
+    root(
+        RecordKind::Outcome,
+        &records::outcome::OutcomeRecordPayload::from(&outcome_record()),
+    );
     root(RecordKind::Meta, &ShardMeta::new(900_000_000));
     root(RecordKind::Scr, &records::scr::ScrRecord::from(&scr()));
     root(
@@ -1195,10 +1198,9 @@ fn trace_payloads(doc: &Doc, problems: &mut Vec<String>) -> Registry {
 fn trace_enums(tracer: &mut Tracer) -> BTreeSet<String> {
     let formats = [
         tracer
-            .trace_simple_type::<Result<Written, Refusal>>()
+            .trace_simple_type::<records::outcome::OutcomePayload<'static>>()
             .unwrap()
             .0,
-        tracer.trace_simple_type::<ErrorCode>().unwrap().0,
         tracer
             .trace_simple_type::<records::referral::StatePayload>()
             .unwrap()
@@ -1329,6 +1331,7 @@ fn check_code_lists(doc: &Doc) -> Vec<String> {
             "PrescriptionStatus" => values::<PrescriptionStatus>(),
             "EpsActionKind" => values::<EpsActionKind>(),
             "Priority" => values::<Priority>(),
+            "ErrorCode" => values::<ErrorCode>(),
             other => {
                 problems.push(format!("code list {other}: not one of this test's"));
                 continue;
@@ -1668,8 +1671,12 @@ fn version_1_outcomes_read_as_documented() {
         Ok((nhs, 42u64)),
         Err(Refusal::new(ErrorCode::InvalidValue, "no")),
     ] {
-        // A value of the documented layout, with the code's types.
-        let old = (Uuid::from_u128(5), 7u64, 3u64, outcome.clone());
+        // A value of the documented layout, with the code's types (an error code as its
+        // number in the list).
+        let stored = outcome
+            .clone()
+            .map_err(|refusal: Refusal| (refusal.code.index(), refusal.message));
+        let old = (Uuid::from_u128(5), 7u64, 3u64, stored);
         let mut payload = vec![1];
         payload.extend(postcard::to_allocvec(&old).unwrap());
         let by_doc = doc
@@ -1686,7 +1693,7 @@ fn version_1_outcomes_read_as_documented() {
             Err(_) => &["Uuid", "u64", "u64", "ErrorCode", "String"],
         };
         assert_eq!(types, expected, "the documented version 1 types");
-        let read = OutcomeRecord::decode(&payload).expect("version 1 reads");
+        let read = records::outcome::decode(&payload).expect("version 1 reads");
         assert_eq!(
             (read.request_id, read.fingerprint, read.sequence),
             (old.0, old.1, old.2)
@@ -1740,7 +1747,11 @@ fn decoded_by_code(kind: RecordKind, payload: &[u8]) -> (Value, Option<u64>) {
             (value_of(&record), Some(value.nhs_number.value()))
         }
         RecordKind::Alert => (value_of(&alerts::decode(payload).unwrap()), None),
-        RecordKind::Outcome => (value_of(&OutcomeRecord::decode(payload).unwrap()), None),
+        RecordKind::Outcome => {
+            let value = records::outcome::decode(payload).unwrap();
+            let record = records::outcome::OutcomeRecordPayload::from(&value);
+            (value_of(&record), None)
+        }
         RecordKind::Meta => (value_of(&ShardMeta::decode(payload).unwrap()), Some(1)),
         RecordKind::Scr => {
             let value = records::scr::decode(payload).unwrap();

@@ -11,6 +11,7 @@ use crate::ers::Priority;
 use crate::pds::patient::{
     AddressUse, ContactSystem, ContactUse, DeathNotificationStatus, Gender, NameUse,
 };
+use crate::request::ErrorCode;
 use crate::scr::record::ScrPermission;
 
 /// A domain enum without fields that formats carry as its number in a code list.
@@ -75,6 +76,18 @@ code_list!(EpsActionKind, "eps_action", {
     0 => Cancel, 1 => Release, 2 => Return, 3 => Dispense, 4 => NotDispensed, 5 => Withdraw,
     6 => Claim,
 });
+code_list!(ErrorCode, "error_code", {
+    0 => AccessDenied, 1 => ResourceNotFound, 2 => ResourceVersionMismatch, 3 => ForbiddenUpdate,
+    4 => InvalidValue, 5 => InvalidSearchData, 6 => TooManyMatches, 7 => SingleMatch,
+    8 => MultipleMatches, 9 => RequestIdReused, 10 => ServiceUnavailable,
+    11 => MalformedRequest, 12 => FrameTooLarge, 13 => TooManyStreams, 14 => RateLimited,
+    15 => DeadlineExceeded, 16 => NoPatientConsent, 17 => PrescriptionNotFound,
+    18 => PrescriptionInvalidStateTransition, 19 => PrescriptionWithAnotherDispenser,
+    20 => ItemNotFound, 21 => ReferenceNotFound, 22 => InvalidRequestState,
+    23 => SlotNotAvailable, 24 => InappropriateSlot, 25 => SlotsCurrentlyAvailable,
+    26 => ServiceNotOnShortlist, 27 => ChunkConflict, 28 => DocumentIncomplete,
+    29 => DocumentHashMismatch, 30 => WritesStopped, 31 => InvalidResourceId,
+});
 
 #[cfg(test)]
 mod tests {
@@ -108,6 +121,11 @@ mod tests {
         numbered_in_order::<Priority>();
         numbered_in_order::<PrescriptionStatus>();
         numbered_in_order::<EpsActionKind>();
+        numbered_in_order::<ErrorCode>();
+        // The wire's error codes are the same numbers (`ErrorCode::ALL` is their order).
+        for (position, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(code.index() as usize, position, "{code:?}");
+        }
         assert_eq!(Gender::listing(), "0 Male, 1 Female, 2 Other, 3 Unknown");
     }
 }

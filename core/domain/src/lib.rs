@@ -19,7 +19,6 @@
 //!   organisation in another record.
 //! - [`codes`]: the number of every code list's value, for the wire and the log alike.
 //! - [`routing`]: a key's home shard, the function clients route by.
-//! - [`versioned`]: the version byte in front of every stored payload.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;
@@ -36,7 +35,6 @@ pub mod restricted;
 pub mod routing;
 pub mod scr;
 mod serialize_as_str;
-pub mod versioned;
 
 pub use pds::nhs_number::{NhsNumber, NhsNumberError, Region};
 pub use pds::patient::{Patient, PatientError};

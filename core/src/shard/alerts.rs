@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::versioned;
+use super::records::versioned;
 
 /// Version byte in front of every alert record.
 pub const ENCODING_VERSION: u8 = 1;

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::records::versioned;
 use crate::audit::chain::{ChainHead, GENESIS};
-use crate::versioned;
 
 /// Version byte in front of every metadata record.
 pub const ENCODING_VERSION: u8 = 1;

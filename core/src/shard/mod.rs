@@ -323,7 +323,7 @@ impl ShardState {
                         meta.alert_sequence = (key.get() & ((1 << 56) - 1)) + 1;
                     }
                     record_layout::KIND_OUTCOME => {
-                        let record = OutcomeRecord::decode(stored.payload)
+                        let record = records::outcome::decode(stored.payload)
                             .ok_or_else(|| damaged("write outcome"))?;
                         meta.outcome_sequence = record.sequence + 1;
                     }
@@ -835,7 +835,7 @@ impl<S: Store> Context<'_, S> {
     fn previous_outcome(&self, request: &Request) -> Option<Response> {
         let sequence = self.shard.outcomes.find(request.id)?;
         let key = record_layout::outcome_key(self.shard.outcomes.slot_of(sequence));
-        let record = match self.latest(key, |_, payload| OutcomeRecord::decode(payload)) {
+        let record = match self.latest(key, |_, payload| records::outcome::decode(payload)) {
             Ok(Some(Some(record))) if record.request_id == request.id => record,
             // The ring's slot was taken by a later write: this id's outcome is forgotten.
             Ok(Some(Some(_)) | None) => return None,
@@ -956,7 +956,7 @@ impl<S: Store> Context<'_, S> {
             NewRecord::put(
                 record_layout::outcome_key(slot),
                 record_layout::KIND_OUTCOME,
-                record.encode(),
+                records::outcome::encode(&record),
             ),
         );
         self.shard.outcomes.insert(request.id, sequence);
@@ -1039,7 +1039,7 @@ fn rebuild_outcomes<S: Store>(
         // An outcome that does not decode is damage, not an empty slot: forgetting it
         // would let a retry of its write run a second time.
         let record = store.get(key, |stored| {
-            OutcomeRecord::decode(stored.payload).ok_or(ShardError::Damaged {
+            records::outcome::decode(stored.payload).ok_or(ShardError::Damaged {
                 index: stored.index,
                 what: "write outcome",
             })

@@ -7,18 +7,9 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::record_layout;
-use crate::pds::nhs_number::NhsNumber;
 use crate::request::{Refusal, Reply};
-use crate::versioned;
-
-/// Version 2 names the written record by its key (any service's); version 1, still read,
-/// named a patient.
-pub const ENCODING_VERSION: u8 = 2;
-const ENCODING_VERSION_PATIENT_ONLY: u8 = 1;
 
 /// What a write returned: the reply, and where the record it wrote is.
 pub type WriteOutcome = Result<(Reply, Written), Refusal>;
@@ -31,7 +22,7 @@ pub type StoredOutcome = Result<Written, Refusal>;
 /// The record a write produced: its key (what the overlay knows it by) and log index. A
 /// retry reads it back and answers as the first time (the reply's form follows from the
 /// record's kind).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Written {
     /// The record's key.
     pub key: u64,
@@ -39,17 +30,8 @@ pub struct Written {
     pub index: u64,
 }
 
-/// Version 1's layout, kept to read outcomes written before version 2.
-#[derive(Deserialize)]
-struct PatientOutcomeRecord {
-    request_id: Uuid,
-    fingerprint: u64,
-    sequence: u64,
-    outcome: Result<(NhsNumber, u64), Refusal>,
-}
-
-/// One stored outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One stored outcome (its bytes: `records::outcome`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutcomeRecord {
     /// The request's id.
     pub request_id: Uuid,
@@ -59,30 +41,6 @@ pub struct OutcomeRecord {
     pub sequence: u64,
     /// What the request returned.
     pub outcome: StoredOutcome,
-}
-
-impl OutcomeRecord {
-    /// The record's bytes: a version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        versioned::encode(ENCODING_VERSION, self)
-    }
-
-    /// Reads a record written by [`OutcomeRecord::encode`] (or by version 1).
-    pub fn decode(payload: &[u8]) -> Option<Self> {
-        if let Some(record) = versioned::decode(ENCODING_VERSION, payload) {
-            return Some(record);
-        }
-        let old: PatientOutcomeRecord = versioned::decode(ENCODING_VERSION_PATIENT_ONLY, payload)?;
-        Some(Self {
-            request_id: old.request_id,
-            fingerprint: old.fingerprint,
-            sequence: old.sequence,
-            outcome: old.outcome.map(|(nhs_number, index)| Written {
-                key: record_layout::patient_key(nhs_number).get(),
-                index,
-            }),
-        })
-    }
 }
 
 /// Which request id sits in which slot of the ring.
@@ -136,30 +94,6 @@ impl OutcomeSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_1_outcomes_still_read() {
-        let nhs: NhsNumber = "9000000009".parse().expect("valid");
-        let old = versioned::encode(
-            ENCODING_VERSION_PATIENT_ONLY,
-            &(
-                Uuid::from_u128(5),
-                7u64,
-                3u64,
-                Ok::<_, Refusal>((nhs, 42u64)),
-            ),
-        );
-        let record = OutcomeRecord::decode(&old).expect("version 1 decodes");
-        assert_eq!(record.request_id, Uuid::from_u128(5));
-        assert_eq!(
-            record.outcome,
-            Ok(Written {
-                key: record_layout::patient_key(nhs).get(),
-                index: 42
-            })
-        );
-        assert_eq!(OutcomeRecord::decode(&record.encode()), Some(record));
-    }
 
     #[test]
     fn the_ring_forgets_the_oldest() {

@@ -106,7 +106,7 @@ impl RecordKind {
             Self::Patient => super::records::patient::PAYLOAD_VERSION,
             Self::Audit => crate::audit::event::EVENT_VERSION,
             Self::Alert => super::alerts::ENCODING_VERSION,
-            Self::Outcome => super::outcomes::ENCODING_VERSION,
+            Self::Outcome => super::records::outcome::PAYLOAD_VERSION,
             Self::Meta => super::meta::ENCODING_VERSION,
             Self::Scr => super::records::scr::PAYLOAD_VERSION,
             Self::Prescription => super::records::prescription::PAYLOAD_VERSION,

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::records::versioned;
 use crate::pds::values::OdsCode;
-use crate::versioned;
 
 /// Version byte in front of every previous-practice record.
 pub const ENCODING_VERSION: u8 = 1;

@@ -1,11 +1,17 @@
-//! The log's record payloads as a schema of their own (`core/RECORDS.md`): for each kind moved
-//! here, the payload's types at each version it is read at, written field for field, with the
-//! conversions to and from the domain's types. A code list's value is stored as its number
-//! (`spine_domain::codes`), so reordering a domain enum or adding a field to a domain type
-//! changes nothing stored.
+//! The log's record payloads as a schema of their own (`core/RECORDS.md`): for each kind that
+//! holds a domain value, the payload's types at each version it is read at, written field for
+//! field, with the conversions to and from the domain's types. A code list's value is stored
+//! as its number (`spine_domain::codes`), so reordering a domain enum or adding a field to a
+//! domain type changes nothing stored.
+//!
+//! The other kinds are the shard's own bookkeeping, whose types are their payloads already:
+//! the alert (`shard/alerts.rs`), the turn's metadata (`shard/meta.rs`) and the previous
+//! practice (`shard/registrations.rs`); the audit event is encoded by hand
+//! (`crate::audit::event`), a chunk is raw bytes. All but those two use [`versioned`].
 //!
 //! The kinds' numbers, keys and indexes are [`super::record_layout`]'s.
 
+pub mod outcome;
 pub mod patient;
 pub mod prescription;
 pub mod referral;
@@ -14,11 +20,11 @@ pub mod service;
 pub mod slot;
 mod stored_list;
 pub mod transfer;
+pub mod versioned;
 
 use spine_domain::codes::CodeList;
 
 use super::record_layout::RecordKind;
-use spine_domain::versioned;
 
 /// Bytes that are not a record of their kind at a version this code reads, or a record that
 /// breaks its type's rules: damage, since no encoder of ours writes either.

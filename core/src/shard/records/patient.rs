@@ -8,9 +8,9 @@
 
 use std::borrow::Cow;
 
+use super::versioned;
 use serde::{Deserialize, Serialize};
 use spine_domain::codes::CodeList;
-use spine_domain::versioned;
 
 use super::stored_list::{StoredElement, StoredList};
 use super::{MalformedRecord, code, read};

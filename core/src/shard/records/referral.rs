@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
+use super::versioned;
 use serde::{Deserialize, Serialize};
 use spine_domain::codes::CodeList;
-use spine_domain::versioned;
 use uuid::Uuid;
 
 use super::stored_list::{StoredElement, StoredList};

@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use super::versioned;
 use serde::{Deserialize, Serialize};
-use spine_domain::versioned;
 
 use super::{MalformedRecord, read};
 use crate::ers::slot::SLOTS_PER_SERVICE_MAX;

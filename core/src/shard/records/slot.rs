@@ -1,8 +1,8 @@
 //! Kind 9, an appointment slot: the payload's types at version 1, field for field as
 //! `core/RECORDS.md` gives them, and their conversions to and from the domain's [`Slot`].
 
+use super::versioned;
 use serde::{Deserialize, Serialize};
-use spine_domain::versioned;
 use uuid::Uuid;
 
 use super::{MalformedRecord, read};

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
+use super::versioned;
 use serde::{Deserialize, Serialize};
-use spine_domain::versioned;
 
 use super::{MalformedRecord, read};
 use crate::NhsNumber;

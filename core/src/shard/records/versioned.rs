@@ -1,6 +1,6 @@
-//! The encoding of stored records (the shard's own metadata, outcomes and alerts, and the
-//! services' records): a version byte, then postcard, so that a layout can change later and
-//! old records still be told apart.
+//! The encoding of stored records (every kind but the audit event and the chunk): a version
+//! byte, then postcard, so that a layout can change later and old records still be told
+//! apart.
 
 use serde::{Deserialize, Serialize};
 
