@@ -304,7 +304,7 @@ impl Referral {
     }
 
     /// The rules every transition keeps, for records read back.
-    pub fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), String> {
         check_shortlist(&self.shortlist).map_err(|refusal| refusal.to_string())?;
         let must_have_booking = match self.state {
             ReferralState::Booked => true,
