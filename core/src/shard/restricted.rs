@@ -28,7 +28,7 @@ impl<S: Store> Context<'_, S> {
     ) -> Result<Option<OdsCode>, crate::request::Refusal> {
         let record = self.latest(
             crate::shard::record_layout::patient_key(patient),
-            |_, payload| crate::shard::records::patient::decode(payload),
+            |_, payload| crate::shard::records::patient::restriction(payload),
         )?;
         let record = match record {
             None => return Ok(None),

@@ -38,6 +38,102 @@ pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
     )
 }
 
+/// What the withholding of a restricted patient's practice needs of their record
+/// (`shard/restricted.rs`): whether it is restricted, and the practice.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Restriction {
+    /// Whether the record is restricted.
+    pub restricted: bool,
+    /// The registered practice, if any.
+    pub general_practitioner: Option<OdsCode>,
+}
+
+/// The [`Restriction`] of the record in `payload`, read without building the record: every
+/// reply about a patient's summary, referral or transfer asks for it, after a full read of the
+/// same record for the access check, and the fields before the two it needs are passed over
+/// with their texts borrowed, never allocated. The record's rules are not checked here (the
+/// full read checks them); its shape is, as strictly as [`decode`] checks it.
+pub fn restriction(payload: &[u8]) -> Result<Restriction, MalformedRecord> {
+    let malformed = |reason| MalformedRecord {
+        kind: RecordKind::Patient.name(),
+        reason,
+    };
+    let shape: passed_over::Patient<'_> =
+        versioned::decode_exact(PAYLOAD_VERSION, payload).map_err(malformed)?;
+    Ok(Restriction {
+        restricted: shape.restricted,
+        general_practitioner: shape.general_practitioner,
+    })
+}
+
+/// [`PatientRecord`]'s layout with every field but the last two read and dropped: tuples
+/// stand for the structs (postcard writes both as their fields in order), `&str` for texts.
+/// `restriction_reads_what_the_record_holds` keeps it in step with the record.
+mod passed_over {
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+
+    use crate::pds::values::{Date, OdsCode};
+
+    type Period = (Option<Date>, Option<Date>);
+    /// `HumanName`: use, prefix, given names, family name, suffix, period.
+    type HumanName<'a> = (
+        u32,
+        Option<&'a str>,
+        Texts<'a>,
+        &'a str,
+        Option<&'a str>,
+        Period,
+    );
+    /// `Death`: date, time, notification.
+    type Death = (Date, Option<u32>, u32);
+    /// `Address`: use, lines, postcode, period.
+    type Address<'a> = (u32, Texts<'a>, Option<&'a str>, Period);
+    /// `ContactPoint`: system, value, use, period.
+    type ContactPoint<'a> = (u32, &'a str, u32, Period);
+    type Texts<'a> = Dropped<&'a str>;
+
+    #[derive(serde::Deserialize)]
+    pub(super) struct Patient<'a> {
+        _nhs_number: u64,
+        _version: u32,
+        #[serde(borrow)]
+        _names: Dropped<HumanName<'a>>,
+        _gender: u32,
+        _birth_date: Option<Date>,
+        _deceased: Option<Death>,
+        #[serde(borrow)]
+        _addresses: Dropped<Address<'a>>,
+        #[serde(borrow)]
+        _telecom: Dropped<ContactPoint<'a>>,
+        pub(super) general_practitioner: Option<OdsCode>,
+        pub(super) restricted: bool,
+    }
+
+    /// A list whose elements are read, checked for shape, and dropped: nothing is kept.
+    pub(super) struct Dropped<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Dropped<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_seq(Dropped(PhantomData))
+        }
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Dropped<T> {
+        type Value = Self;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a list")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut list: A) -> Result<Self, A::Error> {
+            while list.next_element::<T>()?.is_some() {}
+            Ok(self)
+        }
+    }
+}
+
 /// `Patient`, the payload after its version byte: built from the domain's record to write it
 /// (borrowing its texts), decoded to read one.
 #[derive(Serialize, Deserialize)]
@@ -260,6 +356,75 @@ mod tests {
             assert_eq!(payload[0], PAYLOAD_VERSION);
             assert_eq!(decode(&payload), Ok(patient));
         }
+    }
+
+    /// `patient` with each optional field present or absent by `index`, so that a run of
+    /// indexes meets every combination.
+    fn with_optional_fields_varied(mut patient: Patient, index: usize) -> Patient {
+        let date = |text: &str| text.parse::<Date>().expect("a date");
+        let name = &mut patient.names[0];
+        if index.is_multiple_of(3) {
+            name.prefix = Some("Dr".into());
+            name.suffix = Some("OBE".into());
+            name.given.push("Ann".into());
+            name.period.start = Some(date("2001-02-03"));
+        }
+        if index.is_multiple_of(5) {
+            patient.deceased = Some(domain::Death {
+                date: date("2026-11-30"),
+                time_s: (index.is_multiple_of(10)).then_some(3_600),
+                notification: domain::DeathNotificationStatus::Formal,
+            });
+        }
+        if index.is_multiple_of(7) {
+            patient.general_practitioner = None;
+        }
+        if index.is_multiple_of(4) {
+            patient.addresses[0].postcode = None;
+            patient.addresses[0].period.end = Some(date("2020-01-01"));
+            patient.telecom.clear();
+        }
+        if index.is_multiple_of(11) {
+            patient.birth_date = None;
+            patient.addresses.clear();
+        }
+        assert_eq!(
+            decode(&encode(&patient)),
+            Ok(patient.clone()),
+            "still valid"
+        );
+        patient
+    }
+
+    #[test]
+    fn restriction_reads_what_the_record_holds() {
+        let mut restricted = 0;
+        for (index, nhs_number) in nhs_numbers().take(2_000).enumerate() {
+            let mut patient =
+                with_optional_fields_varied(patient_at(13, index as u64, nhs_number), index);
+            // Every other record restricted, so that both flags meet every shape.
+            patient.restricted = index.is_multiple_of(2);
+            restricted += usize::from(patient.restricted);
+            let payload = encode(&patient);
+            assert_eq!(
+                restriction(&payload),
+                Ok(Restriction {
+                    restricted: patient.restricted,
+                    general_practitioner: patient.general_practitioner.clone(),
+                }),
+                "{patient:?}"
+            );
+            assert!(restriction(&payload[..payload.len() - 1]).is_err());
+        }
+        assert_eq!(restricted, 1_000);
+        let mut longer = encode(&patient_at(13, 1, nhs_numbers().next().expect("a number")));
+        longer.push(0);
+        assert_eq!(
+            restriction(&longer)
+                .expect_err("a byte too many")
+                .to_string(),
+            "stored patient record is malformed: 1 bytes after the record"
+        );
     }
 
     #[test]

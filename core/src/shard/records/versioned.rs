@@ -23,7 +23,7 @@ pub fn decode<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Option<T>
 
 /// The value encoded by [`encode`] with `version`, with no byte left over; or what is wrong
 /// with the bytes (for a record's own error, which names the record).
-pub fn decode_exact<T: for<'a> Deserialize<'a>>(version: u8, bytes: &[u8]) -> Result<T, String> {
+pub fn decode_exact<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Result<T, String> {
     let (&found, body) = bytes.split_first().ok_or("empty")?;
     if found != version {
         return Err(format!("unknown encoding version {found}"));
