@@ -27,6 +27,7 @@ pub use io::{
     TornWrite,
 };
 pub use log::{
-    AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogStats, NewRecord,
-    OpenError, PendingBatch, Position, ReadError, RecordView, RecoveryReport, TornTail,
+    AppendError, Key, LatencyReport, LatencySummary, Log, LogConfig, LogExtent, LogStats,
+    NewRecord, OpenError, PendingBatch, Position, ReadError, RecordView, RecoveryReport,
+    SegmentExtent, TornTail, WritesHeld,
 };

@@ -10,6 +10,7 @@
 
 mod append_queue;
 mod checkpointer;
+mod extent;
 pub mod group_commit;
 mod latency;
 pub mod record;
@@ -37,6 +38,7 @@ use crate::index::checkpoint;
 use crate::index::secondary::{NoSecondaryKeys, SecondaryKeys};
 use crate::io::{BackendChoice, BackendKind, FaultInjection, SimulatedDisk};
 use append_queue::AppendQueue;
+pub use extent::{LogExtent, SegmentExtent, WritesHeld};
 use group_commit::BatchPolicy;
 use latency::Latencies;
 pub use latency::{LatencyReport, LatencySummary};
@@ -474,6 +476,9 @@ struct Shared {
     checkpointed: Mutex<u64>,
     /// Recorded by the writer once per batch.
     latencies: Mutex<Latencies>,
+    /// Held by the writer while it writes a batch and indexes it, and by
+    /// [`Log::hold_writes`] to read where the log ends between two batches.
+    writes: Mutex<()>,
 }
 
 impl Shared {
@@ -487,6 +492,7 @@ impl Shared {
             config,
             checkpointed: Mutex::new(0),
             latencies: Mutex::new(Latencies::new()),
+            writes: Mutex::new(()),
         }
     }
 }

@@ -218,8 +218,12 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut batch = Vec::with_capacity(self.policy.batch_records_max.min(1 << 16));
+        let shared = Arc::clone(&self.shared);
         while self.collect(&mut batch) {
             self.previous_records = batch.len();
+            // A backup reading where the log ends waits for this batch to be durable and
+            // indexed, and holds the next one until it has read (`Log::hold_writes`).
+            let _held = shared.writes.lock();
             self.commit(&mut batch);
             assert!(batch.is_empty());
         }
