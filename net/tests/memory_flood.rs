@@ -7,10 +7,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ use spine_net::protocol::frame::{FrameDecoder, FrameKind};
 use spine_net::protocol::message::{self, Goodbye, WireRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use common::Spine;
+
 /// The budget the server is given: small, so that a flood a test can send passes it.
 const BUDGET_BYTES: u64 = 96 << 20;
 /// The largest frame (the default), each flooding connection sends all but a byte of one.
@@ -29,77 +31,59 @@ const FRAME_BYTES_MAX: usize = 1 << 20;
 /// Connections the flood opens: enough frames to hold twice the budget, were they all served.
 const FLOOD_CONNECTIONS: usize = 2 * (BUDGET_BYTES as usize) / FRAME_BYTES_MAX;
 
-/// A running `spine serve`, killed when dropped.
-struct Spine {
-    child: Child,
-    addr: SocketAddr,
-    quic: SocketAddr,
+/// A running `spine serve` with the limits it printed at start.
+struct Flooded {
+    spine: Spine,
     /// The fitted limit on connections, as printed at start.
     connections_max: usize,
     /// The budget line printed at start.
     budget_line: String,
 }
 
-impl Spine {
+impl std::ops::Deref for Flooded {
+    type Target = Spine;
+
+    fn deref(&self) -> &Spine {
+        &self.spine
+    }
+}
+
+impl Flooded {
     /// `spine serve` on `dir` with `flags`, once it is ready.
     fn start(dir: &Path, flags: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_spine"))
-            .args(["serve", "--tls-addr", "127.0.0.1:0"])
-            .args(["--quic-addr", "127.0.0.1:0", "--shards", "2"])
-            .args(["--metrics-addr", "127.0.0.1:0"])
-            .args(flags)
-            .arg("--data-dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut spine = Self {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            quic: SocketAddr::from(([0, 0, 0, 0], 0)),
-            connections_max: 0,
-            budget_line: String::new(),
+        let spine = Spine::start_with(dir, flags);
+        let printed = |prefix: &str| {
+            spine
+                .printed
+                .iter()
+                .find(|line| line.starts_with(prefix))
+                .cloned()
+                .unwrap()
         };
-        let stdout = BufReader::new(spine.child.stdout.take().unwrap());
-        for line in stdout.lines() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix("tls: ") {
-                spine.addr = rest.split(' ').next().unwrap().parse().unwrap();
-            }
-            if let Some(rest) = line.strip_prefix("quic: ") {
-                spine.quic = rest.split(' ').next().unwrap().parse().unwrap();
-            }
-            if line.starts_with("memory budget: ") {
-                spine.budget_line = line.clone();
-            }
-            if let Some(rest) = line.strip_prefix("limits: ") {
-                spine.connections_max = rest.split(' ').next().unwrap().parse().unwrap();
-            }
-            if line == "ready" {
-                break;
-            }
+        let connections_max = printed("limits: ")["limits: ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let budget_line = printed("memory budget: ");
+        Self {
+            spine,
+            connections_max,
+            budget_line,
         }
-        assert!(spine.addr.port() != 0, "the server printed its TLS address");
-        spine
     }
 
     /// The server's resident memory now, in bytes.
     fn resident_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.spine.child.id())).unwrap();
         let line = status
             .lines()
             .find(|line| line.starts_with("VmRSS:"))
             .unwrap();
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib * 1024
-    }
-}
-
-impl Drop for Spine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -162,7 +146,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn a_request_that_finds_the_bytes_in_flight_spent_is_refused_on_both_transports() {
     let dir = tempfile::tempdir().unwrap();
     // Less than any request's charge (twice its frame and 16 KiB): every request is refused.
-    let spine = Spine::start(dir.path(), &["--in-flight-bytes-max", "16384"]);
+    let spine = Flooded::start(dir.path(), &["--in-flight-bytes-max", "16384"]);
     let config = demo_config(dir.path());
     runtime().block_on(async {
         for (transport, addr) in [(Transport::Tls, spine.addr), (Transport::Quic, spine.quic)] {
@@ -188,7 +172,7 @@ fn a_request_that_finds_the_bytes_in_flight_spent_is_refused_on_both_transports(
 fn a_flood_of_connections_and_large_frames_stays_within_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
     let flags = ["--memory-budget", "96MiB", "--frame-timeout-ms", "60000"];
-    let spine = Spine::start(dir.path(), &flags);
+    let spine = Flooded::start(dir.path(), &flags);
     assert!(
         spine.budget_line.contains("of 96.0 MiB"),
         "the budget is printed at start: {}",

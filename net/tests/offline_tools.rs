@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,6 +17,8 @@ use spine_core::engine::{Engine, EngineConfig};
 use spine_core::pds::synthetic::Population;
 use spine_core::request::{Operation, Reply, Request};
 use uuid::Uuid;
+
+use common::snapshot;
 
 const SHARDS: usize = 2;
 
@@ -67,24 +70,6 @@ fn spine(args: &[&str], dir: &Path) -> Output {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let bytes = fs::read(&path).unwrap();
-                files.insert(path, bytes);
-            }
-        }
-    }
-    files
 }
 
 /// The last segment of shard 0 and the offset of its last record's payload.

@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,122 +25,7 @@ use spine_net::protocol::message::{self, Goodbye, WireRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-struct Spine {
-    child: Child,
-    addr: SocketAddr,
-    quic: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Spine {
-    /// Starts `spine serve` on `dir` and waits until it is ready.
-    fn start(dir: &Path) -> Self {
-        Self::start_with(dir, &[])
-    }
-
-    /// Starts `spine serve` on `dir` with more flags and waits until it is ready.
-    fn start_with(dir: &Path, flags: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_spine"))
-            .args([
-                "serve",
-                "--tls-addr",
-                "127.0.0.1:0",
-                "--quic-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--shards", "2", "--metrics-addr", "127.0.0.1:0"])
-            .args(flags)
-            .arg("--data-dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        // Owned by the guard from here, so a failed start does not leave a server running.
-        let mut spine = Self {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            quic: SocketAddr::from(([0, 0, 0, 0], 0)),
-            metrics: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        let stdout = BufReader::new(spine.child.stdout.take().unwrap());
-        let (mut addr, mut quic, mut metrics) = (None, None, None);
-        for line in stdout.lines() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix("tls: ") {
-                addr = Some(rest.split(' ').next().unwrap().parse().unwrap());
-            }
-            if let Some(rest) = line.strip_prefix("quic: ") {
-                quic = Some(rest.split(' ').next().unwrap().parse().unwrap());
-            }
-            if let Some(rest) = line.strip_prefix("metrics: http://") {
-                metrics = Some(rest.trim_end_matches("/metrics").parse().unwrap());
-            }
-            if line == "ready" {
-                break;
-            }
-        }
-        spine.addr = addr.expect("the server printed its TLS address");
-        spine.quic = quic.expect("the server printed its QUIC address");
-        spine.metrics = metrics.expect("the server printed its metrics address");
-        spine
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args(["-s", signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Spine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn identity(dir: &Path, name: &str) -> ClientIdentity {
-    let pki = Pki::at(dir);
-    ClientIdentity {
-        ca: pki.ca_cert(),
-        cert: pki.client_files(name).unwrap(),
-    }
-}
-
-async fn connect(addr: SocketAddr, identity: &ClientIdentity) -> Result<Client, ClientError> {
-    let config = Arc::new(tls_client_config(identity)?);
-    Client::connect(Transport::Tls, addr, "localhost", config).await
-}
-
-fn request(operation: Operation) -> WireRequest {
-    WireRequest {
-        id: Uuid::new_v4(),
-        user: demo_ids::GP,
-        role_profile: "gp-riverside".into(),
-        organisation: "Y90001".parse().unwrap(),
-        justification: Justification::None,
-        deadline_ms: 0,
-        operation,
-    }
-}
-
-fn patient(response: Response) -> Patient {
-    match response {
-        Ok(Reply::Patient(patient)) => patient,
-        other => panic!("expected a patient, got {other:?}"),
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use common::{Spine, connect, identity, load, patient, request, runtime};
 
 type RawTls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
@@ -786,20 +671,6 @@ async fn refused_connection(
             .expect_err("the connection is refused"),
         Err(error) => error,
     }
-}
-
-/// Loads `person` on `client`, expecting the record back.
-async fn load(client: &Client, person: &Patient) -> Patient {
-    let loaded = patient(
-        client
-            .call(request(Operation::PdsLoad {
-                patient: person.clone(),
-            }))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(loaded.nhs_number, person.nhs_number);
-    loaded
 }
 
 #[test]
