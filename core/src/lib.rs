@@ -24,6 +24,7 @@
 //!   the whole document.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod backup;
 pub mod coordinator;
 pub mod engine;
 pub mod shard;

@@ -342,6 +342,24 @@ impl EngineHandle {
         self.shards.len()
     }
 
+    /// Where every shard's log ends, read with all their writers held at once: positions no
+    /// crash could tell from one instant's, for a backup (`crate::backup`, the cut). Each
+    /// writer is held between two batches for as long as reading the positions takes.
+    pub fn backup_cut(&self) -> Result<Vec<spine_storage::LogExtent>, crate::backup::BackupError> {
+        let held: Vec<_> = self
+            .shards
+            .iter()
+            .map(|shard| shard.log.hold_writes())
+            .collect();
+        held.iter()
+            .enumerate()
+            .map(|(shard, held)| {
+                held.extent()
+                    .map_err(|source| crate::backup::BackupError::Extent { shard, source })
+            })
+            .collect()
+    }
+
     /// The runtime of shard `shard`'s thread, for per-core tasks (network, benchmarks).
     pub fn runtime(&self, shard: usize) -> &tokio::runtime::Handle {
         &self.shards[shard].runtime

@@ -11,6 +11,10 @@
 //!   offline, writing nothing (it works on a read-only copy); any damage, a torn tail included,
 //!   is printed and exits 1. Only `spine serve` cuts a torn tail, when it opens the log, and logs
 //!   what it cut.
+//! - `spine backup --to BACKUP`: a copy of the data directory at one cut of every shard's log,
+//!   taken from a serving core through its control socket (writes held for microseconds) or
+//!   from a stopped one; `spine restore --from BACKUP` checks one and brings it back into a new
+//!   data directory; `spine verify` checks a backup against its manifest as well.
 //! - `spine stats`: records per service and shard, offline.
 //!
 //! Exit status: 0 on success; 1 on an error (printed with its causes); 2 for bad arguments.
@@ -30,6 +34,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use spine_core::access::directory_file;
 use spine_core::access::{Activity, System};
+use spine_core::backup::control::{self, ControlSocket};
+use spine_core::backup::{self as backups, Manifest, check, take};
 use spine_core::engine::{Engine, EngineConfig, data_dir};
 use spine_core::shard::audit_queries::verify_chain;
 use spine_core::shard::record_layout::{RecordKind, ShardIndexes};
@@ -54,8 +60,29 @@ enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
-    /// Verify every shard's log and audit chain (the server must not be running).
+    /// Verify every shard's log and audit chain, of a stopped data directory or a backup
+    /// (whose files are checked against its manifest too); writes nothing.
     Verify(DataDir),
+    /// Copy a data directory, served or stopped, at one cut of every shard's log.
+    Backup {
+        #[command(flatten)]
+        data: DataDir,
+        /// Where the backup goes: a directory that does not exist yet, or is empty.
+        #[arg(long, value_name = "BACKUP")]
+        to: PathBuf,
+        /// An earlier backup of the same directory: segments unchanged since are hard links
+        /// to its copies (copied where the two are on different file systems).
+        #[arg(long, value_name = "BACKUP")]
+        since: Option<PathBuf>,
+    },
+    /// Restore a backup (checked first) into a new data directory.
+    Restore {
+        /// The backup.
+        #[arg(long, value_name = "BACKUP")]
+        from: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Print records per kind and shard (the server must not be running).
     Stats(DataDir),
 }
@@ -187,6 +214,8 @@ fn main() -> ExitCode {
                 },
         } => issue(&data.data_dir, &system, &organisation),
         Command::Verify(data) => verify(&data.data_dir),
+        Command::Backup { data, to, since } => backup(&data.data_dir, &to, since.as_deref()),
+        Command::Restore { from, data } => restore(&from, &data.data_dir),
         Command::Stats(data) => stats(&data.data_dir),
     };
     match result {
@@ -228,7 +257,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let engine = Engine::start(config).context("starting the engine")?;
     let handle = engine.handle();
     let server = Server::start(&handle, &server_config, &pki).context("starting the server")?;
-    let demo_client = pki.client_files(DEMO_CLIENT)?;
+    let control =
+        ControlSocket::start(data_dir, handle.clone()).context("starting the control socket")?;
     println!("spine serving on {shards} shards");
     println!("{}", memory.summary());
     println!(
@@ -237,27 +267,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         server_config.limits.in_flight_bytes_max,
         inbox_capacity
     );
-    println!(
-        "tls: {} (ALPN spine/1, client certificates required)",
-        server.tls_addr()
-    );
-    if let Some(quic) = server.quic_addr() {
-        println!("quic: {quic} (ALPN spine/1, client certificates required)");
-    }
-    if let Some(metrics) = server.metrics_addr() {
-        println!("metrics: http://{metrics}/metrics");
-    }
-    println!("data: {}", data_dir.display());
-    println!("ca: {}", pki.ca_cert().display());
-    println!(
-        "demo client: {} {}",
-        demo_client.cert.display(),
-        demo_client.key.display()
-    );
-    println!(
-        "access directory: {}",
-        data_dir.join(directory_file::FILE_NAME).display()
-    );
+    print_places(&server, data_dir, &pki, &control)?;
     println!("ready");
 
     let signals = tokio::runtime::Builder::new_current_thread()
@@ -270,9 +280,43 @@ fn serve(args: &ServeArgs) -> Result<()> {
     if left > 0 {
         eprintln!("spine: {left} connections still open after 10 s; closing them");
     }
+    drop(control);
     drop(handle);
     engine.shutdown().context("stopping the engine")?;
     eprintln!("spine: stopped");
+    Ok(())
+}
+
+/// Prints where a serving core is: its listeners and files.
+fn print_places(
+    server: &Server,
+    data_dir: &Path,
+    pki: &Pki,
+    control: &ControlSocket,
+) -> Result<()> {
+    let demo_client = pki.client_files(DEMO_CLIENT)?;
+    println!(
+        "tls: {} (ALPN spine/1, client certificates required)",
+        server.tls_addr()
+    );
+    if let Some(quic) = server.quic_addr() {
+        println!("quic: {quic} (ALPN spine/1, client certificates required)");
+    }
+    if let Some(metrics) = server.metrics_addr() {
+        println!("metrics: http://{metrics}/metrics");
+    }
+    println!("data: {}", data_dir.display());
+    println!("control: {} (spine backup)", control.path().display());
+    println!("ca: {}", pki.ca_cert().display());
+    println!(
+        "demo client: {} {}",
+        demo_client.cert.display(),
+        demo_client.key.display()
+    );
+    println!(
+        "access directory: {}",
+        data_dir.join(directory_file::FILE_NAME).display()
+    );
     Ok(())
 }
 
@@ -348,6 +392,13 @@ fn open_read_only(
 fn verify(data_dir: &Path) -> Result<()> {
     let shards = shard_count(data_dir)?;
     let mut problems = 0;
+    let manifest = if data_dir.join(backups::MANIFEST_FILE_NAME).exists() {
+        let manifest = Manifest::read_from(data_dir)?;
+        problems += check_backup(data_dir, &manifest)?;
+        Some(manifest)
+    } else {
+        None
+    };
     for shard in 0..shards {
         let (log, report) = match open_read_only(data_dir, shard, shards) {
             Ok(opened) => opened,
@@ -373,6 +424,18 @@ fn verify(data_dir: &Path) -> Result<()> {
             );
             problems += 1;
         }
+        if let Some(position) = manifest
+            .as_ref()
+            .and_then(|manifest| manifest.positions.get(shard))
+            .filter(|position| position.index != log.last_position().index)
+        {
+            println!(
+                "shard {shard}: DAMAGED: the log ends at {}, the backup's cut at {}",
+                log.last_position().index,
+                position.index
+            );
+            problems += 1;
+        }
         match verify_chain(&log, None) {
             Ok(head) => println!(
                 "shard {shard}: {} records verified, audit chain of {} events intact",
@@ -388,6 +451,103 @@ fn verify(data_dir: &Path) -> Result<()> {
     if problems > 0 {
         bail!("{problems} problems found in {}", data_dir.display());
     }
+    Ok(())
+}
+
+/// Checks the backup in `dir` against its manifest, printing each problem; returns how many.
+fn check_backup(dir: &Path, manifest: &Manifest) -> Result<usize> {
+    let found = check::check(dir, manifest)?;
+    for problem in &found {
+        println!("backup: DAMAGED: {problem}");
+    }
+    if found.is_empty() {
+        println!(
+            "backup: {} files match the manifest (taken {})",
+            manifest.files.len(),
+            if manifest.online { "online" } else { "offline" }
+        );
+    }
+    Ok(found.len())
+}
+
+/// Copies `data_dir` to `to`: through the serving core's control socket if one holds the
+/// directory, else holding the directory itself while it copies.
+fn backup(data_dir: &Path, to: &Path, since: Option<&Path>) -> Result<()> {
+    let shards = shard_count(data_dir)?;
+    let taken = match data_dir::lock(data_dir) {
+        Ok(lock) => {
+            let mut cut = Vec::with_capacity(shards);
+            for shard in 0..shards {
+                let (log, report) = open_read_only(data_dir, shard, shards)
+                    .with_context(|| format!("opening shard {shard}'s log"))?;
+                if let Some(torn) = &report.torn_tail {
+                    println!(
+                        "shard {shard}: a torn tail at {} offset {} is left out ({} records of \
+                         an unfinished turn, never acknowledged)",
+                        torn.segment.display(),
+                        torn.offset,
+                        torn.valid_records_discarded
+                    );
+                }
+                cut.push(
+                    log.hold_writes()
+                        .extent()
+                        .with_context(|| format!("reading where shard {shard}'s log ends"))?,
+                );
+            }
+            let taken = take::take(data_dir, &cut, take::Source::Offline, to, since)?;
+            drop(lock);
+            taken
+        }
+        Err(data_dir::DataDirError::InUse { .. }) => {
+            let served = control::request_cut(data_dir, shards)?.with_context(|| {
+                format!(
+                    "{} is in use, but no server answers on its control socket",
+                    data_dir.display()
+                )
+            })?;
+            println!(
+                "the serving core held its log writers for {} µs to give the cut",
+                served.held.as_micros()
+            );
+            take::take(data_dir, &served.extents, take::Source::Online, to, since)?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let manifest = &taken.manifest;
+    for position in &manifest.positions {
+        println!(
+            "shard {}: copied up to log position {}:{}",
+            position.shard, position.term, position.index
+        );
+    }
+    println!(
+        "backup: {} files in {} ({}, {} segments linked to the earlier backup); `spine verify \
+         --data-dir {}` checks it",
+        manifest.files.len(),
+        to.display(),
+        if manifest.online { "online" } else { "offline" },
+        taken.linked,
+        to.display()
+    );
+    Ok(())
+}
+
+/// Restores the backup in `from` into the new data directory `data_dir`.
+fn restore(from: &Path, data_dir: &Path) -> Result<()> {
+    let manifest = backups::restore::restore(from, data_dir)?;
+    for position in &manifest.positions {
+        println!(
+            "shard {}: restored up to log position {}:{}",
+            position.shard, position.term, position.index
+        );
+    }
+    println!(
+        "restored {} files into {}; `spine serve --data-dir {}` serves it",
+        manifest.files.len(),
+        data_dir.display(),
+        data_dir.display()
+    );
     Ok(())
 }
 

@@ -1,0 +1,197 @@
+//! Backups of a data directory, taken from a serving core or a stopped one, and restored.
+//!
+//! A backup is a data directory of its own, plus a manifest ([`manifest`]) written last: every
+//! shard's segments up to one cut, the newest index checkpoint inside it, and the directory's
+//! other files (the shard count, the access directory, the certificates). It opens as it is
+//! (read-only, for `spine verify`); `spine restore` copies it to a new data directory after
+//! checking every file against the manifest.
+//!
+//! **The cut.** Each shard's log ends at its own position; together they must be a state a
+//! crash could have left, or a cross-shard step (an e-RS booking's slot, say) could stand in
+//! the copy without the record that caused it. A shard sends another shard a step only once
+//! the record behind it is durable, so positions read while every shard's log writer is held
+//! at once (`EngineHandle::backup_cut`: each held between two batches, then all read, then all
+//! let go) are such a state: every record in the copy was caused by records in the copy. The
+//! writers are held for as long as reading the positions takes (microseconds, after the flush
+//! in flight); the copying happens after, from files that are only ever appended to past the
+//! cut.
+//!
+//! - `manifest.rs`: the manifest, field by field.
+//! - `take.rs`: copying a data directory at a cut.
+//! - `check.rs`: a backup's files against its manifest.
+//! - `restore.rs`: a backup into a new data directory.
+//! - `control.rs`: the serving core's control socket, through which a backup asks for a cut.
+
+pub mod check;
+pub mod control;
+pub mod manifest;
+pub mod restore;
+pub mod take;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use manifest::{FileEntry, MANIFEST_FILE_NAME, Manifest, ShardPosition};
+
+/// Why a backup could not be taken, checked or restored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// An io error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The target of a backup or a restore holds files already.
+    #[error("{path} is not empty: a backup or a restore goes into a new directory")]
+    TargetNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The manifest cannot be read or describes something impossible.
+    #[error("{path}: not a backup manifest: {reason}")]
+    BadManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A backup's files disagree with its manifest.
+    #[error("{path} does not match its manifest: {problems} problems, the first: {first}")]
+    Damaged {
+        /// The backup.
+        path: PathBuf,
+        /// How many problems were found.
+        problems: usize,
+        /// The first.
+        first: String,
+    },
+    /// The data directory holds something a backup cannot copy.
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A log's extent could not be read (a sealed segment's last record no longer reads).
+    #[error("shard {shard}: reading where its log ends: {source}")]
+    Extent {
+        /// The shard.
+        shard: usize,
+        /// The failure.
+        source: spine_storage::ReadError,
+    },
+    /// The serving core's control socket failed or answered something unexpected.
+    #[error("control socket {path}: {reason}")]
+    Control {
+        /// The socket.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl BackupError {
+    /// A mapper from an io error on `path`.
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The size of each read and write of a copy.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// SHA-256 as the manifest writes it: 64 lower-case hex digits.
+fn hex_digest(hasher: Sha256) -> String {
+    let digest: [u8; 32] = hasher.finalize().into();
+    spine_domain::gp2gp::Sha256Hash::from_bytes(digest).to_string()
+}
+
+/// Copies the first `hashed_bytes` bytes of `source` to a new file `target`, then zeros to
+/// `bytes` (a hole), synced; returns the hash of the bytes copied.
+fn copy_prefix(
+    source: &Path,
+    target: &Path,
+    hashed_bytes: u64,
+    bytes: u64,
+) -> Result<String, BackupError> {
+    let mut from = File::open(source)
+        .map_err(BackupError::io(source))?
+        .take(hashed_bytes);
+    let mut to = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(BackupError::io(target))?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; CHUNK_BYTES];
+    let mut copied = 0;
+    loop {
+        let read = from.read(&mut chunk).map_err(BackupError::io(source))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&chunk[..read]);
+        to.write_all(&chunk[..read])
+            .map_err(BackupError::io(target))?;
+        copied += read as u64;
+    }
+    if copied != hashed_bytes {
+        return Err(BackupError::Io {
+            path: source.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{copied} bytes where {hashed_bytes} were expected"),
+            ),
+        });
+    }
+    to.set_len(bytes).map_err(BackupError::io(target))?;
+    to.sync_all().map_err(BackupError::io(target))?;
+    Ok(hex_digest(hasher))
+}
+
+/// Creates `dir` for a backup or a restore: it must not exist, or be empty.
+fn create_empty_dir(dir: &Path) -> Result<(), BackupError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(BackupError::TargetNotEmpty {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(BackupError::io(dir))
+        }
+        Err(source) => Err(BackupError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Syncs directory `dir`, so the names created in it survive a power loss.
+fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(BackupError::io(dir))
+}
+
+/// `relative` (a manifest path) under `top`.
+fn under(top: &Path, relative: &str) -> PathBuf {
+    relative
+        .split('/')
+        .fold(top.to_path_buf(), |path, name| path.join(name))
+}
