@@ -242,3 +242,93 @@ fn a_damaged_backup_is_found_by_verify_and_restores_nothing() {
     );
     assert!(!restored.exists(), "nothing restored");
 }
+
+/// Runs `spine` with `args` and SIGKILLs it after `after`; whether it had finished already.
+fn killed_after(args: &[&str], after: std::time::Duration) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spine"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    child.wait().unwrap();
+    finished
+}
+
+#[test]
+fn a_backup_or_restore_killed_at_any_moment_leaves_nothing_that_looks_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let server = Spine::start(&data);
+        let demo = identity(&data, DEMO_CLIENT);
+        runtime().block_on(async {
+            let client = connect(server.addr, &demo).await.unwrap();
+            for mut person in Population::new(43).take(200) {
+                person.general_practitioner = Some("Y90001".parse().unwrap());
+                load(&client, &person).await;
+            }
+        });
+    }
+    let backup = dir.path().join("backup");
+    let restored = dir.path().join("restored");
+    let mut cut_short = 0;
+    for step in 0..12u64 {
+        let after = std::time::Duration::from_millis(2 + step * 4);
+        let finished = killed_after(
+            &["backup", "--data-dir", path(&data), "--to", path(&backup)],
+            after,
+        );
+        if backup.exists() {
+            let verified = spine(&["verify", "--data-dir", path(&backup)]);
+            assert!(verified.status.success(), "{}", text(&verified));
+            fs::remove_dir_all(&backup).unwrap();
+        } else {
+            assert!(!finished, "a backup that finished is there");
+            cut_short += 1;
+        }
+    }
+    let taken = spine(&["backup", "--data-dir", path(&data), "--to", path(&backup)]);
+    assert!(taken.status.success(), "{}", text(&taken));
+    for step in 0..12u64 {
+        let after = std::time::Duration::from_millis(2 + step * 4);
+        let finished = killed_after(
+            &[
+                "restore",
+                "--from",
+                path(&backup),
+                "--data-dir",
+                path(&restored),
+            ],
+            after,
+        );
+        if restored.exists() {
+            let verified = spine(&["verify", "--data-dir", path(&restored)]);
+            assert!(verified.status.success(), "{}", text(&verified));
+            fs::remove_dir_all(&restored).unwrap();
+        } else {
+            assert!(!finished, "a restore that finished is there");
+            cut_short += 1;
+        }
+    }
+    assert!(cut_short > 0, "some runs were cut short");
+    // Run again after a run cut short: it starts afresh.
+    killed_after(
+        &[
+            "restore",
+            "--from",
+            path(&backup),
+            "--data-dir",
+            path(&restored),
+        ],
+        std::time::Duration::from_millis(3),
+    );
+    let back = restore(&backup, &restored);
+    assert!(back.status.success(), "{}", text(&back));
+    assert!(!dir.path().join("restored.partial").exists());
+    let verified = spine(&["verify", "--data-dir", path(&restored)]);
+    assert!(verified.status.success(), "{}", text(&verified));
+}

@@ -161,24 +161,86 @@ fn copy_prefix(
     Ok(hex_digest(hasher))
 }
 
-/// Creates `dir` for a backup or a restore: it must not exist, or be empty.
-fn create_empty_dir(dir: &Path) -> Result<(), BackupError> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(BackupError::TargetNotEmpty {
-                    path: dir.to_path_buf(),
+/// A directory being filled under a name of its own beside its final one (`NAME.partial`),
+/// renamed into place only once whole: a backup or a restore cut short (killed, power lost)
+/// never leaves a directory that looks complete, and running it again starts afresh (the
+/// `.partial` directory left behind is removed).
+struct Staging {
+    partial: PathBuf,
+    target: PathBuf,
+}
+
+impl Staging {
+    /// Begins filling `target`, which must not exist, or be empty.
+    fn begin(target: &Path) -> Result<Self, BackupError> {
+        match std::fs::read_dir(target) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(BackupError::TargetNotEmpty {
+                        path: target.to_path_buf(),
+                    });
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(BackupError::Io {
+                    path: target.to_path_buf(),
+                    source,
                 });
             }
-            Ok(())
         }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(BackupError::io(dir))
+        let name =
+            target
+                .file_name()
+                .and_then(|name| name.to_str())
+                .ok_or(BackupError::Unsupported {
+                    path: target.to_path_buf(),
+                    reason: "not a directory name a backup or a restore can go to",
+                })?;
+        let partial = target.with_file_name(format!("{name}.partial"));
+        match std::fs::remove_dir_all(&partial) {
+            Ok(()) => {
+                tracing::warn!(path = %partial.display(), "removed what an earlier run cut short left")
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(BackupError::Io {
+                    path: partial,
+                    source,
+                });
+            }
         }
-        Err(source) => Err(BackupError::Io {
-            path: dir.to_path_buf(),
-            source,
-        }),
+        std::fs::create_dir_all(&partial).map_err(BackupError::io(&partial))?;
+        Ok(Self {
+            partial,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Where the files go meanwhile.
+    fn path(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Renames the whole directory into place, durably.
+    fn commit(self) -> Result<(), BackupError> {
+        sync_dir(&self.partial)?;
+        match std::fs::remove_dir(&self.target) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(BackupError::Io {
+                    path: self.target,
+                    source,
+                });
+            }
+        }
+        std::fs::rename(&self.partial, &self.target).map_err(BackupError::io(&self.target))?;
+        let parent = match self.target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        sync_dir(&parent)
     }
 }
 

@@ -1,6 +1,7 @@
 //! A backup into a new data directory: the backup is checked whole against its manifest
 //! first, so a damaged one restores nothing; then every file is copied (each file's zeros as
-//! a hole), synced, and every directory synced. The data directory then opens as the core did
+//! a hole) into `DIR.partial`, synced, every directory synced, and the whole renamed to `DIR`:
+//! a restore cut short leaves no data directory a core would serve. The data directory then opens as the core did
 //! at the backup's cut, less the turns that were not yet durable there.
 
 use std::collections::BTreeSet;
@@ -8,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::manifest::Manifest;
-use super::{BackupError, check, copy_prefix, create_empty_dir, sync_dir, under};
+use super::{BackupError, Staging, check, copy_prefix, sync_dir, under};
 
 /// Restores the backup in `from` into `data_dir` (which must not exist, or be empty); returns
 /// its manifest.
@@ -22,7 +23,8 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
             first: first.clone(),
         });
     }
-    create_empty_dir(data_dir)?;
+    let staging = Staging::begin(data_dir)?;
+    let data_dir = staging.path();
     let mut folders = BTreeSet::from([data_dir.to_path_buf()]);
     for entry in &manifest.files {
         let target = under(data_dir, &entry.path);
@@ -57,5 +59,6 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
     for folder in &folders {
         sync_dir(folder)?;
     }
+    staging.commit()?;
     Ok(manifest)
 }

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use spine_storage::{LogExtent, Position};
 
 use super::manifest::{FileEntry, MANIFEST_FILE_NAME, MANIFEST_FORMAT, Manifest, ShardPosition};
-use super::{BackupError, control, copy_prefix, create_empty_dir, sync_dir};
+use super::{BackupError, Staging, control, copy_prefix, sync_dir};
 use crate::engine::EngineConfig;
 use crate::engine::data_dir::LOCK_FILE_NAME;
 
@@ -48,15 +48,16 @@ pub fn take(
     since: Option<&Path>,
 ) -> Result<Taken, BackupError> {
     let base = since.map(|dir| read_base(dir, cut.len())).transpose()?;
-    create_empty_dir(to)?;
+    let staging = Staging::begin(to)?;
     let canonical = |path: &Path| fs::canonicalize(path).map_err(BackupError::io(path));
-    if canonical(to)?.starts_with(canonical(data_dir)?) {
-        let _ = fs::remove_dir(to);
+    if canonical(staging.path())?.starts_with(canonical(data_dir)?) {
+        let _ = fs::remove_dir(staging.path());
         return Err(BackupError::Unsupported {
             path: to.to_path_buf(),
             reason: "inside the data directory it would copy",
         });
     }
+    let to = staging.path();
     let taken_at_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
@@ -100,6 +101,7 @@ pub fn take(
         files: copier.files,
     };
     manifest.write_to(to)?;
+    staging.commit()?;
     Ok(Taken {
         manifest,
         linked: copier.linked,
