@@ -8,11 +8,28 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use common::*;
 use spine_core::access::directory_file::demo_ids;
 use spine_core::backup::control::{self, ControlSocket};
-use spine_core::backup::{BackupError, check, restore, take};
+use spine_core::backup::{BackupError, Pace, check, restore, take};
+
+/// `take::take` at no rate limit.
+fn back_up(
+    data: &Path,
+    cut: &[spine_storage::LogExtent],
+    source: take::Source,
+    to: &Path,
+    since: Option<&Path>,
+) -> Result<take::Taken, BackupError> {
+    take::take(data, cut, source, to, since, &mut Pace::new(None))
+}
+
+/// `restore::restore` at no rate limit.
+fn restore_into(backup: &Path, data: &Path) {
+    restore::restore(backup, data, &mut Pace::new(None)).unwrap();
+}
 
 #[test]
 fn a_cut_through_the_control_socket_is_copied_checked_and_restored() {
@@ -37,7 +54,7 @@ fn a_cut_through_the_control_socket_is_copied_checked_and_restored() {
     assert!(cut.iter().all(|extent| extent.last.index > 0));
 
     let backup = dir.path().join("backup");
-    let manifest = take::take(&data, &cut, take::Source::Online, &backup, None)
+    let manifest = back_up(&data, &cut, take::Source::Online, &backup, None)
         .unwrap()
         .manifest;
     assert!(manifest.online);
@@ -53,7 +70,7 @@ fn a_cut_through_the_control_socket_is_copied_checked_and_restored() {
     engine.shutdown().unwrap();
 
     let restored = dir.path().join("restored");
-    restore::restore(&backup, &restored).unwrap();
+    restore_into(&backup, &restored);
     let engine = start(&restored);
     let handle = engine.handle();
     for patient in &patients {
@@ -105,7 +122,7 @@ fn a_backup_is_never_taken_into_the_directory_it_copies() {
     let engine = start(dir.path());
     let cut = engine.handle().backup_cut().unwrap();
     let inside = dir.path().join("backup");
-    let refused = take::take(dir.path(), &cut, take::Source::Online, &inside, None).unwrap_err();
+    let refused = back_up(dir.path(), &cut, take::Source::Online, &inside, None).unwrap_err();
     assert!(
         matches!(refused, BackupError::Unsupported { .. }),
         "{refused}"
@@ -134,9 +151,7 @@ fn an_incremental_backup_links_the_segments_unchanged_since_the_one_before() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut small_segments = config(&data);
-    small_segments.segment_size = 320 << 10;
-    let engine = spine_core::engine::Engine::start(small_segments).unwrap();
+    let engine = spine_core::engine::Engine::start(small_segments(&data)).unwrap();
     let handle = engine.handle();
     let mut first = population(73, 4_000);
     let second = first.split_off(3_000);
@@ -147,11 +162,11 @@ fn an_incremental_backup_links_the_segments_unchanged_since_the_one_before() {
         cut.iter().all(|extent| extent.segments.len() > 1),
         "sealed segments to link: {cut:?}"
     );
-    take::take(&data, &cut, take::Source::Online, &full, None).unwrap();
+    back_up(&data, &cut, take::Source::Online, &full, None).unwrap();
     load_at_once(&handle, &second);
     let incremental = dir.path().join("incremental");
     let cut = handle.backup_cut().unwrap();
-    let taken = take::take(&data, &cut, take::Source::Online, &incremental, Some(&full)).unwrap();
+    let taken = back_up(&data, &cut, take::Source::Online, &incremental, Some(&full)).unwrap();
     drop(handle);
     engine.shutdown().unwrap();
 
@@ -189,16 +204,19 @@ fn an_incremental_backup_links_the_segments_unchanged_since_the_one_before() {
     );
 
     let restored = dir.path().join("restored");
-    restore::restore(&incremental, &restored).unwrap();
-    let mut small_segments = config(&restored);
-    small_segments.segment_size = 320 << 10;
-    let engine = spine_core::engine::Engine::start(small_segments).unwrap();
-    let handle = engine.handle();
+    restore_into(&incremental, &restored);
+    let engine = spine_core::engine::Engine::start(small_segments(&restored)).unwrap();
     for patient in first.iter().step_by(37).chain(&second) {
-        patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number));
+        patient_reply(retrieve(&engine.handle(), demo_ids::GP, patient.nhs_number));
     }
-    drop(handle);
     engine.shutdown().unwrap();
+}
+
+/// The engine's test settings with segments small enough that 1,500 patients fill several.
+fn small_segments(dir: &Path) -> spine_core::engine::EngineConfig {
+    let mut config = config(dir);
+    config.segment_size = 320 << 10;
+    config
 }
 
 #[test]
@@ -221,7 +239,7 @@ fn an_offline_backup_keeps_its_checkpoints_and_restores_to_serve_from_them() {
         })
         .collect();
     let backup = dir.path().join("backup");
-    let manifest = take::take(&data, &cut, take::Source::Offline, &backup, None)
+    let manifest = back_up(&data, &cut, take::Source::Offline, &backup, None)
         .unwrap()
         .manifest;
     assert!(!manifest.online);
@@ -236,7 +254,7 @@ fn an_offline_backup_keeps_its_checkpoints_and_restores_to_serve_from_them() {
     );
 
     let restored = dir.path().join("restored");
-    restore::restore(&backup, &restored).unwrap();
+    restore_into(&backup, &restored);
     let engine = start(&restored);
     let report = &engine.recoveries()[0];
     assert!(report.checkpoint.is_some(), "{report:?}");

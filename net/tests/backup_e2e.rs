@@ -181,29 +181,55 @@ fn an_online_backup_under_writes_restores_what_was_acknowledged_before_it() {
     );
 }
 
+/// A data directory with `count` patients of population `seed` loaded through a server that
+/// then stopped (SIGTERM).
+fn stopped_with_patients(data: &Path, seed: u64, count: usize) {
+    let mut server = Spine::start(data);
+    let demo = identity(data, DEMO_CLIENT);
+    runtime().block_on(async {
+        let client = connect(server.addr, &demo).await.unwrap();
+        for mut person in Population::new(seed).take(count) {
+            person.general_practitioner = Some("Y90001".parse().unwrap());
+            load(&client, &person).await;
+        }
+    });
+    server.signal("TERM");
+    assert!(server.child.wait().unwrap().success());
+}
+
 #[test]
 fn a_damaged_backup_is_found_by_verify_and_restores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let backup = dir.path().join("backup");
-    {
-        let server = Spine::start(&data);
-        let demo = identity(&data, DEMO_CLIENT);
-        runtime().block_on(async {
-            let client = connect(server.addr, &demo).await.unwrap();
-            for mut person in Population::new(42).take(20) {
-                person.general_practitioner = Some("Y90001".parse().unwrap());
-                load(&client, &person).await;
-            }
-        });
-        server.signal("TERM");
-        let mut server = server;
-        assert!(server.child.wait().unwrap().success());
-    }
+    stopped_with_patients(&data, 42, 20);
     let taken = spine(&["backup", "--data-dir", path(&data), "--to", path(&backup)]);
     assert!(taken.status.success(), "{}", text(&taken));
     assert!(text(&taken).contains("(offline,"), "{}", text(&taken));
-    let again = spine(&["backup", "--data-dir", path(&data), "--to", path(&backup)]);
+    let no_rate = spine(&[
+        "backup",
+        "--data-dir",
+        path(&data),
+        "--to",
+        "x",
+        "--rate",
+        "0",
+    ]);
+    assert_eq!(no_rate.status.code(), Some(2), "{}", text(&no_rate));
+    assert!(
+        text(&no_rate).contains("a rate above zero"),
+        "{}",
+        text(&no_rate)
+    );
+    let again = spine(&[
+        "backup",
+        "--data-dir",
+        path(&data),
+        "--to",
+        path(&backup),
+        "--rate",
+        "64MiB",
+    ]);
     assert!(
         !again.status.success() && text(&again).contains("is not empty"),
         "{}",
@@ -262,17 +288,7 @@ fn killed_after(args: &[&str], after: std::time::Duration) -> bool {
 fn a_backup_or_restore_killed_at_any_moment_leaves_nothing_that_looks_whole() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    {
-        let server = Spine::start(&data);
-        let demo = identity(&data, DEMO_CLIENT);
-        runtime().block_on(async {
-            let client = connect(server.addr, &demo).await.unwrap();
-            for mut person in Population::new(43).take(200) {
-                person.general_practitioner = Some("Y90001".parse().unwrap());
-                load(&client, &person).await;
-            }
-        });
-    }
+    stopped_with_patients(&data, 43, 200);
     let backup = dir.path().join("backup");
     let restored = dir.path().join("restored");
     let mut cut_short = 0;

@@ -29,8 +29,10 @@ pub mod restore;
 pub mod take;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -109,8 +111,39 @@ impl BackupError {
     }
 }
 
-/// The size of each read and write of a copy.
-const CHUNK_BYTES: usize = 1 << 20;
+/// The size of each read and write of a copy: one writeback chunk, so each is on disk before
+/// the next is written and the log's flushes never queue behind a copy's dirty pages.
+const CHUNK_BYTES: usize = spine_storage::io::paced::WRITEBACK_CHUNK;
+
+/// A copy's rate: after each chunk, waits until the bytes copied so far are within it.
+#[derive(Debug)]
+pub struct Pace {
+    bytes_per_second: Option<NonZeroU64>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Pace {
+    /// At most `bytes_per_second` (no limit: `None`).
+    pub fn new(bytes_per_second: Option<NonZeroU64>) -> Self {
+        Self {
+            bytes_per_second,
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Counts `bytes` copied, and waits as long as the rate asks.
+    fn copied(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+        if let Some(rate) = self.bytes_per_second {
+            let due = Duration::from_secs_f64(self.bytes as f64 / rate.get() as f64);
+            if let Some(early) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(early);
+            }
+        }
+    }
+}
 
 /// SHA-256 as the manifest writes it: 64 lower-case hex digits.
 fn hex_digest(hasher: Sha256) -> String {
@@ -118,13 +151,15 @@ fn hex_digest(hasher: Sha256) -> String {
     spine_domain::gp2gp::Sha256Hash::from_bytes(digest).to_string()
 }
 
-/// Copies the first `hashed_bytes` bytes of `source` to a new file `target`, then zeros to
-/// `bytes` (a hole), synced; returns the hash of the bytes copied.
+/// Copies the first `hashed_bytes` bytes of `source` to a new file `target` at `pace`, each
+/// chunk written back before the next, then zeros to `bytes` (a hole), synced; returns the hash
+/// of the bytes copied.
 fn copy_prefix(
     source: &Path,
     target: &Path,
     hashed_bytes: u64,
     bytes: u64,
+    pace: &mut Pace,
 ) -> Result<String, BackupError> {
     let mut from = File::open(source)
         .map_err(BackupError::io(source))?
@@ -143,9 +178,10 @@ fn copy_prefix(
             break;
         }
         hasher.update(&chunk[..read]);
-        to.write_all(&chunk[..read])
+        spine_storage::io::paced::write_paced(&mut to, copied, [&chunk[..read]])
             .map_err(BackupError::io(target))?;
         copied += read as u64;
+        pace.copied(read);
     }
     if copied != hashed_bytes {
         return Err(BackupError::Io {
@@ -256,4 +292,22 @@ fn under(top: &Path, relative: &str) -> PathBuf {
     relative
         .split('/')
         .fold(top.to_path_buf(), |path, name| path.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pace_keeps_a_copy_within_its_rate_and_no_pace_waits_not_at_all() {
+        let mut paced = Pace::new(NonZeroU64::new(100 << 20));
+        for _ in 0..10 {
+            paced.copied(1 << 20);
+        }
+        // 10 MiB at 100 MiB a second: a tenth of a second at least.
+        assert!(paced.started.elapsed() >= Duration::from_millis(99));
+        let mut unpaced = Pace::new(None);
+        unpaced.copied(usize::MAX >> 1);
+        assert_eq!(unpaced.bytes, (usize::MAX >> 1) as u64);
+    }
 }

@@ -9,11 +9,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::manifest::Manifest;
-use super::{BackupError, Staging, check, copy_prefix, sync_dir, under};
+use super::{BackupError, Pace, Staging, check, copy_prefix, sync_dir, under};
 
-/// Restores the backup in `from` into `data_dir` (which must not exist, or be empty); returns
-/// its manifest.
-pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
+/// Restores the backup in `from` into `data_dir` (which must not exist, or be empty), the
+/// bytes copied keeping to `pace`; returns its manifest.
+pub fn restore(from: &Path, data_dir: &Path, pace: &mut Pace) -> Result<Manifest, BackupError> {
     let manifest = Manifest::read_from(from)?;
     let problems = check::check(from, &manifest)?;
     if let Some(first) = problems.first() {
@@ -43,6 +43,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
             &target,
             entry.hashed_bytes,
             entry.bytes,
+            pace,
         )?;
         if sha256 != entry.sha256 {
             // Checked a moment ago: the backup changed under the restore.

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use spine_storage::{LogExtent, Position};
 
 use super::manifest::{FileEntry, MANIFEST_FILE_NAME, MANIFEST_FORMAT, Manifest, ShardPosition};
-use super::{BackupError, Staging, control, copy_prefix, sync_dir};
+use super::{BackupError, Pace, Staging, control, copy_prefix, sync_dir};
 use crate::engine::EngineConfig;
 use crate::engine::data_dir::LOCK_FILE_NAME;
 
@@ -40,12 +40,14 @@ pub struct Taken {
 /// unchanged since that backup (the same file with the same used bytes: a log never rewrites
 /// what it wrote) is a hard link to its copy there instead, copied only where the two are on
 /// different file systems, so each backup is whole on its own and stores only what changed.
+/// The bytes copied keep to `pace`.
 pub fn take(
     data_dir: &Path,
     cut: &[LogExtent],
     source: Source,
     to: &Path,
     since: Option<&Path>,
+    pace: &mut Pace,
 ) -> Result<Taken, BackupError> {
     let base = since.map(|dir| read_base(dir, cut.len())).transpose()?;
     let staging = Staging::begin(to)?;
@@ -78,9 +80,9 @@ pub fn take(
     let mut shard_dirs = Vec::new();
     for (shard, extent) in cut.iter().enumerate() {
         let shard_dir = config.log_config(shard).dir;
-        shard_dirs.push(copier.copy_shard(&shard_dir, extent, to)?);
+        shard_dirs.push(copier.copy_shard(&shard_dir, extent, to, pace)?);
     }
-    copy_other_files(data_dir, to, "", &shard_dirs, &mut copier.files)?;
+    copy_other_files(data_dir, to, "", &shard_dirs, &mut copier.files, pace)?;
     sync_dir(to)?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
@@ -144,6 +146,7 @@ impl Copier<'_> {
         shard_dir: &Path,
         extent: &LogExtent,
         to: &Path,
+        pace: &mut Pace,
     ) -> Result<String, BackupError> {
         let name = file_name(shard_dir)?;
         let target = to.join(&name);
@@ -164,7 +167,7 @@ impl Copier<'_> {
                     self.linked += 1;
                     sha256
                 }
-                None => copy_prefix(&segment.path, &copy, segment.used_bytes, segment.size)?,
+                None => copy_prefix(&segment.path, &copy, segment.used_bytes, segment.size, pace)?,
             };
             self.files.push(FileEntry {
                 path: inside,
@@ -173,7 +176,7 @@ impl Copier<'_> {
                 sha256,
             });
         }
-        if let Some(entry) = copy_checkpoint(shard_dir, extent.last, &target, &name)? {
+        if let Some(entry) = copy_checkpoint(shard_dir, extent.last, &target, &name, pace)? {
             self.files.push(entry);
         }
         sync_dir(&target)?;
@@ -198,6 +201,7 @@ fn copy_checkpoint(
     last: Position,
     target: &Path,
     shard_name: &str,
+    pace: &mut Pace,
 ) -> Result<Option<FileEntry>, BackupError> {
     let newest = fs::read_dir(shard_dir)
         .map_err(BackupError::io(shard_dir))?
@@ -228,7 +232,7 @@ fn copy_checkpoint(
             });
         }
     };
-    match copy_prefix(&source, &target.join(&name), bytes, bytes) {
+    match copy_prefix(&source, &target.join(&name), bytes, bytes, pace) {
         Ok(sha256) => Ok(Some(FileEntry {
             path: format!("{shard_name}/{name}"),
             bytes,
@@ -262,6 +266,7 @@ fn copy_other_files(
     relative: &str,
     shard_dirs: &[String],
     files: &mut Vec<FileEntry>,
+    pace: &mut Pace,
 ) -> Result<(), BackupError> {
     let source_dir = if relative.is_empty() {
         dir.to_path_buf()
@@ -288,11 +293,11 @@ fn copy_other_files(
         let target = super::under(to, &inside);
         if kind.is_dir() {
             fs::create_dir(&target).map_err(BackupError::io(&target))?;
-            copy_other_files(dir, to, &inside, shard_dirs, files)?;
+            copy_other_files(dir, to, &inside, shard_dirs, files, pace)?;
             sync_dir(&target)?;
         } else if kind.is_file() {
             let bytes = entry.metadata().map_err(BackupError::io(&path))?.len();
-            let sha256 = copy_prefix(&path, &target, bytes, bytes)?;
+            let sha256 = copy_prefix(&path, &target, bytes, bytes, pace)?;
             files.push(FileEntry {
                 path: inside,
                 bytes,

@@ -25,6 +25,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use clap::{Args, Parser, Subcommand};
 use spine_core::access::directory_file;
 use spine_core::access::{Activity, System};
 use spine_core::backup::control::{self, ControlSocket};
-use spine_core::backup::{self as backups, Manifest, check, take};
+use spine_core::backup::{self as backups, Manifest, Pace, check, take};
 use spine_core::engine::{Engine, EngineConfig, data_dir};
 use spine_core::shard::audit_queries::verify_chain;
 use spine_core::shard::record_layout::{RecordKind, ShardIndexes};
@@ -74,6 +75,8 @@ enum Command {
         /// to its copies (copied where the two are on different file systems).
         #[arg(long, value_name = "BACKUP")]
         since: Option<PathBuf>,
+        #[command(flatten)]
+        rate: CopyRate,
     },
     /// Restore a backup (checked first) into a new data directory.
     Restore {
@@ -82,6 +85,8 @@ enum Command {
         from: PathBuf,
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        rate: CopyRate,
     },
     /// Print records per kind and shard (the server must not be running).
     Stats(DataDir),
@@ -100,6 +105,20 @@ enum CertCommand {
         #[arg(long, default_value = "Y90001")]
         organisation: String,
     },
+}
+
+#[derive(Args, Debug)]
+struct CopyRate {
+    /// Bytes a second the copy may read and write, at most (`200MiB`, `1GiB` or bytes), so that
+    /// a serving core on the same disk keeps its latency [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse_rate)]
+    rate: Option<NonZeroU64>,
+}
+
+/// A `--rate`: a size a second, above zero.
+fn parse_rate(text: &str) -> Result<NonZeroU64, String> {
+    let bytes = spine_net::memory::parse_bytes(text)?;
+    NonZeroU64::new(bytes).ok_or_else(|| "a rate above zero".to_owned())
 }
 
 #[derive(Args, Debug)]
@@ -214,8 +233,20 @@ fn main() -> ExitCode {
                 },
         } => issue(&data.data_dir, &system, &organisation),
         Command::Verify(data) => verify(&data.data_dir),
-        Command::Backup { data, to, since } => backup(&data.data_dir, &to, since.as_deref()),
-        Command::Restore { from, data } => restore(&from, &data.data_dir),
+        Command::Backup {
+            data,
+            to,
+            since,
+            rate,
+        } => backup(
+            &data.data_dir,
+            &to,
+            since.as_deref(),
+            &mut Pace::new(rate.rate),
+        ),
+        Command::Restore { from, data, rate } => {
+            restore(&from, &data.data_dir, &mut Pace::new(rate.rate))
+        }
         Command::Stats(data) => stats(&data.data_dir),
     };
     match result {
@@ -472,7 +503,7 @@ fn check_backup(dir: &Path, manifest: &Manifest) -> Result<usize> {
 
 /// Copies `data_dir` to `to`: through the serving core's control socket if one holds the
 /// directory, else holding the directory itself while it copies.
-fn backup(data_dir: &Path, to: &Path, since: Option<&Path>) -> Result<()> {
+fn backup(data_dir: &Path, to: &Path, since: Option<&Path>, pace: &mut Pace) -> Result<()> {
     let shards = shard_count(data_dir)?;
     let taken = match data_dir::lock(data_dir) {
         Ok(lock) => {
@@ -495,7 +526,7 @@ fn backup(data_dir: &Path, to: &Path, since: Option<&Path>) -> Result<()> {
                         .with_context(|| format!("reading where shard {shard}'s log ends"))?,
                 );
             }
-            let taken = take::take(data_dir, &cut, take::Source::Offline, to, since)?;
+            let taken = take::take(data_dir, &cut, take::Source::Offline, to, since, pace)?;
             drop(lock);
             taken
         }
@@ -510,7 +541,14 @@ fn backup(data_dir: &Path, to: &Path, since: Option<&Path>) -> Result<()> {
                 "the serving core held its log writers for {} µs to give the cut",
                 served.held.as_micros()
             );
-            take::take(data_dir, &served.extents, take::Source::Online, to, since)?
+            take::take(
+                data_dir,
+                &served.extents,
+                take::Source::Online,
+                to,
+                since,
+                pace,
+            )?
         }
         Err(error) => return Err(error.into()),
     };
@@ -534,8 +572,8 @@ fn backup(data_dir: &Path, to: &Path, since: Option<&Path>) -> Result<()> {
 }
 
 /// Restores the backup in `from` into the new data directory `data_dir`.
-fn restore(from: &Path, data_dir: &Path) -> Result<()> {
-    let manifest = backups::restore::restore(from, data_dir)?;
+fn restore(from: &Path, data_dir: &Path, pace: &mut Pace) -> Result<()> {
+    let manifest = backups::restore::restore(from, data_dir, pace)?;
     for position in &manifest.positions {
         println!(
             "shard {}: restored up to log position {}:{}",

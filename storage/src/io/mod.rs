@@ -9,7 +9,7 @@
 //! torn writes included.
 
 mod fault;
-pub(crate) mod paced;
+pub mod paced;
 mod portable;
 mod simulated;
 mod uring;

@@ -1,5 +1,5 @@
 //! Paced writes of large files (checkpoints, zero-filled spare segments): each chunk is written
-//! back before the next is written. Left to one final `fsync`, hundreds of MB of dirty pages
+//! back before the next is written (backups copy files the same way). Left to one final `fsync`, hundreds of MB of dirty pages
 //! fill the device queue and every `fdatasync` of the log waits behind them; in chunks, a flush
 //! waits for one chunk at most.
 
@@ -8,12 +8,12 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 
 /// Bytes written back at a time.
-pub(crate) const WRITEBACK_CHUNK: usize = 4 << 20;
+pub const WRITEBACK_CHUNK: usize = 4 << 20;
 
 /// Appends `chunks` to `file` (at its current position, from `offset`), waiting for each
 /// chunk's writeback before writing the next. The caller still syncs the file at the end (for
 /// its metadata); by then there is little left to write.
-pub(crate) fn write_paced<'a>(
+pub fn write_paced<'a>(
     file: &mut File,
     offset: u64,
     chunks: impl IntoIterator<Item = &'a [u8]>,
