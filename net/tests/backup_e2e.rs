@@ -348,3 +348,31 @@ fn a_backup_or_restore_killed_at_any_moment_leaves_nothing_that_looks_whole() {
     let verified = spine(&["verify", "--data-dir", path(&restored)]);
     assert!(verified.status.success(), "{}", text(&verified));
 }
+
+#[test]
+fn a_core_whose_directory_is_too_deep_for_a_socket_serves_and_says_it_cannot_be_copied_online() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Unix socket's path has room for 107 bytes: this directory's socket would need more.
+    let data = dir.path().join("d".repeat(100));
+    let server = Spine::start(&data);
+    let demo = identity(&data, DEMO_CLIENT);
+    runtime().block_on(async {
+        let client = connect(server.addr, &demo).await.unwrap();
+        let person = Population::new(44).next().unwrap();
+        client
+            .call(request(Operation::PdsRetrieve {
+                nhs_number: person.nhs_number,
+            }))
+            .await
+            .unwrap()
+            .unwrap_err();
+    });
+    let backup = dir.path().join("backup");
+    let taken = spine(&["backup", "--data-dir", path(&data), "--to", path(&backup)]);
+    assert!(!taken.status.success());
+    assert!(
+        text(&taken).contains("back the directory up offline"),
+        "{}",
+        text(&taken)
+    );
+}

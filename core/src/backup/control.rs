@@ -233,6 +233,13 @@ pub fn request_cut(data_dir: &Path, shards: usize) -> Result<Option<ServedCut>, 
         {
             return Ok(None);
         }
+        Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => {
+            return Err(failed(
+                "the path is longer than a Unix socket's (107 bytes), so the core serving this \
+                 directory has none: stop it and back the directory up offline"
+                    .to_owned(),
+            ));
+        }
         Err(error) => return Err(failed(error.to_string())),
     };
     let io = |error: std::io::Error| failed(error.to_string());

@@ -289,7 +289,18 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let handle = engine.handle();
     let server = Server::start(&handle, &server_config, &pki).context("starting the server")?;
     let control =
-        ControlSocket::start(data_dir, handle.clone()).context("starting the control socket")?;
+        // Service comes first: a socket that cannot be made (a data directory path too long
+        // for a Unix socket's 108 bytes, say) costs online backups, said at start, not the core.
+        match ControlSocket::start(data_dir, handle.clone()) {
+            Ok(control) => Some(control),
+            Err(error) => {
+                eprintln!(
+                    "spine: no control socket ({error}): `spine backup` cannot copy this core \
+                     while it serves"
+                );
+                None
+            }
+        };
     println!("spine serving on {shards} shards");
     println!("{}", memory.summary());
     println!(
@@ -298,7 +309,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         server_config.limits.in_flight_bytes_max,
         inbox_capacity
     );
-    print_places(&server, data_dir, &pki, &control)?;
+    print_places(&server, data_dir, &pki, control.as_ref())?;
     println!("ready");
 
     let signals = tokio::runtime::Builder::new_current_thread()
@@ -323,7 +334,7 @@ fn print_places(
     server: &Server,
     data_dir: &Path,
     pki: &Pki,
-    control: &ControlSocket,
+    control: Option<&ControlSocket>,
 ) -> Result<()> {
     let demo_client = pki.client_files(DEMO_CLIENT)?;
     println!(
@@ -337,7 +348,9 @@ fn print_places(
         println!("metrics: http://{metrics}/metrics");
     }
     println!("data: {}", data_dir.display());
-    println!("control: {} (spine backup)", control.path().display());
+    if let Some(control) = control {
+        println!("control: {} (spine backup)", control.path().display());
+    }
     println!("ca: {}", pki.ca_cert().display());
     println!(
         "demo client: {} {}",
