@@ -74,3 +74,20 @@ fn filesystem_type(dir: &Path) -> Option<String> {
         .max_by_key(|(depth, _)| *depth)
         .map(|(_, kind)| kind)
 }
+
+/// The bytes the files under `dir` take on the disk (their allocated blocks: a segment's
+/// preallocated, never-written end counts, a hole does not).
+pub fn allocated_bytes(dir: &Path) -> anyhow::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        total += if metadata.is_dir() {
+            allocated_bytes(&entry.path())?
+        } else {
+            metadata.blocks() * 512
+        };
+    }
+    Ok(total)
+}

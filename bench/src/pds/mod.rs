@@ -208,10 +208,12 @@ pub fn run(args: &PdsArgs) -> Result<()> {
     let engine_fixed_bytes = memory_started
         .saturating_sub(memory_before)
         .saturating_sub(primary as u64);
+    let disk_bytes_per_patient = per_patient(machine::allocated_bytes(dir.path())?);
     eprintln!(
         "memory: {index_bytes_per_patient:.0} index bytes/patient \
          ({primary_index_bytes_per_patient:.0} in primary indexes); \
-         {memory_bytes_per_patient:.0} bytes/patient in all, with {:.1} MiB fixed",
+         {memory_bytes_per_patient:.0} bytes/patient in all, with {:.1} MiB fixed; disk: \
+         {disk_bytes_per_patient:.0} bytes/patient",
         engine_fixed_bytes as f64 / f64::from(1 << 20)
     );
 
@@ -286,6 +288,7 @@ pub fn run(args: &PdsArgs) -> Result<()> {
         index_bytes_per_patient: index_bytes_per_patient.round(),
         primary_index_bytes_per_patient: primary_index_bytes_per_patient.round(),
         memory_bytes_per_patient: memory_bytes_per_patient.round(),
+        disk_bytes_per_patient: disk_bytes_per_patient.round(),
         engine_fixed_bytes,
         results,
     };

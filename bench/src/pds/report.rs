@@ -162,6 +162,8 @@ pub struct Report {
     pub index_bytes_per_patient: f64,
     pub primary_index_bytes_per_patient: f64,
     pub memory_bytes_per_patient: f64,
+    /// The data directory's allocated bytes after the load, per patient.
+    pub disk_bytes_per_patient: f64,
     pub engine_fixed_bytes: u64,
     pub results: Vec<Row>,
 }
