@@ -96,6 +96,20 @@ fn the_control_socket_answers_a_cut_only_and_is_absent_when_no_core_serves() {
     assert!(control::request_cut(dir.path(), 2).unwrap().is_none());
     let engine = start(dir.path());
     let socket = ControlSocket::start(dir.path(), engine.handle()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(socket.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(control::PRIVATE_DIR_PREFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
     let ask = |bytes: &[u8]| {
         let mut stream = UnixStream::connect(socket.path()).unwrap();
         stream.write_all(bytes).unwrap();

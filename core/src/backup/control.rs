@@ -1,6 +1,6 @@
 //! The serving core's control socket: a Unix socket `control.sock` in the data directory,
-//! readable and writable by its owner only (the operator who runs the core), through which
-//! `spine backup` asks a serving core for a cut.
+//! readable and writable by its owner only (the operator who runs the core) from the moment it
+//! appears, through which `spine backup` asks a serving core for a cut.
 //!
 //! One connection at a time, one request each: the client writes `cut` and a newline; the
 //! core holds every shard's log writer, reads where each log ends, lets them go, and answers
@@ -34,6 +34,9 @@ use crate::engine::{EngineConfig, EngineHandle};
 
 /// The socket's file name in the data directory.
 pub const SOCKET_FILE_NAME: &str = "control.sock";
+/// The private directory the socket is made in before it is renamed into place, and the
+/// process id after it (left behind only by a core killed at that moment).
+pub const PRIVATE_DIR_PREFIX: &str = ".control-";
 /// The longest request line read, newline included.
 pub const REQUEST_BYTES_MAX: usize = 64;
 /// How long a client may take to send its request, and to read the answer.
@@ -85,14 +88,7 @@ impl ControlSocket {
     /// directory's lock, so a socket file found there is a dead process's, and replaced).
     pub fn start(data_dir: &Path, engine: EngineHandle) -> Result<Self, BackupError> {
         let path = data_dir.join(SOCKET_FILE_NAME);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(BackupError::Io { path, source }),
-        }
-        let listener = UnixListener::bind(&path).map_err(BackupError::io(&path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(BackupError::io(&path))?;
+        let listener = bind_owner_only(data_dir, &path)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let thread = {
             let stopping = Arc::clone(&stopping);
@@ -124,6 +120,30 @@ impl Drop for ControlSocket {
         }
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// A listener at `path` that only the owner can connect to, from the moment anyone can
+/// reach it: bound inside a private directory (mode 0700) of `data_dir`, made 0600 there, then
+/// renamed into place (over a dead process's socket, if one is left).
+fn bind_owner_only(data_dir: &Path, path: &Path) -> Result<UnixListener, BackupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let private = data_dir.join(format!("{PRIVATE_DIR_PREFIX}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(BackupError::io(&private))?;
+    let inside = private.join(SOCKET_FILE_NAME);
+    let bound = UnixListener::bind(&inside)
+        .map_err(BackupError::io(path))
+        .and_then(|listener| {
+            std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600))
+                .and_then(|()| std::fs::rename(&inside, path))
+                .map_err(BackupError::io(path))?;
+            Ok(listener)
+        });
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 /// Answers connections one at a time until `stopping`.

@@ -1,7 +1,8 @@
 //! Copying a data directory at a cut: each shard's segments up to its position, the newest
 //! checkpoint inside it, and every other file of the directory whole; the manifest last.
 //!
-//! Left out: the lock files, the control socket, spare segments and anything temporary
+//! Left out: the lock files, the control socket (and the private directory it is made in),
+//! spare segments and anything temporary
 //! (`*.tmp`, `*.spare`), and checkpoints past the cut (a checkpoint covering records the copy
 //! lacks would be refused at open anyway, and cost a full scan).
 
@@ -253,6 +254,7 @@ fn copy_checkpoint(
 fn left_out(name: &str) -> bool {
     name == LOCK_FILE_NAME
         || name == control::SOCKET_FILE_NAME
+        || name.starts_with(control::PRIVATE_DIR_PREFIX)
         || name == MANIFEST_FILE_NAME
         || name.ends_with(".tmp")
         || name.ends_with(".spare")
