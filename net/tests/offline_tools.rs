@@ -1,7 +1,8 @@
 //! The offline tools and the data directory's promises, through the real `spine` binary:
 //! `spine verify` writes nothing and fails on any damage (a torn tail included), only opening
 //! for service cuts a torn tail; `spine stats` counts every record kind; a data directory keeps
-//! its shard count and refuses another.
+//! its shard count and refuses another; a data directory an engine wrote in process (a
+//! benchmark's) serves the demo client.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
@@ -203,4 +204,21 @@ fn a_data_directory_keeps_its_shard_count() {
     // Without --shards, the recorded count is used.
     let verified = spine(&["verify"], dir.path());
     assert_eq!(stdout(&verified).matches("audit chain of").count(), SHARDS);
+}
+
+#[test]
+fn a_data_directory_an_engine_wrote_in_process_serves_the_demo_client() {
+    let dir = tempfile::tempdir().unwrap();
+    data_dir_with_patients(dir.path());
+    let server = common::Spine::start(dir.path());
+    let demo = common::identity(dir.path(), spine_net::pki::DEMO_CLIENT);
+    let nhs_number = Population::new(5).next().unwrap().nhs_number;
+    common::runtime().block_on(async {
+        let client = common::connect(server.addr, &demo).await.unwrap();
+        let answer = client
+            .call(common::request(Operation::PdsRetrieve { nhs_number }))
+            .await
+            .unwrap();
+        assert!(matches!(answer, Ok(Reply::Patient(_))), "{answer:?}");
+    });
 }
