@@ -42,10 +42,15 @@ pub struct PdsArgs {
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
 
-    /// Directory in which the engine gets a fresh data directory, deleted afterwards. It must
-    /// be on the disk to measure.
+    /// Directory in which the engine gets a fresh data directory, deleted afterwards (unless
+    /// `--keep-dir`). It must be on the disk to measure.
     #[arg(long, value_name = "DIR", default_value = ".")]
     dir: PathBuf,
+
+    /// Keep the data directory afterwards (its path is printed), for `spine serve` to open:
+    /// restart and cold-read measurements at the size loaded.
+    #[arg(long)]
+    keep_dir: bool,
 
     /// Seconds each case runs.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
@@ -275,6 +280,9 @@ pub fn run(args: &PdsArgs) -> Result<()> {
     }
     drop(handle);
     engine.shutdown().context("stopping the engine")?;
+    if args.keep_dir {
+        eprintln!("data directory kept: {}", dir.keep().display());
+    }
 
     let report = Report {
         machine: machine.summary,
