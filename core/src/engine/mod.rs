@@ -139,6 +139,40 @@ pub struct ShardStats {
     pub writes_stopped: bool,
 }
 
+/// Shard `shard`'s log opened (recovered) and its state rebuilt from it, its audit chain
+/// checked from the checkpoint on.
+fn open_shard(
+    config: &EngineConfig,
+    shard: usize,
+    directory: &Arc<Directory>,
+) -> Result<(Arc<Log>, ShardState, RecoveryReport), EngineError> {
+    let (log, report) = Log::open_with(config.log_config(shard), Arc::new(ShardIndexes))
+        .map_err(|source| EngineError::Log { shard, source })?;
+    let log = Arc::new(log);
+    let shard_config = ShardConfig {
+        nhs_stems: config.nhs_stems.clone(),
+        outcome_slots: config.outcome_slots,
+        search_candidates_max: config.search_candidates_max,
+        ..ShardConfig::new(shard, config.shards)
+    };
+    let state = ShardState::open(shard_config, Arc::clone(directory), log.as_ref())
+        .map_err(|source| EngineError::Shard { shard, source })?;
+    // The checkpoint vouches for the records before it; what recovery scanned after it is
+    // checked against the audit chain too, so tampering since the checkpoint (or a torn repair)
+    // stops the start instead of serving a trail that lies.
+    let unscanned = report.records - report.records_scanned;
+    crate::shard::audit_queries::verify_audit_from(log.as_ref(), unscanned + 1, None)
+        .map_err(|source| EngineError::Audit { shard, source })?;
+    tracing::info!(
+        shard,
+        records = report.records,
+        scanned = report.records_scanned,
+        backend = ?report.backend,
+        "shard opened"
+    );
+    Ok((log, state, report))
+}
+
 impl Engine {
     /// Opens every shard's log under `config.data_dir` (recovering what is there), loads or
     /// creates the access directory, and starts one thread per shard.
@@ -158,32 +192,23 @@ impl Engine {
         let mut threads = Vec::with_capacity(config.shards);
         let mut recoveries = Vec::with_capacity(config.shards);
         let closing = Arc::new(AtomicBool::new(false));
-        for shard in 0..config.shards {
-            let log_config = config.log_config(shard);
-            let (log, report) = Log::open_with(log_config, Arc::new(ShardIndexes))
-                .map_err(|source| EngineError::Log { shard, source })?;
-            let log = Arc::new(log);
-            let shard_config = ShardConfig {
-                nhs_stems: config.nhs_stems.clone(),
-                outcome_slots: config.outcome_slots,
-                search_candidates_max: config.search_candidates_max,
-                ..ShardConfig::new(shard, config.shards)
-            };
-            let state = ShardState::open(shard_config, Arc::clone(&directory), log.as_ref())
-                .map_err(|source| EngineError::Shard { shard, source })?;
-            // The checkpoint vouches for the records before it; what recovery scanned after it
-            // is checked against the audit chain too, so tampering since the checkpoint (or a
-            // torn repair) stops the start instead of serving a trail that lies.
-            let unscanned = report.records - report.records_scanned;
-            crate::shard::audit_queries::verify_audit_from(log.as_ref(), unscanned + 1, None)
-                .map_err(|source| EngineError::Audit { shard, source })?;
-            tracing::info!(
-                shard,
-                records = report.records,
-                scanned = report.records_scanned,
-                backend = ?report.backend,
-                "shard opened"
-            );
+        // Each shard's log is opened and its state rebuilt on a thread of its own: recovery
+        // reads a checkpoint and rebuilds indexes, and a restart takes as long as the slowest
+        // shard rather than the sum of them all.
+        let opened = std::thread::scope(|scope| {
+            let opening: Vec<_> = (0..config.shards)
+                .map(|shard| {
+                    let (config, directory) = (&config, &directory);
+                    scope.spawn(move || open_shard(config, shard, directory))
+                })
+                .collect();
+            opening
+                .into_iter()
+                .enumerate()
+                .map(|(shard, opening)| opening.join().map_err(|_| EngineError::Panicked(shard))?)
+                .collect::<Result<Vec<_>, EngineError>>()
+        })?;
+        for (shard, (log, state, report)) in opened.into_iter().enumerate() {
             recoveries.push(report);
             let (inbox_sender, inbox) = crossbeam_channel::bounded(config.inbox_capacity);
             let wake = Arc::new(Notify::new());
