@@ -10,7 +10,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{FileEntry, MANIFEST_FILE_NAME, Manifest};
-use super::{BackupError, CHUNK_BYTES, hex_digest, under};
+use super::{BackupError, CHUNK_BYTES, hex_digest, inside, under};
 
 /// Every disagreement between the backup in `dir` and `manifest`, one line each.
 pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>, BackupError> {
@@ -78,19 +78,11 @@ fn check_file(dir: &Path, entry: &FileEntry) -> Result<(), String> {
 
 /// Every file under `dir`'s folder `relative`, as manifest paths.
 fn list_files(dir: &Path, relative: &str, found: &mut Vec<String>) -> Result<(), BackupError> {
-    let folder = if relative.is_empty() {
-        dir.to_path_buf()
-    } else {
-        under(dir, relative)
-    };
+    let folder = under(dir, relative);
     for entry in fs::read_dir(&folder).map_err(BackupError::io(&folder))? {
         let entry = entry.map_err(BackupError::io(&folder))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let inside = if relative.is_empty() {
-            name
-        } else {
-            format!("{relative}/{name}")
-        };
+        let inside = inside(relative, &name);
         if entry
             .file_type()
             .map_err(BackupError::io(&entry.path()))?

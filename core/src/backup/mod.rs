@@ -287,11 +287,21 @@ fn sync_dir(dir: &Path) -> Result<(), BackupError> {
         .map_err(BackupError::io(dir))
 }
 
-/// `relative` (a manifest path) under `top`.
+/// `relative` (a manifest path, or `""` for the top itself) under `top`.
 fn under(top: &Path, relative: &str) -> PathBuf {
     relative
         .split('/')
+        .filter(|name| !name.is_empty())
         .fold(top.to_path_buf(), |path, name| path.join(name))
+}
+
+/// The manifest path of `name` in the folder `relative` (`""`, the top).
+fn inside(relative: &str, name: &str) -> String {
+    if relative.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{relative}/{name}")
+    }
 }
 
 #[cfg(test)]

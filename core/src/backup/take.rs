@@ -270,11 +270,7 @@ fn copy_other_files(
     files: &mut Vec<FileEntry>,
     pace: &mut Pace,
 ) -> Result<(), BackupError> {
-    let source_dir = if relative.is_empty() {
-        dir.to_path_buf()
-    } else {
-        super::under(dir, relative)
-    };
+    let source_dir = super::under(dir, relative);
     let mut entries: Vec<_> = fs::read_dir(&source_dir)
         .map_err(BackupError::io(&source_dir))?
         .collect::<Result<_, _>>()
@@ -283,11 +279,7 @@ fn copy_other_files(
     for entry in entries {
         let path = entry.path();
         let name = file_name(&path)?;
-        let inside = if relative.is_empty() {
-            name.clone()
-        } else {
-            format!("{relative}/{name}")
-        };
+        let inside = super::inside(relative, &name);
         if left_out(&name) || (relative.is_empty() && shard_dirs.contains(&name)) {
             continue;
         }
