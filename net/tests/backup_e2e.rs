@@ -284,6 +284,26 @@ fn killed_after(args: &[&str], after: std::time::Duration) -> bool {
     finished
 }
 
+/// Runs `spine` with `args` (a backup or a restore into `target`) twelve times, killed 2 to
+/// 46 ms in: each time `target` is either absent (the run was cut short: it had not finished)
+/// or a directory `spine verify` passes, removed for the next run. Returns how many were cut
+/// short.
+fn killed_at_twelve_moments(args: &[&str], target: &Path) -> usize {
+    let mut cut_short = 0;
+    for step in 0..12u64 {
+        let finished = killed_after(args, std::time::Duration::from_millis(2 + step * 4));
+        if target.exists() {
+            let verified = spine(&["verify", "--data-dir", path(target)]);
+            assert!(verified.status.success(), "{}", text(&verified));
+            fs::remove_dir_all(target).unwrap();
+        } else {
+            assert!(!finished, "a run that finished left {}", target.display());
+            cut_short += 1;
+        }
+    }
+    cut_short
+}
+
 #[test]
 fn a_backup_or_restore_killed_at_any_moment_leaves_nothing_that_looks_whole() {
     let dir = tempfile::tempdir().unwrap();
@@ -291,45 +311,22 @@ fn a_backup_or_restore_killed_at_any_moment_leaves_nothing_that_looks_whole() {
     stopped_with_patients(&data, 43, 200);
     let backup = dir.path().join("backup");
     let restored = dir.path().join("restored");
-    let mut cut_short = 0;
-    for step in 0..12u64 {
-        let after = std::time::Duration::from_millis(2 + step * 4);
-        let finished = killed_after(
-            &["backup", "--data-dir", path(&data), "--to", path(&backup)],
-            after,
-        );
-        if backup.exists() {
-            let verified = spine(&["verify", "--data-dir", path(&backup)]);
-            assert!(verified.status.success(), "{}", text(&verified));
-            fs::remove_dir_all(&backup).unwrap();
-        } else {
-            assert!(!finished, "a backup that finished is there");
-            cut_short += 1;
-        }
-    }
+    let mut cut_short = killed_at_twelve_moments(
+        &["backup", "--data-dir", path(&data), "--to", path(&backup)],
+        &backup,
+    );
     let taken = spine(&["backup", "--data-dir", path(&data), "--to", path(&backup)]);
     assert!(taken.status.success(), "{}", text(&taken));
-    for step in 0..12u64 {
-        let after = std::time::Duration::from_millis(2 + step * 4);
-        let finished = killed_after(
-            &[
-                "restore",
-                "--from",
-                path(&backup),
-                "--data-dir",
-                path(&restored),
-            ],
-            after,
-        );
-        if restored.exists() {
-            let verified = spine(&["verify", "--data-dir", path(&restored)]);
-            assert!(verified.status.success(), "{}", text(&verified));
-            fs::remove_dir_all(&restored).unwrap();
-        } else {
-            assert!(!finished, "a restore that finished is there");
-            cut_short += 1;
-        }
-    }
+    cut_short += killed_at_twelve_moments(
+        &[
+            "restore",
+            "--from",
+            path(&backup),
+            "--data-dir",
+            path(&restored),
+        ],
+        &restored,
+    );
     assert!(cut_short > 0, "some runs were cut short");
     // Run again after a run cut short: it starts afresh.
     killed_after(
