@@ -1,6 +1,6 @@
 //! A patient's demographic record, as the Personal Demographics Service holds it, with the
 //! specification's limits and the restricted-patient rule (its payload in the log is
-//! `spine-core`'s, `shard/records/patient.rs`).
+//! `spine-core`'s, `shard/records/patient/`).
 //!
 //! Field names follow the PDS FHIR specification (`../shared/specs/pds/`): names with a `use`,
 //! `given` (at most 5, each at most 35 characters) and `family` (at most 35); gender; birth

@@ -33,7 +33,7 @@ impl<D: Clone, R> StoredList<'_, D, R> {
     }
 }
 
-impl<'a, D: 'a, R: StoredElement<'a, D>> Serialize for StoredList<'a, D, R> {
+impl<'a, D: 'a, R: From<&'a D> + Serialize> Serialize for StoredList<'a, D, R> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Domain(elements) => serializer.collect_seq(elements.iter().map(R::from)),

@@ -2,6 +2,9 @@
 //! byte, then postcard, so that a layout can change later and old records still be told
 //! apart.
 
+use std::marker::PhantomData;
+
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 
 /// `value`'s bytes after `version`.
@@ -24,11 +27,24 @@ pub fn decode<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Option<T>
 /// The value encoded by [`encode`] with `version`, with no byte left over; or what is wrong
 /// with the bytes (for a record's own error, which names the record).
 pub fn decode_exact<'a, T: Deserialize<'a>>(version: u8, bytes: &'a [u8]) -> Result<T, String> {
+    decode_exact_seed(version, bytes, PhantomData::<T>)
+}
+
+/// [`decode_exact`] for a value that `seed` reads.
+pub fn decode_exact_seed<'a, S: DeserializeSeed<'a>>(
+    version: u8,
+    bytes: &'a [u8],
+    seed: S,
+) -> Result<S::Value, String> {
     let (&found, body) = bytes.split_first().ok_or("empty")?;
     if found != version {
         return Err(format!("unknown encoding version {found}"));
     }
-    let (value, rest) = postcard::take_from_bytes(body).map_err(|error| error.to_string())?;
+    let mut deserializer = postcard::Deserializer::from_bytes(body);
+    let value = seed
+        .deserialize(&mut deserializer)
+        .map_err(|error| error.to_string())?;
+    let rest = deserializer.finalize().map_err(|error| error.to_string())?;
     if !rest.is_empty() {
         return Err(format!("{} bytes after the record", rest.len()));
     }

@@ -1,19 +1,19 @@
 //! Kind 1, a patient's demographic record: the payload's types at version 1, field for field as
-//! `core/RECORDS.md` gives them, and their conversions to and from the domain's [`Patient`]
+//! `core/RECORDS.md` gives them, written from the domain's [`Patient`] and read back into it
 //! (so a change to the domain's types cannot change what is stored, nor how a year of stored
 //! records is read).
 //!
-//! Strings are `Cow`: borrowed from the domain record when it is written (no copy), owned when
-//! it is read (moved into the domain record, as many allocations as a direct decode makes).
+//! The types here are the written form, borrowing the domain record's texts (no copy);
+//! [`read`] reads the same form straight into the domain's types, and [`passed_over`] reads
+//! only what the withholding of a restricted patient's practice needs.
 
 use std::borrow::Cow;
 
-use super::versioned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use spine_domain::codes::CodeList;
 
-use super::stored_list::{StoredElement, StoredList};
-use super::{MalformedRecord, code, read};
+use super::stored_list::StoredList;
+use super::{MalformedRecord, versioned};
 use crate::NhsNumber;
 use crate::pds::patient::{self as domain, Patient};
 use crate::pds::values::{Date, OdsCode, Postcode};
@@ -29,13 +29,18 @@ pub fn encode(patient: &Patient) -> Vec<u8> {
 
 /// The record in `payload`, checked against the record's rules ([`Patient::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
-    read(
-        RecordKind::Patient,
-        PAYLOAD_VERSION,
-        payload,
-        PatientRecord::into_domain,
-        |patient| patient.validate().map_err(|error| error.to_string()),
-    )
+    let patient = read::patient(PAYLOAD_VERSION, payload).map_err(malformed)?;
+    patient
+        .validate()
+        .map_err(|error| malformed(error.to_string()))?;
+    Ok(patient)
+}
+
+fn malformed(reason: String) -> MalformedRecord {
+    MalformedRecord {
+        kind: RecordKind::Patient.name(),
+        reason,
+    }
 }
 
 /// What the withholding of a restricted patient's practice needs of their record
@@ -54,10 +59,6 @@ pub struct Restriction {
 /// with their texts borrowed, never allocated. The record's rules are not checked here (the
 /// full read checks them); its shape is, as strictly as [`decode`] checks it.
 pub fn restriction(payload: &[u8]) -> Result<Restriction, MalformedRecord> {
-    let malformed = |reason| MalformedRecord {
-        kind: RecordKind::Patient.name(),
-        reason,
-    };
     let shape: passed_over::Patient<'_> =
         versioned::decode_exact(PAYLOAD_VERSION, payload).map_err(malformed)?;
     Ok(Restriction {
@@ -66,77 +67,12 @@ pub fn restriction(payload: &[u8]) -> Result<Restriction, MalformedRecord> {
     })
 }
 
-/// [`PatientRecord`]'s layout with every field but the last two read and dropped: tuples
-/// stand for the structs (postcard writes both as their fields in order), `&str` for texts.
-/// `restriction_reads_what_the_record_holds` keeps it in step with the record.
-mod passed_over {
-    use std::marker::PhantomData;
+mod passed_over;
+mod read;
 
-    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
-
-    use crate::pds::values::{Date, OdsCode};
-
-    type Period = (Option<Date>, Option<Date>);
-    /// `HumanName`: use, prefix, given names, family name, suffix, period.
-    type HumanName<'a> = (
-        u32,
-        Option<&'a str>,
-        Texts<'a>,
-        &'a str,
-        Option<&'a str>,
-        Period,
-    );
-    /// `Death`: date, time, notification.
-    type Death = (Date, Option<u32>, u32);
-    /// `Address`: use, lines, postcode, period.
-    type Address<'a> = (u32, Texts<'a>, Option<&'a str>, Period);
-    /// `ContactPoint`: system, value, use, period.
-    type ContactPoint<'a> = (u32, &'a str, u32, Period);
-    type Texts<'a> = Dropped<&'a str>;
-
-    #[derive(serde::Deserialize)]
-    pub(super) struct Patient<'a> {
-        _nhs_number: u64,
-        _version: u32,
-        #[serde(borrow)]
-        _names: Dropped<HumanName<'a>>,
-        _gender: u32,
-        _birth_date: Option<Date>,
-        _deceased: Option<Death>,
-        #[serde(borrow)]
-        _addresses: Dropped<Address<'a>>,
-        #[serde(borrow)]
-        _telecom: Dropped<ContactPoint<'a>>,
-        pub(super) general_practitioner: Option<OdsCode>,
-        pub(super) restricted: bool,
-    }
-
-    /// A list whose elements are read, checked for shape, and dropped: nothing is kept.
-    pub(super) struct Dropped<T>(PhantomData<T>);
-
-    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Dropped<T> {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_seq(Dropped(PhantomData))
-        }
-    }
-
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for Dropped<T> {
-        type Value = Self;
-
-        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-            formatter.write_str("a list")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut list: A) -> Result<Self, A::Error> {
-            while list.next_element::<T>()?.is_some() {}
-            Ok(self)
-        }
-    }
-}
-
-/// `Patient`, the payload after its version byte: built from the domain's record to write it
-/// (borrowing its texts), decoded to read one.
-#[derive(Serialize, Deserialize)]
+/// `Patient`, the payload after its version byte, built from the domain's record to write it
+/// (borrowing its texts); [`read`] reads it straight into the domain's.
+#[derive(Serialize)]
 #[serde(rename = "Patient")]
 pub struct PatientRecord<'a> {
     nhs_number: NhsNumber,
@@ -173,25 +109,10 @@ impl PatientRecord<'_> {
     pub fn encode(&self) -> Vec<u8> {
         versioned::encode(PAYLOAD_VERSION, self)
     }
-
-    fn into_domain(self) -> Result<Patient, String> {
-        Ok(Patient {
-            nhs_number: self.nhs_number,
-            version: self.version,
-            names: self.names.into_domain("names")?,
-            gender: code(self.gender)?,
-            birth_date: self.birth_date,
-            deceased: self.deceased.map(Death::into_domain).transpose()?,
-            addresses: self.addresses.into_domain("addresses")?,
-            telecom: self.telecom.into_domain("telecom")?,
-            general_practitioner: self.general_practitioner.map(Cow::into_owned),
-            restricted: self.restricted,
-        })
-    }
 }
 
 /// `HumanName`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct HumanName<'a> {
     name_use: u32,
     prefix: Option<Cow<'a, str>>,
@@ -214,21 +135,8 @@ impl<'a> From<&'a domain::HumanName> for HumanName<'a> {
     }
 }
 
-impl<'a> StoredElement<'a, domain::HumanName> for HumanName<'a> {
-    fn into_domain(self) -> Result<domain::HumanName, String> {
-        Ok(domain::HumanName {
-            name_use: code(self.name_use)?,
-            prefix: self.prefix.map(Cow::into_owned),
-            given: self.given.into_owned(),
-            family: self.family.into_owned(),
-            suffix: self.suffix.map(Cow::into_owned),
-            period: self.period.into(),
-        })
-    }
-}
-
 /// `Period`: either end may be open.
-#[derive(Clone, Copy, Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize)]
 struct Period {
     start: Option<Date>,
     end: Option<Date>,
@@ -243,17 +151,8 @@ impl From<domain::Period> for Period {
     }
 }
 
-impl From<Period> for domain::Period {
-    fn from(period: Period) -> Self {
-        Self {
-            start: period.start,
-            end: period.end,
-        }
-    }
-}
-
 /// `Death`.
-#[derive(Clone, Copy, Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize)]
 struct Death {
     date: Date,
     time_s: Option<u32>,
@@ -270,19 +169,8 @@ impl From<domain::Death> for Death {
     }
 }
 
-impl Death {
-    fn into_domain(self) -> Result<domain::Death, String> {
-        Ok(domain::Death {
-            date: self.date,
-            time_s: self.time_s,
-            notification: code(self.notification)
-                .map_err(|reason| format!("deceased: {reason}"))?,
-        })
-    }
-}
-
 /// `Address`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Address<'a> {
     address_use: u32,
     lines: Cow<'a, [String]>,
@@ -301,19 +189,8 @@ impl<'a> From<&'a domain::Address> for Address<'a> {
     }
 }
 
-impl<'a> StoredElement<'a, domain::Address> for Address<'a> {
-    fn into_domain(self) -> Result<domain::Address, String> {
-        Ok(domain::Address {
-            address_use: code(self.address_use)?,
-            lines: self.lines.into_owned(),
-            postcode: self.postcode.map(Cow::into_owned),
-            period: self.period.into(),
-        })
-    }
-}
-
 /// `ContactPoint`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct ContactPoint<'a> {
     system: u32,
     value: Cow<'a, str>,
@@ -329,17 +206,6 @@ impl<'a> From<&'a domain::ContactPoint> for ContactPoint<'a> {
             contact_use: contact.contact_use.index(),
             period: contact.period.into(),
         }
-    }
-}
-
-impl<'a> StoredElement<'a, domain::ContactPoint> for ContactPoint<'a> {
-    fn into_domain(self) -> Result<domain::ContactPoint, String> {
-        Ok(domain::ContactPoint {
-            system: code(self.system)?,
-            value: self.value.into_owned(),
-            contact_use: code(self.contact_use)?,
-            period: self.period.into(),
-        })
     }
 }
 
