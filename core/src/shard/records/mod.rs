@@ -14,6 +14,7 @@
 pub mod outcome;
 pub mod patient;
 pub mod prescription;
+mod read_fields;
 pub mod referral;
 pub mod scr;
 pub mod service;

@@ -1,16 +1,17 @@
 //! Kind 7, a prescription: the payload's types at version 1, field for field as
-//! `core/RECORDS.md` gives them, and their conversions to and from the domain's
-//! [`Prescription`].
+//! `core/RECORDS.md` gives them, written from the domain's [`Prescription`] and read straight
+//! back into it ([`super::read_fields`]: every action and every nominated release reads one).
 
 use std::borrow::Cow;
 
-use super::versioned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::SeqAccess;
 use spine_domain::codes::CodeList;
 use uuid::Uuid;
 
-use super::stored_list::{StoredElement, StoredList};
-use super::{MalformedRecord, code, read};
+use super::read_fields::{self, Fields, ReadStruct};
+use super::stored_list::StoredList;
+use super::{MalformedRecord, versioned};
 use crate::NhsNumber;
 use crate::eps::{DmdCode, Prescription, PrescriptionId, prescription as domain};
 use crate::pds::values::OdsCode;
@@ -27,17 +28,20 @@ pub fn encode(prescription: &Prescription) -> Vec<u8> {
 /// The record in `payload`, checked against the invariants every stored prescription keeps
 /// ([`Prescription::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Prescription, MalformedRecord> {
-    read(
-        RecordKind::Prescription,
-        PAYLOAD_VERSION,
-        payload,
-        PrescriptionRecord::into_domain,
-        |record| record.validate().map_err(|error| error.to_string()),
-    )
+    let malformed = |reason| MalformedRecord {
+        kind: RecordKind::Prescription.name(),
+        reason,
+    };
+    let prescription: Prescription =
+        read_fields::decode(PAYLOAD_VERSION, payload).map_err(malformed)?;
+    prescription
+        .validate()
+        .map_err(|error| malformed(error.to_string()))?;
+    Ok(prescription)
 }
 
-/// `Prescription`, the payload after its version byte.
-#[derive(Serialize, Deserialize)]
+/// `Prescription`, the payload after its version byte, as it is written.
+#[derive(Serialize)]
 #[serde(rename = "Prescription")]
 pub struct PrescriptionRecord<'a> {
     id: PrescriptionId,
@@ -78,27 +82,10 @@ impl PrescriptionRecord<'_> {
     pub fn encode(&self) -> Vec<u8> {
         versioned::encode(PAYLOAD_VERSION, self)
     }
-
-    fn into_domain(self) -> Result<Prescription, String> {
-        Ok(Prescription {
-            id: self.id,
-            patient: self.patient,
-            prescriber: self.prescriber,
-            organisation: self.organisation.into_owned(),
-            nominated_pharmacy: self.nominated_pharmacy.map(Cow::into_owned),
-            items: self.items.into_domain("items")?,
-            status: code(self.status)?,
-            dispenser: self.dispenser.map(Cow::into_owned),
-            cancellation_pending: self.cancellation_pending,
-            created_ms: self.created_ms,
-            version: self.version,
-            history: self.history.into_domain("history")?,
-        })
-    }
 }
 
 /// `LineItem`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct LineItem<'a> {
     code: DmdCode,
     description: Cow<'a, str>,
@@ -121,21 +108,8 @@ impl<'a> From<&'a domain::LineItem> for LineItem<'a> {
     }
 }
 
-impl<'a> StoredElement<'a, domain::LineItem> for LineItem<'a> {
-    fn into_domain(self) -> Result<domain::LineItem, String> {
-        Ok(domain::LineItem {
-            code: self.code,
-            description: self.description.into_owned(),
-            quantity: self.quantity,
-            unit: self.unit.into_owned(),
-            dosage: self.dosage.into_owned(),
-            dispensed: self.dispensed,
-        })
-    }
-}
-
 /// `StatusChange`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct StatusChange<'a> {
     action: u32,
     from: u32,
@@ -156,14 +130,52 @@ impl<'a> From<&'a domain::StatusChange> for StatusChange<'a> {
     }
 }
 
-impl<'a> StoredElement<'a, domain::StatusChange> for StatusChange<'a> {
-    fn into_domain(self) -> Result<domain::StatusChange, String> {
+impl ReadStruct for Prescription {
+    const FIELDS: usize = 12;
+
+    fn read<'de, A: SeqAccess<'de>>(fields: &mut Fields<'_, A>) -> Result<Self, A::Error> {
+        Ok(Prescription {
+            id: fields.next::<PrescriptionId>()?,
+            patient: fields.next::<NhsNumber>()?,
+            prescriber: fields.next::<Uuid>()?,
+            organisation: fields.next::<OdsCode>()?,
+            nominated_pharmacy: fields.next::<Option<OdsCode>>()?,
+            items: fields.next_list("items")?,
+            status: fields.next_code()?,
+            dispenser: fields.next::<Option<OdsCode>>()?,
+            cancellation_pending: fields.next()?,
+            created_ms: fields.next()?,
+            version: fields.next()?,
+            history: fields.next_list("history")?,
+        })
+    }
+}
+
+impl ReadStruct for domain::LineItem {
+    const FIELDS: usize = 6;
+
+    fn read<'de, A: SeqAccess<'de>>(fields: &mut Fields<'_, A>) -> Result<Self, A::Error> {
+        Ok(domain::LineItem {
+            code: fields.next::<DmdCode>()?,
+            description: fields.next::<String>()?,
+            quantity: fields.next()?,
+            unit: fields.next::<String>()?,
+            dosage: fields.next::<String>()?,
+            dispensed: fields.next()?,
+        })
+    }
+}
+
+impl ReadStruct for domain::StatusChange {
+    const FIELDS: usize = 5;
+
+    fn read<'de, A: SeqAccess<'de>>(fields: &mut Fields<'_, A>) -> Result<Self, A::Error> {
         Ok(domain::StatusChange {
-            action: code(self.action)?,
-            from: code(self.from)?,
-            to: code(self.to)?,
-            by: self.by.map(Cow::into_owned),
-            at_ms: self.at_ms,
+            action: fields.next_code()?,
+            from: fields.next_code()?,
+            to: fields.next_code()?,
+            by: fields.next::<Option<OdsCode>>()?,
+            at_ms: fields.next()?,
         })
     }
 }

@@ -29,7 +29,8 @@ pub fn encode(patient: &Patient) -> Vec<u8> {
 
 /// The record in `payload`, checked against the record's rules ([`Patient::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
-    let patient = read::patient(PAYLOAD_VERSION, payload).map_err(malformed)?;
+    let patient: Patient =
+        super::read_fields::decode(PAYLOAD_VERSION, payload).map_err(malformed)?;
     patient
         .validate()
         .map_err(|error| malformed(error.to_string()))?;
