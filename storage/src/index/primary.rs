@@ -4,6 +4,15 @@
 //! no allocation per entry, one cache line touched per lookup in the common case. Key 0 marks an
 //! empty slot, which is why keys are non-zero. Deletion shifts the following run back (no
 //! tombstones), so lookups stay short however many deletes happen.
+//!
+//! The table grows without stopping its writer: when it would be more than 70 % full, a table
+//! twice the size takes every new key, and each later insert moves the next few slots of the
+//! old table into it, so no insert rehashes more than [`MOVED_PER_INSERT`] slots (rehashing a
+//! table of millions of keys at once held the log's state lock for hundreds of milliseconds).
+//! Until the old table is empty it is read after the new one; its moved and removed keys are
+//! marked gone rather than emptied, so the probe runs through them still reach the keys behind.
+
+use std::borrow::Cow;
 
 use super::Location;
 use crate::log::segment::prefetch_read;
@@ -13,6 +22,12 @@ use crate::log::segment::prefetch_read;
 const LOAD_NUMERATOR: usize = 7;
 const LOAD_DENOMINATOR: usize = 10;
 const SLOTS_MIN: usize = 16;
+/// Old-table slots moved into the new table by each insert while the table grows: the old
+/// table (at most 70 % full) is empty after a fifth of its slot count of inserts, by when the
+/// new one is under 50 % full, so a growth always ends before the next is due.
+pub const MOVED_PER_INSERT: usize = 16;
+/// An old-table slot whose key has moved or been removed (a real location never packs to it).
+const GONE: u64 = u64::MAX;
 /// Fibonacci hashing multiplier (2^64 / golden ratio): spreads sequential keys such as NHS
 /// numbers evenly.
 const HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -32,8 +47,90 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 16);
 #[derive(Clone)]
 pub struct PrimaryIndex {
     slots: Vec<Slot>,
+    /// Keys in `slots`.
     len: usize,
     shift: u32,
+    /// The table before the last growth, while its keys are still being moved.
+    old: Option<OldTable>,
+}
+
+/// The table a growth is emptying: read after the new one, never inserted into.
+#[derive(Clone)]
+struct OldTable {
+    slots: Vec<Slot>,
+    shift: u32,
+    /// Keys still here (not gone).
+    len: usize,
+    /// Slots before this one have been moved.
+    moved_to: usize,
+}
+
+impl OldTable {
+    fn home(&self, key: u64) -> usize {
+        home(key, self.shift)
+    }
+
+    /// The slot holding `key` (not gone), if any.
+    fn find(&self, key: u64) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(key);
+        loop {
+            let entry = self.slots[slot];
+            if entry.key == key {
+                return (entry.location != GONE).then_some(slot);
+            }
+            if entry.key == 0 {
+                return None;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Marks the key in `slot` gone and gives its location.
+    fn take(&mut self, slot: usize) -> u64 {
+        let location = std::mem::replace(&mut self.slots[slot].location, GONE);
+        self.len -= 1;
+        location
+    }
+}
+
+/// `count` empty slots, from memory the allocator hands out zeroed (fresh pages of a large
+/// table are mapped on first touch, spread over the inserts that fill it), not written one by
+/// one: filling a table of 2^24 slots took as long as a growth's whole rehash.
+fn zeroed_slots(count: usize) -> Vec<Slot> {
+    let layout = std::alloc::Layout::array::<Slot>(count).expect("a table that fits in memory");
+    assert!(layout.size() > 0, "a table of no slots");
+    // SAFETY: the layout's size is non-zero (asserted); all-zero bytes are a valid `Slot` (two
+    // integers; key 0 is the empty slot); and the pointer comes from the global allocator with
+    // exactly the layout of a `Vec<Slot>` of `count` elements, as `from_raw_parts` requires.
+    unsafe {
+        let pointer = std::alloc::alloc_zeroed(layout).cast::<Slot>();
+        if pointer.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(pointer, count, count)
+    }
+}
+
+/// Old tables of at least this many bytes are freed on a thread of their own.
+const FREED_APART_BYTES_MIN: usize = 1 << 20;
+
+/// Frees an emptied old table. A large one is handed to a short-lived thread: returning tens
+/// of megabytes to the system takes milliseconds, and the insert that empties the table runs
+/// under the log's state lock, where every reader of the shard would wait for it.
+fn free_slots(slots: Vec<Slot>) {
+    if slots.len() * std::mem::size_of::<Slot>() < FREED_APART_BYTES_MIN {
+        return;
+    }
+    let freeing = std::thread::Builder::new()
+        .name("spine-index-free".into())
+        .spawn(move || drop(slots));
+    // Without a thread (none to be had), the table is freed here, as it would have been.
+    drop(freeing);
+}
+
+fn home(key: u64, shift: u32) -> usize {
+    ((key & HOME_KEY_MASK).wrapping_mul(HASH_MULTIPLIER) >> shift) as usize
 }
 
 impl PrimaryIndex {
@@ -42,25 +139,32 @@ impl PrimaryIndex {
         let wanted = keys.saturating_mul(LOAD_DENOMINATOR) / LOAD_NUMERATOR + 1;
         let slot_count = wanted.max(SLOTS_MIN).next_power_of_two();
         Self {
-            slots: vec![Slot::default(); slot_count],
+            slots: zeroed_slots(slot_count),
             len: 0,
             shift: 64 - slot_count.trailing_zeros(),
+            old: None,
         }
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.len
+        self.len + self.old.as_ref().map_or(0, |old| old.len)
     }
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// Bytes of memory the table uses.
+    /// Bytes of memory the table uses (both tables while it grows).
     pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
+        let old = self.old.as_ref().map_or(0, |old| old.slots.len());
+        (self.slots.len() + old) * std::mem::size_of::<Slot>()
+    }
+
+    /// Whether keys of an earlier, smaller table are still being moved.
+    pub fn is_growing(&self) -> bool {
+        self.old.is_some()
     }
 
     fn mask(&self) -> usize {
@@ -71,7 +175,7 @@ impl PrimaryIndex {
     /// only there (an application's namespaces for one entity) start at the same slot and end
     /// up side by side, often in one cache line.
     fn home(&self, key: u64) -> usize {
-        ((key & HOME_KEY_MASK).wrapping_mul(HASH_MULTIPLIER) >> self.shift) as usize
+        home(key, self.shift)
     }
 
     /// Starts loading the slot where `key`'s search begins (see [`PrimaryIndex::get`]).
@@ -89,7 +193,10 @@ impl PrimaryIndex {
                 return Some(Location::unpack(entry.location));
             }
             if entry.key == 0 {
-                return None;
+                let old = self.old.as_ref()?;
+                return old
+                    .find(key)
+                    .map(|slot| Location::unpack(old.slots[slot].location));
             }
             slot = (slot + 1) & self.mask();
         }
@@ -98,17 +205,32 @@ impl PrimaryIndex {
     /// Sets `key`'s location and returns the previous one.
     pub fn insert(&mut self, key: u64, location: Location) -> Option<Location> {
         assert_ne!(key, 0, "key 0 is reserved for empty slots");
-        if (self.len + 1) * LOAD_DENOMINATOR > self.slots.len() * LOAD_NUMERATOR {
+        let packed = location.pack();
+        assert_ne!(packed, GONE, "a location that packs to the gone marker");
+        if self.old.is_some() {
+            self.move_some();
+        } else if (self.len + 1) * LOAD_DENOMINATOR > self.slots.len() * LOAD_NUMERATOR {
             self.grow();
         }
-        let packed = location.pack();
+        if let Some(old) = self.old.as_mut()
+            && let Some(slot) = old.find(key)
+        {
+            let previous = old.take(slot);
+            let in_new = self.insert_new(key, packed);
+            assert!(in_new.is_none(), "a key in both tables");
+            return Some(Location::unpack(previous));
+        }
+        self.insert_new(key, packed).map(Location::unpack)
+    }
+
+    /// Sets `key`'s packed location in the new table, which has room, and returns the previous
+    /// one there.
+    fn insert_new(&mut self, key: u64, packed: u64) -> Option<u64> {
         let mut slot = self.home(key);
         loop {
             let entry = &mut self.slots[slot];
             if entry.key == key {
-                let previous = entry.location;
-                entry.location = packed;
-                return Some(Location::unpack(previous));
+                return Some(std::mem::replace(&mut entry.location, packed));
             }
             if entry.key == 0 {
                 *entry = Slot {
@@ -116,6 +238,10 @@ impl PrimaryIndex {
                     location: packed,
                 };
                 self.len += 1;
+                assert!(
+                    self.len * LOAD_DENOMINATOR <= self.slots.len() * LOAD_NUMERATOR,
+                    "the table filled past its load while it grew"
+                );
                 return None;
             }
             slot = (slot + 1) & self.mask();
@@ -130,7 +256,9 @@ impl PrimaryIndex {
         loop {
             let entry = self.slots[slot];
             if entry.key == 0 {
-                return None;
+                let old = self.old.as_mut()?;
+                let slot = old.find(key)?;
+                return Some(Location::unpack(old.take(slot)));
             }
             if entry.key == key {
                 break;
@@ -161,17 +289,58 @@ impl PrimaryIndex {
         Some(removed)
     }
 
-    /// Every (key, location) pair, in table order.
+    /// Every (key, location) pair: the new table's in table order, then the old table's.
     pub fn iter(&self) -> impl Iterator<Item = (u64, Location)> + '_ {
+        let old = self.old.as_ref().map_or(&[][..], |old| &old.slots[..]);
         self.slots
             .iter()
-            .filter(|slot| slot.key != 0)
+            .chain(old)
+            .filter(|slot| slot.key != 0 && slot.location != GONE)
             .map(|slot| (slot.key, Location::unpack(slot.location)))
     }
 
-    /// The raw table, for checkpoints.
-    pub(crate) fn raw_slots(&self) -> &[Slot] {
-        &self.slots
+    /// The raw table, for checkpoints: the table itself, or while it grows, a copy of the new
+    /// table with the old table's keys moved in (what it will be once grown).
+    pub(crate) fn raw_slots(&self) -> Cow<'_, [Slot]> {
+        match &self.old {
+            None => Cow::Borrowed(&self.slots),
+            Some(_) => {
+                let mut grown = self.clone();
+                grown.finish_growing();
+                Cow::Owned(grown.slots)
+            }
+        }
+    }
+
+    /// Moves every key still in the old table.
+    pub fn finish_growing(&mut self) {
+        while self.old.is_some() {
+            self.move_some();
+        }
+    }
+
+    /// Moves the next [`MOVED_PER_INSERT`] old-table slots' keys into the new table, and drops
+    /// the old table once it is empty.
+    fn move_some(&mut self) {
+        let Some(mut old) = self.old.take() else {
+            return;
+        };
+        let end = (old.moved_to + MOVED_PER_INSERT).min(old.slots.len());
+        for slot in old.moved_to..end {
+            let entry = old.slots[slot];
+            if entry.key != 0 && entry.location != GONE {
+                let location = old.take(slot);
+                let previous = self.insert_new(entry.key, location);
+                assert!(previous.is_none(), "a key in both tables");
+            }
+        }
+        old.moved_to = end;
+        if old.moved_to < old.slots.len() {
+            self.old = Some(old);
+        } else {
+            assert_eq!(old.len, 0, "keys left in an emptied old table");
+            free_slots(old.slots);
+        }
     }
 
     /// Rebuilds from a checkpointed table, or `None` if it is not a consistent table.
@@ -180,7 +349,12 @@ impl PrimaryIndex {
             return None;
         }
         let shift = 64 - slots.len().trailing_zeros();
-        let index = Self { slots, len, shift };
+        let index = Self {
+            slots,
+            len,
+            shift,
+            old: None,
+        };
         let mut occupied = 0;
         for (slot_index, slot) in index.slots.iter().enumerate() {
             if slot.key == 0 {
@@ -199,14 +373,19 @@ impl PrimaryIndex {
         (occupied == len).then_some(index)
     }
 
+    /// Starts a growth: a table twice the size takes the keys from now on, and the old one is
+    /// emptied into it a few slots an insert.
     fn grow(&mut self) {
-        let mut bigger = Self::with_capacity(self.slots.len());
+        assert!(self.old.is_none(), "a growth while one is under way");
+        let bigger = Self::with_capacity(self.slots.len());
         assert!(bigger.slots.len() > self.slots.len());
-        for (key, location) in self.iter() {
-            bigger.insert(key, location);
-        }
-        assert_eq!(bigger.len, self.len);
-        *self = bigger;
+        let old = std::mem::replace(self, bigger);
+        self.old = Some(OldTable {
+            slots: old.slots,
+            shift: old.shift,
+            len: old.len,
+            moved_to: 0,
+        });
     }
 }
 
@@ -239,6 +418,7 @@ mod tests {
         Insert(u64, u32),
         Remove(u64),
         Get(u64),
+        Checkpoint,
     }
 
     /// A small key space makes collisions, long probe runs and wrap-around common.
@@ -252,25 +432,96 @@ mod tests {
         ]
     }
 
+    /// Runs `operations` against the index and a model, checking every answer, and at each
+    /// `Checkpoint` that the raw table (what a checkpoint stores) rebuilds the same index.
+    fn check_against_a_model(
+        operations: Vec<Operation>,
+        growths_seen: &mut usize,
+    ) -> Result<(), TestCaseError> {
+        let mut index = PrimaryIndex::with_capacity(4);
+        let mut model: HashMap<u64, Location> = HashMap::new();
+        for operation in operations {
+            match operation {
+                Operation::Insert(key, value) => {
+                    prop_assert_eq!(
+                        index.insert(key, location(value)),
+                        model.insert(key, location(value))
+                    );
+                }
+                Operation::Remove(key) => prop_assert_eq!(index.remove(key), model.remove(&key)),
+                Operation::Get(key) => prop_assert_eq!(index.get(key), model.get(&key).copied()),
+                Operation::Checkpoint => {
+                    let raw = index.raw_slots().into_owned();
+                    let rebuilt = PrimaryIndex::from_raw_slots(raw, index.len());
+                    let rebuilt = rebuilt.expect("a consistent table");
+                    prop_assert!(!rebuilt.is_growing());
+                    let mut pairs: Vec<_> = rebuilt.iter().collect();
+                    pairs.sort_by_key(|(key, _)| *key);
+                    let mut expected: Vec<_> = model.iter().map(|(k, l)| (*k, *l)).collect();
+                    expected.sort_by_key(|(key, _)| *key);
+                    prop_assert_eq!(pairs, expected);
+                }
+            }
+            *growths_seen += usize::from(index.is_growing());
+            prop_assert_eq!(index.len(), model.len());
+        }
+        for (key, location) in &model {
+            prop_assert_eq!(index.get(*key), Some(*location));
+        }
+        prop_assert_eq!(index.iter().count(), model.len());
+        index.finish_growing();
+        prop_assert!(!index.is_growing());
+        prop_assert_eq!(index.iter().count(), model.len());
+        Ok(())
+    }
+
+    fn operation_in(keys: u64) -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            30 => (1..keys, 0u32..1_000_000).prop_map(|(k, v)| Operation::Insert(k, v)),
+            20 => (1..keys).prop_map(Operation::Remove),
+            20 => (1..keys).prop_map(Operation::Get),
+            1 => Just(Operation::Checkpoint),
+        ]
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
         #[test]
         fn agrees_with_a_hash_map(operations in proptest::collection::vec(operation(), 1..600)) {
-            let mut index = PrimaryIndex::with_capacity(4);
-            let mut model: HashMap<u64, Location> = HashMap::new();
-            for operation in operations {
-                match operation {
-                    Operation::Insert(key, value) => {
-                        prop_assert_eq!(index.insert(key, location(value)), model.insert(key, location(value)));
-                    }
-                    Operation::Remove(key) => prop_assert_eq!(index.remove(key), model.remove(&key)),
-                    Operation::Get(key) => prop_assert_eq!(index.get(key), model.get(&key).copied()),
-                }
-                prop_assert_eq!(index.len(), model.len());
+            check_against_a_model(operations, &mut 0)?;
+        }
+
+        /// Enough keys that a growth spans many inserts, so that gets, updates, removes and
+        /// checkpoints meet keys in both tables.
+        #[test]
+        fn agrees_with_a_hash_map_while_it_grows(
+            operations in proptest::collection::vec(operation_in(5_000), 2_000..4_000)
+        ) {
+            let mut growths_seen = 0;
+            check_against_a_model(operations, &mut growths_seen)?;
+            prop_assert!(growths_seen > 0, "no operation met a growth under way");
+        }
+    }
+
+    #[test]
+    fn no_insert_moves_more_than_its_share() {
+        let mut index = PrimaryIndex::with_capacity(16);
+        let mut largest_old = 0;
+        for key in 1..=200_000u64 {
+            let old_before = index.old.as_ref().map_or(0, |old| old.moved_to);
+            index.insert(key, location(key as u32));
+            if let Some(old) = &index.old {
+                assert!(old.moved_to - old_before <= MOVED_PER_INSERT);
+                largest_old = largest_old.max(old.slots.len());
             }
-            for (key, location) in &model {
-                prop_assert_eq!(index.get(*key), Some(*location));
-            }
-            prop_assert_eq!(index.iter().count(), model.len());
+        }
+        assert!(
+            largest_old >= 1 << 17,
+            "growths of large tables were spread over inserts"
+        );
+        for key in 1..=200_000u64 {
+            assert_eq!(index.get(key), Some(location(key as u32)));
         }
     }
 }
