@@ -65,12 +65,27 @@ impl Checkpointer {
             let state = self.shared.state.read();
             (state.segments.clone(), state.last)
         };
+        let started = std::time::Instant::now();
+        let built = self.shadow.is_none();
         let mut shadow = match self.shadow.take() {
             Some(shadow) => shadow,
             None => self.build_shadow(&segments)?,
         };
+        let shadow_ms = started.elapsed().as_millis();
         let caught_up = self.catch_up(&mut shadow, &segments, last.index);
         let written = caught_up.and_then(|()| self.shared.write_checkpoint_of(&shadow));
+        if let Ok(Some(path)) = &written {
+            // Operators see each background checkpoint, and what the first one after a start
+            // costs (the shadow of the indexes is built then, from the newest checkpoint).
+            tracing::info!(
+                path = %path.display(),
+                index = last.index,
+                shadow_built = built,
+                shadow_ms,
+                ms = started.elapsed().as_millis(),
+                "background checkpoint written"
+            );
+        }
         if self.shared.config.keep_checkpoint_shadow {
             self.shadow = Some(shadow);
         } else {
