@@ -43,6 +43,13 @@ pub(crate) struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 16);
 
+impl Slot {
+    /// Whether the slot holds a key: neither empty nor, in an old table, gone.
+    fn holds_key(&self) -> bool {
+        self.key != 0 && self.location != GONE
+    }
+}
+
 /// Key -> location, with fixed-size slots.
 #[derive(Clone)]
 pub struct PrimaryIndex {
@@ -160,11 +167,6 @@ impl PrimaryIndex {
     pub fn memory_bytes(&self) -> usize {
         let old = self.old.as_ref().map_or(0, |old| old.slots.len());
         (self.slots.len() + old) * std::mem::size_of::<Slot>()
-    }
-
-    /// Whether keys of an earlier, smaller table are still being moved.
-    pub fn is_growing(&self) -> bool {
-        self.old.is_some()
     }
 
     fn mask(&self) -> usize {
@@ -295,28 +297,27 @@ impl PrimaryIndex {
         self.slots
             .iter()
             .chain(old)
-            .filter(|slot| slot.key != 0 && slot.location != GONE)
+            .filter(|slot| slot.holds_key())
             .map(|slot| (slot.key, Location::unpack(slot.location)))
     }
 
     /// The raw table, for checkpoints: the table itself, or while it grows, a copy of the new
     /// table with the old table's keys moved in (what it will be once grown).
     pub(crate) fn raw_slots(&self) -> Cow<'_, [Slot]> {
-        match &self.old {
-            None => Cow::Borrowed(&self.slots),
-            Some(_) => {
-                let mut grown = self.clone();
-                grown.finish_growing();
-                Cow::Owned(grown.slots)
-            }
+        let Some(old) = &self.old else {
+            return Cow::Borrowed(&self.slots);
+        };
+        let mut grown = Self {
+            slots: self.slots.clone(),
+            len: self.len,
+            shift: self.shift,
+            old: None,
+        };
+        for slot in old.slots.iter().filter(|slot| slot.holds_key()) {
+            let previous = grown.insert_new(slot.key, slot.location);
+            assert!(previous.is_none(), "a key in both tables");
         }
-    }
-
-    /// Moves every key still in the old table.
-    pub fn finish_growing(&mut self) {
-        while self.old.is_some() {
-            self.move_some();
-        }
+        Cow::Owned(grown.slots)
     }
 
     /// Moves the next [`MOVED_PER_INSERT`] old-table slots' keys into the new table, and drops
@@ -328,7 +329,7 @@ impl PrimaryIndex {
         let end = (old.moved_to + MOVED_PER_INSERT).min(old.slots.len());
         for slot in old.moved_to..end {
             let entry = old.slots[slot];
-            if entry.key != 0 && entry.location != GONE {
+            if entry.holds_key() {
                 let location = old.take(slot);
                 let previous = self.insert_new(entry.key, location);
                 assert!(previous.is_none(), "a key in both tables");
@@ -394,6 +395,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    impl PrimaryIndex {
+        /// Whether keys of an earlier, smaller table are still being moved.
+        fn is_growing(&self) -> bool {
+            self.old.is_some()
+        }
+
+        /// Moves every key still in the old table.
+        fn finish_growing(&mut self) {
+            while self.old.is_some() {
+                self.move_some();
+            }
+        }
+    }
 
     fn location(n: u32) -> Location {
         Location {
