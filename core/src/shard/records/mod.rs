@@ -38,6 +38,16 @@ pub struct MalformedRecord {
     pub reason: String,
 }
 
+impl MalformedRecord {
+    /// A `kind` record that is malformed for `reason`.
+    fn of(kind: RecordKind, reason: String) -> Self {
+        Self {
+            kind: kind.name(),
+            reason,
+        }
+    }
+}
+
 /// The domain's value of a `kind` payload: its version byte `version`, then the stored form
 /// `R` with no byte left over, converted by `into_domain` and checked by `validate` (a stored
 /// value that breaks its type's rules is damage all the same).
@@ -51,12 +61,23 @@ fn read<R, D>(
 where
     R: for<'de> serde::Deserialize<'de>,
 {
-    let malformed = |reason| MalformedRecord {
-        kind: kind.name(),
-        reason,
-    };
+    let malformed = |reason| MalformedRecord::of(kind, reason);
     let stored: R = versioned::decode_exact(version, payload).map_err(malformed)?;
     let value = into_domain(stored).map_err(malformed)?;
+    validate(&value).map_err(malformed)?;
+    Ok(value)
+}
+
+/// [`read`] for a kind read straight into its domain type `T` ([`read_fields`]), with no
+/// stored form to convert.
+fn read_into<T: read_fields::ReadStruct>(
+    kind: RecordKind,
+    version: u8,
+    payload: &[u8],
+    validate: impl FnOnce(&T) -> Result<(), String>,
+) -> Result<T, MalformedRecord> {
+    let malformed = |reason| MalformedRecord::of(kind, reason);
+    let value: T = read_fields::decode(version, payload).map_err(malformed)?;
     validate(&value).map_err(malformed)?;
     Ok(value)
 }

@@ -9,9 +9,9 @@ use serde::de::SeqAccess;
 use spine_domain::codes::CodeList;
 use uuid::Uuid;
 
-use super::read_fields::{self, Fields, ReadStruct};
+use super::read_fields::{Fields, ReadStruct};
 use super::stored_list::StoredList;
-use super::{MalformedRecord, versioned};
+use super::{MalformedRecord, read_into, versioned};
 use crate::NhsNumber;
 use crate::eps::{DmdCode, Prescription, PrescriptionId, prescription as domain};
 use crate::pds::values::OdsCode;
@@ -28,16 +28,12 @@ pub fn encode(prescription: &Prescription) -> Vec<u8> {
 /// The record in `payload`, checked against the invariants every stored prescription keeps
 /// ([`Prescription::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Prescription, MalformedRecord> {
-    let malformed = |reason| MalformedRecord {
-        kind: RecordKind::Prescription.name(),
-        reason,
-    };
-    let prescription: Prescription =
-        read_fields::decode(PAYLOAD_VERSION, payload).map_err(malformed)?;
-    prescription
-        .validate()
-        .map_err(|error| malformed(error.to_string()))?;
-    Ok(prescription)
+    read_into(
+        RecordKind::Prescription,
+        PAYLOAD_VERSION,
+        payload,
+        |prescription: &Prescription| prescription.validate().map_err(|error| error.to_string()),
+    )
 }
 
 /// `Prescription`, the payload after its version byte, as it is written.

@@ -92,9 +92,7 @@ impl<'de, A: SeqAccess<'de>> Fields<'_, A> {
             }
             Ok(None) => Err(de::Error::invalid_length(self.read, &"a field more")),
             Err(error) => {
-                if let Some(reason) = self.refusal.as_mut() {
-                    reason.insert_str(0, name);
-                }
+                name_refusal(self.refusal, name);
                 Err(error)
             }
         }
@@ -105,6 +103,15 @@ impl<'de, A: SeqAccess<'de>> Fields<'_, A> {
     fn refuse(&mut self, reason: String) -> A::Error {
         *self.refusal = Some(reason);
         de::Error::custom("a value the record's code list does not hold")
+    }
+}
+
+/// Puts `name` in front of the refusal's reason, if a refusal stopped the read (a shape error
+/// has none).
+#[cold]
+fn name_refusal(refusal: &mut Option<String>, name: &str) {
+    if let Some(reason) = refusal.as_mut() {
+        reason.insert_str(0, name);
     }
 }
 
@@ -203,8 +210,8 @@ impl<'de, T: ReadStruct> Visitor<'de> for ListSeed<'_, T> {
                 Ok(Some(element)) => elements.push(element),
                 Ok(None) => return Ok(elements),
                 Err(error) => {
-                    if let Some(reason) = refusal.as_mut() {
-                        reason.insert_str(0, &format!("[{}]: ", elements.len()));
+                    if refusal.is_some() {
+                        name_refusal(refusal, &format!("[{}]: ", elements.len()));
                     }
                     return Err(error);
                 }

@@ -44,13 +44,13 @@ pub fn encode(transfer: &Transfer) -> Vec<u8> {
 /// every step keeps ([`Transfer::from_parts`]).
 pub fn decode(payload: &[u8]) -> Result<Transfer, MalformedRecord> {
     if payload.len() > PAYLOAD_BYTES_MAX {
-        return Err(MalformedRecord {
-            kind: RecordKind::Transfer.name(),
-            reason: format!(
+        return Err(MalformedRecord::of(
+            RecordKind::Transfer,
+            format!(
                 "{} bytes, more than the {PAYLOAD_BYTES_MAX} a record takes",
                 payload.len()
             ),
-        });
+        ));
     }
     read(
         RecordKind::Transfer,

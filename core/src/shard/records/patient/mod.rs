@@ -29,19 +29,12 @@ pub fn encode(patient: &Patient) -> Vec<u8> {
 
 /// The record in `payload`, checked against the record's rules ([`Patient::validate`]).
 pub fn decode(payload: &[u8]) -> Result<Patient, MalformedRecord> {
-    let patient: Patient =
-        super::read_fields::decode(PAYLOAD_VERSION, payload).map_err(malformed)?;
-    patient
-        .validate()
-        .map_err(|error| malformed(error.to_string()))?;
-    Ok(patient)
-}
-
-fn malformed(reason: String) -> MalformedRecord {
-    MalformedRecord {
-        kind: RecordKind::Patient.name(),
-        reason,
-    }
+    super::read_into(
+        RecordKind::Patient,
+        PAYLOAD_VERSION,
+        payload,
+        |patient: &Patient| patient.validate().map_err(|error| error.to_string()),
+    )
 }
 
 /// What the withholding of a restricted patient's practice needs of their record
@@ -60,8 +53,8 @@ pub struct Restriction {
 /// with their texts borrowed, never allocated. The record's rules are not checked here (the
 /// full read checks them); its shape is, as strictly as [`decode`] checks it.
 pub fn restriction(payload: &[u8]) -> Result<Restriction, MalformedRecord> {
-    let shape: passed_over::Patient<'_> =
-        versioned::decode_exact(PAYLOAD_VERSION, payload).map_err(malformed)?;
+    let shape: passed_over::Patient<'_> = versioned::decode_exact(PAYLOAD_VERSION, payload)
+        .map_err(|reason| MalformedRecord::of(RecordKind::Patient, reason))?;
     Ok(Restriction {
         restricted: shape.restricted,
         general_practitioner: shape.general_practitioner,
