@@ -15,6 +15,10 @@ pub const SEGMENT_HEADER_SIZE: usize = 64;
 pub const SEGMENT_VERSION_OFFSET: usize = 8;
 /// Offset of the log index of the segment's first record (`u64`).
 pub const SEGMENT_FIRST_INDEX_OFFSET: usize = 16;
+/// Offset of the segment's compaction round (`u32`): 0 for a full segment, n for the n-th
+/// compaction of a compacted one (`N.cseg`, holding only the records a compaction kept, byte
+/// for byte, back to back; the file ends with its last record).
+pub const SEGMENT_COMPACTION_OFFSET: usize = 12;
 /// Offset of the segment's preallocated size in bytes (`u64`).
 pub const SEGMENT_SIZE_OFFSET: usize = 24;
 /// Offset of the CRC32C of segment header bytes `0..SEGMENT_HEADER_CRC_OFFSET` (`u32`).
@@ -95,7 +99,7 @@ mod tests {
     #[test]
     fn format_md_agrees_with_the_code() {
         let documented = documented_constants();
-        let in_code: [(&str, String); 21] = [
+        let in_code: [(&str, String); 22] = [
             ("FORMAT_VERSION", FORMAT_VERSION.to_string()),
             (
                 "SEGMENT_MAGIC",
@@ -108,6 +112,10 @@ mod tests {
                 SEGMENT_FIRST_INDEX_OFFSET.to_string(),
             ),
             ("SEGMENT_SIZE_OFFSET", SEGMENT_SIZE_OFFSET.to_string()),
+            (
+                "SEGMENT_COMPACTION_OFFSET",
+                SEGMENT_COMPACTION_OFFSET.to_string(),
+            ),
             (
                 "SEGMENT_HEADER_CRC_OFFSET",
                 SEGMENT_HEADER_CRC_OFFSET.to_string(),

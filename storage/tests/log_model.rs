@@ -6,7 +6,10 @@
 //! - `get` returns each key's latest record and nothing for deleted keys;
 //! - the secondary index holds exactly the model's derived keys;
 //! - reopening (with or without a checkpoint) and crashing (opening a copy of the directory
-//!   taken while the log runs) lose nothing acknowledged.
+//!   taken while the log runs) lose nothing acknowledged;
+//! - compacting a sealed segment keeps exactly each key's latest record, every delete, the
+//!   segment's last record and the records the caller keeps (here: salt divisible by 3), and
+//!   drops the rest, which read as absent by index from then on, reopened or not.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
@@ -18,6 +21,7 @@ use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
+use spine_storage::io::paced::Pace;
 use spine_storage::{
     BackendChoice, Log, LogConfig, NewRecord, RecordView, SecondaryKey, SecondaryKeys,
 };
@@ -28,13 +32,29 @@ const PAYLOAD_BYTES_MAX: usize = 700;
 
 #[derive(Clone, Debug)]
 enum Operation {
-    Put { key: u64, length: usize, salt: u8 },
-    Delete { key: u64 },
-    Read { index: u64 },
-    Get { key: u64 },
-    Reopen { use_checkpoint: bool },
+    Put {
+        key: u64,
+        length: usize,
+        salt: u8,
+    },
+    Delete {
+        key: u64,
+    },
+    Read {
+        index: u64,
+    },
+    Get {
+        key: u64,
+    },
+    Reopen {
+        use_checkpoint: bool,
+    },
     Crash,
     Checkpoint,
+    /// Compacts the sealed segment at this position (modulo their number), if there is one.
+    Compact {
+        nth: usize,
+    },
 }
 
 fn operation() -> impl Strategy<Value = Operation> {
@@ -46,6 +66,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         1 => any::<bool>().prop_map(|use_checkpoint| Operation::Reopen { use_checkpoint }),
         1 => Just(Operation::Crash),
         1 => Just(Operation::Checkpoint),
+        2 => (0usize..8).prop_map(|nth| Operation::Compact { nth }),
     ]
 }
 
@@ -75,10 +96,17 @@ fn payload(key: u64, length: usize, salt: u8) -> Vec<u8> {
     bytes
 }
 
+/// What the caller of a compaction keeps beyond what the log keeps.
+fn kept_by_caller(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|salt| salt % 3 == 0)
+}
+
 #[derive(Default)]
 struct Model {
     /// By log index: (key, payload, deleted).
     records: Vec<(u64, Vec<u8>, bool)>,
+    /// Indices a compaction dropped.
+    dropped: BTreeSet<u64>,
     /// Key -> index of its latest record, for keys not deleted.
     latest: BTreeMap<u64, u64>,
 }
@@ -117,6 +145,11 @@ impl Harness {
 fn check_everything(log: &Log, model: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(log.last_position().index, model.records.len() as u64);
     for (at, (key_value, bytes, deleted)) in model.records.iter().enumerate() {
+        let index = at as u64 + 1;
+        if model.dropped.contains(&index) {
+            prop_assert_eq!(log.read(index, |_| ()).unwrap(), None, "dropped {}", index);
+            continue;
+        }
         let read = log
             .read(at as u64 + 1, |v| {
                 (
@@ -188,6 +221,7 @@ fn run(backend: BackendChoice, operations: Vec<Operation>) -> Result<(), TestCas
                 let expected = index
                     .checked_sub(1)
                     .and_then(|i| model.records.get(i as usize))
+                    .filter(|_| !model.dropped.contains(&index))
                     .map(|r| r.1.clone());
                 prop_assert_eq!(read, expected);
             }
@@ -212,9 +246,52 @@ fn run(backend: BackendChoice, operations: Vec<Operation>) -> Result<(), TestCas
             Operation::Checkpoint => {
                 harness.log().checkpoint().unwrap();
             }
+            Operation::Compact { nth } => compact(harness.log(), &mut model, nth)?,
         }
     }
     check_everything(harness.log(), &model)
+}
+
+/// Compacts the `nth` sealed segment (modulo their number) and checks it kept exactly what
+/// the model says it must.
+fn compact(log: &Log, model: &mut Model, nth: usize) -> Result<(), TestCaseError> {
+    let sealed = log.sealed_segments();
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    let at = nth % sealed.len();
+    let first = sealed[at].first_index;
+    let end = sealed[at].last_index + 1;
+    let in_range: Vec<u64> = (first..end)
+        .filter(|index| !model.dropped.contains(index))
+        .collect();
+    let last = in_range.last().copied();
+    let expected_kept: BTreeSet<u64> = in_range
+        .iter()
+        .copied()
+        .filter(|&index| {
+            let (key_value, bytes, deleted) = &model.records[index as usize - 1];
+            Some(index) == last
+                || *deleted
+                || model.latest.get(key_value) == Some(&index)
+                || kept_by_caller(bytes)
+        })
+        .collect();
+    let done = log
+        .compact_segment(
+            first,
+            &|view| kept_by_caller(view.payload()),
+            &mut Pace::unlimited(),
+        )
+        .unwrap();
+    prop_assert_eq!(done.records_before, in_range.len() as u64);
+    prop_assert_eq!(done.records_kept, expected_kept.len() as u64);
+    for index in in_range {
+        if !expected_kept.contains(&index) {
+            model.dropped.insert(index);
+        }
+    }
+    check_everything(log, model)
 }
 
 proptest! {

@@ -23,7 +23,11 @@ use crate::log::segment::sync_dir;
 pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"SPINECKP";
 /// Version of the checkpoint layout.
 /// 2: slots placed by the key without its top byte (older checkpoints are ignored).
-pub(crate) const CHECKPOINT_VERSION: u32 = 2;
+/// 3: each segment gives its compaction round (0: a full segment), and a compacted one lists
+///    its records' log indices (version 2 files are still read: their segments are all full).
+pub(crate) const CHECKPOINT_VERSION: u32 = 3;
+/// The previous layout, still read.
+const CHECKPOINT_VERSION_FULL_SEGMENTS_ONLY: u32 = 2;
 const SUFFIX: &str = ".ckpt";
 const TEMPORARY_SUFFIX: &str = ".ckpt.tmp";
 
@@ -31,6 +35,20 @@ const TEMPORARY_SUFFIX: &str = ".ckpt.tmp";
 pub(crate) struct CheckpointSegment {
     pub(crate) first_index: u64,
     pub(crate) offsets: Vec<u32>,
+    /// The segment's compaction round (0: a full segment).
+    pub(crate) compaction: u32,
+    /// For a compacted segment, each record's log index (`None` for a full segment).
+    pub(crate) indices: Option<Vec<u64>>,
+}
+
+/// One segment's part of a checkpoint being written, borrowed from the state.
+pub(crate) struct SegmentPart<'a> {
+    pub(crate) first_index: u64,
+    pub(crate) offsets: &'a [u32],
+    /// The segment's compaction round (0: a full segment).
+    pub(crate) compaction: u32,
+    /// For a compacted segment, each record's log index.
+    pub(crate) indices: Option<&'a [u64]>,
 }
 
 /// What a checkpoint holds.
@@ -52,11 +70,11 @@ fn file_name(last_index: u64) -> String {
 pub(crate) fn encode(
     last: Position,
     write_offset: u32,
-    segments: &[(u64, &[u32])],
+    segments: &[SegmentPart<'_>],
     primary: &PrimaryIndex,
     secondary: &SecondaryIndexes,
 ) -> Vec<u8> {
-    let offsets_total: usize = segments.iter().map(|(_, offsets)| offsets.len()).sum();
+    let offsets_total: usize = segments.iter().map(|part| part.offsets.len()).sum();
     let mut out = Vec::with_capacity(64 + offsets_total * 4 + primary.memory_bytes());
     out.extend_from_slice(&CHECKPOINT_MAGIC);
     out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
@@ -64,11 +82,19 @@ pub(crate) fn encode(
     out.extend_from_slice(&last.term.to_le_bytes());
     out.extend_from_slice(&last.index.to_le_bytes());
     out.extend_from_slice(&(segments.len() as u64).to_le_bytes());
-    for (first_index, offsets) in segments {
-        out.extend_from_slice(&first_index.to_le_bytes());
-        out.extend_from_slice(&(offsets.len() as u64).to_le_bytes());
-        for offset in *offsets {
+    for part in segments {
+        out.extend_from_slice(&part.first_index.to_le_bytes());
+        assert_eq!(part.compaction > 0, part.indices.is_some());
+        out.extend_from_slice(&part.compaction.to_le_bytes());
+        out.extend_from_slice(&(part.offsets.len() as u64).to_le_bytes());
+        for offset in part.offsets {
             out.extend_from_slice(&offset.to_le_bytes());
+        }
+        if let Some(indices) = part.indices {
+            assert_eq!(indices.len(), part.offsets.len(), "an index per record");
+            for index in indices {
+                out.extend_from_slice(&index.to_le_bytes());
+            }
         }
     }
     encode_slots(&mut out, primary);
@@ -279,6 +305,38 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// One segment's part: first index, compaction round (from version 3), offsets, and for a
+/// compacted segment its records' indices.
+fn decode_segment(
+    reader: &mut Reader<'_>,
+    version: u32,
+) -> Result<CheckpointSegment, &'static str> {
+    let first_index = reader.u64()?;
+    let compaction = if version == CHECKPOINT_VERSION {
+        reader.u32()?
+    } else {
+        0
+    };
+    let offset_count = reader.count(4)?;
+    let offsets = (0..offset_count)
+        .map(|_| reader.u32())
+        .collect::<Result<Vec<_>, _>>()?;
+    let indices = if compaction > 0 {
+        let indices = (0..offset_count)
+            .map(|_| reader.u64())
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(indices)
+    } else {
+        None
+    };
+    Ok(CheckpointSegment {
+        first_index,
+        offsets,
+        compaction,
+        indices,
+    })
+}
+
 fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
     let body_len = bytes.len().checked_sub(4).ok_or("truncated")?;
     let (body, crc) = bytes.split_at(body_len);
@@ -291,7 +349,8 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
     if reader.take(8)? != CHECKPOINT_MAGIC {
         return Err("not a checkpoint");
     }
-    if reader.u32()? != CHECKPOINT_VERSION {
+    let version = reader.u32()?;
+    if version != CHECKPOINT_VERSION && version != CHECKPOINT_VERSION_FULL_SEGMENTS_ONLY {
         return Err("unsupported checkpoint version");
     }
     let write_offset = reader.u32()?;
@@ -302,15 +361,7 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
     let segment_count = reader.count(16)?;
     let mut segments = Vec::with_capacity(segment_count);
     for _ in 0..segment_count {
-        let first_index = reader.u64()?;
-        let offset_count = reader.count(4)?;
-        let offsets = (0..offset_count)
-            .map(|_| reader.u32())
-            .collect::<Result<Vec<_>, _>>()?;
-        segments.push(CheckpointSegment {
-            first_index,
-            offsets,
-        });
+        segments.push(decode_segment(&mut reader, version)?);
     }
     let primary = decode_slots(&mut reader)?;
     let index_count = reader.count(8)?;
@@ -338,13 +389,32 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
         primary,
         secondary: SecondaryIndexes::from_sets(sets),
     };
-    let recorded: usize = checkpoint.segments.iter().map(|s| s.offsets.len()).sum();
-    if recorded as u64 != checkpoint.last.index
-        || checkpoint.segments.is_empty() != (last.index == 0)
-    {
+    let mut covered = 0;
+    for part in &checkpoint.segments {
+        if part.first_index != covered + 1 {
+            return Err("segments do not follow each other");
+        }
+        covered = part.last_index()?;
+    }
+    if covered != checkpoint.last.index || checkpoint.segments.is_empty() != (last.index == 0) {
         return Err("record count disagrees with the last index");
     }
     Ok(checkpoint)
+}
+
+impl CheckpointSegment {
+    /// The index of the segment's last record (the one before its first if it has none), once
+    /// its indices are checked: a compacted segment's rise, from its first index on.
+    fn last_index(&self) -> Result<u64, &'static str> {
+        let Some(indices) = &self.indices else {
+            return Ok(self.first_index + self.offsets.len() as u64 - 1);
+        };
+        let rising = indices.windows(2).all(|pair| pair[0] < pair[1]);
+        match (indices.first(), indices.last()) {
+            (Some(&first), Some(&last)) if rising && first >= self.first_index => Ok(last),
+            _ => Err("a compacted segment's indices do not rise from its first index"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -377,12 +447,24 @@ mod tests {
             },
             5,
         );
-        let offsets_a = [64u32, 104];
-        let offsets_b = [64u32];
+        // A compacted segment that kept record 2 of 1..=2, then a full one with record 3.
         encode(
             Position { term: 1, index: 3 },
             104,
-            &[(1, &offsets_a), (3, &offsets_b)],
+            &[
+                SegmentPart {
+                    first_index: 1,
+                    offsets: &[64],
+                    compaction: 1,
+                    indices: Some(&[2]),
+                },
+                SegmentPart {
+                    first_index: 3,
+                    offsets: &[64],
+                    compaction: 0,
+                    indices: None,
+                },
+            ],
             &primary,
             &secondary,
         )
@@ -394,6 +476,8 @@ mod tests {
         assert_eq!(checkpoint.last, Position { term: 1, index: 3 });
         assert_eq!(checkpoint.write_offset, 104);
         assert_eq!(checkpoint.segments.len(), 2);
+        assert_eq!(checkpoint.segments[0].indices, Some(vec![2]));
+        assert_eq!(checkpoint.segments[1].indices, None);
         assert_eq!(
             checkpoint.primary.get(6),
             Some(Location {

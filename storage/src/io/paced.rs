@@ -5,7 +5,45 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// A rate limit for bulk copies that share the disk with the serving log (backups, restores,
+/// compaction): the bytes counted so far are spread over time at no more than the rate.
+#[derive(Debug)]
+pub struct Pace {
+    bytes_per_second: Option<NonZeroU64>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Pace {
+    /// At most `bytes_per_second` (no limit: `None`).
+    pub fn new(bytes_per_second: Option<NonZeroU64>) -> Self {
+        Self {
+            bytes_per_second,
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self::new(None)
+    }
+
+    /// Counts `bytes` written, and waits as long as the rate asks.
+    pub fn wrote(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+        if let Some(rate) = self.bytes_per_second {
+            let due = Duration::from_secs_f64(self.bytes as f64 / rate.get() as f64);
+            if let Some(early) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(early);
+            }
+        }
+    }
+}
 
 /// Bytes written back at a time.
 pub const WRITEBACK_CHUNK: usize = 4 << 20;
@@ -35,4 +73,22 @@ pub fn write_paced<'a>(
         offset += chunk.len() as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pace_keeps_writes_within_its_rate_and_no_pace_waits_not_at_all() {
+        let mut paced = Pace::new(NonZeroU64::new(100 << 20));
+        for _ in 0..10 {
+            paced.wrote(1 << 20);
+        }
+        // 10 MiB at 100 MiB a second: a tenth of a second at least.
+        assert!(paced.started.elapsed() >= Duration::from_millis(99));
+        let mut unpaced = Pace::unlimited();
+        unpaced.wrote(usize::MAX >> 1);
+        assert_eq!(unpaced.bytes, (usize::MAX >> 1) as u64);
+    }
 }

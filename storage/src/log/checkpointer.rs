@@ -14,11 +14,12 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Receiver;
 
 use super::record;
-use super::recovery::apply_checkpoint;
+use super::recovery::{apply_checkpoint, replay_compacted};
 use super::state::State;
 use super::{OpenError, Shared};
 use crate::format::SEGMENT_HEADER_SIZE;
@@ -32,6 +33,9 @@ pub(super) struct Checkpointer {
     extractor: Arc<dyn SecondaryKeys>,
     /// Built at the first checkpoint request, so opening the log pays nothing for it.
     shadow: Option<State>,
+    /// The log's compaction count when the shadow was built: after a compaction the shadow
+    /// points into a segment that is gone, and is built again.
+    shadow_compactions: u64,
     scratch: Vec<SecondaryKey>,
 }
 
@@ -41,6 +45,7 @@ impl Checkpointer {
             shared,
             extractor,
             shadow: None,
+            shadow_compactions: 0,
             scratch: Vec::new(),
         }
     }
@@ -61,6 +66,12 @@ impl Checkpointer {
     }
 
     fn checkpoint(&mut self) -> io::Result<Option<PathBuf>> {
+        // Read before the segment list, so a compaction after it is seen at the next request.
+        let compactions = self.shared.compactions.load(Ordering::Acquire);
+        if compactions != self.shadow_compactions {
+            self.shadow = None;
+            self.shadow_compactions = compactions;
+        }
         let (segments, last) = {
             let state = self.shared.state.read();
             (state.segments.clone(), state.last)
@@ -159,6 +170,20 @@ impl Checkpointer {
                 && shadow.offsets.last().is_some_and(Vec::is_empty);
             let following = segments.get(shadow.segments.len());
             match following {
+                Some(segment) if segment.compacted() && segment.first_index == next => {
+                    shadow.push_segment(Arc::clone(segment));
+                    let extractor = self.extractor.as_ref();
+                    replay_compacted(shadow, extractor, &mut self.scratch, segment)
+                        .map_err(corrupt)?
+                        .map_err(|corruption| {
+                            io::Error::other(format!(
+                                "checkpointer: compacted segment {} is damaged at {}: {}",
+                                segment.path.display(),
+                                corruption.offset,
+                                corruption.reason
+                            ))
+                        })?;
+                }
                 Some(segment) if !fresh_segment && segment.first_index == next => {
                     shadow.push_segment(Arc::clone(segment));
                 }

@@ -10,6 +10,7 @@
 
 mod append_queue;
 mod checkpointer;
+mod compaction;
 mod extent;
 pub mod group_commit;
 mod latency;
@@ -38,6 +39,7 @@ use crate::index::checkpoint;
 use crate::index::secondary::{NoSecondaryKeys, SecondaryKeys};
 use crate::io::{BackendChoice, BackendKind, FaultInjection, SimulatedDisk};
 use append_queue::AppendQueue;
+pub use compaction::{CompactError, Compacted, SealedSegment};
 pub use extent::{LogExtent, SegmentExtent, WritesHeld};
 use group_commit::BatchPolicy;
 use latency::Latencies;
@@ -479,6 +481,11 @@ struct Shared {
     /// Held by the writer while it writes a batch and indexes it, and by
     /// [`Log::hold_writes`] to read where the log ends between two batches.
     writes: Mutex<()>,
+    /// Held by a compaction from its first look at a segment until the segment is replaced.
+    compaction: Mutex<()>,
+    /// How many compactions have replaced a segment: the checkpointer rebuilds its shadow of
+    /// the indexes after one (the shadow points into the segment replaced).
+    compactions: AtomicU64,
 }
 
 impl Shared {
@@ -493,6 +500,8 @@ impl Shared {
             checkpointed: Mutex::new(0),
             latencies: Mutex::new(Latencies::new()),
             writes: Mutex::new(()),
+            compaction: Mutex::new(()),
+            compactions: AtomicU64::new(0),
         }
     }
 }
@@ -561,11 +570,17 @@ impl Shared {
 
 /// Serialises a state as a checkpoint.
 fn encode_state(state: &State) -> Vec<u8> {
-    let segments: Vec<(u64, &[u32])> = state
+    let segments: Vec<checkpoint::SegmentPart<'_>> = state
         .segments
         .iter()
         .zip(&state.offsets)
-        .map(|(segment, offsets)| (segment.first_index, offsets.as_slice()))
+        .zip(&state.indices)
+        .map(|((segment, offsets), indices)| checkpoint::SegmentPart {
+            first_index: segment.first_index,
+            offsets,
+            compaction: segment.compaction,
+            indices: segment.compacted().then_some(indices.as_slice()),
+        })
         .collect();
     checkpoint::encode(
         state.last,

@@ -163,10 +163,21 @@ pub fn payload<'a>(bytes: &'a [u8], header: &RecordHeader) -> &'a [u8] {
 
 /// Encodes a segment header for a segment whose first record has `first_index`.
 pub fn encode_segment_header(first_index: u64, segment_size: u64) -> [u8; SEGMENT_HEADER_SIZE] {
+    encode_segment_header_with(first_index, segment_size, 0)
+}
+
+/// Encodes a segment header for the `compaction`-th compaction of a segment (0: a full one).
+pub fn encode_segment_header_with(
+    first_index: u64,
+    segment_size: u64,
+    compaction: u32,
+) -> [u8; SEGMENT_HEADER_SIZE] {
     let mut head = [0u8; SEGMENT_HEADER_SIZE];
     head[..8].copy_from_slice(&SEGMENT_MAGIC);
     head[SEGMENT_VERSION_OFFSET..SEGMENT_VERSION_OFFSET + 4]
         .copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head[SEGMENT_COMPACTION_OFFSET..SEGMENT_COMPACTION_OFFSET + 4]
+        .copy_from_slice(&compaction.to_le_bytes());
     head[SEGMENT_FIRST_INDEX_OFFSET..SEGMENT_FIRST_INDEX_OFFSET + 8]
         .copy_from_slice(&first_index.to_le_bytes());
     head[SEGMENT_SIZE_OFFSET..SEGMENT_SIZE_OFFSET + 8].copy_from_slice(&segment_size.to_le_bytes());
@@ -183,6 +194,8 @@ pub struct SegmentHeader {
     pub first_index: u64,
     /// Preallocated size of the segment file.
     pub segment_size: u64,
+    /// 0 for a full segment; n for the n-th compaction of a compacted one.
+    pub compaction: u32,
 }
 
 /// Why a segment header is not valid.
@@ -216,6 +229,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, InvalidSegme
     Ok(SegmentHeader {
         first_index: read_u64(head, SEGMENT_FIRST_INDEX_OFFSET),
         segment_size: read_u64(head, SEGMENT_SIZE_OFFSET),
+        compaction: read_u32(head, SEGMENT_COMPACTION_OFFSET),
     })
 }
 
@@ -255,6 +269,19 @@ mod tests {
         let decoded = decode_segment_header(&head).unwrap();
         assert_eq!(decoded.first_index, 77);
         assert_eq!(decoded.segment_size, 1 << 20);
+        assert_eq!(decoded.compaction, 0);
+        let compacted = encode_segment_header_with(77, 4096, 3);
+        assert_eq!(
+            decode_segment_header(&compacted).map(|h| h.compaction),
+            Ok(3)
+        );
+        let mut damaged = compacted;
+        damaged[SEGMENT_COMPACTION_OFFSET] ^= 1;
+        assert_eq!(
+            decode_segment_header(&damaged),
+            Err(InvalidSegmentHeader::Corrupt),
+            "the round is under the header's CRC"
+        );
         head[17] ^= 1;
         assert_eq!(
             decode_segment_header(&head),

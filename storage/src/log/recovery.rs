@@ -17,15 +17,15 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::record::{self, Invalid, InvalidSegmentHeader, RecordHeader};
+use super::record::{self, Invalid, InvalidSegmentHeader, RecordHeader, SegmentHeader};
 use super::segment::{self, Segment, sync_dir};
 use super::state::State;
-use super::{LogConfig, OpenError, RecoveryReport, TornTail};
+use super::{LogConfig, OpenError, ReadError, RecoveryReport, TornTail};
 use crate::format::{RECORD_ALIGNMENT, RECORD_FLAG_GROUP_END, SEGMENT_HEADER_SIZE};
 use crate::index::Location;
 use crate::index::checkpoint::{self, Checkpoint};
 use crate::index::primary::PrimaryIndex;
-use crate::index::secondary::{SecondaryIndexes, SecondaryKeys};
+use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
 use crate::io::BackendKind;
 
 /// How a segment's records end.
@@ -208,18 +208,60 @@ fn corrupt(segment: &Path, offset: u64, reason: &'static str) -> OpenError {
     }
 }
 
-/// Segment files in `dir`, oldest first.
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
-    let mut found = Vec::new();
+/// A segment file found in the log's directory.
+struct SegmentFile {
+    first_index: u64,
+    path: PathBuf,
+    compacted: bool,
+}
+
+/// Segment files in `dir`, oldest first. Where a compaction committed a compacted segment
+/// (`N.cseg`), it is the segment and the full one it replaced (`N.seg`, left by a crash before
+/// its removal) is not: in `Repair` mode that file is removed.
+fn list_segments(dir: &Path, mode: Mode) -> Result<Vec<SegmentFile>, OpenError> {
+    let mut full = std::collections::BTreeMap::new();
+    let mut compacted = std::collections::BTreeMap::new();
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
         let entry = entry.map_err(io_error(dir))?;
-        if let Some(first_index) =
-            segment::parse_segment_file_name(&entry.file_name().to_string_lossy())
-        {
-            found.push((first_index, entry.path()));
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(first_index) = segment::parse_segment_file_name(&name) {
+            full.insert(first_index, entry.path());
+        } else if let Some(first_index) = segment::parse_compacted_file_name(&name) {
+            compacted.insert(first_index, entry.path());
         }
     }
-    found.sort();
+    let mut replaced = false;
+    for first_index in compacted.keys() {
+        if let Some(path) = full.remove(first_index)
+            && mode == Mode::Repair
+        {
+            tracing::info!(path = %path.display(), "removing a segment a compaction replaced");
+            fs::remove_file(&path).map_err(io_error(&path))?;
+            replaced = true;
+        }
+    }
+    if replaced {
+        sync_dir(dir).map_err(io_error(dir))?;
+    }
+    let mut found: Vec<SegmentFile> = full
+        .into_iter()
+        .map(|(first_index, path)| SegmentFile {
+            first_index,
+            path,
+            compacted: false,
+        })
+        .chain(
+            compacted
+                .into_iter()
+                .map(|(first_index, path)| SegmentFile {
+                    first_index,
+                    path,
+                    compacted: true,
+                }),
+        )
+        .collect();
+    found.sort_by_key(|file| file.first_index);
     Ok(found)
 }
 
@@ -236,17 +278,8 @@ fn open_segment(
         .write(mode == Mode::Repair)
         .open(&path)
         .map_err(io_error(&path))?;
-    let length = file.metadata().map_err(io_error(&path))?.len();
-    let mut head = [0u8; SEGMENT_HEADER_SIZE];
-    if length < SEGMENT_HEADER_SIZE as u64 {
-        return Err(corrupt(
-            &path,
-            length,
-            "segment file is shorter than its header",
-        ));
-    }
-    file.read_exact_at(&mut head, 0).map_err(io_error(&path))?;
-    let header = match record::decode_segment_header(&head) {
+    let (decoded, length) = read_segment_header(&file, &path)?;
+    let header = match decoded {
         Ok(header) => header,
         Err(InvalidSegmentHeader::Zeroed) if is_last => {
             if mode == Mode::Repair {
@@ -269,13 +302,7 @@ fn open_segment(
             ));
         }
     };
-    if header.first_index != first_index {
-        return Err(corrupt(
-            &path,
-            0,
-            "segment header disagrees with the file name",
-        ));
-    }
+    check_name(&header, first_index, false, &path)?;
     if length != header.segment_size {
         if !is_last || length > header.segment_size {
             return Err(corrupt(&path, length, "segment file has the wrong size"));
@@ -295,6 +322,108 @@ fn open_segment(
     Segment::from_file(file, path.clone(), first_index, header.segment_size)
         .map(Some)
         .map_err(io_error(&path))
+}
+
+/// Reads the header of the segment file at `path`, and the file's length.
+fn read_segment_header(
+    file: &File,
+    path: &Path,
+) -> Result<(Result<SegmentHeader, InvalidSegmentHeader>, u64), OpenError> {
+    let length = file.metadata().map_err(io_error(path))?.len();
+    if length < SEGMENT_HEADER_SIZE as u64 {
+        return Err(corrupt(
+            path,
+            length,
+            "segment file is shorter than its header",
+        ));
+    }
+    let mut head = [0u8; SEGMENT_HEADER_SIZE];
+    file.read_exact_at(&mut head, 0).map_err(io_error(path))?;
+    Ok((record::decode_segment_header(&head), length))
+}
+
+/// Checks that a segment's header agrees with its file name: the first index, and whether it
+/// was compacted (`N.cseg`) or not (`N.seg`).
+fn check_name(
+    header: &SegmentHeader,
+    first_index: u64,
+    named_compacted: bool,
+    path: &Path,
+) -> Result<(), OpenError> {
+    if header.first_index != first_index {
+        return Err(corrupt(
+            path,
+            0,
+            "segment header disagrees with the file name",
+        ));
+    }
+    match (named_compacted, header.compaction != 0) {
+        (false, true) => Err(corrupt(path, 0, "a compacted segment named as a full one")),
+        (true, false) => Err(corrupt(path, 0, "a full segment named as a compacted one")),
+        _ => Ok(()),
+    }
+}
+
+/// Opens a compacted segment: written whole and synced before it was named, it is never torn,
+/// so any fault in it is corruption (and it is never changed, even in `Repair` mode).
+fn open_compacted(first_index: u64, path: PathBuf) -> Result<Segment, OpenError> {
+    let file = File::open(&path).map_err(io_error(&path))?;
+    let (decoded, length) = read_segment_header(&file, &path)?;
+    let header = decoded.map_err(|_| corrupt(&path, 0, "compacted segment header is damaged"))?;
+    check_name(&header, first_index, true, &path)?;
+    if length != header.segment_size {
+        return Err(corrupt(
+            &path,
+            length,
+            "compacted segment has the wrong size",
+        ));
+    }
+    Segment::from_file(file, path.clone(), first_index, length)
+        .map(|segment| segment.into_compacted(header.compaction))
+        .map_err(io_error(&path))
+}
+
+/// Verifies the records of a compacted segment, each one's index above the one before and the
+/// first at or above `next_index`, and calls `on_record(offset, header, payload)` for each.
+/// The records fill the file exactly and the last ends an append group (compaction keeps each
+/// segment's last record).
+pub(crate) fn scan_compacted<E>(
+    bytes: &[u8],
+    next_index: u64,
+    payload_max: u32,
+    mut on_record: impl FnMut(usize, &RecordHeader, &[u8]) -> Result<(), E>,
+) -> Result<Result<(), Corruption>, E> {
+    let mut offset = SEGMENT_HEADER_SIZE;
+    let mut expected = next_index;
+    let mut ends_group = false;
+    while offset < bytes.len() {
+        let header = match record::decode(&bytes[offset..], payload_max) {
+            Ok(header) if header.position.index >= expected => header,
+            Ok(_) => {
+                return Ok(Err(Corruption {
+                    offset,
+                    reason: "compacted segment's indices do not rise",
+                }));
+            }
+            Err(invalid) => {
+                return Ok(Err(Corruption {
+                    offset,
+                    reason: invalid.describe(),
+                }));
+            }
+        };
+        on_record(offset, &header, record::payload(&bytes[offset..], &header))?;
+        offset += header.record_size();
+        expected = header.position.index + 1;
+        ends_group = header.flags & RECORD_FLAG_GROUP_END != 0;
+    }
+    if !ends_group {
+        return Ok(Err(Corruption {
+            offset,
+            reason: "compacted segment does not end with an append group's last record",
+        }));
+    }
+    Ok(Ok(()))
 }
 
 /// Applies `checkpoint` to `state` if it matches the segments; `Ok(false)` if it does not.
@@ -319,10 +448,16 @@ pub(super) fn apply_checkpoint(
         let size = segments[ordinal].size();
         if part.first_index != expected_first
             || part.offsets.last().is_some_and(|&o| o as usize >= size)
+            || part.compaction != segments[ordinal].compaction
         {
+            // A segment compacted (again) after the checkpoint was written: its offsets
+            // changed, so the log is scanned.
             return Ok(false);
         }
-        expected_first += part.offsets.len() as u64;
+        expected_first = match &part.indices {
+            Some(indices) => indices.last().map_or(part.first_index, |last| last + 1),
+            None => part.first_index + part.offsets.len() as u64,
+        };
     }
     if checkpoint.secondary.index_count() != state.secondary.index_count()
         || checkpoint.write_offset as usize > segments[checkpoint.segments.len() - 1].size()
@@ -332,6 +467,7 @@ pub(super) fn apply_checkpoint(
     for (segment, part) in segments.iter().zip(checkpoint.segments) {
         state.segments.push(Arc::clone(segment));
         state.offsets.push(part.offsets);
+        state.indices.push(part.indices.unwrap_or_default());
     }
     state.primary = checkpoint.primary;
     state.secondary = checkpoint.secondary;
@@ -352,11 +488,17 @@ pub(crate) fn recover(
         segment::remove_spares(dir).map_err(io_error(dir))?;
         checkpoint::remove_temporaries(dir).map_err(io_error(dir))?;
     }
-    let files = list_segments(dir)?;
+    let files = list_segments(dir, mode)?;
     let mut segments = Vec::with_capacity(files.len());
     let file_count = files.len();
-    for (ordinal, (first_index, path)) in files.into_iter().enumerate() {
-        if let Some(segment) = open_segment(first_index, path, ordinal + 1 == file_count, mode)? {
+    for (ordinal, found) in files.into_iter().enumerate() {
+        let is_last = ordinal + 1 == file_count;
+        let opened = if found.compacted {
+            open_compacted(found.first_index, found.path).map(Some)?
+        } else {
+            open_segment(found.first_index, found.path, is_last, mode)?
+        };
+        if let Some(segment) = opened {
             segments.push(Arc::new(segment));
         }
     }
@@ -409,6 +551,18 @@ pub(crate) fn recover(
             }
             state.push_segment(Arc::clone(segment));
         }
+        if segment.compacted() {
+            // Covered by the checkpoint, or scanned whole here: nothing is ever appended to it.
+            if !resuming {
+                let scanned = replay_compacted(&mut state, extractor, &mut Vec::new(), segment)?
+                    .map_err(|corruption| {
+                        corrupt(&segment.path, corruption.offset as u64, corruption.reason)
+                    })?;
+                report.records_scanned += scanned.0;
+                report.bytes_scanned += scanned.1;
+            }
+            continue;
+        }
         let is_last = ordinal + 1 == segments.len();
         let start = state.write_offset;
         let bytes = segment.bytes_for_recovery();
@@ -460,6 +614,36 @@ pub(crate) fn recover(
     }
     report.records = state.last.index;
     Ok(Recovered { state, report })
+}
+
+/// Verifies the compacted segment just pushed as `state`'s last and indexes its records, for
+/// recovery and for the checkpointer's shadow alike; returns how many records and bytes it
+/// held, or where it is damaged.
+pub(crate) fn replay_compacted(
+    state: &mut State,
+    extractor: &dyn SecondaryKeys,
+    scratch: &mut Vec<SecondaryKey>,
+    segment: &Segment,
+) -> Result<Result<(u64, u64), Corruption>, ReadError> {
+    let ordinal = state.last_segment().expect("the segment was pushed");
+    let mut scanned = (0, 0);
+    let next_index = state.last.index + 1;
+    let payload_max = state.payload_max;
+    let outcome = scan_compacted(
+        segment.bytes_for_recovery(),
+        next_index,
+        payload_max,
+        |offset, header, payload| {
+            scanned.0 += 1;
+            scanned.1 += header.record_size() as u64;
+            let location = Location {
+                segment: ordinal,
+                offset: offset as u32,
+            };
+            state.apply(extractor, scratch, location, header, payload)
+        },
+    )?;
+    Ok(outcome.map(|()| scanned))
 }
 
 /// Zeroes `at..nonzero_end` of the last segment and syncs it, so no byte of the torn batch can

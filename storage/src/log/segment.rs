@@ -17,6 +17,11 @@ use crate::format::{RECORD_HEADER_SIZE, RECORD_PAYLOAD_LEN_OFFSET, record_size};
 pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
 /// File name suffix of a segment being prepared; removed at open.
 pub(crate) const SPARE_SUFFIX: &str = ".seg.spare";
+/// File name suffix of a compacted segment: the records a compaction kept of the segment with
+/// the same number (`storage/FORMAT.md`, "Compaction").
+pub(crate) const COMPACTED_SUFFIX: &str = ".cseg";
+/// File name suffix of a compacted segment being written; removed at open.
+pub(crate) const COMPACTING_SUFFIX: &str = ".cseg.tmp";
 /// Zero-filling writes this much at a time.
 const ZERO_FILL_CHUNK: usize = 1 << 20;
 
@@ -25,9 +30,24 @@ pub(crate) fn segment_file_name(first_index: u64) -> String {
     format!("{first_index:020}{SEGMENT_SUFFIX}")
 }
 
+/// Name of the compacted segment that replaces the segment whose first record has
+/// `first_index`.
+pub(crate) fn compacted_file_name(first_index: u64) -> String {
+    format!("{first_index:020}{COMPACTED_SUFFIX}")
+}
+
 /// First index encoded in a segment file name, or `None` if it is not one.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    parse_numbered(name, SEGMENT_SUFFIX)
+}
+
+/// First index encoded in a compacted segment's file name, or `None` if it is not one.
+pub(crate) fn parse_compacted_file_name(name: &str) -> Option<u64> {
+    parse_numbered(name, COMPACTED_SUFFIX)
+}
+
+fn parse_numbered(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -103,6 +123,9 @@ pub(crate) struct Segment {
     pub(crate) path: PathBuf,
     /// The file, written by the io backend.
     pub(crate) file: File,
+    /// 0 for a full segment; n for the n-th compaction of a compacted one, whose records are
+    /// a sparse, sorted subset of its range of indices and which is never written to.
+    pub(crate) compaction: u32,
     map: Mmap,
 }
 
@@ -130,8 +153,21 @@ impl Segment {
             first_index,
             path,
             file,
+            compaction: 0,
             map,
         })
+    }
+
+    /// The same segment, known to be the `compaction`-th compaction of its records.
+    pub(crate) fn into_compacted(mut self, compaction: u32) -> Self {
+        assert!(compaction > 0, "a compacted segment's round is at least 1");
+        self.compaction = compaction;
+        self
+    }
+
+    /// Whether this is a compacted segment.
+    pub(crate) fn compacted(&self) -> bool {
+        self.compaction > 0
     }
 
     /// The whole mapped segment. Only for recovery, before the writer starts: afterwards the
@@ -180,11 +216,13 @@ pub(crate) fn prefetch_read<T>(value: &T) {
     let _ = value;
 }
 
-/// Removes spare segments left by an earlier run.
+/// Removes spare segments and unfinished compacted segments left by an earlier run.
 pub(crate) fn remove_spares(dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().ends_with(SPARE_SUFFIX) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(SPARE_SUFFIX) || name.ends_with(COMPACTING_SUFFIX) {
             fs::remove_file(entry.path())?;
         }
     }
@@ -206,6 +244,15 @@ mod tests {
         assert_eq!(parse_segment_file_name("0000000000000000000x.seg"), None);
         assert_eq!(
             parse_segment_file_name("00000000000000000001.seg.spare"),
+            None
+        );
+        assert_eq!(
+            parse_compacted_file_name(&compacted_file_name(42)),
+            Some(42)
+        );
+        assert_eq!(parse_segment_file_name(&compacted_file_name(42)), None);
+        assert_eq!(
+            parse_compacted_file_name("00000000000000000042.cseg.tmp"),
             None
         );
     }

@@ -17,12 +17,35 @@ use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
 
 const PAST_THE_END: &str = "record runs past the end of the segment";
 
+/// A compacted copy of a sealed segment, ready to take its place ([`State::replace_segment`]).
+pub(crate) struct Replacement {
+    pub(crate) segment: Arc<Segment>,
+    /// Offsets of its records, in log order.
+    pub(crate) offsets: Vec<u32>,
+    /// Their log indices.
+    pub(crate) indices: Vec<u64>,
+    /// Every keyed record it kept, with its offset before and after.
+    pub(crate) moved: Vec<MovedRecord>,
+}
+
+/// Where a keyed record was and is, in a segment and its compacted copy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MovedRecord {
+    pub(crate) key: u64,
+    pub(crate) old_offset: u32,
+    pub(crate) new_offset: u32,
+}
+
 #[derive(Clone)]
 pub(crate) struct State {
     /// Every segment, oldest first; a [`Location`]'s segment is an index into this.
     pub(crate) segments: Vec<Arc<Segment>>,
     /// Per segment, the offsets of its records in log order.
     pub(crate) offsets: Vec<Vec<u32>>,
+    /// Per segment, for a compacted one, the log index of each record in `offsets` (sorted,
+    /// with gaps where records were dropped); empty for a full segment, whose indices follow
+    /// from its first index.
+    pub(crate) indices: Vec<Vec<u64>>,
     pub(crate) primary: PrimaryIndex,
     pub(crate) secondary: SecondaryIndexes,
     /// The last durable record; index 0 while the log is empty.
@@ -42,6 +65,7 @@ impl State {
         Self {
             segments: Vec::new(),
             offsets: Vec::new(),
+            indices: Vec::new(),
             primary,
             secondary,
             last: Position { term: 0, index: 0 },
@@ -59,7 +83,43 @@ impl State {
         );
         self.segments.push(segment);
         self.offsets.push(Vec::new());
+        self.indices.push(Vec::new());
         self.write_offset = SEGMENT_HEADER_SIZE;
+    }
+
+    /// Puts `replacement`, a compacted copy of the sealed segment with `ordinal`, in its place,
+    /// and moves each key the index finds at one of its `moved` records (old offset, new
+    /// offset, key) to the record's new offset. Every record the indexes point to in the
+    /// segment must be among `moved` (compaction keeps each key's latest record).
+    pub(crate) fn replace_segment(&mut self, ordinal: u32, replacement: &Replacement) {
+        let at = ordinal as usize;
+        assert!(
+            Some(ordinal) < self.last_segment(),
+            "only a sealed segment is replaced"
+        );
+        assert_eq!(
+            self.segments[at].first_index, replacement.segment.first_index,
+            "a segment is replaced by its own compacted copy"
+        );
+        assert!(replacement.segment.compacted());
+        for moved in &replacement.moved {
+            let old = Location {
+                segment: ordinal,
+                offset: moved.old_offset,
+            };
+            if self.primary.get(moved.key) == Some(old) {
+                self.primary.insert(
+                    moved.key,
+                    Location {
+                        segment: ordinal,
+                        offset: moved.new_offset,
+                    },
+                );
+            }
+        }
+        self.segments[at] = Arc::clone(&replacement.segment);
+        self.offsets[at].clone_from(&replacement.offsets);
+        self.indices[at].clone_from(&replacement.indices);
     }
 
     /// Ordinal of the last segment.
@@ -77,11 +137,21 @@ impl State {
         header: &RecordHeader,
         payload: &[u8],
     ) -> Result<(), ReadError> {
-        assert_eq!(
-            header.position.index,
-            self.last.index + 1,
-            "records are applied in order"
-        );
+        let segment = location.segment as usize;
+        let compacted = self.segments.get(segment).is_some_and(|s| s.compacted());
+        if compacted {
+            assert!(
+                header.position.index > self.last.index,
+                "records are applied in order"
+            );
+            self.indices[segment].push(header.position.index);
+        } else {
+            assert_eq!(
+                header.position.index,
+                self.last.index + 1,
+                "records are applied in order"
+            );
+        }
         assert_eq!(
             Some(location.segment),
             self.last_segment(),
@@ -142,8 +212,12 @@ impl State {
             .segments
             .partition_point(|s| s.first_index <= index)
             .checked_sub(1)?;
-        let offset =
-            *self.offsets[segment].get((index - self.segments[segment].first_index) as usize)?;
+        let position = if self.segments[segment].compacted() {
+            self.indices[segment].binary_search(&index).ok()?
+        } else {
+            (index - self.segments[segment].first_index) as usize
+        };
+        let offset = *self.offsets[segment].get(position)?;
         Some(Location {
             segment: segment as u32,
             offset,

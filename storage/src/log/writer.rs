@@ -67,9 +67,12 @@ pub(super) fn start(
     };
     let (next_index, write_offset, current) = {
         let state = shared.state.read();
+        // A compacted segment is never written to: one left last (its successor was prepared
+        // but never written) is followed by a new segment at the first batch.
         let current = state
             .last_segment()
-            .map(|ordinal| (ordinal, Arc::clone(&state.segments[ordinal as usize])));
+            .map(|ordinal| (ordinal, Arc::clone(&state.segments[ordinal as usize])))
+            .filter(|(_, segment)| !segment.compacted());
         (state.last.index + 1, state.write_offset, current)
     };
     let writer = Writer {
