@@ -4,6 +4,8 @@
 //!
 //! Where things are:
 //! - [`engine`]: the running engine: pinned shard threads, their inboxes and loops.
+//! - [`compaction`]: compacting a stopped data directory's logs (what each shard keeps is
+//!   [`shard::retention`]).
 //! - [`coordinator`]: the requests that span shards (create, search, alerts, nominated
 //!   release, slot search and booking, and the booking's repair), over any [`coordinator::ShardLinks`]:
 //!   the engine's inboxes, or the simulator's queues.
@@ -25,6 +27,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod backup;
+pub mod compaction;
 pub mod coordinator;
 pub mod engine;
 pub mod shard;

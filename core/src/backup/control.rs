@@ -292,8 +292,11 @@ pub fn request_cut(data_dir: &Path, shards: usize) -> Result<Option<ServedCut>, 
 /// The extents a cut answer names, each segment under its shard's log directory in
 /// `data_dir`; or what is wrong with the answer.
 fn extents_of(answer: CutAnswer, data_dir: &Path, shards: usize) -> Result<Vec<LogExtent>, String> {
-    let plain_name =
-        |name: &str| name.ends_with(".seg") && !name.contains('/') && !name.starts_with('.');
+    let plain_name = |name: &str| {
+        (name.ends_with(".seg") || name.ends_with(".cseg"))
+            && !name.contains('/')
+            && !name.starts_with('.')
+    };
     if let Some(odd) = answer
         .shards
         .iter()

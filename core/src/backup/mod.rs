@@ -30,13 +30,13 @@ pub mod take;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::num::NonZeroU64;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 pub use manifest::{FileEntry, MANIFEST_FILE_NAME, Manifest, ShardPosition};
+pub use spine_storage::io::paced::Pace;
 
 /// Why a backup could not be taken, checked or restored.
 #[derive(Debug, thiserror::Error)]
@@ -115,36 +115,6 @@ impl BackupError {
 /// the next is written and the log's flushes never queue behind a copy's dirty pages.
 const CHUNK_BYTES: usize = spine_storage::io::paced::WRITEBACK_CHUNK;
 
-/// A copy's rate: after each chunk, waits until the bytes copied so far are within it.
-#[derive(Debug)]
-pub struct Pace {
-    bytes_per_second: Option<NonZeroU64>,
-    started: Instant,
-    bytes: u64,
-}
-
-impl Pace {
-    /// At most `bytes_per_second` (no limit: `None`).
-    pub fn new(bytes_per_second: Option<NonZeroU64>) -> Self {
-        Self {
-            bytes_per_second,
-            started: Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    /// Counts `bytes` copied, and waits as long as the rate asks.
-    fn copied(&mut self, bytes: usize) {
-        self.bytes += bytes as u64;
-        if let Some(rate) = self.bytes_per_second {
-            let due = Duration::from_secs_f64(self.bytes as f64 / rate.get() as f64);
-            if let Some(early) = due.checked_sub(self.started.elapsed()) {
-                std::thread::sleep(early);
-            }
-        }
-    }
-}
-
 /// SHA-256 as the manifest writes it: 64 lower-case hex digits.
 fn hex_digest(hasher: Sha256) -> String {
     let digest: [u8; 32] = hasher.finalize().into();
@@ -181,7 +151,7 @@ fn copy_prefix(
         spine_storage::io::paced::write_paced(&mut to, copied, [&chunk[..read]])
             .map_err(BackupError::io(target))?;
         copied += read as u64;
-        pace.copied(read);
+        pace.wrote(read);
     }
     if copied != hashed_bytes {
         return Err(BackupError::Io {
@@ -301,23 +271,5 @@ fn inside(relative: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{relative}/{name}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pace_keeps_a_copy_within_its_rate_and_no_pace_waits_not_at_all() {
-        let mut paced = Pace::new(NonZeroU64::new(100 << 20));
-        for _ in 0..10 {
-            paced.copied(1 << 20);
-        }
-        // 10 MiB at 100 MiB a second: a tenth of a second at least.
-        assert!(paced.started.elapsed() >= Duration::from_millis(99));
-        let mut unpaced = Pace::new(None);
-        unpaced.copied(usize::MAX >> 1);
-        assert_eq!(unpaced.bytes, (usize::MAX >> 1) as u64);
     }
 }

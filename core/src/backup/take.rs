@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use spine_storage::format::SEGMENT_HEADER_SIZE;
 use spine_storage::{LogExtent, Position};
 
 use super::manifest::{FileEntry, MANIFEST_FILE_NAME, MANIFEST_FORMAT, Manifest, ShardPosition};
@@ -159,7 +161,11 @@ impl Copier<'_> {
                 let entry = base.files.get(inside.as_str()).filter(|entry| {
                     entry.bytes == segment.size && entry.hashed_bytes == segment.used_bytes
                 })?;
-                fs::hard_link(super::under(base.dir, &inside), &copy)
+                let earlier = super::under(base.dir, &inside);
+                // A segment compacted again since keeps its name: its header (which holds
+                // the compaction round) tells the copies apart.
+                same_header(&earlier, &segment.path).then_some(())?;
+                fs::hard_link(&earlier, &copy)
                     .is_ok()
                     .then(|| entry.sha256.clone())
             });
@@ -183,6 +189,17 @@ impl Copier<'_> {
         sync_dir(&target)?;
         Ok(name)
     }
+}
+
+/// Whether the segment files `a` and `b` begin with the same header (false if either
+/// cannot be read).
+fn same_header(a: &Path, b: &Path) -> bool {
+    let header = |path: &Path| -> Option<[u8; SEGMENT_HEADER_SIZE]> {
+        let mut bytes = [0; SEGMENT_HEADER_SIZE];
+        fs::File::open(path).ok()?.read_exact(&mut bytes).ok()?;
+        Some(bytes)
+    };
+    header(a).is_some_and(|first| header(b) == Some(first))
 }
 
 /// The last name of `path` as UTF-8 (every name a data directory holds is).

@@ -190,19 +190,35 @@ pub fn verify_audit_from<S: Store>(
     audit.finish(head)
 }
 
-/// The chain's head as the last turn's metadata before `from` names it (genesis if none).
+/// The chain's head just before `from`: as the last audit event before it ends the chain, or
+/// the last turn's metadata names it, whichever is later (genesis if neither). The event
+/// counts as well as the metadata because compaction drops superseded metadata records (see
+/// `shard::retention`), never audit events.
 fn chain_head_before<S: Store>(store: &S, from: u64) -> Result<ChainHead, AuditReadError> {
     for index in (1..from).rev() {
-        let meta = store.read(index, |stored| {
-            (stored.kind == record_layout::KIND_META).then(|| ShardMeta::decode(stored.payload))
+        let head = store.read(index, |stored| match stored.kind {
+            record_layout::KIND_META => Some(
+                ShardMeta::decode(stored.payload)
+                    .map(|meta| meta.chain_head())
+                    .ok_or(AuditProblem::MetaUndecodable),
+            ),
+            record_layout::KIND_AUDIT => Some(
+                ChainRecord::parse(stored.payload)
+                    .map(|record| ChainHead {
+                        sequence: record.sequence,
+                        hash: record.hash,
+                    })
+                    .ok_or(AuditProblem::Undecodable),
+            ),
+            _ => None,
         })?;
-        match meta.flatten() {
-            Some(Some(meta)) => return Ok(meta.chain_head()),
-            Some(None) => {
+        match head.flatten() {
+            Some(Ok(head)) => return Ok(head),
+            Some(Err(problem)) => {
                 return Err(AuditReadError::Damaged {
                     index,
                     place: store.place(index),
-                    problem: AuditProblem::MetaUndecodable,
+                    problem,
                 });
             }
             None => {}

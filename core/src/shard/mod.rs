@@ -43,6 +43,7 @@ pub mod record_layout;
 pub mod records;
 pub mod registrations;
 pub mod restricted;
+pub mod retention;
 mod scr;
 pub mod store;
 
