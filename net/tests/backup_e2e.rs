@@ -9,7 +9,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,30 +18,13 @@ use spine_core::request::{ErrorCode, Operation};
 use spine_core::{NhsNumber, Patient};
 use spine_net::pki::DEMO_CLIENT;
 
-use common::{Spine, connect, identity, load, request, runtime, snapshot};
-
-fn spine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spine"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{
+    Spine, connect, identity, killed_after, load, path, request, runtime, snapshot, spine, text,
+};
 
 /// `spine restore --from BACKUP --data-dir DIR`.
 fn restore(backup: &Path, into: &Path) -> Output {
     spine(&["restore", "--from", path(backup), "--data-dir", path(into)])
-}
-
-fn path(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Whether the server at `spine` knows `nhs_number`.
@@ -267,21 +250,6 @@ fn a_damaged_backup_is_found_by_verify_and_restores_nothing() {
         text(&back)
     );
     assert!(!restored.exists(), "nothing restored");
-}
-
-/// Runs `spine` with `args` and SIGKILLs it after `after`; whether it had finished already.
-fn killed_after(args: &[&str], after: std::time::Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spine"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(after);
-    let finished = child.try_wait().unwrap().is_some();
-    let _ = child.kill();
-    child.wait().unwrap();
-    finished
 }
 
 /// Runs `spine` with `args` (a backup or a restore into `target`) twelve times, killed 2 to

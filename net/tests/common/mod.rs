@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
 use spine_core::Patient;
@@ -18,6 +18,43 @@ use spine_net::client::{Client, ClientError, ClientIdentity, Transport, tls_clie
 use spine_net::pki::Pki;
 use spine_net::protocol::message::WireRequest;
 use uuid::Uuid;
+
+/// Runs the `spine` binary with `args` to its end.
+pub fn spine(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spine"))
+        .args(args)
+        .output()
+        .expect("the spine binary runs")
+}
+
+/// A path as an argument (the tests' temporary paths are UTF-8).
+pub fn path(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// What a run printed, stdout then stderr.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `spine` with `args` and SIGKILLs it after `after`; whether it had finished already.
+pub fn killed_after(args: &[&str], after: std::time::Duration) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spine"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the spine binary starts");
+    std::thread::sleep(after);
+    let finished = child.try_wait().expect("the child's status").is_some();
+    let _ = child.kill();
+    child.wait().expect("the killed child is reaped");
+    finished
+}
 
 /// A running `spine serve`; killed when dropped.
 pub struct Spine {
