@@ -27,7 +27,7 @@ pub use io::{
     TornWrite,
 };
 pub use log::{
-    AppendError, CompactError, Compacted, Key, LatencyReport, LatencySummary, Log, LogConfig,
-    LogExtent, LogStats, NewRecord, OpenError, PendingBatch, Position, ReadError, RecordView,
-    RecoveryReport, SealedSegment, SegmentExtent, TornTail, WritesHeld,
+    AppendError, CompactError, Compacted, FilesPin, Key, LatencyReport, LatencySummary, Log,
+    LogConfig, LogExtent, LogStats, NewRecord, OpenError, PendingBatch, Position, ReadError,
+    RecordView, RecoveryReport, SealedSegment, SegmentExtent, TornTail, WritesHeld,
 };

@@ -94,7 +94,7 @@ fn compact_all(log: &Log) -> (u64, u64) {
     let (mut before, mut after) = (0, 0);
     for sealed in log.sealed_segments() {
         let done = log
-            .compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited())
+            .compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
             .unwrap();
         before += done.bytes_before;
         after += done.bytes_after;
@@ -157,7 +157,7 @@ fn compacting_again_drops_what_became_superseded() {
     written(dir.path());
     let log = open(dir.path(), true);
     let first = log.sealed_segments()[0].clone();
-    log.compact_segment(first.first_index, &keep_unkeyed, &mut Pace::unlimited())
+    log.compact_segment(first.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
         .unwrap();
     log.checkpoint().unwrap();
     let stale: Vec<(PathBuf, Vec<u8>)> = files_ending(dir.path(), ".ckpt")
@@ -169,7 +169,7 @@ fn compacting_again_drops_what_became_superseded() {
         .collect();
     // The second round keeps nothing but what the log needs: the unkeyed records go.
     let again = log
-        .compact_segment(first.first_index, &|_| false, &mut Pace::unlimited())
+        .compact_segment(first.first_index, &|_| false, &mut Pace::unlimited(), 1)
         .unwrap();
     assert!(again.records_kept < again.records_before);
     let expected = readable(&log);
@@ -220,7 +220,7 @@ fn a_crash_after_the_rename_uses_the_compacted_copy() {
     let sealed = log.sealed_segments()[0].clone();
     let full_bytes = fs::read(&sealed.path).unwrap();
     let done = log
-        .compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited())
+        .compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
         .unwrap();
     let expected = readable(&log);
     log.close().unwrap();
@@ -257,7 +257,7 @@ fn a_damaged_compacted_segment_refuses_to_open() {
     let log = open(dir.path(), true);
     let first = log.sealed_segments()[0].first_index;
     let done = log
-        .compact_segment(first, &keep_unkeyed, &mut Pace::unlimited())
+        .compact_segment(first, &keep_unkeyed, &mut Pace::unlimited(), 1)
         .unwrap();
     log.close().unwrap();
     let mut bytes = fs::read(&done.path).unwrap();
@@ -289,6 +289,7 @@ fn a_compacted_segment_left_last_is_followed_by_a_new_one() {
         last_sealed.first_index,
         &keep_unkeyed,
         &mut Pace::unlimited(),
+        1,
     )
     .unwrap();
     log.close().unwrap();
@@ -318,4 +319,132 @@ fn a_compacted_segment_left_last_is_followed_by_a_new_one() {
         "a compacted segment is never written to"
     );
     log.close().unwrap();
+}
+
+#[test]
+fn a_pinned_log_is_not_compacted_until_the_pin_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let log = open(dir.path(), true);
+    let first = log.sealed_segments()[0].clone();
+    let files_before = files_ending(dir.path(), ".seg");
+    let pin = log.pin_files();
+    let refused = log.compact_segment(first.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1);
+    assert!(
+        matches!(refused, Err(spine_storage::CompactError::Pinned)),
+        "{refused:?}"
+    );
+    assert_eq!(files_ending(dir.path(), ".seg"), files_before);
+    assert!(files_ending(dir.path(), ".cseg").is_empty());
+    drop(pin);
+    let done = log
+        .compact_segment(first.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
+        .unwrap();
+    assert!(done.records_kept < done.records_before);
+    log.close().unwrap();
+}
+
+#[test]
+fn a_segment_with_too_little_to_drop_is_left_alone_and_a_stopped_compaction_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let log = open(dir.path(), false);
+    let first = log.sealed_segments()[0].clone();
+    // Opened by a scan: every supersession of the segment's records is counted.
+    assert!(
+        first.superseded > 0 && first.superseded < first.records,
+        "{first:?}"
+    );
+    let droppable = first.records
+        - (first.first_index..=first.last_index)
+            .filter(|&n| unkeyed(n) || latest_of(n) || n == first.last_index)
+            .count() as u64;
+    let left = log
+        .compact_segment(
+            first.first_index,
+            &keep_unkeyed,
+            &mut Pace::unlimited(),
+            droppable + 1,
+        )
+        .unwrap();
+    assert_eq!(left.records_kept, left.records_before);
+    assert_eq!(left.path, first.path);
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stopped = log.compact_segment(
+        first.first_index,
+        &keep_unkeyed,
+        &mut Pace::cancellable(None, cancel),
+        droppable,
+    );
+    assert!(
+        matches!(stopped, Err(spine_storage::CompactError::Stopped)),
+        "{stopped:?}"
+    );
+    assert!(files_ending(dir.path(), ".cseg").is_empty());
+    assert!(files_ending(dir.path(), ".cseg.tmp").is_empty());
+    let done = log
+        .compact_segment(
+            first.first_index,
+            &keep_unkeyed,
+            &mut Pace::unlimited(),
+            droppable,
+        )
+        .unwrap();
+    assert_eq!(done.records_before - done.records_kept, droppable);
+    assert_eq!(
+        log.sealed_segments()[0].superseded,
+        0,
+        "counted afresh after a compaction"
+    );
+    log.close().unwrap();
+}
+
+#[test]
+fn compaction_while_writes_go_on_loses_no_write_and_reopens_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let log = Arc::new(open(dir.path(), true));
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for n in RECORDS + 1..=RECORDS * 3 {
+                log.append_blocking(record(n)).unwrap();
+            }
+        })
+    };
+    let mut rounds = 0;
+    while !writer.is_finished() || rounds < 2 {
+        for sealed in log.sealed_segments() {
+            log.compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
+                .unwrap();
+        }
+        rounds += 1;
+    }
+    writer.join().unwrap();
+    // Every key's latest record is the last one written for it.
+    let last = RECORDS * 3;
+    let expected: BTreeMap<u64, u64> = (1..=KEYS)
+        .map(|k| {
+            let n = (1..=last)
+                .rev()
+                .find(|&n| !unkeyed(n) && n % KEYS + 1 == k)
+                .unwrap();
+            (k, n)
+        })
+        .collect();
+    assert_eq!(latest(&log), expected);
+    let readable_now = readable(&log);
+    assert!(
+        (1..=last)
+            .filter(|&n| unkeyed(n))
+            .all(|n| readable_now.contains_key(&n))
+    );
+    let log = Arc::into_inner(log).unwrap();
+    log.close().unwrap();
+    for use_checkpoint in [true, false] {
+        let (log, _) = Log::open(config(dir.path(), use_checkpoint)).unwrap();
+        assert_eq!(latest(&log), expected);
+        assert_eq!(readable(&log), readable_now);
+        log.close().unwrap();
+    }
 }

@@ -282,6 +282,7 @@ fn compact(log: &Log, model: &mut Model, nth: usize) -> Result<(), TestCaseError
             first,
             &|view| kept_by_caller(view.payload()),
             &mut Pace::unlimited(),
+            1,
         )
         .unwrap();
     prop_assert_eq!(done.records_before, in_range.len() as u64);

@@ -7,6 +7,8 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A rate limit for bulk copies that share the disk with the serving log (backups, restores,
@@ -16,6 +18,8 @@ pub struct Pace {
     bytes_per_second: Option<NonZeroU64>,
     started: Instant,
     bytes: u64,
+    /// Set from elsewhere to ask the work to stop (a compaction when the engine stops).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Pace {
@@ -25,7 +29,23 @@ impl Pace {
             bytes_per_second,
             started: Instant::now(),
             bytes: 0,
+            cancel: None,
         }
+    }
+
+    /// At most `bytes_per_second`, and stopped early once `cancel` is set.
+    pub fn cancellable(bytes_per_second: Option<NonZeroU64>, cancel: Arc<AtomicBool>) -> Self {
+        Self {
+            cancel: Some(cancel),
+            ..Self::new(bytes_per_second)
+        }
+    }
+
+    /// Whether the work was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.load(Ordering::Acquire))
     }
 
     /// No limit.

@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use super::record::{self, RecordHeader};
 use super::segment::{self, COMPACTING_SUFFIX, Segment, sync_dir};
 use super::state::{MovedRecord, Replacement};
-use super::{Log, ReadError, RecordView};
+use super::{Log, ReadError, RecordView, Shared};
 use crate::format::{RECORD_FLAG_DELETE, SEGMENT_HEADER_SIZE};
 use crate::index::Location;
 use crate::io::paced::{Pace, WRITEBACK_CHUNK, write_paced};
@@ -49,6 +49,26 @@ pub struct SealedSegment {
     pub records: u64,
     /// Bytes of its file.
     pub file_bytes: u64,
+    /// Of its records, how many a later record of their key superseded since the log was
+    /// opened or the segment last compacted (a lower bound on what a compaction drops).
+    pub superseded: u64,
+}
+
+/// Files of a log pinned against compaction ([`Log::pin_files`]), until dropped.
+pub struct FilesPin {
+    shared: Arc<Shared>,
+}
+
+impl Drop for FilesPin {
+    fn drop(&mut self) {
+        *self.shared.file_pins.lock() -= 1;
+    }
+}
+
+impl std::fmt::Debug for FilesPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FilesPin")
+    }
 }
 
 /// What one compaction did.
@@ -80,6 +100,13 @@ pub enum CompactError {
     /// A record of the segment does not verify.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// Files are pinned ([`Log::pin_files`]: a backup is copying them); the segment is
+    /// unchanged and the compaction can be tried again once the pin is let go.
+    #[error("the log's files are pinned by a copy in progress")]
+    Pinned,
+    /// The compaction was asked to stop ([`Pace::cancel`]); the segment is unchanged.
+    #[error("the compaction was stopped")]
+    Stopped,
     /// Writing or syncing the compacted copy failed; the segment is unchanged.
     #[error("compacting {path}: {source}")]
     Io {
@@ -100,33 +127,44 @@ impl Log {
             .iter()
             .zip(&state.offsets)
             .zip(&state.indices)
-            .map(|((segment, offsets), indices)| SealedSegment {
-                first_index: segment.first_index,
-                last_index: if segment.compacted() {
-                    indices.last().copied().unwrap_or(segment.first_index - 1)
-                } else {
-                    segment.first_index + offsets.len() as u64 - 1
+            .zip(&state.superseded)
+            .map(
+                |(((segment, offsets), indices), &superseded)| SealedSegment {
+                    first_index: segment.first_index,
+                    last_index: if segment.compacted() {
+                        indices.last().copied().unwrap_or(segment.first_index - 1)
+                    } else {
+                        segment.first_index + offsets.len() as u64 - 1
+                    },
+                    path: segment.path.clone(),
+                    compacted: segment.compacted(),
+                    records: offsets.len() as u64,
+                    file_bytes: segment.size() as u64,
+                    superseded,
                 },
-                path: segment.path.clone(),
-                compacted: segment.compacted(),
-                records: offsets.len() as u64,
-                file_bytes: segment.size() as u64,
-            })
+            )
             .collect()
     }
 
     /// Compacts the sealed segment that starts at `first_index`, keeping what the log needs
-    /// and every other record for which `keep` says so, writing at `pace`. Writes and reads go on meanwhile; one compaction runs at a time.
+    /// and every other record for which `keep` says so, writing at `pace`; unless it would
+    /// drop fewer than `min_dropped` records (at least one), when it leaves the segment as it
+    /// is. Writes and reads go on meanwhile; one compaction runs at a time. While files are
+    /// pinned ([`Log::pin_files`]) it changes none and answers [`CompactError::Pinned`].
     pub fn compact_segment(
         &self,
         first_index: u64,
         keep: &dyn Fn(&RecordView<'_>) -> bool,
         pace: &mut Pace,
+        min_dropped: u64,
     ) -> Result<Compacted, CompactError> {
         if self.read_only {
             return Err(CompactError::ReadOnly);
         }
         let _one_at_a_time = self.shared.compaction.lock();
+        if *self.shared.file_pins.lock() > 0 {
+            return Err(CompactError::Pinned);
+        }
         let (ordinal, old, offsets) = {
             let state = self.shared.state.read();
             let sealed = state.segments.len().saturating_sub(1);
@@ -149,27 +187,13 @@ impl Log {
             bytes_before: old.size() as u64,
             bytes_after: old.size() as u64,
         };
-        if kept.len() == offsets.len() {
+        if ((offsets.len() - kept.len()) as u64) < min_dropped.max(1) {
             return Ok(unchanged);
         }
-        let (path, replacement) = write_compacted(&old, &kept, pace)?;
-        {
-            let mut state = self.shared.state.write();
-            state.replace_segment(ordinal, &replacement);
-        }
-        // The checkpointer's copy of the indexes still points into the old segment.
-        self.shared.compactions.fetch_add(1, Ordering::Release);
-        let dir = &self.shared.config.dir;
-        let io_error = |source| CompactError::Io {
-            path: old.path.clone(),
-            source,
-        };
-        if !old.compacted() {
-            fs::remove_file(&old.path).map_err(io_error)?;
-            sync_dir(dir).map_err(io_error)?;
-        }
+        let copy = write_copy(&old, &kept, pace)?;
+        let replacement = self.commit_copy(ordinal, &old, copy)?;
         tracing::info!(
-            segment = %path.display(),
+            segment = %replacement.segment.path.display(),
             records_before = unchanged.records_before,
             records_kept = kept.len(),
             bytes_before = unchanged.bytes_before,
@@ -177,11 +201,54 @@ impl Log {
             "segment compacted"
         );
         Ok(Compacted {
-            path,
+            path: replacement.segment.path.clone(),
             records_kept: kept.len() as u64,
             bytes_after: replacement.segment.size() as u64,
             ..unchanged
         })
+    }
+
+    /// Puts `copy` in place of `old` (the sealed segment with `ordinal`): renamed into place,
+    /// swapped in under the write lock, and `old`'s file removed, all while no file is pinned
+    /// (a pin waits for this to end).
+    fn commit_copy(
+        &self,
+        ordinal: u32,
+        old: &Segment,
+        copy: Copy,
+    ) -> Result<Replacement, CompactError> {
+        let pins = self.shared.file_pins.lock();
+        if *pins > 0 {
+            copy.discard();
+            return Err(CompactError::Pinned);
+        }
+        let replacement = copy.commit()?;
+        {
+            let mut state = self.shared.state.write();
+            state.replace_segment(ordinal, &replacement);
+        }
+        // The checkpointer's copy of the indexes still points into the old segment.
+        self.shared.compactions.fetch_add(1, Ordering::Release);
+        let io_error = |source| CompactError::Io {
+            path: old.path.clone(),
+            source,
+        };
+        if !old.compacted() {
+            fs::remove_file(&old.path).map_err(io_error)?;
+            sync_dir(&self.shared.config.dir).map_err(io_error)?;
+        }
+        drop(pins);
+        Ok(replacement)
+    }
+
+    /// Pins the log's files: until the pin is dropped no compaction commits, so every file a
+    /// copy of the log names (a backup's extent) stays as it is. Waits for a compaction that
+    /// is committing (a rename, a swap and a removal) to end.
+    pub fn pin_files(&self) -> FilesPin {
+        *self.shared.file_pins.lock() += 1;
+        FilesPin {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The records of `segment` (the sealed segment with `ordinal`) a compaction keeps, with
@@ -221,66 +288,102 @@ impl Log {
     }
 }
 
-/// Writes the compacted copy of `old` holding the `kept` records, and commits it: synced,
-/// renamed into place, the directory synced. Returns its path and what replaces `old`.
-fn write_compacted(
+/// A compacted copy written and synced under its temporary name, not yet in place.
+struct Copy {
+    temporary: PathBuf,
+    path: PathBuf,
+    first_index: u64,
+    compaction: u32,
+    size: usize,
+    offsets: Vec<u32>,
+    indices: Vec<u64>,
+    moved: Vec<MovedRecord>,
+}
+
+/// Writes the compacted copy of `old` holding the `kept` records to `N.cseg.tmp`, synced.
+fn write_copy(
     old: &Segment,
     kept: &[(u32, RecordHeader)],
     pace: &mut Pace,
-) -> Result<(PathBuf, Replacement), CompactError> {
+) -> Result<Copy, CompactError> {
     let dir = old
         .path
         .parent()
         .expect("a segment lies in the log's directory");
-    let path = dir.join(segment::compacted_file_name(old.first_index));
-    let temporary = dir.join(format!("{:020}{COMPACTING_SUFFIX}", old.first_index));
-    let io_error = |source| CompactError::Io {
-        path: temporary.clone(),
-        source,
+    let mut copy = Copy {
+        temporary: dir.join(format!("{:020}{COMPACTING_SUFFIX}", old.first_index)),
+        path: dir.join(segment::compacted_file_name(old.first_index)),
+        first_index: old.first_index,
+        compaction: old.compaction + 1,
+        size: SEGMENT_HEADER_SIZE,
+        offsets: Vec::with_capacity(kept.len()),
+        indices: Vec::with_capacity(kept.len()),
+        moved: Vec::new(),
     };
-    let mut offsets = Vec::with_capacity(kept.len());
-    let mut indices = Vec::with_capacity(kept.len());
-    let mut moved = Vec::new();
-    let mut size = SEGMENT_HEADER_SIZE;
     for (old_offset, header) in kept {
-        offsets.push(size as u32);
-        indices.push(header.position.index);
+        copy.offsets.push(copy.size as u32);
+        copy.indices.push(header.position.index);
         if header.key != 0 && header.flags & RECORD_FLAG_DELETE == 0 {
-            moved.push(MovedRecord {
+            copy.moved.push(MovedRecord {
                 key: header.key,
                 old_offset: *old_offset,
-                new_offset: size as u32,
+                new_offset: copy.size as u32,
             });
         }
-        size += header.record_size();
+        copy.size += header.record_size();
     }
-    let _ = fs::remove_file(&temporary);
+    let _ = fs::remove_file(&copy.temporary);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&temporary)
-        .map_err(io_error)?;
-    let written = write_records(&mut file, old, kept, size, pace).and_then(|()| file.sync_all());
+        .open(&copy.temporary)
+        .map_err(|source| copy.io_error(source))?;
+    let written =
+        write_records(&mut file, old, kept, copy.size, pace).and_then(|()| file.sync_all());
     if let Err(source) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error(source));
+        copy.discard();
+        if source.kind() == io::ErrorKind::Interrupted {
+            return Err(CompactError::Stopped);
+        }
+        return Err(copy.io_error(source));
     }
-    drop(file);
-    fs::rename(&temporary, &path).map_err(io_error)?;
-    sync_dir(dir).map_err(io_error)?;
-    let file = File::open(&path).map_err(io_error)?;
-    let segment = Segment::from_file(file, path.clone(), old.first_index, size as u64)
-        .map_err(io_error)?
-        .into_compacted(old.compaction + 1);
-    Ok((
-        path,
-        Replacement {
+    Ok(copy)
+}
+
+impl Copy {
+    fn io_error(&self, source: io::Error) -> CompactError {
+        CompactError::Io {
+            path: self.temporary.clone(),
+            source,
+        }
+    }
+
+    /// Removes the temporary file (a failure leaves it for the next open to remove).
+    fn discard(&self) {
+        let _ = fs::remove_file(&self.temporary);
+    }
+
+    /// Renames the copy into place (the commit point) and syncs the directory; returns what
+    /// replaces the old segment.
+    fn commit(self) -> Result<Replacement, CompactError> {
+        let dir = self
+            .path
+            .parent()
+            .expect("a segment lies in the log's directory");
+        fs::rename(&self.temporary, &self.path).map_err(|source| self.io_error(source))?;
+        sync_dir(dir).map_err(|source| self.io_error(source))?;
+        let file = File::open(&self.path).map_err(|source| self.io_error(source))?;
+        let segment =
+            Segment::from_file(file, self.path.clone(), self.first_index, self.size as u64)
+                .map_err(|source| self.io_error(source))?
+                .into_compacted(self.compaction);
+        Ok(Replacement {
             segment: Arc::new(segment),
-            offsets,
-            indices,
-            moved,
-        },
-    ))
+            offsets: self.offsets,
+            indices: self.indices,
+            moved: self.moved,
+        })
+    }
 }
 
 /// Writes the compacted segment's header and the kept records, 4 MiB at a time, each chunk
@@ -304,6 +407,12 @@ fn write_records(
         written += chunk.len() as u64;
         pace.wrote(chunk.len());
         chunk.clear();
+        if pace.cancelled() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "compaction stopped",
+            ));
+        }
         Ok(())
     };
     for (offset, header) in kept {

@@ -39,7 +39,7 @@ use crate::index::checkpoint;
 use crate::index::secondary::{NoSecondaryKeys, SecondaryKeys};
 use crate::io::{BackendChoice, BackendKind, FaultInjection, SimulatedDisk};
 use append_queue::AppendQueue;
-pub use compaction::{CompactError, Compacted, SealedSegment};
+pub use compaction::{CompactError, Compacted, FilesPin, SealedSegment};
 pub use extent::{LogExtent, SegmentExtent, WritesHeld};
 use group_commit::BatchPolicy;
 use latency::Latencies;
@@ -483,6 +483,8 @@ struct Shared {
     writes: Mutex<()>,
     /// Held by a compaction from its first look at a segment until the segment is replaced.
     compaction: Mutex<()>,
+    /// How many [`FilesPin`]s are held; a compaction commits only while there are none.
+    file_pins: Mutex<usize>,
     /// How many compactions have replaced a segment: the checkpointer rebuilds its shadow of
     /// the indexes after one (the shadow points into the segment replaced).
     compactions: AtomicU64,
@@ -501,6 +503,7 @@ impl Shared {
             latencies: Mutex::new(Latencies::new()),
             writes: Mutex::new(()),
             compaction: Mutex::new(()),
+            file_pins: Mutex::new(0),
             compactions: AtomicU64::new(0),
         }
     }

@@ -468,6 +468,7 @@ pub(super) fn apply_checkpoint(
         state.segments.push(Arc::clone(segment));
         state.offsets.push(part.offsets);
         state.indices.push(part.indices.unwrap_or_default());
+        state.superseded.push(0);
     }
     state.primary = checkpoint.primary;
     state.secondary = checkpoint.secondary;

@@ -46,6 +46,10 @@ pub(crate) struct State {
     /// with gaps where records were dropped); empty for a full segment, whose indices follow
     /// from its first index.
     pub(crate) indices: Vec<Vec<u64>>,
+    /// Per segment, how many of its records a later record of their key superseded since the
+    /// log was opened or the segment compacted: what a compaction planner weighs (a lower
+    /// bound: supersessions before a checkpointed open are not counted).
+    pub(crate) superseded: Vec<u64>,
     pub(crate) primary: PrimaryIndex,
     pub(crate) secondary: SecondaryIndexes,
     /// The last durable record; index 0 while the log is empty.
@@ -66,6 +70,7 @@ impl State {
             segments: Vec::new(),
             offsets: Vec::new(),
             indices: Vec::new(),
+            superseded: Vec::new(),
             primary,
             secondary,
             last: Position { term: 0, index: 0 },
@@ -84,6 +89,7 @@ impl State {
         self.segments.push(segment);
         self.offsets.push(Vec::new());
         self.indices.push(Vec::new());
+        self.superseded.push(0);
         self.write_offset = SEGMENT_HEADER_SIZE;
     }
 
@@ -120,6 +126,7 @@ impl State {
         self.segments[at] = Arc::clone(&replacement.segment);
         self.offsets[at].clone_from(&replacement.offsets);
         self.indices[at].clone_from(&replacement.indices);
+        self.superseded[at] = 0;
     }
 
     /// Ordinal of the last segment.
@@ -172,6 +179,9 @@ impl State {
         } else {
             self.primary.insert(header.key, location)
         };
+        if let Some(previous) = previous {
+            self.superseded[previous.segment as usize] += 1;
+        }
         // A key whose records never carry secondary keys needs no look at the record it
         // replaces (a random read, and a checksum, per write).
         if self.secondary.index_count() == 0 || !extractor.may_have_keys(header.key) {
