@@ -98,7 +98,7 @@ pub fn compact_data_dir(
         };
         for sealed in log.sealed_segments() {
             let segment = log
-                .compact_segment(sealed.first_index, &|view| retention.keeps(view), pace)
+                .compact_segment(sealed.first_index, &|view| retention.keeps(view), pace, 1)
                 .map_err(|source| CompactionError::Compact { shard, source })?;
             compacted.segments += 1;
             compacted.rewritten += usize::from(segment.records_kept < segment.records_before);

@@ -91,7 +91,7 @@ fn a_cut_through_the_control_socket_is_copied_checked_and_restored() {
 }
 
 #[test]
-fn the_control_socket_answers_a_cut_only_and_is_absent_when_no_core_serves() {
+fn the_control_socket_answers_cut_and_hold_only_and_is_absent_when_no_core_serves() {
     let dir = tempfile::tempdir().unwrap();
     assert!(control::request_cut(dir.path(), 2).unwrap().is_none());
     let engine = start(dir.path());
@@ -118,8 +118,40 @@ fn the_control_socket_answers_a_cut_only_and_is_absent_when_no_core_serves() {
         line
     };
     assert!(ask(b"status\n").contains(r#"{"error":"unknown request \"status\\n\""#));
-    assert!(ask(&[b'x'; 200]).contains("the only request is"));
+    assert!(ask(&[b'x'; 200]).contains(r#"the requests are \"cut\" and \"hold\""#));
     assert!(ask(b"cut\n").starts_with(r#"{"held_us":"#));
+    // Each hold keeps its connection (and the files pinned) until the client closes it.
+    let hold = || {
+        let mut stream = UnixStream::connect(socket.path()).unwrap();
+        stream.write_all(b"hold\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (stream, line)
+    };
+    let mut holds: Vec<UnixStream> = (0..control::HOLDS_MAX)
+        .map(|_| {
+            let (stream, line) = hold();
+            assert!(line.starts_with(r#"{"held_us":"#), "{line}");
+            stream
+        })
+        .collect();
+    let (_, refused) = hold();
+    assert!(refused.contains("backups hold cuts already"), "{refused}");
+    holds.pop();
+    let waited = std::time::Instant::now();
+    loop {
+        let (stream, line) = hold();
+        if line.starts_with(r#"{"held_us":"#) {
+            holds.push(stream);
+            break;
+        }
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "{line}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(holds);
     assert!(
         control::request_cut(dir.path(), 3).is_err(),
         "the shard count is checked"

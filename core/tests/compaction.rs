@@ -2,29 +2,90 @@
 //! stays. After `compact_data_dir` the engine opens (its audit chain checked from the
 //! checkpoint), every patient reads at its latest version, a retry of a write whose record was
 //! superseded answers as the first time did (its outcome pins the record), and every shard's
-//! whole audit chain verifies.
+//! whole audit chain verifies. A serving engine compacts the same way in the background, never
+//! while a backup pins its files.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
+use spine_core::Patient;
 use spine_core::access::directory_file::demo_ids;
 use spine_core::compaction::compact_data_dir;
-use spine_core::engine::Engine;
-use spine_core::request::Operation;
+use spine_core::engine::{CompactionSettings, Engine, EngineConfig, EngineHandle};
+use spine_core::request::{Operation, Request, Response};
 use spine_core::shard::audit_queries::verify_chain;
 use spine_core::shard::record_layout::ShardIndexes;
 use spine_storage::Log;
 use spine_storage::io::paced::Pace;
 
-/// The common engine with a short outcome ring, so that most superseded versions are past it.
-fn small_ring(dir: &std::path::Path) -> spine_core::engine::EngineConfig {
+/// The common engine with a short outcome ring, so that most superseded versions are past
+/// it, and no compaction while it serves.
+fn small_ring(dir: &std::path::Path) -> EngineConfig {
     let mut config = config(dir);
     config.outcome_slots = 256;
+    config.compaction = None;
     config
+}
+
+/// Updates each of `patients` (loaded) twice; their latest versions, and the last patient's
+/// first update with its answer (superseded, its outcome still in the ring).
+fn updated_twice(
+    handle: &EngineHandle,
+    patients: &[Patient],
+) -> (Vec<Patient>, (Request, Response)) {
+    let mut latest = Vec::new();
+    let mut recent_update = None;
+    for (at, patient) in patients.iter().enumerate() {
+        let mut current = patient_reply(retrieve(handle, demo_ids::GP, patient.nhs_number));
+        for round in 0..2 {
+            current.names[0].given = vec![format!("Renamed{round}")];
+            let update = request(
+                demo_ids::GP,
+                Operation::PdsUpdate {
+                    patient: current.clone(),
+                    expected_version: current.version,
+                },
+            );
+            let reply = submit(handle, update.clone());
+            if at + 1 == patients.len() && round == 0 {
+                recent_update = Some((update, reply.clone()));
+            }
+            current = patient_reply(reply);
+        }
+        latest.push(current);
+    }
+    (latest, recent_update.unwrap())
+}
+
+/// Every shard's whole audit chain verifies, read from the log alone.
+fn chains_verify(config: &EngineConfig) {
+    for shard in 0..config.shards {
+        let mut log_config = config.log_config(shard);
+        log_config.use_checkpoint = false;
+        let (log, _) = Log::open_read_only(log_config, Arc::new(ShardIndexes)).unwrap();
+        verify_chain(&log, None).unwrap();
+    }
+}
+
+/// The compacted segment files of every shard.
+fn compacted_files(data: &Path) -> usize {
+    (0..2)
+        .flat_map(|shard| std::fs::read_dir(data.join(format!("shard-{shard}"))).unwrap())
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|ext| ext == "cseg")
+        })
+        .count()
 }
 
 #[test]
@@ -36,27 +97,7 @@ fn a_compacted_data_directory_serves_what_it_served_before() {
     let patients = population(91, 2000);
     load(&handle, &patients);
     // Each patient updated twice: two superseded versions each, and their turns' metadata.
-    let mut latest = Vec::new();
-    let mut recent_update = None;
-    for (at, patient) in patients.iter().enumerate() {
-        let mut current = patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number));
-        for round in 0..2 {
-            current.names[0].given = vec![format!("Renamed{round}")];
-            let update = request(
-                demo_ids::GP,
-                Operation::PdsUpdate {
-                    patient: current.clone(),
-                    expected_version: current.version,
-                },
-            );
-            let reply = submit(&handle, update.clone());
-            if at + 1 == patients.len() && round == 0 {
-                recent_update = Some((update, reply.clone()));
-            }
-            current = patient_reply(reply);
-        }
-        latest.push(current);
-    }
+    let (latest, recent_update) = updated_twice(&handle, &patients);
     drop(handle);
     engine.shutdown().unwrap();
 
@@ -85,15 +126,65 @@ fn a_compacted_data_directory_serves_what_it_served_before() {
         );
     }
     // The last patient's first update is superseded; its outcome is still in the ring.
-    let (update, reply) = recent_update.unwrap();
+    let (update, reply) = recent_update;
     assert_eq!(submit(&handle, update), reply, "a retry answers as before");
     drop(handle);
     engine.shutdown().unwrap();
 
-    for shard in 0..engine_config.shards {
-        let mut log_config = engine_config.log_config(shard);
-        log_config.use_checkpoint = false;
-        let (log, _) = Log::open_read_only(log_config, Arc::new(ShardIndexes)).unwrap();
-        verify_chain(&log, None).unwrap();
+    chains_verify(&engine_config);
+}
+
+#[test]
+fn a_serving_engine_compacts_in_the_background_but_not_while_a_backup_pins_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut engine_config = small_ring(&data);
+    engine_config.compaction = Some(CompactionSettings {
+        rate: None,
+        interval: Duration::from_millis(50),
+        min_dropped_percent: 25,
+    });
+    let engine = Engine::start(engine_config.clone()).unwrap();
+    let handle = engine.handle();
+    let pins = handle.pin_files();
+    let patients = population(92, 2000);
+    load(&handle, &patients);
+    let (latest, (update, reply)) = updated_twice(&handle, &patients);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(compacted_files(&data), 0, "nothing compacted while pinned");
+    drop(pins);
+    let waited = std::time::Instant::now();
+    while compacted_files(&data) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(60), "no compaction");
+        std::thread::sleep(Duration::from_millis(20));
     }
+    for patient in &latest {
+        assert_eq!(
+            &patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number)),
+            patient
+        );
+    }
+    assert_eq!(
+        submit(&handle, update.clone()),
+        reply,
+        "a retry answers as before"
+    );
+    drop(handle);
+    engine.shutdown().unwrap();
+    let engine = Engine::start(engine_config.clone()).unwrap();
+    let handle = engine.handle();
+    for patient in &latest {
+        assert_eq!(
+            &patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number)),
+            patient
+        );
+    }
+    assert_eq!(
+        submit(&handle, update),
+        reply,
+        "a retry after a restart too"
+    );
+    drop(handle);
+    engine.shutdown().unwrap();
+    chains_verify(&engine_config);
 }

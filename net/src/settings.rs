@@ -8,6 +8,7 @@
 //! quic_addr = "127.0.0.1:7444"      # quic = false turns QUIC off
 //! metrics_addr = "127.0.0.1:9464"
 //! memory_budget = "12GiB"           # default: half of the machine's memory
+//! compaction_rate = "16MiB"         # a second; compaction = false turns it off
 //! [limits]
 //! frame_bytes_max = 1048576
 //! in_flight_per_connection = 1024
@@ -25,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use spine_core::engine::CompactionSettings;
 
 use crate::server::{Limits, ServerConfig};
 
@@ -47,6 +50,10 @@ pub struct Settings {
     /// Bytes the limits may hold together (`12GiB`, `512MiB` or bytes); default half of the
     /// machine's memory (`crate::memory`).
     pub memory_budget: Option<String>,
+    /// Whether sealed segments are compacted while the core serves (default: yes).
+    pub compaction: Option<bool>,
+    /// Bytes a second a compaction writes at most (`16MiB`, ...; default 16 MiB).
+    pub compaction_rate: Option<String>,
     /// Limits.
     #[serde(default)]
     pub limits: LimitSettings,
@@ -166,6 +173,8 @@ impl Settings {
             quic: over.quic.or(self.quic),
             metrics_addr: over.metrics_addr.or(self.metrics_addr),
             memory_budget: over.memory_budget.or(self.memory_budget),
+            compaction: over.compaction.or(self.compaction),
+            compaction_rate: over.compaction_rate.or(self.compaction_rate),
             limits,
         }
     }
@@ -247,6 +256,22 @@ impl Settings {
 }
 
 impl Settings {
+    /// Compaction while serving, as set (`None`: off).
+    pub fn compaction(&self) -> Result<Option<CompactionSettings>, SettingsError> {
+        if self.compaction == Some(false) {
+            return Ok(None);
+        }
+        let mut settings = CompactionSettings::default();
+        if let Some(text) = &self.compaction_rate {
+            let rate = crate::memory::parse_bytes(text)
+                .map_err(|reason| SettingsError::Invalid(format!("compaction_rate: {reason}")))?;
+            settings.rate = Some(std::num::NonZeroU64::new(rate).ok_or_else(|| {
+                SettingsError::Invalid("compaction_rate must be above zero".into())
+            })?);
+        }
+        Ok(Some(settings))
+    }
+
     /// The memory budget in bytes: as set, or half of `machine` bytes.
     pub fn memory_budget(&self, machine: Option<u64>) -> Result<u64, SettingsError> {
         match &self.memory_budget {

@@ -2,9 +2,9 @@
 //! readable and writable by its owner only (the operator who runs the core) from the moment it
 //! appears, through which `spine backup` asks a serving core for a cut.
 //!
-//! One connection at a time, one request each: the client writes `cut` and a newline; the
-//! core holds every shard's log writer, reads where each log ends, lets them go, and answers
-//! one line of JSON, then closes:
+//! One connection at a time, one request each: the client writes `cut` (or `hold`) and a
+//! newline; the core holds every shard's log writer, reads where each log ends, lets them go,
+//! and answers one line of JSON, then closes (after `cut`):
 //!
 //! ```json
 //! {"held_us":412,"shards":[{"term":1,"index":48211,"segments":[{"file":
@@ -13,16 +13,19 @@
 //!
 //! `held_us`: how long the writers were held, in microseconds (from asking for the first hold
 //! to letting the last go: the pause the core's writes saw). `shards` in shard order; per segment its file name in the shard's log directory, its first
-//! record's index, its size and the bytes that hold records at the cut. A request that is not
-//! `cut` (or longer than [`REQUEST_BYTES_MAX`], or slower than [`REQUEST_TIMEOUT`]) is
-//! answered `{"error":"..."}`.
+//! record's index, its size and the bytes that hold records at the cut. After `hold` the same
+//! answer comes, but the connection stays open and every shard's log files stay pinned
+//! (no compaction removes or replaces a segment the cut names) until the client closes it, or
+//! for [`HOLD_MAX`] at most; `spine backup` holds its cut this way while it copies. At most
+//! [`HOLDS_MAX`] holds at once. A request that is neither (or longer than
+//! [`REQUEST_BYTES_MAX`], or slower than [`REQUEST_TIMEOUT`]) is answered `{"error":"..."}`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -41,6 +44,10 @@ pub const PRIVATE_DIR_PREFIX: &str = ".control-";
 pub const REQUEST_BYTES_MAX: usize = 64;
 /// How long a client may take to send its request, and to read the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a `hold` keeps the files pinned at most, if its client neither closes nor dies.
+pub const HOLD_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+/// Holds at once, at most (each is a thread waiting for its client to close).
+pub const HOLDS_MAX: usize = 8;
 /// The longest answer a client reads: a cut of many shards with thousands of segments each.
 const ANSWER_BYTES_MAX: u64 = 64 << 20;
 
@@ -148,13 +155,14 @@ fn bind_owner_only(data_dir: &Path, path: &Path) -> Result<UnixListener, BackupE
 
 /// Answers connections one at a time until `stopping`.
 fn serve(listener: &UnixListener, engine: &EngineHandle, stopping: &AtomicBool) {
+    let holds = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         if stopping.load(Ordering::Acquire) {
             return;
         }
         match stream {
             Ok(stream) => {
-                if let Err(error) = answer(stream, engine) {
+                if let Err(error) = answer(stream, engine, &holds) {
                     tracing::warn!(%error, "a control socket client");
                 }
             }
@@ -164,32 +172,75 @@ fn serve(listener: &UnixListener, engine: &EngineHandle, stopping: &AtomicBool) 
 }
 
 /// Reads one request from `stream` and answers it.
-fn answer(stream: UnixStream, engine: &EngineHandle) -> std::io::Result<()> {
+fn answer(
+    stream: UnixStream,
+    engine: &EngineHandle,
+    holds: &Arc<AtomicUsize>,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let mut line = Vec::new();
     BufReader::new(&stream)
         .take(REQUEST_BYTES_MAX as u64)
         .read_until(b'\n', &mut line)?;
+    let refusal = |error: String| serde_json::to_string(&ErrorAnswer { error });
+    let mut pins = None;
     let answer = match line.as_slice() {
-        b"cut\n" => match timed(|| engine.backup_cut()) {
-            (Ok(cut), held) => serde_json::to_string(&cut_answer(&cut, held)),
-            (Err(error), _) => serde_json::to_string(&ErrorAnswer {
-                error: error.to_string(),
-            }),
-        },
-        _ => serde_json::to_string(&ErrorAnswer {
-            error: format!(
-                "unknown request {:?}: the only request is \"cut\" and a newline",
-                String::from_utf8_lossy(&line)
-            ),
-        }),
+        b"cut\n" => cut_or_refusal(engine),
+        b"hold\n" if holds.load(Ordering::Acquire) >= HOLDS_MAX => refusal(format!(
+            "{HOLDS_MAX} backups hold cuts already: try again once one has finished"
+        )),
+        b"hold\n" => {
+            // Pinned before the cut, so no compaction commits between the two.
+            pins = Some(engine.pin_files());
+            cut_or_refusal(engine)
+        }
+        _ => refusal(format!(
+            "unknown request {:?}: the requests are \"cut\" and \"hold\", each with a newline",
+            String::from_utf8_lossy(&line)
+        )),
     }
     .expect("answers always serialise");
     let mut stream = stream;
     stream.write_all(answer.as_bytes())?;
     stream.write_all(b"\n")?;
-    stream.flush()
+    stream.flush()?;
+    if let Some(pins) = pins {
+        holds.fetch_add(1, Ordering::AcqRel);
+        let holds = Arc::clone(holds);
+        let spawned = std::thread::Builder::new()
+            .name("spine-backup-hold".into())
+            .spawn(move || {
+                wait_for_close(&stream);
+                drop(pins);
+                holds.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(error) = spawned {
+            // The pins went with the closure; the backup's copy may then fail, and says so.
+            tracing::error!(%error, "could not start a thread to hold a backup's cut");
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a cut: the cut, or why there is none.
+fn cut_or_refusal(engine: &EngineHandle) -> serde_json::Result<String> {
+    match timed(|| engine.backup_cut()) {
+        (Ok(cut), held) => serde_json::to_string(&cut_answer(&cut, held)),
+        (Err(error), _) => serde_json::to_string(&ErrorAnswer {
+            error: error.to_string(),
+        }),
+    }
+}
+
+/// Returns once the client closes `stream` (or dies), or after [`HOLD_MAX`].
+fn wait_for_close(stream: &UnixStream) {
+    if stream.set_read_timeout(Some(HOLD_MAX)).is_err() {
+        return;
+    }
+    let mut reader = stream;
+    let mut scrap = [0u8; 64];
+    while matches!(reader.read(&mut scrap), Ok(read) if read > 0) {}
 }
 
 /// What `work` returns, and how long it took.
@@ -233,6 +284,8 @@ pub struct ServedCut {
     pub extents: Vec<LogExtent>,
     /// How long the core held its writers for it.
     pub held: Duration,
+    /// The connection that keeps the core's files pinned until this is dropped.
+    _hold: UnixStream,
 }
 
 /// Asks the core serving `data_dir` (with `shards` shards) for a cut; `Ok(None)` when no
@@ -267,7 +320,7 @@ pub fn request_cut(data_dir: &Path, shards: usize) -> Result<Option<ServedCut>, 
     stream
         .set_write_timeout(Some(REQUEST_TIMEOUT))
         .map_err(io)?;
-    stream.write_all(b"cut\n").map_err(io)?;
+    stream.write_all(b"hold\n").map_err(io)?;
     let mut line = String::new();
     BufReader::new(&stream)
         .take(ANSWER_BYTES_MAX)
@@ -286,7 +339,11 @@ pub fn request_cut(data_dir: &Path, shards: usize) -> Result<Option<ServedCut>, 
     }
     let held = Duration::from_micros(answer.held_us);
     let extents = extents_of(answer, data_dir, shards).map_err(failed)?;
-    Ok(Some(ServedCut { extents, held }))
+    Ok(Some(ServedCut {
+        extents,
+        held,
+        _hold: stream,
+    }))
 }
 
 /// The extents a cut answer names, each segment under its shard's log directory in

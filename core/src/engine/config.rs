@@ -51,6 +51,9 @@ pub struct EngineConfig {
     /// Index entries one search may read on one shard. Default 20,000: a search's candidates
     /// (tens of bytes each) live only while it runs on the shard's thread, one at a time.
     pub search_candidates_max: usize,
+    /// Compaction of the logs' sealed segments while the engine serves (`None`: none; the
+    /// default settings otherwise).
+    pub compaction: Option<super::compactor::CompactionSettings>,
     /// Makes every shard's log fail on purpose; for tests only (default none).
     pub fault_injection: Option<spine_storage::FaultInjection>,
 }
@@ -85,6 +88,7 @@ impl EngineConfig {
             nhs_stems: 900_000_000..crate::pds::synthetic::POPULATION_FIRST_STEM,
             outcome_slots: 16_384,
             search_candidates_max: 20_000,
+            compaction: Some(super::compactor::CompactionSettings::default()),
             fault_injection: None,
         }
     }

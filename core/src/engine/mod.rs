@@ -6,6 +6,7 @@
 //! - `shard_thread.rs`: a shard's thread and loop (turns, batches, answers after durability).
 //! - `links.rs`: how the coordinators ([`crate::coordinator`]) reach the shards: their inboxes.
 
+mod compactor;
 mod config;
 pub mod data_dir;
 mod links;
@@ -25,6 +26,7 @@ use crate::access::directory_file::{self, DirectoryFileError};
 pub use crate::coordinator::RepairReport;
 use crate::shard::record_layout::ShardIndexes;
 use crate::shard::{ShardConfig, ShardError, ShardState};
+pub use compactor::CompactionSettings;
 pub use config::EngineConfig;
 use shard_thread::{Envelope, LoopCounters, ShardLoop};
 
@@ -80,6 +82,9 @@ pub enum EngineError {
         /// The failure.
         source: std::io::Error,
     },
+    /// The compactor's thread could not start.
+    #[error("starting the compactor's thread: {0}")]
+    CompactorThread(std::io::Error),
     /// A shard's thread panicked.
     #[error("shard {0}'s thread panicked")]
     Panicked(usize),
@@ -109,6 +114,8 @@ pub struct Engine {
     closing: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     recoveries: Vec<RecoveryReport>,
+    /// Stopped before the shard threads (it holds their logs).
+    compactor: Option<compactor::Compactor>,
     /// Released after the shard threads stop (fields drop in order, after `stop`).
     _data_dir: data_dir::DataDirLock,
 }
@@ -263,11 +270,22 @@ impl Engine {
                 }
             }
         });
+        let compactor = match config.compaction.clone() {
+            Some(settings) => {
+                let logs = handle.shards.iter().map(|link| Arc::clone(&link.log));
+                Some(
+                    compactor::Compactor::start(logs.collect(), settings)
+                        .map_err(EngineError::CompactorThread)?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             handle: Some(handle),
             closing,
             threads,
             recoveries,
+            compactor,
             _data_dir: data_dir_lock,
         })
     }
@@ -291,6 +309,9 @@ impl Engine {
     }
 
     fn stop(&mut self) -> Result<(), EngineError> {
+        if let Some(mut compactor) = self.compactor.take() {
+            compactor.stop();
+        }
         // Each loop drains its inbox, answers, and exits; per-core tasks end with the runtime.
         self.closing.store(true, Ordering::Release);
         if let Some(handle) = self.handle.take() {
@@ -365,6 +386,15 @@ impl EngineHandle {
     /// How many shards there are.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
+    }
+
+    /// Every shard's log files pinned against compaction until the pins are dropped (a
+    /// backup's copy names them); waits for a compaction that is committing.
+    pub fn pin_files(&self) -> Vec<spine_storage::FilesPin> {
+        self.shards
+            .iter()
+            .map(|shard| shard.log.pin_files())
+            .collect()
     }
 
     /// Where every shard's log ends, read with all their writers held at once: positions no

@@ -172,6 +172,13 @@ struct ServeArgs {
     /// or bytes) [default: half of the machine's memory]. Printed at start, with its parts.
     #[arg(long, value_name = "SIZE")]
     memory_budget: Option<String>,
+    /// Do not compact sealed segments while serving (`spine compact` still can, stopped).
+    #[arg(long)]
+    no_compaction: bool,
+    /// Bytes a second a compaction while serving writes at most (`16MiB`, `1GiB` or bytes)
+    /// [default: 16MiB].
+    #[arg(long, value_name = "SIZE")]
+    compaction_rate: Option<String>,
     /// Bytes of requests in flight over all connections [default: a quarter of the memory
     /// budget].
     #[arg(long, value_name = "BYTES")]
@@ -208,6 +215,8 @@ impl ServeArgs {
             quic: self.no_quic.then_some(false),
             metrics_addr: self.metrics_addr,
             memory_budget: self.memory_budget.clone(),
+            compaction: self.no_compaction.then_some(false),
+            compaction_rate: self.compaction_rate.clone(),
             limits: LimitSettings {
                 frame_bytes_max: self.frame_bytes_max,
                 in_flight_per_connection: self.in_flight_per_connection,
@@ -283,6 +292,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let mut server_config = settings.server_config()?;
     let data_dir = &settings.data_dir();
     let mut config = EngineConfig::new(data_dir);
+    config.compaction = settings.compaction()?;
     // Asked for, or else the count the data was written with, or else one per core.
     let recorded = data_dir::recorded_shards(data_dir)
         .with_context(|| format!("reading {}", data_dir.display()))?;
