@@ -8,7 +8,7 @@
 //! quic_addr = "127.0.0.1:7444"      # quic = false turns QUIC off
 //! metrics_addr = "127.0.0.1:9464"
 //! memory_budget = "12GiB"           # default: half of the machine's memory
-//! compaction_rate = "16MiB"         # a second; compaction = false turns it off
+//! compaction_rate = "4MiB"          # a second; compaction = false turns it off
 //! [limits]
 //! frame_bytes_max = 1048576
 //! in_flight_per_connection = 1024
@@ -52,7 +52,7 @@ pub struct Settings {
     pub memory_budget: Option<String>,
     /// Whether sealed segments are compacted while the core serves (default: yes).
     pub compaction: Option<bool>,
-    /// Bytes a second a compaction writes at most (`16MiB`, ...; default 16 MiB).
+    /// Bytes a second a compaction writes at most (`4MiB`, ...; default 4 MiB).
     pub compaction_rate: Option<String>,
     /// Limits.
     #[serde(default)]

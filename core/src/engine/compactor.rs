@@ -27,8 +27,10 @@ use crate::shard::retention::Retention;
 /// How the engine compacts its logs while it serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompactionSettings {
-    /// Bytes a second one compaction writes, at most (`None`: no limit). Default 16 MiB: about
-    /// ten times what the national peak writes to the log.
+    /// Bytes a second one compaction writes, at most (`None`: no limit). Default 4 MiB: a few
+    /// times what the national peak writes to the log, so compaction keeps up with it; at 16
+    /// MiB the national peak's p99 doubled while a compaction ran on 2 cores
+    /// (`bench/RESULTS.md`).
     pub rate: Option<NonZeroU64>,
     /// How long the compactor waits between two looks. Default 30 s.
     pub interval: Duration,
@@ -40,7 +42,7 @@ pub struct CompactionSettings {
 impl Default for CompactionSettings {
     fn default() -> Self {
         Self {
-            rate: NonZeroU64::new(16 << 20),
+            rate: NonZeroU64::new(4 << 20),
             interval: Duration::from_secs(30),
             min_dropped_percent: 25,
         }

@@ -175,8 +175,8 @@ struct ServeArgs {
     /// Do not compact sealed segments while serving (`spine compact` still can, stopped).
     #[arg(long)]
     no_compaction: bool,
-    /// Bytes a second a compaction while serving writes at most (`16MiB`, `1GiB` or bytes)
-    /// [default: 16MiB].
+    /// Bytes a second a compaction while serving writes at most (`4MiB`, `1GiB` or bytes)
+    /// [default: 4MiB].
     #[arg(long, value_name = "SIZE")]
     compaction_rate: Option<String>,
     /// Bytes of requests in flight over all connections [default: a quarter of the memory

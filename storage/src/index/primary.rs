@@ -204,6 +204,39 @@ impl PrimaryIndex {
         }
     }
 
+    /// Moves `key` to `to` if the index finds it at `from` (a compaction moving the records
+    /// it copied); whether it did. One probe, and never a step of a growth: the move changes
+    /// no key's presence.
+    pub fn move_if_at(&mut self, key: u64, from: Location, to: Location) -> bool {
+        assert_ne!(key, 0, "key 0 is reserved for empty slots");
+        let (from, to) = (from.pack(), to.pack());
+        let mask = self.mask();
+        let mut slot = self.home(key);
+        loop {
+            let entry = &mut self.slots[slot];
+            if entry.key == key {
+                return entry.location == from && {
+                    entry.location = to;
+                    true
+                };
+            }
+            if entry.key == 0 {
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
+        let Some(old) = self.old.as_mut() else {
+            return false;
+        };
+        match old.find(key) {
+            Some(slot) if old.slots[slot].location == from => {
+                old.slots[slot].location = to;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Sets `key`'s location and returns the previous one.
     pub fn insert(&mut self, key: u64, location: Location) -> Option<Location> {
         assert_ne!(key, 0, "key 0 is reserved for empty slots");
@@ -433,6 +466,8 @@ mod tests {
         Insert(u64, u32),
         Remove(u64),
         Get(u64),
+        /// Moves the key from the first value's location to the second's, if it is there.
+        MoveIfAt(u64, u32, u32),
         Checkpoint,
     }
 
@@ -442,8 +477,12 @@ mod tests {
     fn operation() -> impl Strategy<Value = Operation> {
         prop_oneof![
             3 => (1..KEY_SPACE, 0u32..1_000_000).prop_map(|(k, v)| Operation::Insert(k, v)),
+            // Values a move's `from` names, so that moves find their key where they expect.
+            2 => (1..KEY_SPACE, 0u32..4).prop_map(|(k, v)| Operation::Insert(k, v)),
             2 => (1..KEY_SPACE).prop_map(Operation::Remove),
             2 => (1..KEY_SPACE).prop_map(Operation::Get),
+            2 => (1..KEY_SPACE, 0u32..4, 0u32..1_000_000)
+                .prop_map(|(k, from, to)| Operation::MoveIfAt(k, from, to)),
         ]
     }
 
@@ -465,6 +504,13 @@ mod tests {
                 }
                 Operation::Remove(key) => prop_assert_eq!(index.remove(key), model.remove(&key)),
                 Operation::Get(key) => prop_assert_eq!(index.get(key), model.get(&key).copied()),
+                Operation::MoveIfAt(key, from, to) => {
+                    let at = model.get(&key) == Some(&location(from));
+                    if at {
+                        model.insert(key, location(to));
+                    }
+                    prop_assert_eq!(index.move_if_at(key, location(from), location(to)), at);
+                }
                 Operation::Checkpoint => {
                     let raw = index.raw_slots().into_owned();
                     let rebuilt = PrimaryIndex::from_raw_slots(raw, index.len());
@@ -493,8 +539,11 @@ mod tests {
     fn operation_in(keys: u64) -> impl Strategy<Value = Operation> {
         prop_oneof![
             30 => (1..keys, 0u32..1_000_000).prop_map(|(k, v)| Operation::Insert(k, v)),
+            10 => (1..keys, 0u32..4).prop_map(|(k, v)| Operation::Insert(k, v)),
             20 => (1..keys).prop_map(Operation::Remove),
             20 => (1..keys).prop_map(Operation::Get),
+            10 => (1..keys, 0u32..4, 0u32..1_000_000)
+                .prop_map(|(k, from, to)| Operation::MoveIfAt(k, from, to)),
             1 => Just(Operation::Checkpoint),
         ]
     }

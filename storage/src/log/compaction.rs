@@ -191,8 +191,9 @@ impl Log {
             return Ok(unchanged);
         }
         let copy = write_copy(&old, &kept, pace)?;
-        let replacement = self.commit_copy(ordinal, &old, copy)?;
+        let (replacement, swap) = self.commit_copy(ordinal, &old, copy)?;
         tracing::info!(
+            swap_us = swap.as_micros() as u64,
             segment = %replacement.segment.path.display(),
             records_before = unchanged.records_before,
             records_kept = kept.len(),
@@ -210,23 +211,25 @@ impl Log {
 
     /// Puts `copy` in place of `old` (the sealed segment with `ordinal`): renamed into place,
     /// swapped in under the write lock, and `old`'s file removed, all while no file is pinned
-    /// (a pin waits for this to end).
+    /// (a pin waits for this to end). Returns how long the write lock was held.
     fn commit_copy(
         &self,
         ordinal: u32,
         old: &Segment,
         copy: Copy,
-    ) -> Result<Replacement, CompactError> {
+    ) -> Result<(Replacement, std::time::Duration), CompactError> {
         let pins = self.shared.file_pins.lock();
         if *pins > 0 {
             copy.discard();
             return Err(CompactError::Pinned);
         }
-        let replacement = copy.commit()?;
+        let mut replacement = copy.commit()?;
+        let swapping = std::time::Instant::now();
         {
             let mut state = self.shared.state.write();
-            state.replace_segment(ordinal, &replacement);
+            state.replace_segment(ordinal, &mut replacement);
         }
+        let swap = swapping.elapsed();
         // The checkpointer's copy of the indexes still points into the old segment.
         self.shared.compactions.fetch_add(1, Ordering::Release);
         let io_error = |source| CompactError::Io {
@@ -238,7 +241,7 @@ impl Log {
             sync_dir(&self.shared.config.dir).map_err(io_error)?;
         }
         drop(pins);
-        Ok(replacement)
+        Ok((replacement, swap))
     }
 
     /// Pins the log's files: until the pin is dropped no compaction commits, so every file a

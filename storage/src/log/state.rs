@@ -97,7 +97,7 @@ impl State {
     /// and moves each key the index finds at one of its `moved` records (old offset, new
     /// offset, key) to the record's new offset. Every record the indexes point to in the
     /// segment must be among `moved` (compaction keeps each key's latest record).
-    pub(crate) fn replace_segment(&mut self, ordinal: u32, replacement: &Replacement) {
+    pub(crate) fn replace_segment(&mut self, ordinal: u32, replacement: &mut Replacement) {
         let at = ordinal as usize;
         assert!(
             Some(ordinal) < self.last_segment(),
@@ -108,24 +108,27 @@ impl State {
             "a segment is replaced by its own compacted copy"
         );
         assert!(replacement.segment.compacted());
-        for moved in &replacement.moved {
-            let old = Location {
-                segment: ordinal,
-                offset: moved.old_offset,
-            };
-            if self.primary.get(moved.key) == Some(old) {
-                self.primary.insert(
-                    moved.key,
-                    Location {
-                        segment: ordinal,
-                        offset: moved.new_offset,
-                    },
-                );
+        // Held under the write lock, where the shard's reads and writes wait: the keys are
+        // looked up a few ahead, so their slots' cache misses overlap.
+        const AHEAD: usize = 8;
+        let moved = &replacement.moved;
+        for (at, record) in moved.iter().enumerate() {
+            if let Some(ahead) = moved.get(at + AHEAD) {
+                self.primary.prefetch(ahead.key);
             }
+            let location = |offset| Location {
+                segment: ordinal,
+                offset,
+            };
+            self.primary.move_if_at(
+                record.key,
+                location(record.old_offset),
+                location(record.new_offset),
+            );
         }
         self.segments[at] = Arc::clone(&replacement.segment);
-        self.offsets[at].clone_from(&replacement.offsets);
-        self.indices[at].clone_from(&replacement.indices);
+        self.offsets[at] = std::mem::take(&mut replacement.offsets);
+        self.indices[at] = std::mem::take(&mut replacement.indices);
         self.superseded[at] = 0;
     }
 
