@@ -24,12 +24,11 @@ use spine_core::shard::record_layout::ShardIndexes;
 use spine_storage::Log;
 use spine_storage::io::paced::Pace;
 
-/// The common engine with a short outcome ring, so that most superseded versions are past
-/// it, and no compaction while it serves.
+/// The common engine (no compaction while it serves) with a short outcome ring, so that most
+/// superseded versions are past it.
 fn small_ring(dir: &std::path::Path) -> EngineConfig {
     let mut config = config(dir);
     config.outcome_slots = 256;
-    config.compaction = None;
     config
 }
 

@@ -69,6 +69,8 @@ fn engine_config(dir: &Path) -> EngineConfig {
     config.pin_threads = false;
     config.segment_size = SEGMENT_BYTES;
     config.expected_keys_per_shard = 1 << 10;
+    // The fixture is every record as written.
+    config.compaction = None;
     config
 }
 

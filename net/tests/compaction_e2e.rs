@@ -50,6 +50,8 @@ fn superseded_versions(data: &Path, count: usize) -> Vec<Patient> {
     config.shards = 2;
     config.pin_threads = false;
     config.segment_size = 1 << 20;
+    // Left for `spine compact`.
+    config.compaction = None;
     let engine = Engine::start(config).unwrap();
     let handle = engine.handle();
     let runtime = runtime();

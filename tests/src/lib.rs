@@ -64,8 +64,9 @@ pub fn payload_for_key(key: u64) -> Vec<u8> {
 }
 
 /// The engine configuration of the engine crash test: two unpinned shards with small segments
-/// and frequent background checkpoints, so that kills land during rolls and checkpoints. The
-/// writer and the checker must agree on it.
+/// and frequent background checkpoints, so that kills land during rolls and checkpoints. No
+/// compaction: the checker counts every version an update wrote. The writer and the checker
+/// must agree on it.
 pub fn engine_crash_config(dir: impl Into<PathBuf>) -> spine_core::engine::EngineConfig {
     let mut config = spine_core::engine::EngineConfig::new(dir);
     config.shards = 2;
@@ -73,6 +74,7 @@ pub fn engine_crash_config(dir: impl Into<PathBuf>) -> spine_core::engine::Engin
     config.segment_size = 1 << 20;
     config.checkpoint_interval_records = 2_000;
     config.expected_keys_per_shard = 1 << 10;
+    config.compaction = None;
     config
 }
 

@@ -14,13 +14,15 @@ use spine_storage::format::SEGMENT_HEADER_SIZE;
 use spine_storage::log::record;
 use uuid::Uuid;
 
-/// A small engine: two shards, unpinned, small segments.
+/// A small engine: two shards, unpinned, small segments, no compaction while it serves (tests
+/// read superseded versions back; `compaction.rs` turns it on).
 pub fn config(dir: &Path) -> EngineConfig {
     let mut config = EngineConfig::new(dir);
     config.shards = 2;
     config.pin_threads = false;
     config.segment_size = 1 << 20;
     config.expected_keys_per_shard = 1 << 10;
+    config.compaction = None;
     config
 }
 
