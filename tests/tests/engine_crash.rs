@@ -6,7 +6,8 @@
 //! their ids, the requests the kill left unanswered; after a last run that only retries, every
 //! effect is checked to have happened exactly once: each update applied at most once and never
 //! when its retry was told `RESOURCE_VERSION_MISMATCH`, one prescription per request, and one
-//! audit event per effect.
+//! audit event per effect. A second test does the same with the engine compacting its sealed
+//! segments every few milliseconds while it serves, so that kills land during compactions too.
 //!
 //! Environment: `SPINE_ENGINE_CRASH_ROUNDS` (default 8) and `SPINE_CRASH_SEED` (default
 //! random, printed at the start so a failure can be replayed).
@@ -93,8 +94,20 @@ impl History {
     }
 }
 
-#[test]
-fn the_engine_keeps_acknowledged_updates_and_audit_events_across_sigkills() {
+/// What the rounds of one crash test sent, were told and found.
+struct Rounds {
+    history: History,
+    highest: HashMap<NhsNumber, (u32, u64)>,
+    updates_acked: usize,
+    reads_acked: usize,
+    /// Compacted copies a kill left unfinished (removed at the next open).
+    killed_mid_copy: usize,
+}
+
+/// Runs the writer on one data directory `rounds` times, each SIGKILLed at a random moment
+/// (compacting every `compact_every_ms` if given), checking after each kill; the last run only
+/// retries, so that afterwards every request sent has its answer.
+fn crash_rounds(data: &Path, retries: &Path, compact_every_ms: Option<u64>) -> Rounds {
     let rounds = std::env::var("SPINE_ENGINE_CRASH_ROUNDS")
         .ok()
         .map_or(DEFAULT_ROUNDS, |value| value.parse().unwrap());
@@ -102,58 +115,101 @@ fn the_engine_keeps_acknowledged_updates_and_audit_events_across_sigkills() {
         .ok()
         .map_or_else(rand::random, |value| value.parse().unwrap());
     println!("engine_crash: {rounds} rounds, seed {seed} (replay with SPINE_CRASH_SEED={seed})");
-    let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let retries = dir.path().join("retries");
-    let mut highest: HashMap<NhsNumber, (u32, u64)> = HashMap::new();
     let mut reads_total: HashMap<NhsNumber, usize> = HashMap::new();
-    let mut history = History::default();
-    let (mut updates_acked, mut reads_acked) = (0, 0);
-    // The last run only retries: afterwards every request sent has its answer.
+    let mut done = Rounds {
+        history: History::default(),
+        highest: HashMap::new(),
+        updates_acked: 0,
+        reads_acked: 0,
+        killed_mid_copy: 0,
+    };
     for round in 0..=rounds {
-        let unanswered = history.unanswered();
-        std::fs::write(&retries, &unanswered).unwrap();
-        let retry_only = round == rounds;
-        let run_for = Duration::from_millis(rng.random_range(100..=600));
-        let acks = run_writer(&data, rng.random(), run_for, &retries, retry_only);
-        updates_acked += acks.updates.len();
+        let unanswered = done.history.unanswered();
+        std::fs::write(retries, &unanswered).unwrap();
+        let run = Run {
+            seed: rng.random(),
+            run_for: Duration::from_millis(rng.random_range(100..=600)),
+            retry_only: round == rounds,
+            compact_every_ms,
+        };
+        let acks = run_writer(data, retries, &run);
+        done.killed_mid_copy += files_ending(data, ".cseg.tmp");
+        done.updates_acked += acks.updates.len();
         for (nhs, &(version, count)) in &acks.updates {
-            let entry = highest.entry(*nhs).or_default();
+            let entry = done.highest.entry(*nhs).or_default();
             *entry = (entry.0.max(version), entry.1.max(count));
         }
         for (nhs, &reads) in &acks.reads {
-            reads_acked += reads;
+            done.reads_acked += reads;
             *reads_total.entry(*nhs).or_default() += reads;
         }
-        history.add(acks);
-        let events = check(&data, &highest, &reads_total);
+        done.history.add(acks);
+        let events = check(data, &done.highest, &reads_total);
         println!(
             "round {round}: {} ms, {} retried, {} patients updated so far, {events} audit events \
              verified",
-            run_for.as_millis(),
+            run.run_for.as_millis(),
             unanswered.lines().count(),
-            highest.len()
+            done.highest.len()
         );
     }
     assert_eq!(
-        history.unanswered(),
+        done.history.unanswered(),
         "",
         "every request has its answer after the retries"
     );
-    let (updates, prescriptions) = check_exactly_once(&data, &history);
+    assert!(done.reads_acked > 0, "no read was ever acknowledged");
+    assert!(!done.highest.is_empty(), "no update was ever acknowledged");
+    done
+}
+
+#[test]
+fn the_engine_keeps_acknowledged_updates_and_audit_events_across_sigkills() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let done = crash_rounds(&data, &dir.path().join("retries"), None);
+    let (updates, prescriptions) = check_exactly_once(&data, &done.history);
     println!(
-        "engine_crash summary: {rounds} rounds, {updates_acked} patients with acknowledged \
-         updates, {reads_acked} acknowledged reads, {updates} updates and {prescriptions} \
-         prescriptions each applied once, {} updates refused on retry and never applied, \
-         {:.1} s",
-        history.mismatched.len(),
+        "engine_crash summary: {} patients with acknowledged updates, {} acknowledged reads, \
+         {updates} updates and {prescriptions} prescriptions each applied once, {} updates \
+         refused on retry and never applied, {:.1} s",
+        done.updates_acked,
+        done.reads_acked,
+        done.history.mismatched.len(),
         started.elapsed().as_secs_f64()
     );
-    assert!(reads_acked > 0, "no read was ever acknowledged");
-    assert!(!highest.is_empty(), "no update was ever acknowledged");
     assert!(prescriptions > 0, "no prescription was ever issued");
+}
+
+/// The same, with the engine compacting its sealed segments while it serves, so that kills
+/// also land during compactions. Superseded versions go, so the count of versions applied is
+/// not checked; every acknowledged update, read and audit event is, after every kill.
+#[test]
+fn the_engine_keeps_what_it_acknowledged_across_sigkills_while_it_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let done = crash_rounds(&data, &dir.path().join("retries"), Some(20));
+    let compacted = files_ending(&data, ".cseg");
+    println!(
+        "engine_crash with compaction: {compacted} compacted segments at the end, {} copies \
+         left unfinished by a kill",
+        done.killed_mid_copy
+    );
+    assert!(compacted > 0, "no segment was ever compacted");
+}
+
+/// Files of the shards' log directories whose names end with `suffix`.
+fn files_ending(data: &Path, suffix: &str) -> usize {
+    (0..2)
+        .filter_map(|shard| std::fs::read_dir(data.join(format!("shard-{shard}"))).ok())
+        .flatten()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_str().unwrap().ends_with(suffix)
+        })
+        .count()
 }
 
 /// Every shard's log, opened as the engine would after a crash.
@@ -351,19 +407,30 @@ fn check(
 
 /// Runs the writer until it is ready, lets it work for `run_for`, SIGKILLs it and returns what
 /// it acknowledged.
-fn run_writer(dir: &Path, seed: u64, run_for: Duration, retries: &Path, retry_only: bool) -> Acks {
+/// One run of the writer.
+struct Run {
+    seed: u64,
+    run_for: Duration,
+    retry_only: bool,
+    compact_every_ms: Option<u64>,
+}
+
+fn run_writer(dir: &Path, retries: &Path, run: &Run) -> Acks {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spine-engine-writer"));
     command
         .arg("--dir")
         .arg(dir)
         .args(["--patients", &PATIENTS.to_string()])
-        .args(["--seed", &seed.to_string()])
+        .args(["--seed", &run.seed.to_string()])
         .arg("--retries")
         .arg(retries);
-    if retry_only {
+    if run.retry_only {
         command.arg("--retry-only");
     }
-    run_until_killed(command, READY_TIMEOUT, run_for, parse_line)
+    if let Some(ms) = run.compact_every_ms {
+        command.args(["--compact-every-ms", &ms.to_string()]);
+    }
+    run_until_killed(command, READY_TIMEOUT, run.run_for, parse_line)
         .unwrap_or_else(|error| panic!("the writer: {error}"))
 }
 

@@ -30,7 +30,7 @@ use clap::Parser;
 use spine_core::NhsNumber;
 use spine_core::access::Justification;
 use spine_core::access::directory_file::{demo_caller, demo_ids};
-use spine_core::engine::{Engine, EngineHandle};
+use spine_core::engine::{CompactionSettings, Engine, EngineHandle};
 use spine_core::eps::{NewLineItem, NewPrescription};
 use spine_core::pds::synthetic::{SplitMix64, nhs_numbers, patient_at};
 use spine_core::request::{ErrorCode, Operation, Reply, Request};
@@ -55,6 +55,11 @@ struct Args {
     /// Requests to send again first, one `update <JSON>` or `issue <JSON>` per line.
     #[arg(long)]
     retries: Option<PathBuf>,
+    /// Compact the sealed segments while serving, looking every this many milliseconds, at 4
+    /// MiB a second (a segment's copy then takes a good part of a run, so kills land in it);
+    /// none without it.
+    #[arg(long, value_name = "MS")]
+    compact_every_ms: Option<u64>,
     /// Only send the retries, then wait to be killed.
     #[arg(long)]
     retry_only: bool,
@@ -80,7 +85,13 @@ fn main() -> Result<()> {
     if args.patients == 0 || args.workers == 0 {
         bail!("--patients and --workers must be at least 1");
     }
-    let engine = Engine::start(engine_crash_config(&args.dir))
+    let mut config = engine_crash_config(&args.dir);
+    config.compaction = args.compact_every_ms.map(|ms| CompactionSettings {
+        rate: std::num::NonZeroU64::new(4 << 20),
+        interval: std::time::Duration::from_millis(ms),
+        min_dropped_percent: 10,
+    });
+    let engine = Engine::start(config)
         .with_context(|| format!("starting the engine in {}", args.dir.display()))?;
     let handle = engine.handle();
     let numbers: Vec<NhsNumber> = nhs_numbers().take(args.patients).collect();
