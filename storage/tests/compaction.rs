@@ -448,3 +448,51 @@ fn compaction_while_writes_go_on_loses_no_write_and_reopens_the_same() {
         log.close().unwrap();
     }
 }
+
+/// Waits until the log has written `count` checkpoints in all.
+fn wait_for_checkpoints(log: &Log, count: u64) {
+    let waited = std::time::Instant::now();
+    while log.stats().checkpoints < count {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "no background checkpoint: {:?}",
+            log.stats()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_checkpointer_follows_a_compaction_without_building_its_shadow_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut background = config(dir.path(), true);
+    background.checkpoint_interval_records = 250;
+    // Only the background checkpoints: none from the live state at close.
+    background.checkpoint_on_close = false;
+    let log = Log::open(background.clone()).unwrap().0;
+    for n in 1..=RECORDS {
+        log.append_blocking(record(n)).unwrap();
+    }
+    wait_for_checkpoints(&log, 1);
+    assert_eq!(log.stats().shadow_builds, 1, "built once, for the first");
+    for sealed in log.sealed_segments() {
+        log.compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
+            .unwrap();
+    }
+    let before = log.stats().checkpoints;
+    for n in RECORDS + 1..=RECORDS * 2 {
+        log.append_blocking(record(n)).unwrap();
+    }
+    wait_for_checkpoints(&log, before + 1);
+    assert_eq!(log.stats().shadow_builds, 1, "followed, not built again");
+    let written = readable(&log);
+    let keys = latest(&log);
+    log.close().unwrap();
+    // The background checkpoint matches the compacted segments: opening loads it.
+    let (log, report) = Log::open(background).unwrap();
+    assert!(report.checkpoint.is_some(), "{report:?}");
+    assert!(report.records_scanned < RECORDS, "{report:?}");
+    assert_eq!(readable(&log), written);
+    assert_eq!(latest(&log), keys);
+    log.close().unwrap();
+}

@@ -10,17 +10,25 @@
 //!
 //! The cost is a second copy of the indexes in memory while background checkpoints are enabled
 //! (`checkpoint_interval_records > 0`), and the CPU to replay each record once more.
+//!
+//! A compaction replaces a sealed segment the shadow may point into. It sends the checkpointer
+//! what it did ([`CompactionNotice`]): the shadow is caught up to the point of the swap and then
+//! takes the same replacement, so it is not built again (from the log, since the checkpoint on
+//! disk no longer matches the segments). Only when a notice cannot be followed (the queue of
+//! them full, the shadow not past the segment) is the shadow dropped and built at the next
+//! checkpoint.
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, select};
 
 use super::record;
 use super::recovery::{apply_checkpoint, replay_compacted};
-use super::state::State;
+use super::segment::Segment;
+use super::state::{Replacement, State};
 use super::{OpenError, Shared};
 use crate::format::SEGMENT_HEADER_SIZE;
 use crate::index::Location;
@@ -50,19 +58,63 @@ impl Checkpointer {
         }
     }
 
-    /// Writes a checkpoint for every request until the request channel closes.
+    /// Writes a checkpoint for every request, and follows every compaction, until the request
+    /// channel closes.
     pub(super) fn run(mut self, requests: Receiver<()>) {
         super::writer::lower_priority_of_this_thread();
-        while requests.recv().is_ok() {
-            match self.checkpoint() {
-                Ok(_) => {}
-                Err(error) => {
-                    // Rebuilt from disk at the next request, in case the shadow went astray.
-                    self.shadow = None;
-                    tracing::warn!(%error, "background checkpoint failed; the log is unaffected");
+        let notices = self.shared.compaction_notices.1.clone();
+        loop {
+            select! {
+                recv(requests) -> request => {
+                    if request.is_err() {
+                        return;
+                    }
+                    // Compactions before this checkpoint are followed first.
+                    while let Ok(notice) = notices.try_recv() {
+                        self.follow(*notice);
+                    }
+                    if let Err(error) = self.checkpoint() {
+                        // Rebuilt from disk at the next request, in case the shadow went astray.
+                        self.shadow = None;
+                        tracing::warn!(%error, "background checkpoint failed; the log is unaffected");
+                    }
+                }
+                recv(notices) -> notice => {
+                    if let Ok(notice) = notice {
+                        self.follow(*notice);
+                    }
                 }
             }
         }
+    }
+
+    /// Gives the shadow the replacement a compaction made in the live state, once the shadow
+    /// is caught up to where the swap happened; drops the shadow if that cannot be done.
+    fn follow(&mut self, mut notice: CompactionNotice) {
+        let Some(mut shadow) = self.shadow.take() else {
+            return;
+        };
+        let segments = self.shared.state.read().segments.clone();
+        if let Err(error) = self.catch_up(&mut shadow, &segments, notice.swapped_at) {
+            tracing::warn!(%error, "checkpointer: following a compaction; the shadow is built again");
+            return;
+        }
+        let at = notice.ordinal as usize;
+        let sealed = at + 1 < shadow.segments.len();
+        match shadow.segments.get(at) {
+            // Replayed from the compacted copy itself: nothing to do.
+            Some(held) if Arc::ptr_eq(held, &notice.replacement.segment) => {}
+            Some(held) if sealed && Arc::ptr_eq(held, &notice.replaced) => {
+                shadow.replace_segment(notice.ordinal, &mut notice.replacement);
+            }
+            _ => {
+                tracing::info!(
+                    "checkpointer: a compaction it cannot follow; the shadow is built again"
+                );
+                return;
+            }
+        }
+        self.shadow = Some(shadow);
     }
 
     fn checkpoint(&mut self) -> io::Result<Option<PathBuf>> {
@@ -80,7 +132,11 @@ impl Checkpointer {
         let built = self.shadow.is_none();
         let mut shadow = match self.shadow.take() {
             Some(shadow) => shadow,
-            None => self.build_shadow(&segments)?,
+            None => {
+                let counters = &self.shared.counters;
+                counters.shadow_builds.fetch_add(1, Ordering::Relaxed);
+                self.build_shadow(&segments)?
+            }
         };
         let shadow_ms = started.elapsed().as_millis();
         let caught_up = self.catch_up(&mut shadow, &segments, last.index);
@@ -196,6 +252,19 @@ impl Checkpointer {
         }
         Ok(())
     }
+}
+
+/// What a compaction did to the live state, for the checkpointer's shadow.
+pub(super) struct CompactionNotice {
+    /// The segment's ordinal.
+    pub(super) ordinal: u32,
+    /// The segment replaced.
+    pub(super) replaced: Arc<Segment>,
+    /// What replaced it (its moves as the live state made them).
+    pub(super) replacement: Replacement,
+    /// The last durable index when it was swapped in: the shadow takes the replacement once
+    /// it has applied every record up to here (every key a move skipped was superseded by then).
+    pub(super) swapped_at: u64,
 }
 
 /// Gives memory freed by this thread back to the system, so that a dropped shadow no longer

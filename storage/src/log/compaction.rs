@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::checkpointer::CompactionNotice;
 use super::record::{self, RecordHeader};
 use super::segment::{self, COMPACTING_SUFFIX, Segment, sync_dir};
 use super::state::{MovedRecord, Replacement};
@@ -215,7 +216,7 @@ impl Log {
     fn commit_copy(
         &self,
         ordinal: u32,
-        old: &Segment,
+        old: &Arc<Segment>,
         copy: Copy,
     ) -> Result<(Replacement, std::time::Duration), CompactError> {
         let pins = self.shared.file_pins.lock();
@@ -224,14 +225,29 @@ impl Log {
             return Err(CompactError::Pinned);
         }
         let mut replacement = copy.commit()?;
+        // For the checkpointer's shadow, which still points into the old segment.
+        let mut notice = CompactionNotice {
+            ordinal,
+            replaced: Arc::clone(old),
+            replacement: replacement.clone(),
+            swapped_at: 0,
+        };
         let swapping = std::time::Instant::now();
         {
             let mut state = self.shared.state.write();
             state.replace_segment(ordinal, &mut replacement);
+            notice.swapped_at = state.last.index;
         }
         let swap = swapping.elapsed();
-        // The checkpointer's copy of the indexes still points into the old segment.
-        self.shared.compactions.fetch_add(1, Ordering::Release);
+        if self
+            .shared
+            .compaction_notices
+            .0
+            .try_send(Box::new(notice))
+            .is_err()
+        {
+            self.shared.compactions.fetch_add(1, Ordering::Release);
+        }
         let io_error = |source| CompactError::Io {
             path: old.path.clone(),
             source,

@@ -454,6 +454,10 @@ pub struct LogStats {
     /// Longest time a checkpoint held the state's read lock, in nanoseconds: how long it kept the
     /// writer from publishing (and so from acknowledging) a batch.
     pub checkpoint_lock_nanos_max: u64,
+    /// Times the background checkpointer built its shadow of the indexes (from the newest
+    /// checkpoint and the records after it): once after the open, and again only after a
+    /// compaction it could not follow.
+    pub shadow_builds: u64,
 }
 
 #[derive(Default)]
@@ -464,7 +468,12 @@ struct Counters {
     flush_nanos: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_lock_nanos_max: AtomicU64,
+    shadow_builds: AtomicU64,
 }
+
+/// Compaction notices waiting for the checkpointer, at most (each holds a segment's offsets and
+/// moves: a few MB for a 64 MiB segment).
+const COMPACTION_NOTICES_MAX: usize = 4;
 
 /// State shared by the handle and the background threads.
 struct Shared {
@@ -485,9 +494,15 @@ struct Shared {
     compaction: Mutex<()>,
     /// How many [`FilesPin`]s are held; a compaction commits only while there are none.
     file_pins: Mutex<usize>,
-    /// How many compactions have replaced a segment: the checkpointer rebuilds its shadow of
-    /// the indexes after one (the shadow points into the segment replaced).
+    /// How many compactions the checkpointer could not be told of (its queue was full): it
+    /// builds its shadow of the indexes again after one (the shadow points into the segment
+    /// replaced).
     compactions: AtomicU64,
+    /// What each compaction did, for the checkpointer's shadow; a few at a time.
+    compaction_notices: (
+        crossbeam_channel::Sender<Box<checkpointer::CompactionNotice>>,
+        crossbeam_channel::Receiver<Box<checkpointer::CompactionNotice>>,
+    ),
 }
 
 impl Shared {
@@ -505,6 +520,7 @@ impl Shared {
             compaction: Mutex::new(()),
             file_pins: Mutex::new(0),
             compactions: AtomicU64::new(0),
+            compaction_notices: crossbeam_channel::bounded(COMPACTION_NOTICES_MAX),
         }
     }
 }
@@ -1075,6 +1091,7 @@ impl Log {
             flush_nanos: counters.flush_nanos.load(Ordering::Relaxed),
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
             checkpoint_lock_nanos_max: counters.checkpoint_lock_nanos_max.load(Ordering::Relaxed),
+            shadow_builds: counters.shadow_builds.load(Ordering::Relaxed),
         }
     }
 

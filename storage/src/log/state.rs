@@ -18,6 +18,7 @@ use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
 const PAST_THE_END: &str = "record runs past the end of the segment";
 
 /// A compacted copy of a sealed segment, ready to take its place ([`State::replace_segment`]).
+#[derive(Clone)]
 pub(crate) struct Replacement {
     pub(crate) segment: Arc<Segment>,
     /// Offsets of its records, in log order.
