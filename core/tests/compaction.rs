@@ -3,7 +3,7 @@
 //! checkpoint), every patient reads at its latest version, a retry of a write whose record was
 //! superseded answers as the first time did (its outcome pins the record), and every shard's
 //! whole audit chain verifies. A serving engine compacts the same way in the background, never
-//! while a backup pins its files.
+//! while a backup pins its files, and a backup of a compacted directory checks and restores.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on any unexpected error.
 
@@ -16,6 +16,8 @@ use std::time::Duration;
 use common::*;
 use spine_core::Patient;
 use spine_core::access::directory_file::demo_ids;
+use spine_core::backup::control::{self, ControlSocket};
+use spine_core::backup::{check, restore, take};
 use spine_core::compaction::compact_data_dir;
 use spine_core::engine::{CompactionSettings, Engine, EngineConfig, EngineHandle};
 use spine_core::request::{Operation, Request, Response};
@@ -168,6 +170,45 @@ fn a_serving_engine_compacts_in_the_background_but_not_while_a_backup_pins_its_f
         reply,
         "a retry answers as before"
     );
+    // A backup of the compacted directory, held while it copies, checks and restores.
+    let socket = ControlSocket::start(&data, handle.clone()).unwrap();
+    let served = control::request_cut(&data, 2).unwrap().unwrap();
+    let backup = dir.path().join("backup");
+    let taken = take::take(
+        &data,
+        &served.extents,
+        take::Source::Online,
+        &backup,
+        None,
+        &mut Pace::unlimited(),
+    )
+    .unwrap();
+    drop(served);
+    drop(socket);
+    assert!(
+        taken
+            .manifest
+            .files
+            .iter()
+            .any(|file| file.path.ends_with(".cseg")),
+        "the compacted segments are in the backup"
+    );
+    assert_eq!(
+        check::check(&backup, &taken.manifest).unwrap(),
+        Vec::<String>::new()
+    );
+    let restored = dir.path().join("restored");
+    restore::restore(&backup, &restored, &mut Pace::unlimited()).unwrap();
+    drop(handle);
+    engine.shutdown().unwrap();
+    let engine = Engine::start(small_ring(&restored)).unwrap();
+    let handle = engine.handle();
+    for patient in &latest {
+        assert_eq!(
+            &patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number)),
+            patient
+        );
+    }
     drop(handle);
     engine.shutdown().unwrap();
     let engine = Engine::start(engine_config.clone()).unwrap();
