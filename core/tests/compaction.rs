@@ -89,6 +89,38 @@ fn compacted_files(data: &Path) -> usize {
         .count()
 }
 
+/// A backup of the engine serving `data`, taken through its control socket (holding the cut
+/// while it copies) into `dir/backup`, holding compacted segments and checked.
+fn backed_up(handle: &EngineHandle, data: &Path, dir: &Path) -> std::path::PathBuf {
+    let socket = ControlSocket::start(data, handle.clone()).unwrap();
+    let served = control::request_cut(data, 2).unwrap().unwrap();
+    let backup = dir.join("backup");
+    let taken = take::take(
+        data,
+        &served.extents,
+        take::Source::Online,
+        &backup,
+        None,
+        &mut Pace::unlimited(),
+    )
+    .unwrap();
+    drop(served);
+    drop(socket);
+    assert!(
+        taken
+            .manifest
+            .files
+            .iter()
+            .any(|file| file.path.ends_with(".cseg")),
+        "the compacted segments are in the backup"
+    );
+    assert_eq!(
+        check::check(&backup, &taken.manifest).unwrap(),
+        Vec::<String>::new()
+    );
+    backup
+}
+
 #[test]
 fn a_compacted_data_directory_serves_what_it_served_before() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,33 +202,8 @@ fn a_serving_engine_compacts_in_the_background_but_not_while_a_backup_pins_its_f
         reply,
         "a retry answers as before"
     );
-    // A backup of the compacted directory, held while it copies, checks and restores.
-    let socket = ControlSocket::start(&data, handle.clone()).unwrap();
-    let served = control::request_cut(&data, 2).unwrap().unwrap();
-    let backup = dir.path().join("backup");
-    let taken = take::take(
-        &data,
-        &served.extents,
-        take::Source::Online,
-        &backup,
-        None,
-        &mut Pace::unlimited(),
-    )
-    .unwrap();
-    drop(served);
-    drop(socket);
-    assert!(
-        taken
-            .manifest
-            .files
-            .iter()
-            .any(|file| file.path.ends_with(".cseg")),
-        "the compacted segments are in the backup"
-    );
-    assert_eq!(
-        check::check(&backup, &taken.manifest).unwrap(),
-        Vec::<String>::new()
-    );
+    // A backup of the compacted directory, held while it copies, checks.
+    let backup = backed_up(&handle, &data, dir.path());
     let restored = dir.path().join("restored");
     restore::restore(&backup, &restored, &mut Pace::unlimited()).unwrap();
     drop(handle);
