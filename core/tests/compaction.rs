@@ -64,6 +64,16 @@ fn updated_twice(
     (latest, recent_update.unwrap())
 }
 
+/// Each of `latest` reads back as it is.
+fn serves_latest(handle: &EngineHandle, latest: &[Patient]) {
+    for patient in latest {
+        assert_eq!(
+            &patient_reply(retrieve(handle, demo_ids::GP, patient.nhs_number)),
+            patient
+        );
+    }
+}
+
 /// Every shard's whole audit chain verifies, read from the log alone.
 fn chains_verify(config: &EngineConfig) {
     for shard in 0..config.shards {
@@ -152,12 +162,7 @@ fn a_compacted_data_directory_serves_what_it_served_before() {
 
     let engine = Engine::start(small_ring(&data)).unwrap();
     let handle = engine.handle();
-    for patient in &latest {
-        assert_eq!(
-            &patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number)),
-            patient
-        );
-    }
+    serves_latest(&handle, &latest);
     // The last patient's first update is superseded; its outcome is still in the ring.
     let (update, reply) = recent_update;
     assert_eq!(submit(&handle, update), reply, "a retry answers as before");
@@ -191,12 +196,16 @@ fn a_serving_engine_compacts_in_the_background_but_not_while_a_backup_pins_its_f
         assert!(waited.elapsed() < Duration::from_secs(60), "no compaction");
         std::thread::sleep(Duration::from_millis(20));
     }
-    for patient in &latest {
-        assert_eq!(
-            &patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number)),
-            patient
-        );
-    }
+    let stats = handle.stats();
+    assert!(
+        stats.iter().map(|shard| shard.compactions).sum::<u64>() > 0,
+        "{stats:?}"
+    );
+    assert!(
+        stats.iter().all(|shard| shard.compaction_bytes_reclaimed
+            <= shard.compactions * engine_config.segment_size)
+    );
+    serves_latest(&handle, &latest);
     assert_eq!(
         submit(&handle, update.clone()),
         reply,
@@ -210,22 +219,12 @@ fn a_serving_engine_compacts_in_the_background_but_not_while_a_backup_pins_its_f
     engine.shutdown().unwrap();
     let engine = Engine::start(small_ring(&restored)).unwrap();
     let handle = engine.handle();
-    for patient in &latest {
-        assert_eq!(
-            &patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number)),
-            patient
-        );
-    }
+    serves_latest(&handle, &latest);
     drop(handle);
     engine.shutdown().unwrap();
     let engine = Engine::start(engine_config.clone()).unwrap();
     let handle = engine.handle();
-    for patient in &latest {
-        assert_eq!(
-            &patient_reply(retrieve(&handle, demo_ids::GP, patient.nhs_number)),
-            patient
-        );
-    }
+    serves_latest(&handle, &latest);
     assert_eq!(
         submit(&handle, update),
         reply,

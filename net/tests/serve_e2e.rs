@@ -249,6 +249,8 @@ fn the_server_serves_pds_over_tls_refuses_what_it_must_and_stops_cleanly() {
         );
         assert_eq!(stale, 1.0);
         assert!(metric(&metrics, "spine_log_batches_total{shard=\"0\"}") > 0.0);
+        // Nothing sealed yet in a fresh directory: nothing compacted.
+        assert_eq!(metric(&metrics, "spine_log_compactions_total{shard=\"1\"}"), 0.0);
         assert!(metrics.contains("spine_request_duration_seconds_bucket{transport=\"tls\",operation=\"pds_retrieve\",le=\"+Inf\"}"));
 
         // Graceful stop with requests in flight: every one answered, then exit 0.

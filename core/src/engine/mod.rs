@@ -144,6 +144,10 @@ pub struct ShardStats {
     /// The shard's log failed (disk full, I/O error): it refuses writes with `WRITES_STOPPED`
     /// until restarted.
     pub writes_stopped: bool,
+    /// Segments of the shard's log compacted since the engine started.
+    pub compactions: u64,
+    /// File bytes those compactions reclaimed.
+    pub compaction_bytes_reclaimed: u64,
 }
 
 /// Shard `shard`'s log opened (recovered) and its state rebuilt from it, its audit chain
@@ -470,6 +474,8 @@ impl EngineHandle {
                     inputs: link.counters.inputs.load(Ordering::Relaxed),
                     busy_nanos: link.counters.busy_nanos.load(Ordering::Relaxed),
                     writes_stopped: link.log.failure().is_some(),
+                    compactions: log.compactions,
+                    compaction_bytes_reclaimed: log.compaction_bytes_reclaimed,
                 }
             })
             .collect()

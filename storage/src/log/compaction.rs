@@ -193,6 +193,12 @@ impl Log {
         }
         let copy = write_copy(&old, &kept, pace)?;
         let (replacement, swap) = self.commit_copy(ordinal, &old, copy)?;
+        let counters = &self.shared.counters;
+        counters.compactions.fetch_add(1, Ordering::Relaxed);
+        let reclaimed = (old.size() - replacement.segment.size()) as u64;
+        counters
+            .compaction_bytes_reclaimed
+            .fetch_add(reclaimed, Ordering::Relaxed);
         tracing::info!(
             swap_us = swap.as_micros() as u64,
             segment = %replacement.segment.path.display(),

@@ -458,6 +458,10 @@ pub struct LogStats {
     /// checkpoint and the records after it): once after the open, and again only after a
     /// compaction it could not follow.
     pub shadow_builds: u64,
+    /// Segments compacted (replaced by a compacted copy).
+    pub compactions: u64,
+    /// File bytes compaction reclaimed (the segments' sizes less their copies').
+    pub compaction_bytes_reclaimed: u64,
 }
 
 #[derive(Default)]
@@ -469,6 +473,8 @@ struct Counters {
     checkpoints: AtomicU64,
     checkpoint_lock_nanos_max: AtomicU64,
     shadow_builds: AtomicU64,
+    compactions: AtomicU64,
+    compaction_bytes_reclaimed: AtomicU64,
 }
 
 /// Compaction notices waiting for the checkpointer, at most (each holds a segment's offsets and
@@ -1092,6 +1098,8 @@ impl Log {
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
             checkpoint_lock_nanos_max: counters.checkpoint_lock_nanos_max.load(Ordering::Relaxed),
             shadow_builds: counters.shadow_builds.load(Ordering::Relaxed),
+            compactions: counters.compactions.load(Ordering::Relaxed),
+            compaction_bytes_reclaimed: counters.compaction_bytes_reclaimed.load(Ordering::Relaxed),
         }
     }
 
