@@ -52,7 +52,7 @@ pub struct Settings {
     pub memory_budget: Option<String>,
     /// Whether sealed segments are compacted while the core serves (default: yes).
     pub compaction: Option<bool>,
-    /// Bytes a second a compaction writes at most (`4MiB`, ...; default 4 MiB).
+    /// Bytes a second a compaction reads and writes at most (`4MiB`, ...; default 4 MiB).
     pub compaction_rate: Option<String>,
     /// Limits.
     #[serde(default)]

@@ -151,7 +151,7 @@ fn copy_prefix(
         spine_storage::io::paced::write_paced(&mut to, copied, [&chunk[..read]])
             .map_err(BackupError::io(target))?;
         copied += read as u64;
-        pace.wrote(read);
+        pace.advance(read);
     }
     if copied != hashed_bytes {
         return Err(BackupError::Io {

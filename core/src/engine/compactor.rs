@@ -2,9 +2,10 @@
 //! segments while they serve, one segment at a time, at a rate, so the log's flushes and the
 //! shards' reads keep the disk to themselves most of the time.
 //!
-//! Every `interval` it looks at each shard's sealed segments and compacts those worth it: a
-//! segment not looked at since the engine started (what was superseded before a restart is
-//! not counted, so each one is read once), or one of whose records at least
+//! Every `interval` it looks at each shard's sealed segments and compacts those worth it, the
+//! ones never compacted first: a segment not looked at since the engine started (what was
+//! superseded before a restart is not counted, so each one is read once), or one of whose
+//! records at least
 //! `min_dropped_percent` were superseded since. The records kept are those the log needs and
 //! those the shard's retention rule keeps ([`crate::shard::retention`]), read afresh for each
 //! shard each time: the outcome ring only ever pins records newer than the segments looked at.
@@ -27,7 +28,7 @@ use crate::shard::retention::Retention;
 /// How the engine compacts its logs while it serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompactionSettings {
-    /// Bytes a second one compaction writes, at most (`None`: no limit). Default 4 MiB: a few
+    /// Bytes a second one compaction reads and writes, at most (`None`: no limit). Default 4 MiB: a few
     /// times what the national peak writes to the log, so compaction keeps up with it; at 16
     /// MiB the national peak's p99 doubled while a compaction ran on 2 cores
     /// (`bench/RESULTS.md`).
@@ -137,11 +138,14 @@ fn compact_shard(
     looked_at: &mut HashSet<u64>,
     stop: &Arc<AtomicBool>,
 ) {
-    let candidates: Vec<SealedSegment> = log
+    let mut candidates: Vec<SealedSegment> = log
         .sealed_segments()
         .into_iter()
         .filter(|segment| worth_a_look(segment, settings, looked_at))
         .collect();
+    // Segments never compacted first: they hold the most to drop (a first look after a start
+    // reads every segment, at the rate).
+    candidates.sort_by_key(|segment| segment.compacted);
     if candidates.is_empty() {
         return;
     }

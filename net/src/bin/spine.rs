@@ -175,7 +175,7 @@ struct ServeArgs {
     /// Do not compact sealed segments while serving (`spine compact` still can, stopped).
     #[arg(long)]
     no_compaction: bool,
-    /// Bytes a second a compaction while serving writes at most (`4MiB`, `1GiB` or bytes)
+    /// Bytes a second a compaction while serving reads and writes at most (`4MiB`, `1GiB` or bytes)
     /// [default: 4MiB].
     #[arg(long, value_name = "SIZE")]
     compaction_rate: Option<String>,

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// A rate limit for bulk copies that share the disk with the serving log (backups, restores,
-/// compaction): the bytes counted so far are spread over time at no more than the rate.
+/// A rate limit for bulk work that shares the disk with the serving log (backups, restores,
+/// compaction's reading and writing): the bytes counted so far are spread over time at no
+/// more than the rate.
 #[derive(Debug)]
 pub struct Pace {
     bytes_per_second: Option<NonZeroU64>,
@@ -53,8 +54,8 @@ impl Pace {
         Self::new(None)
     }
 
-    /// Counts `bytes` written, and waits as long as the rate asks.
-    pub fn wrote(&mut self, bytes: usize) {
+    /// Counts `bytes` read or written, and waits as long as the rate asks.
+    pub fn advance(&mut self, bytes: usize) {
         self.bytes += bytes as u64;
         if let Some(rate) = self.bytes_per_second {
             let due = Duration::from_secs_f64(self.bytes as f64 / rate.get() as f64);
@@ -103,12 +104,12 @@ mod tests {
     fn a_pace_keeps_writes_within_its_rate_and_no_pace_waits_not_at_all() {
         let mut paced = Pace::new(NonZeroU64::new(100 << 20));
         for _ in 0..10 {
-            paced.wrote(1 << 20);
+            paced.advance(1 << 20);
         }
         // 10 MiB at 100 MiB a second: a tenth of a second at least.
         assert!(paced.started.elapsed() >= Duration::from_millis(99));
         let mut unpaced = Pace::unlimited();
-        unpaced.wrote(usize::MAX >> 1);
+        unpaced.advance(usize::MAX >> 1);
         assert_eq!(unpaced.bytes, (usize::MAX >> 1) as u64);
     }
 }

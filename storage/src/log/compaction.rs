@@ -26,7 +26,7 @@ use super::record::{self, RecordHeader};
 use super::segment::{self, COMPACTING_SUFFIX, Segment, sync_dir};
 use super::state::{MovedRecord, Replacement};
 use super::{Log, ReadError, RecordView, Shared};
-use crate::format::{RECORD_FLAG_DELETE, SEGMENT_HEADER_SIZE};
+use crate::format::{RECORD_FLAG_DELETE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
 use crate::index::Location;
 use crate::io::paced::{Pace, WRITEBACK_CHUNK, write_paced};
 
@@ -148,7 +148,7 @@ impl Log {
     }
 
     /// Compacts the sealed segment that starts at `first_index`, keeping what the log needs
-    /// and every other record for which `keep` says so, writing at `pace`; unless it would
+    /// and every other record for which `keep` says so, reading and writing at `pace`; unless it would
     /// drop fewer than `min_dropped` records (at least one), when it leaves the segment as it
     /// is. Writes and reads go on meanwhile; one compaction runs at a time. While files are
     /// pinned ([`Log::pin_files`]) it changes none and answers [`CompactError::Pinned`].
@@ -179,7 +179,7 @@ impl Log {
                 state.offsets[ordinal].clone(),
             )
         };
-        let kept = self.records_to_keep(ordinal, &old, &offsets, keep)?;
+        let kept = self.records_to_keep(ordinal, &old, &offsets, keep, pace)?;
         let unchanged = Compacted {
             first_index,
             path: old.path.clone(),
@@ -284,10 +284,21 @@ impl Log {
         segment: &Segment,
         offsets: &[u32],
         keep: &dyn Fn(&RecordView<'_>) -> bool,
+        pace: &mut Pace,
     ) -> Result<Vec<(u32, RecordHeader)>, CompactError> {
         let mut kept = Vec::new();
         let last = offsets.len().saturating_sub(1);
         for (chunk_number, chunk) in offsets.chunks(RECORDS_PER_LOCK).enumerate() {
+            // The reading is paced too: a first look at every segment after a start reads
+            // the whole log.
+            let read_up_to = chunk
+                .last()
+                .map_or(0, |&offset| offset as usize + RECORD_HEADER_SIZE);
+            let read_from = chunk.first().map_or(0, |&offset| offset as usize);
+            pace.advance(read_up_to - read_from);
+            if pace.cancelled() {
+                return Err(CompactError::Stopped);
+            }
             let state = self.shared.state.read();
             for (within, &offset) in chunk.iter().enumerate() {
                 let location = Location {
@@ -430,7 +441,7 @@ fn write_records(
     let mut flush = |chunk: &mut Vec<u8>, file: &mut File| -> io::Result<()> {
         write_paced(file, written, [chunk.as_slice()])?;
         written += chunk.len() as u64;
-        pace.wrote(chunk.len());
+        pace.advance(chunk.len());
         chunk.clear();
         if pace.cancelled() {
             return Err(io::Error::new(

@@ -55,7 +55,7 @@ struct Args {
     /// Requests to send again first, one `update <JSON>` or `issue <JSON>` per line.
     #[arg(long)]
     retries: Option<PathBuf>,
-    /// Compact the sealed segments while serving, looking every this many milliseconds, at 4
+    /// Compact the sealed segments while serving, looking every this many milliseconds, at 16
     /// MiB a second (a segment's copy then takes a good part of a run, so kills land in it);
     /// none without it.
     #[arg(long, value_name = "MS")]
@@ -87,7 +87,7 @@ fn main() -> Result<()> {
     }
     let mut config = engine_crash_config(&args.dir);
     config.compaction = args.compact_every_ms.map(|ms| CompactionSettings {
-        rate: std::num::NonZeroU64::new(4 << 20),
+        rate: std::num::NonZeroU64::new(16 << 20),
         interval: std::time::Duration::from_millis(ms),
         min_dropped_percent: 10,
     });
