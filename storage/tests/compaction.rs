@@ -412,6 +412,22 @@ fn compaction_while_writes_go_on_loses_no_write_and_reopens_the_same() {
             }
         })
     };
+    // A reader reads every key's latest record meanwhile: each read finds a record of its key
+    // (through the old segment, the pending copy or the compacted one).
+    let reader = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while Arc::strong_count(&log) > 2 {
+                for k in 1..=KEYS {
+                    let found = log.get(key(k), |view| view.key()).unwrap();
+                    assert_eq!(found, Some(Some(key(k))), "key {k}");
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
     let mut rounds = 0;
     while !writer.is_finished() || rounds < 2 {
         for sealed in log.sealed_segments() {
@@ -421,6 +437,8 @@ fn compaction_while_writes_go_on_loses_no_write_and_reopens_the_same() {
         rounds += 1;
     }
     writer.join().unwrap();
+    // The writer's handle is gone: the reader stops at its next round.
+    assert!(reader.join().unwrap() > 0);
     // Every key's latest record is the last one written for it.
     let last = RECORDS * 3;
     let expected: BTreeMap<u64, u64> = (1..=KEYS)

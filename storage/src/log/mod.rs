@@ -559,6 +559,11 @@ impl Shared {
             if state.last.index == 0 || state.last.index <= *checkpointed {
                 return Ok(None);
             }
+            // A compaction holds `checkpointed` while index entries name its pending copy.
+            assert!(
+                state.pending.is_none(),
+                "a checkpoint of the live state while a segment is being replaced"
+            );
             let encoded = encode_state(&state);
             let held = locked_at.elapsed().as_nanos() as u64;
             self.counters
@@ -969,7 +974,7 @@ impl Log {
     pub fn record_place(&self, index: u64) -> Option<(PathBuf, u64)> {
         let state = self.shared.state.read();
         let location = state.locate(index)?;
-        let segment = state.segments[location.segment as usize].path.clone();
+        let segment = state.segment_holding(location).path.clone();
         Some((segment, u64::from(location.offset)))
     }
 
@@ -1008,7 +1013,7 @@ impl Log {
         }
         for key in keys {
             if let Some(location) = state.primary.get(key.get()) {
-                let segment = &state.segments[location.segment as usize];
+                let segment = state.segment_holding(location);
                 for line in (0..RECORD_BYTES).step_by(64) {
                     segment.prefetch(location.offset as usize + line);
                 }
@@ -1036,7 +1041,9 @@ impl Log {
             for (slot, key) in group.iter().enumerate() {
                 locations[slot] = state.primary.get(key.get());
                 if let Some(location) = locations[slot] {
-                    state.segments[location.segment as usize].prefetch(location.offset as usize);
+                    state
+                        .segment_holding(location)
+                        .prefetch(location.offset as usize);
                 }
             }
             for (slot, location) in locations[..group.len()].iter().enumerate() {

@@ -17,6 +17,11 @@ use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
 
 const PAST_THE_END: &str = "record runs past the end of the segment";
 
+/// The segment an index entry names while it points into a compacted copy that is taking a
+/// sealed segment's place ([`State::begin_pending`]); never a real ordinal (a log has far fewer
+/// segments), and never written to a checkpoint (none is written meanwhile).
+pub(crate) const PENDING_SEGMENT: u32 = u32::MAX - 1;
+
 /// A compacted copy of a sealed segment, ready to take its place ([`State::replace_segment`]).
 #[derive(Clone)]
 pub(crate) struct Replacement {
@@ -51,6 +56,9 @@ pub(crate) struct State {
     /// log was opened or the segment compacted: what a compaction planner weighs (a lower
     /// bound: supersessions before a checkpointed open are not counted).
     pub(crate) superseded: Vec<u64>,
+    /// While a compacted copy replaces a sealed segment in steps: the segment's ordinal and the
+    /// copy, which index entries name as [`PENDING_SEGMENT`] meanwhile.
+    pub(crate) pending: Option<(u32, Arc<Segment>)>,
     pub(crate) primary: PrimaryIndex,
     pub(crate) secondary: SecondaryIndexes,
     /// The last durable record; index 0 while the log is empty.
@@ -72,6 +80,7 @@ impl State {
             offsets: Vec::new(),
             indices: Vec::new(),
             superseded: Vec::new(),
+            pending: None,
             primary,
             secondary,
             last: Position { term: 0, index: 0 },
@@ -96,41 +105,96 @@ impl State {
 
     /// Puts `replacement`, a compacted copy of the sealed segment with `ordinal`, in its place,
     /// and moves each key the index finds at one of its `moved` records (old offset, new
-    /// offset, key) to the record's new offset. Every record the indexes point to in the
-    /// segment must be among `moved` (compaction keeps each key's latest record).
+    /// offset, key) to the record's new offset, all at once (for a copy of the state no one
+    /// else reads: the checkpointer's shadow). Every record the indexes point to in the segment
+    /// must be among `moved` (compaction keeps each key's latest record).
     pub(crate) fn replace_segment(&mut self, ordinal: u32, replacement: &mut Replacement) {
-        let at = ordinal as usize;
+        self.check_replacement(ordinal, replacement);
+        let moved = std::mem::take(&mut replacement.moved);
+        self.move_keys(&moved, ordinal, ordinal);
+        self.swap_in(ordinal, replacement);
+    }
+
+    /// The steps of a replacement that readers and the writer see meanwhile, each short (the
+    /// live state, under its write lock for each step). First the copy is readable as the
+    /// pending segment; then the keys move to it a chunk at a time ([`State::move_keys`] from
+    /// `ordinal` to [`PENDING_SEGMENT`]); then it takes the segment's place ([`State::swap_in`]);
+    /// then the keys move to its ordinal a chunk at a time; then [`State::end_pending`].
+    pub(crate) fn begin_pending(&mut self, ordinal: u32, replacement: &Replacement) {
+        self.check_replacement(ordinal, replacement);
+        assert!(self.pending.is_none(), "one replacement at a time");
+        self.pending = Some((ordinal, Arc::clone(&replacement.segment)));
+    }
+
+    /// Ends a replacement once no key points at the pending segment any more.
+    pub(crate) fn end_pending(&mut self) {
+        self.pending = None;
+    }
+
+    fn check_replacement(&self, ordinal: u32, replacement: &Replacement) {
         assert!(
             Some(ordinal) < self.last_segment(),
             "only a sealed segment is replaced"
         );
         assert_eq!(
-            self.segments[at].first_index, replacement.segment.first_index,
+            self.segments[ordinal as usize].first_index, replacement.segment.first_index,
             "a segment is replaced by its own compacted copy"
         );
         assert!(replacement.segment.compacted());
-        // Held under the write lock, where the shard's reads and writes wait: the keys are
-        // looked up a few ahead, so their slots' cache misses overlap.
+    }
+
+    /// Moves each key of `moved` that the index finds at its old offset in segment `from` to
+    /// its new offset in segment `to`. The keys are looked up a few ahead, so their slots'
+    /// cache misses overlap.
+    pub(crate) fn move_keys(&mut self, moved: &[MovedRecord], from: u32, to: u32) {
         const AHEAD: usize = 8;
-        let moved = &replacement.moved;
         for (at, record) in moved.iter().enumerate() {
             if let Some(ahead) = moved.get(at + AHEAD) {
                 self.primary.prefetch(ahead.key);
             }
-            let location = |offset| Location {
-                segment: ordinal,
-                offset,
+            let (old, new) = if from == to || to == PENDING_SEGMENT {
+                (record.old_offset, record.new_offset)
+            } else {
+                // From the pending copy to its ordinal: the offset is the copy's either way.
+                (record.new_offset, record.new_offset)
             };
             self.primary.move_if_at(
                 record.key,
-                location(record.old_offset),
-                location(record.new_offset),
+                Location {
+                    segment: from,
+                    offset: old,
+                },
+                Location {
+                    segment: to,
+                    offset: new,
+                },
             );
         }
+    }
+
+    /// Puts the replacement's segment, offsets and indices in the place of segment `ordinal`.
+    pub(crate) fn swap_in(&mut self, ordinal: u32, replacement: &mut Replacement) {
+        let at = ordinal as usize;
         self.segments[at] = Arc::clone(&replacement.segment);
         self.offsets[at] = std::mem::take(&mut replacement.offsets);
         self.indices[at] = std::mem::take(&mut replacement.indices);
         self.superseded[at] = 0;
+    }
+
+    /// The segment a location from the index lies in: the pending copy's, or its ordinal's.
+    pub(crate) fn segment_holding(&self, location: Location) -> &Arc<Segment> {
+        match &self.pending {
+            Some((_, copy)) if location.segment == PENDING_SEGMENT => copy,
+            _ => &self.segments[location.segment as usize],
+        }
+    }
+
+    /// The ordinal of the segment a location lies in (the pending copy's is its segment's).
+    fn ordinal_holding(&self, location: Location) -> usize {
+        match self.pending {
+            Some((ordinal, _)) if location.segment == PENDING_SEGMENT => ordinal as usize,
+            _ => location.segment as usize,
+        }
     }
 
     /// Ordinal of the last segment.
@@ -184,7 +248,8 @@ impl State {
             self.primary.insert(header.key, location)
         };
         if let Some(previous) = previous {
-            self.superseded[previous.segment as usize] += 1;
+            let ordinal = self.ordinal_holding(previous);
+            self.superseded[ordinal] += 1;
         }
         // A key whose records never carry secondary keys needs no look at the record it
         // replaces (a random read, and a checksum, per write).
@@ -240,12 +305,13 @@ impl State {
 
     /// The bytes from `location` to the end of its segment's written part, if in range.
     fn bytes_at(&self, location: Location) -> Option<&[u8]> {
-        self.segments[location.segment as usize].record_bytes(location.offset as usize)
+        self.segment_holding(location)
+            .record_bytes(location.offset as usize)
     }
 
     fn corrupt(&self, location: Location, reason: &'static str) -> ReadError {
         ReadError::Corrupt {
-            segment: self.segments[location.segment as usize].path.clone(),
+            segment: self.segment_holding(location).path.clone(),
             offset: u64::from(location.offset),
             reason,
         }
