@@ -15,7 +15,7 @@ use std::sync::Arc;
 use common::*;
 use spine_storage::index::secondary::NoSecondaryKeys;
 use spine_storage::io::paced::Pace;
-use spine_storage::{BackendChoice, Log, LogConfig, NewRecord, OpenError};
+use spine_storage::{BackendChoice, CompactError, Compacted, Log, LogConfig, NewRecord, OpenError};
 
 /// Keys cycle through this many, so most records are superseded.
 const KEYS: u64 = 20;
@@ -88,14 +88,18 @@ fn keep_unkeyed(view: &spine_storage::RecordView<'_>) -> bool {
     view.kind() == UNKEYED_KIND
 }
 
+/// Compacts the sealed segment starting at `first_index`, keeping unkeyed records, at no rate
+/// limit, whatever it drops.
+fn compact(log: &Log, first_index: u64) -> Result<Compacted, CompactError> {
+    log.compact_segment(first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
+}
+
 /// Compacts every sealed segment, keeping unkeyed records; returns the file bytes before and
 /// after.
 fn compact_all(log: &Log) -> (u64, u64) {
     let (mut before, mut after) = (0, 0);
     for sealed in log.sealed_segments() {
-        let done = log
-            .compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
-            .unwrap();
+        let done = compact(log, sealed.first_index).unwrap();
         before += done.bytes_before;
         after += done.bytes_after;
     }
@@ -157,8 +161,7 @@ fn compacting_again_drops_what_became_superseded() {
     written(dir.path());
     let log = open(dir.path(), true);
     let first = log.sealed_segments()[0].clone();
-    log.compact_segment(first.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
-        .unwrap();
+    compact(&log, first.first_index).unwrap();
     log.checkpoint().unwrap();
     let stale: Vec<(PathBuf, Vec<u8>)> = files_ending(dir.path(), ".ckpt")
         .into_iter()
@@ -219,9 +222,7 @@ fn a_crash_after_the_rename_uses_the_compacted_copy() {
     let log = open(dir.path(), true);
     let sealed = log.sealed_segments()[0].clone();
     let full_bytes = fs::read(&sealed.path).unwrap();
-    let done = log
-        .compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
-        .unwrap();
+    let done = compact(&log, sealed.first_index).unwrap();
     let expected = readable(&log);
     log.close().unwrap();
     // Killed after the rename, before the full segment was removed: both files are there.
@@ -256,9 +257,7 @@ fn a_damaged_compacted_segment_refuses_to_open() {
     written(dir.path());
     let log = open(dir.path(), true);
     let first = log.sealed_segments()[0].first_index;
-    let done = log
-        .compact_segment(first, &keep_unkeyed, &mut Pace::unlimited(), 1)
-        .unwrap();
+    let done = compact(&log, first).unwrap();
     log.close().unwrap();
     let mut bytes = fs::read(&done.path).unwrap();
     let at = bytes.len() - 20;
@@ -285,13 +284,7 @@ fn a_compacted_segment_left_last_is_followed_by_a_new_one() {
     let log = open(dir.path(), true);
     let sealed = log.sealed_segments();
     let last_sealed = sealed.last().unwrap().clone();
-    log.compact_segment(
-        last_sealed.first_index,
-        &keep_unkeyed,
-        &mut Pace::unlimited(),
-        1,
-    )
-    .unwrap();
+    compact(&log, last_sealed.first_index).unwrap();
     log.close().unwrap();
     // Make the log's last segment one that was prepared but never written (its records
     // gone with it, as if they had never been appended), so the compacted one is last.
@@ -329,17 +322,12 @@ fn a_pinned_log_is_not_compacted_until_the_pin_goes() {
     let first = log.sealed_segments()[0].clone();
     let files_before = files_ending(dir.path(), ".seg");
     let pin = log.pin_files();
-    let refused = log.compact_segment(first.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1);
-    assert!(
-        matches!(refused, Err(spine_storage::CompactError::Pinned)),
-        "{refused:?}"
-    );
+    let refused = compact(&log, first.first_index);
+    assert!(matches!(refused, Err(CompactError::Pinned)), "{refused:?}");
     assert_eq!(files_ending(dir.path(), ".seg"), files_before);
     assert!(files_ending(dir.path(), ".cseg").is_empty());
     drop(pin);
-    let done = log
-        .compact_segment(first.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
-        .unwrap();
+    let done = compact(&log, first.first_index).unwrap();
     assert!(done.records_kept < done.records_before);
     log.close().unwrap();
 }
@@ -376,10 +364,7 @@ fn a_segment_with_too_little_to_drop_is_left_alone_and_a_stopped_compaction_chan
         &mut Pace::cancellable(None, cancel),
         droppable,
     );
-    assert!(
-        matches!(stopped, Err(spine_storage::CompactError::Stopped)),
-        "{stopped:?}"
-    );
+    assert!(matches!(stopped, Err(CompactError::Stopped)), "{stopped:?}");
     assert!(files_ending(dir.path(), ".cseg").is_empty());
     assert!(files_ending(dir.path(), ".cseg.tmp").is_empty());
     let done = log
@@ -431,8 +416,7 @@ fn compaction_while_writes_go_on_loses_no_write_and_reopens_the_same() {
     let mut rounds = 0;
     while !writer.is_finished() || rounds < 2 {
         for sealed in log.sealed_segments() {
-            log.compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
-                .unwrap();
+            compact(&log, sealed.first_index).unwrap();
         }
         rounds += 1;
     }
@@ -494,8 +478,7 @@ fn the_checkpointer_follows_a_compaction_without_building_its_shadow_again() {
     wait_for_checkpoints(&log, 1);
     assert_eq!(log.stats().shadow_builds, 1, "built once, for the first");
     for sealed in log.sealed_segments() {
-        log.compact_segment(sealed.first_index, &keep_unkeyed, &mut Pace::unlimited(), 1)
-            .unwrap();
+        compact(&log, sealed.first_index).unwrap();
     }
     let before = log.stats().checkpoints;
     for n in RECORDS + 1..=RECORDS * 2 {

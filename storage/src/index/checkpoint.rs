@@ -394,7 +394,10 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
         if part.first_index != covered + 1 {
             return Err("segments do not follow each other");
         }
-        covered = part.last_index()?;
+        if !part.indices_rise() {
+            return Err("a compacted segment's indices do not rise from its first index");
+        }
+        covered = part.last_index();
     }
     if covered != checkpoint.last.index || checkpoint.segments.is_empty() != (last.index == 0) {
         return Err("record count disagrees with the last index");
@@ -403,17 +406,25 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
 }
 
 impl CheckpointSegment {
-    /// The index of the segment's last record (the one before its first if it has none), once
-    /// its indices are checked: a compacted segment's rise, from its first index on.
-    fn last_index(&self) -> Result<u64, &'static str> {
+    /// The index of the segment's last record (the one before its first if it has none).
+    pub(crate) fn last_index(&self) -> u64 {
+        match &self.indices {
+            Some(indices) => indices.last().map_or(self.first_index - 1, |&last| last),
+            None => self.first_index + self.offsets.len() as u64 - 1,
+        }
+    }
+
+    /// Whether a compacted segment's indices rise from its first index on (a compacted
+    /// segment keeps at least its last record; a full segment has none to check).
+    fn indices_rise(&self) -> bool {
         let Some(indices) = &self.indices else {
-            return Ok(self.first_index + self.offsets.len() as u64 - 1);
+            return true;
         };
         let rising = indices.windows(2).all(|pair| pair[0] < pair[1]);
-        match (indices.first(), indices.last()) {
-            (Some(&first), Some(&last)) if rising && first >= self.first_index => Ok(last),
-            _ => Err("a compacted segment's indices do not rise from its first index"),
-        }
+        rising
+            && indices
+                .first()
+                .is_some_and(|&first| first >= self.first_index)
     }
 }
 

@@ -41,9 +41,9 @@ pub(super) struct Checkpointer {
     extractor: Arc<dyn SecondaryKeys>,
     /// Built at the first checkpoint request, so opening the log pays nothing for it.
     shadow: Option<State>,
-    /// The log's compaction count when the shadow was built: after a compaction the shadow
-    /// points into a segment that is gone, and is built again.
-    shadow_compactions: u64,
+    /// The log's count of compactions it was not told of, as of the shadow: after such a
+    /// compaction the shadow points into a segment that is gone, and is built again.
+    unfollowed_seen: u64,
     scratch: Vec<SecondaryKey>,
 }
 
@@ -53,7 +53,7 @@ impl Checkpointer {
             shared,
             extractor,
             shadow: None,
-            shadow_compactions: 0,
+            unfollowed_seen: 0,
             scratch: Vec::new(),
         }
     }
@@ -119,10 +119,10 @@ impl Checkpointer {
 
     fn checkpoint(&mut self) -> io::Result<Option<PathBuf>> {
         // Read before the segment list, so a compaction after it is seen at the next request.
-        let compactions = self.shared.compactions.load(Ordering::Acquire);
-        if compactions != self.shadow_compactions {
+        let unfollowed = self.shared.unfollowed_compactions.load(Ordering::Acquire);
+        if unfollowed != self.unfollowed_seen {
             self.shadow = None;
-            self.shadow_compactions = compactions;
+            self.unfollowed_seen = unfollowed;
         }
         let (segments, last) = {
             let state = self.shared.state.read();

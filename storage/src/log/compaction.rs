@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 
 use super::checkpointer::CompactionNotice;
 use super::record::{self, RecordHeader};
-use super::segment::{self, COMPACTING_SUFFIX, Segment, sync_dir};
+use super::segment::{self, Segment, sync_dir};
 use super::state::{MovedRecord, PENDING_SEGMENT, Replacement, State};
 use super::{Log, ReadError, RecordView, Shared};
 use crate::format::{RECORD_FLAG_DELETE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
@@ -109,7 +109,7 @@ pub enum CompactError {
     /// unchanged and the compaction can be tried again once the pin is let go.
     #[error("the log's files are pinned by a copy in progress")]
     Pinned,
-    /// The compaction was asked to stop ([`Pace::cancel`]); the segment is unchanged.
+    /// The compaction was asked to stop ([`Pace::cancellable`]); the segment is unchanged.
     #[error("the compaction was stopped")]
     Stopped,
     /// Writing or syncing the compacted copy failed; the segment is unchanged.
@@ -251,7 +251,9 @@ impl Log {
             .try_send(Box::new(notice))
             .is_err()
         {
-            self.shared.compactions.fetch_add(1, Ordering::Release);
+            self.shared
+                .unfollowed_compactions
+                .fetch_add(1, Ordering::Release);
         }
         let io_error = |source| CompactError::Io {
             path: old.path.clone(),
@@ -382,7 +384,7 @@ fn write_copy(
         .parent()
         .expect("a segment lies in the log's directory");
     let mut copy = Copy {
-        temporary: dir.join(format!("{:020}{COMPACTING_SUFFIX}", old.first_index)),
+        temporary: dir.join(segment::compacting_file_name(old.first_index)),
         path: dir.join(segment::compacted_file_name(old.first_index)),
         first_index: old.first_index,
         compaction: old.compaction + 1,
@@ -409,8 +411,10 @@ fn write_copy(
         .create_new(true)
         .open(&copy.temporary)
         .map_err(|source| copy.io_error(source))?;
-    let written =
-        write_records(&mut file, old, kept, copy.size, pace).and_then(|()| file.sync_all());
+    let header =
+        record::encode_segment_header_with(old.first_index, copy.size as u64, copy.compaction);
+    let written = write_records(&mut file, &header, old, kept, copy.size, pace)
+        .and_then(|()| file.sync_all());
     if let Err(source) = written {
         copy.discard();
         if source.kind() == io::ErrorKind::Interrupted {
@@ -457,21 +461,18 @@ impl Copy {
     }
 }
 
-/// Writes the compacted segment's header and the kept records, 4 MiB at a time, each chunk
-/// written back before the next, at `pace`.
+/// Writes the compacted segment's `header` and the records of `old` it `kept` (`size` bytes
+/// in all), 4 MiB at a time, each chunk written back before the next, at `pace`.
 fn write_records(
     file: &mut File,
+    header: &[u8; SEGMENT_HEADER_SIZE],
     old: &Segment,
     kept: &[(u32, RecordHeader)],
     size: usize,
     pace: &mut Pace,
 ) -> io::Result<()> {
     let mut chunk = Vec::with_capacity(WRITEBACK_CHUNK.min(size));
-    chunk.extend_from_slice(&record::encode_segment_header_with(
-        old.first_index,
-        size as u64,
-        old.compaction + 1,
-    ));
+    chunk.extend_from_slice(header);
     let mut written = 0u64;
     let mut flush = |chunk: &mut Vec<u8>, file: &mut File| -> io::Result<()> {
         write_paced(file, written, [chunk.as_slice()])?;

@@ -500,10 +500,10 @@ struct Shared {
     compaction: Mutex<()>,
     /// How many [`FilesPin`]s are held; a compaction commits only while there are none.
     file_pins: Mutex<usize>,
-    /// How many compactions the checkpointer could not be told of (its queue was full): it
-    /// builds its shadow of the indexes again after one (the shadow points into the segment
-    /// replaced).
-    compactions: AtomicU64,
+    /// How many compactions the checkpointer could not be told of (its queue of notices was
+    /// full): it builds its shadow of the indexes again after one (the shadow points into the
+    /// segment replaced).
+    unfollowed_compactions: AtomicU64,
     /// What each compaction did, for the checkpointer's shadow; a few at a time.
     compaction_notices: (
         crossbeam_channel::Sender<Box<checkpointer::CompactionNotice>>,
@@ -525,7 +525,7 @@ impl Shared {
             writes: Mutex::new(()),
             compaction: Mutex::new(()),
             file_pins: Mutex::new(0),
-            compactions: AtomicU64::new(0),
+            unfollowed_compactions: AtomicU64::new(0),
             compaction_notices: crossbeam_channel::bounded(COMPACTION_NOTICES_MAX),
         }
     }

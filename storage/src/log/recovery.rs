@@ -387,7 +387,7 @@ fn open_compacted(first_index: u64, path: PathBuf) -> Result<Segment, OpenError>
 /// first at or above `next_index`, and calls `on_record(offset, header, payload)` for each.
 /// The records fill the file exactly and the last ends an append group (compaction keeps each
 /// segment's last record).
-pub(crate) fn scan_compacted<E>(
+fn scan_compacted<E>(
     bytes: &[u8],
     next_index: u64,
     payload_max: u32,
@@ -454,10 +454,7 @@ pub(super) fn apply_checkpoint(
             // changed, so the log is scanned.
             return Ok(false);
         }
-        expected_first = match &part.indices {
-            Some(indices) => indices.last().map_or(part.first_index, |last| last + 1),
-            None => part.first_index + part.offsets.len() as u64,
-        };
+        expected_first = part.last_index() + 1;
     }
     if checkpoint.secondary.index_count() != state.secondary.index_count()
         || checkpoint.write_offset as usize > segments[checkpoint.segments.len() - 1].size()

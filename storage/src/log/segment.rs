@@ -36,6 +36,12 @@ pub(crate) fn compacted_file_name(first_index: u64) -> String {
     format!("{first_index:020}{COMPACTED_SUFFIX}")
 }
 
+/// Name of the compacted segment being written for the segment whose first record has
+/// `first_index`, before it is renamed into place.
+pub(crate) fn compacting_file_name(first_index: u64) -> String {
+    format!("{first_index:020}{COMPACTING_SUFFIX}")
+}
+
 /// First index encoded in a segment file name, or `None` if it is not one.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
     parse_numbered(name, SEGMENT_SUFFIX)
