@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use spine_storage::{CompactError, Compacted, Log, OpenError, ReadError};
-
 use spine_storage::io::paced::Pace;
+use spine_storage::{CompactError, Compacted, Log, OpenError, ReadError};
 
 use crate::engine::EngineConfig;
 use crate::shard::record_layout::ShardIndexes;
@@ -31,7 +30,7 @@ pub struct ShardCompacted {
     pub bytes_before: u64,
     /// Bytes after.
     pub bytes_after: u64,
-    /// Superseded records kept because a remembered write outcome answers with them.
+    /// Records the remembered write outcomes answer with, kept whether superseded or not.
     pub pinned: usize,
 }
 
@@ -77,8 +76,8 @@ pub enum CompactionError {
 }
 
 /// Compacts every sealed segment of every shard of `config`'s data directory (not served:
-/// each log's lock is taken), writing at `pace`, and calls `progress`
-/// after each segment. Each shard ends with a checkpoint, so the next start loads the
+/// each log's lock is taken), reading and writing at `pace`, and calls `progress` after each
+/// segment. Each shard ends with a checkpoint, so the next start loads the
 /// indexes instead of scanning the log.
 pub fn compact_data_dir(
     config: &EngineConfig,

@@ -651,7 +651,7 @@ fn compact(data_dir: &Path, rate: Option<NonZeroU64>) -> Result<()> {
     for shard in &done {
         println!(
             "shard {}: {} of {} sealed segments rewritten; {} -> {} records, {} -> {} bytes ({} \
-             superseded records kept for remembered write outcomes)",
+             records pinned by remembered write outcomes)",
             shard.shard,
             shard.rewritten,
             shard.segments,
