@@ -7,8 +7,8 @@
 //! - [`log`]: the [`Log`] handle; `log/record.rs` encodes and verifies records (sans-IO),
 //!   `log/segment.rs` owns segment files and maps, `log/group_commit.rs` decides when a batch
 //!   closes (sans-IO), `log/recovery.rs` tells torn tails from corruption (sans-IO scan),
-//!   `log/writer.rs` is the group-commit thread, `log/checkpointer.rs` writes checkpoints from a
-//!   shadow copy of the indexes.
+//!   `log/writer.rs` is the group-commit thread, `log/checkpointer.rs` writes checkpoints read from
+//!   the live indexes while the log goes on writing.
 //! - [`io`]: the io backends (io_uring, portable `pwrite` + `fdatasync`, fault injection, and
 //!   the simulated disk a simulator arms power losses and failed flushes on).
 //! - [`index`]: the primary hash index, ordered secondary indexes and checkpoints.

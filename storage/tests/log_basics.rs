@@ -7,10 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use spine_storage::{
-    AppendError, BackendChoice, BackendKind, Log, NewRecord, OpenError, RecordView, SecondaryKey,
-    SecondaryKeys,
-};
+use spine_storage::{AppendError, BackendChoice, BackendKind, Log, NewRecord, OpenError};
 
 fn each_backend(test: impl Fn(BackendChoice)) {
     for backend in BACKENDS {
@@ -195,24 +192,6 @@ fn impossible_configurations_are_refused() {
     assert!(matches!(error, OpenError::InvalidConfig { .. }), "{error}");
 }
 
-/// Derives one secondary key: the first byte of the payload, as a surname-like bucket.
-struct FirstByte;
-
-impl SecondaryKeys for FirstByte {
-    fn index_count(&self) -> usize {
-        1
-    }
-
-    fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>) {
-        if let Some(&first) = record.payload().first() {
-            out.push(SecondaryKey {
-                index: 0,
-                key: vec![first],
-            });
-        }
-    }
-}
-
 #[test]
 fn secondary_indexes_follow_updates_and_survive_reopen() {
     each_backend(|backend| {
@@ -246,20 +225,15 @@ fn secondary_indexes_follow_updates_and_survive_reopen() {
 }
 
 #[test]
-fn background_checkpoints_come_from_a_shadow_and_recover_correctly() {
-    each_backend(|backend| {
-        for keep_shadow in [true, false] {
-            shadow_checkpoints_recover(backend, keep_shadow);
-        }
-    });
+fn background_checkpoints_read_while_writing_recover_correctly() {
+    each_backend(background_checkpoints_recover);
 }
 
-fn shadow_checkpoints_recover(backend: BackendChoice, keep_shadow: bool) {
+fn background_checkpoints_recover(backend: BackendChoice) {
     {
         let root = tempfile::tempdir().unwrap();
         let live = root.path().join("live");
         let mut background = config(&live, backend);
-        background.keep_checkpoint_shadow = keep_shadow;
         background.checkpoint_interval_records = 50;
         background.checkpoint_on_close = false;
         let (log, _) = Log::open_with(background, Arc::new(FirstByte)).unwrap();
@@ -288,11 +262,6 @@ fn shadow_checkpoints_recover(backend: BackendChoice, keep_shadow: bool) {
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert_eq!(
-            log.stats().checkpoint_lock_nanos_max,
-            0,
-            "the shadow never takes the state lock to encode"
-        );
         let image = root.path().join("image");
         crash_image(&live, &image);
         let (recovered, report) =

@@ -100,9 +100,6 @@ impl EngineConfig {
         log.segment_size = self.segment_size;
         log.backend = self.backend;
         log.checkpoint_interval_records = self.checkpoint_interval_records;
-        // Index memory is the engine's budget per patient: the checkpointer's shadow copy lives
-        // only while a checkpoint is written.
-        log.keep_checkpoint_shadow = false;
         log.expected_keys = self.expected_keys_per_shard;
         log.batch_delay = self.batch_delay;
         // The largest record a shard writes is a patient, which the record's limits keep well

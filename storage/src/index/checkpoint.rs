@@ -1,5 +1,12 @@
-//! Index checkpoints: a snapshot of the indexes and record offsets up to some durable record, so
-//! that opening the log scans only what was written after it.
+//! Index checkpoints: the indexes and record offsets as of some durable record, so that opening
+//! the log scans only what was written after it.
+//!
+//! A checkpoint is read from the live indexes a run of entries at a time while the log goes on
+//! writing, and streamed to its file (version 4): no copy of the indexes is made, in memory or
+//! in a buffer. Such a checkpoint is *fuzzy*: it holds every key that did not change after its
+//! last record, as it was; a key that did may be in any state it had since, or absent. Opening
+//! replays the records after the last one over it, and gives every key those records name the
+//! index entries of its latest record (`recovery`), which makes the result exact.
 //!
 //! A checkpoint is an optimisation, never the source of truth: one that fails its CRC or does not
 //! match the segments on disk is ignored and the log is scanned from the start. It is written to a
@@ -12,6 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::Location;
 use super::primary::{PrimaryIndex, Slot};
 use super::secondary::{InlineKey, SecondaryIndexes};
 use crate::io::paced::{WRITEBACK_CHUNK, write_paced};
@@ -25,9 +33,15 @@ pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"SPINECKP";
 /// 2: slots placed by the key without its top byte (older checkpoints are ignored).
 /// 3: each segment gives its compaction round (0: a full segment), and a compacted one lists
 ///    its records' log indices (version 2 files are still read: their segments are all full).
-pub(crate) const CHECKPOINT_VERSION: u32 = 3;
-/// The previous layout, still read.
+/// 4: fuzzy: the indexes as runs of entries read while the log went on writing (versions 2
+///    and 3, exact snapshots of the table's slots, are still read).
+pub(crate) const CHECKPOINT_VERSION: u32 = 4;
+/// The exact snapshot with compaction rounds, still read.
+const CHECKPOINT_VERSION_SLOTS: u32 = 3;
+/// The exact snapshot of full segments only, still read.
 const CHECKPOINT_VERSION_FULL_SEGMENTS_ONLY: u32 = 2;
+/// Entries in one run of a version 4 checkpoint, at most.
+pub(crate) const RUN_ENTRIES_MAX: usize = 1 << 16;
 const SUFFIX: &str = ".ckpt";
 const TEMPORARY_SUFFIX: &str = ".ckpt.tmp";
 
@@ -41,16 +55,6 @@ pub(crate) struct CheckpointSegment {
     pub(crate) indices: Option<Vec<u64>>,
 }
 
-/// One segment's part of a checkpoint being written, borrowed from the state.
-pub(crate) struct SegmentPart<'a> {
-    pub(crate) first_index: u64,
-    pub(crate) offsets: &'a [u32],
-    /// The segment's compaction round (0: a full segment).
-    pub(crate) compaction: u32,
-    /// For a compacted segment, each record's log index.
-    pub(crate) indices: Option<&'a [u64]>,
-}
-
 /// What a checkpoint holds.
 pub(crate) struct Checkpoint {
     /// Last record the checkpoint covers.
@@ -60,86 +64,209 @@ pub(crate) struct Checkpoint {
     pub(crate) segments: Vec<CheckpointSegment>,
     pub(crate) primary: PrimaryIndex,
     pub(crate) secondary: SecondaryIndexes,
+    /// Whether the indexes were read while the log went on writing (version 4): the keys the
+    /// records after `last` name must get their index entries again after the replay.
+    pub(crate) fuzzy: bool,
 }
 
 fn file_name(last_index: u64) -> String {
     format!("checkpoint-{last_index:020}{SUFFIX}")
 }
 
-/// Serialises the parts of a checkpoint. Done under the state's read lock, so it borrows.
-pub(crate) fn encode(
-    last: Position,
-    write_offset: u32,
-    segments: &[SegmentPart<'_>],
-    primary: &PrimaryIndex,
-    secondary: &SecondaryIndexes,
-) -> Vec<u8> {
-    let offsets_total: usize = segments.iter().map(|part| part.offsets.len()).sum();
-    let mut out = Vec::with_capacity(64 + offsets_total * 4 + primary.memory_bytes());
-    out.extend_from_slice(&CHECKPOINT_MAGIC);
-    out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
-    out.extend_from_slice(&write_offset.to_le_bytes());
-    out.extend_from_slice(&last.term.to_le_bytes());
-    out.extend_from_slice(&last.index.to_le_bytes());
-    out.extend_from_slice(&(segments.len() as u64).to_le_bytes());
-    for part in segments {
-        out.extend_from_slice(&part.first_index.to_le_bytes());
-        assert_eq!(part.compaction > 0, part.indices.is_some());
-        out.extend_from_slice(&part.compaction.to_le_bytes());
-        out.extend_from_slice(&(part.offsets.len() as u64).to_le_bytes());
-        for offset in part.offsets {
-            out.extend_from_slice(&offset.to_le_bytes());
-        }
-        if let Some(indices) = part.indices {
-            assert_eq!(indices.len(), part.offsets.len(), "an index per record");
-            for index in indices {
-                out.extend_from_slice(&index.to_le_bytes());
-            }
-        }
-    }
-    encode_slots(&mut out, primary);
-    out.extend_from_slice(&(secondary.index_count() as u64).to_le_bytes());
-    for set in secondary.sets() {
-        out.extend_from_slice(&(set.len() as u64).to_le_bytes());
-        for (key, primary_key) in set {
-            let key = key.as_bytes();
-            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            out.extend_from_slice(key);
-            out.extend_from_slice(&primary_key.to_le_bytes());
-        }
-    }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+/// A checkpoint being written (version 4), streamed to its temporary file in written-back
+/// chunks with its checksum kept as it goes: the header and each segment's part, then runs of
+/// primary entries, then each secondary index's runs; [`CheckpointWriter::finish`] makes it the
+/// newest checkpoint. A writer dropped unfinished removes its file.
+pub(crate) struct CheckpointWriter {
+    dir: PathBuf,
+    last_index: u64,
+    temporary: PathBuf,
+    file: Option<File>,
+    buffer: Vec<u8>,
+    crc: u32,
+    written: u64,
+    disk: Option<Arc<SimulatedDisk>>,
 }
 
-/// Appends the primary table: slot count, key count, then runs of (empty slots `u32`, occupied
-/// slots `u32`, the occupied slots). The file grows with the keys, not with the table's capacity,
-/// and loading it is a sequential copy into a table of the same size, without rehashing.
-fn encode_slots(out: &mut Vec<u8>, primary: &PrimaryIndex) {
-    let slots = primary.raw_slots();
-    out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(primary.len() as u64).to_le_bytes());
-    let mut at = 0;
-    while at < slots.len() {
-        let empty = slots[at..]
-            .iter()
-            .take(u32::MAX as usize)
-            .take_while(|s| s.key == 0)
-            .count();
-        at += empty;
-        let occupied = slots[at..]
-            .iter()
-            .take(u32::MAX as usize)
-            .take_while(|s| s.key != 0)
-            .count();
-        out.extend_from_slice(&(empty as u32).to_le_bytes());
-        out.extend_from_slice(&(occupied as u32).to_le_bytes());
-        for slot in &slots[at..at + occupied] {
-            out.extend_from_slice(&slot.key.to_le_bytes());
-            out.extend_from_slice(&slot.location.to_le_bytes());
+impl CheckpointWriter {
+    /// Starts the checkpoint of the records up to `last` in `dir`, the next record going at
+    /// `write_offset` of the last of its `segment_count` segments.
+    pub(crate) fn create(
+        dir: &Path,
+        last: Position,
+        write_offset: u32,
+        segment_count: usize,
+        disk: Option<&Arc<SimulatedDisk>>,
+    ) -> io::Result<Self> {
+        let temporary = dir.join(format!("checkpoint-{:020}{TEMPORARY_SUFFIX}", last.index));
+        let file = File::create(&temporary)?;
+        let mut writer = Self {
+            dir: dir.to_path_buf(),
+            last_index: last.index,
+            temporary,
+            file: Some(file),
+            buffer: Vec::with_capacity(WRITEBACK_CHUNK + (1 << 16)),
+            crc: 0,
+            written: 0,
+            disk: disk.cloned(),
+        };
+        writer.put(&CHECKPOINT_MAGIC)?;
+        writer.put(&CHECKPOINT_VERSION.to_le_bytes())?;
+        writer.put(&write_offset.to_le_bytes())?;
+        writer.put(&last.term.to_le_bytes())?;
+        writer.put(&last.index.to_le_bytes())?;
+        writer.put(&(segment_count as u64).to_le_bytes())?;
+        Ok(writer)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= WRITEBACK_CHUNK {
+            self.flush()?;
         }
-        at += occupied;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let file = self.file.as_mut().expect("an unfinished checkpoint");
+        self.crc = crc32c::crc32c_append(self.crc, &self.buffer);
+        write_paced(file, self.written, [self.buffer.as_slice()])?;
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Starts a segment's part: its first index, compaction round (0: a full segment) and
+    /// record count; its offsets follow ([`CheckpointWriter::offsets`]), then for a compacted
+    /// segment its records' indices ([`CheckpointWriter::indices`]), `records` of each.
+    pub(crate) fn segment(
+        &mut self,
+        first_index: u64,
+        compaction: u32,
+        records: usize,
+    ) -> io::Result<()> {
+        self.put(&first_index.to_le_bytes())?;
+        self.put(&compaction.to_le_bytes())?;
+        self.put(&(records as u64).to_le_bytes())
+    }
+
+    /// Some of a segment's record offsets.
+    pub(crate) fn offsets(&mut self, offsets: &[u32]) -> io::Result<()> {
+        offsets
+            .iter()
+            .try_for_each(|offset| self.put(&offset.to_le_bytes()))
+    }
+
+    /// Some of a compacted segment's record indices.
+    pub(crate) fn indices(&mut self, indices: &[u64]) -> io::Result<()> {
+        indices
+            .iter()
+            .try_for_each(|index| self.put(&index.to_le_bytes()))
+    }
+
+    /// A run of primary entries (at most [`RUN_ENTRIES_MAX`]; an empty run writes nothing).
+    pub(crate) fn primary_run(&mut self, entries: &[(u64, Location)]) -> io::Result<()> {
+        if !self.run_count(entries.len())? {
+            return Ok(());
+        }
+        for (key, location) in entries {
+            self.put(&key.to_le_bytes())?;
+            self.put(&location.pack().to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Starts a run of `count` entries (at most [`RUN_ENTRIES_MAX`]); whether there is one (an
+    /// empty run writes nothing: a count of 0 ends the runs).
+    fn run_count(&mut self, count: usize) -> io::Result<bool> {
+        assert!(count <= RUN_ENTRIES_MAX, "a run longer than its maximum");
+        if count > 0 {
+            self.put(&(count as u32).to_le_bytes())?;
+        }
+        Ok(count > 0)
+    }
+
+    /// Ends the runs of the primary index or of a secondary one.
+    pub(crate) fn end_runs(&mut self) -> io::Result<()> {
+        self.put(&0u32.to_le_bytes())
+    }
+
+    /// Starts the secondary indexes: how many there are; each one's runs follow, in order.
+    pub(crate) fn secondary_indexes(&mut self, count: usize) -> io::Result<()> {
+        self.put(&(count as u64).to_le_bytes())
+    }
+
+    /// A run of one secondary index's entries, in order (at most [`RUN_ENTRIES_MAX`]; an
+    /// empty run writes nothing).
+    pub(crate) fn secondary_run(&mut self, entries: &[(InlineKey, u64)]) -> io::Result<()> {
+        if !self.run_count(entries.len())? {
+            return Ok(());
+        }
+        for (key, primary) in entries {
+            let key = key.as_bytes();
+            self.put(&(key.len() as u32).to_le_bytes())?;
+            self.put(key)?;
+            self.put(&primary.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Appends the checksum, syncs the file, renames it into place (the commit point), syncs
+    /// the directory and removes older checkpoints. The simulated disk, if any, may cut the
+    /// power between these steps.
+    pub(crate) fn finish(mut self) -> io::Result<PathBuf> {
+        self.flush()?;
+        let crc = self.crc.to_le_bytes();
+        let mut file = self.file.take().expect("an unfinished checkpoint");
+        let written = write_paced(&mut file, self.written, [&crc[..]]).and_then(|()| {
+            reached(
+                self.disk.as_ref(),
+                Reached::CheckpointWritten {
+                    file: &self.temporary,
+                },
+            )?;
+            file.sync_all()
+        });
+        if let Err(error) = written {
+            self.file = Some(file);
+            return Err(error);
+        }
+        let disk = self.disk.clone();
+        let disk = disk.as_ref();
+        let path = self.dir.join(file_name(self.last_index));
+        fs::rename(&self.temporary, &path)?;
+        // Renamed: nothing of this checkpoint is left to remove.
+        self.temporary = PathBuf::new();
+        reached(
+            disk,
+            Reached::CheckpointRenamed {
+                from: &self.dir.join(format!(
+                    "checkpoint-{:020}{TEMPORARY_SUFFIX}",
+                    self.last_index
+                )),
+                to: &path,
+            },
+        )?;
+        sync_dir(&self.dir)?;
+        reached(disk, Reached::CheckpointDurable)?;
+        for (index, older) in list(&self.dir)? {
+            if index < self.last_index {
+                fs::remove_file(older)?;
+            }
+        }
+        Ok(path)
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        // Do not leave a large partial file behind, for example on a full disk (a simulated
+        // machine whose power went removes nothing: recovery must).
+        if !self.temporary.as_os_str().is_empty()
+            && !self.disk.as_ref().is_some_and(|disk| disk.is_powered_off())
+        {
+            let _ = fs::remove_file(&self.temporary);
+        }
     }
 }
 
@@ -175,47 +302,6 @@ fn decode_slots(reader: &mut Reader<'_>) -> Result<PrimaryIndex, &'static str> {
         at = end;
     }
     PrimaryIndex::from_raw_slots(slots, len as usize).ok_or("inconsistent primary index")
-}
-
-/// Writes an encoded checkpoint for `last_index` into `dir` atomically and removes older ones.
-/// `disk`: the simulated disk a simulator may cut the power of between these steps.
-pub(crate) fn write(
-    dir: &Path,
-    last_index: u64,
-    encoded: &[u8],
-    disk: Option<&Arc<SimulatedDisk>>,
-) -> io::Result<PathBuf> {
-    let path = dir.join(file_name(last_index));
-    let temporary = dir.join(format!("checkpoint-{last_index:020}{TEMPORARY_SUFFIX}"));
-    let written = File::create(&temporary).and_then(|mut file| {
-        write_paced(&mut file, 0, encoded.chunks(WRITEBACK_CHUNK))?;
-        reached(disk, Reached::CheckpointWritten { file: &temporary })?;
-        file.sync_all()
-    });
-    if let Err(error) = written {
-        // Do not leave a large partial file behind, for example on a full disk (a simulated
-        // machine whose power went removes nothing: recovery must).
-        if !disk.is_some_and(|disk| disk.is_powered_off()) {
-            let _ = fs::remove_file(&temporary);
-        }
-        return Err(error);
-    }
-    fs::rename(&temporary, &path)?;
-    reached(
-        disk,
-        Reached::CheckpointRenamed {
-            from: &temporary,
-            to: &path,
-        },
-    )?;
-    sync_dir(dir)?;
-    reached(disk, Reached::CheckpointDurable)?;
-    for (index, older) in list(dir)? {
-        if index < last_index {
-            fs::remove_file(older)?;
-        }
-    }
-    Ok(path)
 }
 
 /// Removes checkpoint files a crash left half-written. Only at open: while the log runs, a
@@ -258,7 +344,10 @@ pub(crate) fn load_latest(dir: &Path) -> io::Result<Option<(PathBuf, Checkpoint)
     let Some((_, path)) = list(dir)?.pop() else {
         return Ok(None);
     };
-    let bytes = fs::read(&path)?;
+    let file = File::open(&path)?;
+    // SAFETY: checkpoint files are only ever written under a temporary name and renamed into
+    // place whole, never changed after; the map is read while the log holds its directory.
+    let bytes = unsafe { memmap2::Mmap::map(&file)? };
     match decode(&bytes) {
         Ok(checkpoint) => Ok(Some((path, checkpoint))),
         Err(reason) => {
@@ -305,6 +394,67 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Calls `entry` for each entry of a version 4 checkpoint's runs (each at least `unit` bytes),
+/// up to the empty run that ends them.
+fn for_each_run_entry(
+    reader: &mut Reader<'_>,
+    unit: usize,
+    entry: &mut impl FnMut(&mut Reader<'_>) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
+    loop {
+        let count = reader.u32()? as usize;
+        if count == 0 {
+            return Ok(());
+        }
+        if count > RUN_ENTRIES_MAX || count * unit > reader.bytes.len() - reader.at {
+            return Err("a run longer than its maximum or the file");
+        }
+        for _ in 0..count {
+            entry(reader)?;
+        }
+    }
+}
+
+/// The primary index of a version 4 checkpoint. An entry located after the checkpoint's last
+/// record (read after the log wrote it) is left out: its key is named by a record after the
+/// last, whose replay sets it. Of a key read twice (a deletion shifted it meanwhile), the later
+/// entry counts: both give where it was at some point after the last record.
+fn decode_primary_runs(
+    reader: &mut Reader<'_>,
+    segments: &[CheckpointSegment],
+    write_offset: u32,
+) -> Result<PrimaryIndex, &'static str> {
+    // Counted first, so the table is sized once.
+    let start = reader.at;
+    let mut entries = 0usize;
+    for_each_run_entry(reader, 16, &mut |reader| {
+        reader.take(16)?;
+        entries += 1;
+        Ok(())
+    })?;
+    reader.at = start;
+    let mut primary = PrimaryIndex::with_capacity(entries);
+    let last_segment = segments.len().checked_sub(1);
+    for_each_run_entry(reader, 16, &mut |reader| {
+        let key = reader.u64()?;
+        let packed = reader.u64()?;
+        let location = Location::unpack(packed);
+        if key == 0 || location.offset == 0 {
+            return Err("an impossible primary entry");
+        }
+        let ordinal = location.segment as usize;
+        let before_the_end = match last_segment {
+            Some(last) => ordinal < last || (ordinal == last && location.offset < write_offset),
+            None => false,
+        };
+        if before_the_end {
+            primary.insert(key, location);
+        }
+        Ok(())
+    })?;
+    Ok(primary)
+}
+
 /// One segment's part: first index, compaction round (from version 3), offsets, and for a
 /// compacted segment its records' indices.
 fn decode_segment(
@@ -312,7 +462,7 @@ fn decode_segment(
     version: u32,
 ) -> Result<CheckpointSegment, &'static str> {
     let first_index = reader.u64()?;
-    let compaction = if version == CHECKPOINT_VERSION {
+    let compaction = if version >= CHECKPOINT_VERSION_SLOTS {
         reader.u32()?
     } else {
         0
@@ -337,6 +487,36 @@ fn decode_segment(
     })
 }
 
+/// The secondary indexes: runs of entries (version 4) or a count and the entries.
+fn decode_secondary(
+    reader: &mut Reader<'_>,
+    fuzzy: bool,
+) -> Result<SecondaryIndexes, &'static str> {
+    let index_count = reader.count(8)?;
+    if index_count > usize::from(u8::MAX) {
+        return Err("too many secondary indexes");
+    }
+    let mut sets = Vec::with_capacity(index_count);
+    for _ in 0..index_count {
+        let mut set = BTreeSet::new();
+        let mut entry = |reader: &mut Reader<'_>| -> Result<(), &'static str> {
+            let key_len = reader.u32()? as usize;
+            let key = InlineKey::new(reader.take(key_len)?).ok_or("secondary key too long")?;
+            set.insert((key, reader.u64()?));
+            Ok(())
+        };
+        if fuzzy {
+            for_each_run_entry(reader, 12, &mut entry)?;
+        } else {
+            for _ in 0..reader.count(12)? {
+                entry(reader)?;
+            }
+        }
+        sets.push(set);
+    }
+    Ok(SecondaryIndexes::from_sets(sets))
+}
+
 fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
     let body_len = bytes.len().checked_sub(4).ok_or("truncated")?;
     let (body, crc) = bytes.split_at(body_len);
@@ -350,9 +530,10 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
         return Err("not a checkpoint");
     }
     let version = reader.u32()?;
-    if version != CHECKPOINT_VERSION && version != CHECKPOINT_VERSION_FULL_SEGMENTS_ONLY {
+    if !(CHECKPOINT_VERSION_FULL_SEGMENTS_ONLY..=CHECKPOINT_VERSION).contains(&version) {
         return Err("unsupported checkpoint version");
     }
+    let fuzzy = version == CHECKPOINT_VERSION;
     let write_offset = reader.u32()?;
     let last = Position {
         term: reader.u64()?,
@@ -363,22 +544,12 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
     for _ in 0..segment_count {
         segments.push(decode_segment(&mut reader, version)?);
     }
-    let primary = decode_slots(&mut reader)?;
-    let index_count = reader.count(8)?;
-    if index_count > usize::from(u8::MAX) {
-        return Err("too many secondary indexes");
-    }
-    let mut sets = Vec::with_capacity(index_count);
-    for _ in 0..index_count {
-        let entry_count = reader.count(12)?;
-        let mut set = BTreeSet::new();
-        for _ in 0..entry_count {
-            let key_len = reader.u32()? as usize;
-            let key = InlineKey::new(reader.take(key_len)?).ok_or("secondary key too long")?;
-            set.insert((key, reader.u64()?));
-        }
-        sets.push(set);
-    }
+    let primary = if fuzzy {
+        decode_primary_runs(&mut reader, &segments, write_offset)?
+    } else {
+        decode_slots(&mut reader)?
+    };
+    let secondary = decode_secondary(&mut reader, fuzzy)?;
     if reader.at != body.len() {
         return Err("trailing bytes");
     }
@@ -387,7 +558,8 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, &'static str> {
         write_offset,
         segments,
         primary,
-        secondary: SecondaryIndexes::from_sets(sets),
+        secondary,
+        fuzzy,
     };
     let mut covered = 0;
     for part in &checkpoint.segments {
@@ -432,70 +604,67 @@ impl CheckpointSegment {
 mod tests {
     use super::*;
     use crate::index::Location;
-    use crate::index::secondary::SecondaryKey;
+
+    fn at(segment: u32, offset: u32) -> Location {
+        Location { segment, offset }
+    }
+
+    /// A compacted segment that kept record 2 of 1..=2, then a full one with record 3; a key
+    /// whose entry lies after the last record (read after the log wrote it).
+    fn write_sample(dir: &Path) -> PathBuf {
+        let last = Position { term: 1, index: 3 };
+        let mut writer = CheckpointWriter::create(dir, last, 104, 2, None).unwrap();
+        writer.segment(1, 1, 1).unwrap();
+        writer.offsets(&[64]).unwrap();
+        writer.indices(&[2]).unwrap();
+        writer.segment(3, 0, 1).unwrap();
+        writer.offsets(&[64]).unwrap();
+        writer
+            .primary_run(&[(5, at(0, 64)), (6, at(1, 64))])
+            .unwrap();
+        writer.primary_run(&[]).unwrap();
+        writer.primary_run(&[(7, at(1, 104))]).unwrap();
+        writer.end_runs().unwrap();
+        writer.secondary_indexes(1).unwrap();
+        let smith = InlineKey::new(b"SMITH").unwrap();
+        writer.secondary_run(&[(smith, 5)]).unwrap();
+        writer.end_runs().unwrap();
+        writer.finish().unwrap()
+    }
 
     fn sample() -> Vec<u8> {
-        let mut primary = PrimaryIndex::with_capacity(10);
-        primary.insert(
-            5,
-            Location {
-                segment: 0,
-                offset: 64,
-            },
-        );
-        primary.insert(
-            6,
-            Location {
-                segment: 1,
-                offset: 64,
-            },
-        );
-        let mut secondary = SecondaryIndexes::new(1);
-        secondary.insert(
-            SecondaryKey {
-                index: 0,
-                key: b"SMITH".to_vec(),
-            },
-            5,
-        );
-        // A compacted segment that kept record 2 of 1..=2, then a full one with record 3.
-        encode(
-            Position { term: 1, index: 3 },
-            104,
-            &[
-                SegmentPart {
-                    first_index: 1,
-                    offsets: &[64],
-                    compaction: 1,
-                    indices: Some(&[2]),
-                },
-                SegmentPart {
-                    first_index: 3,
-                    offsets: &[64],
-                    compaction: 0,
-                    indices: None,
-                },
-            ],
-            &primary,
-            &secondary,
-        )
+        let dir = tempfile::tempdir().unwrap();
+        fs::read(write_sample(dir.path())).unwrap()
+    }
+
+    /// A checkpoint of one full segment of `records` records of 40 bytes.
+    fn write_full(dir: &Path, records: u64) -> PathBuf {
+        let last = Position {
+            term: 1,
+            index: records,
+        };
+        let offsets: Vec<u32> = (0..records as u32).map(|n| 64 + 40 * n).collect();
+        let write_offset = 64 + 40 * records as u32;
+        let mut writer = CheckpointWriter::create(dir, last, write_offset, 1, None).unwrap();
+        writer.segment(1, 0, offsets.len()).unwrap();
+        writer.offsets(&offsets).unwrap();
+        writer.end_runs().unwrap();
+        writer.secondary_indexes(0).unwrap();
+        writer.finish().unwrap()
     }
 
     #[test]
-    fn round_trips() {
+    fn round_trips_leaving_out_what_lies_after_the_last_record() {
         let checkpoint = decode(&sample()).unwrap();
+        assert!(checkpoint.fuzzy);
         assert_eq!(checkpoint.last, Position { term: 1, index: 3 });
         assert_eq!(checkpoint.write_offset, 104);
         assert_eq!(checkpoint.segments.len(), 2);
         assert_eq!(checkpoint.segments[0].indices, Some(vec![2]));
         assert_eq!(checkpoint.segments[1].indices, None);
-        assert_eq!(
-            checkpoint.primary.get(6),
-            Some(Location {
-                segment: 1,
-                offset: 64
-            })
-        );
+        assert_eq!(checkpoint.primary.get(6), Some(at(1, 64)));
+        assert_eq!(checkpoint.primary.get(7), None);
+        assert_eq!(checkpoint.primary.len(), 2);
         assert_eq!(checkpoint.secondary.prefix(0, b"SMI", 10), vec![5]);
     }
 
@@ -516,13 +685,25 @@ mod tests {
     #[test]
     fn writes_atomically_and_keeps_only_the_newest() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), 3, &sample(), None).unwrap();
-        write(dir.path(), 9, &sample(), None).unwrap();
+        write_full(dir.path(), 3);
+        write_full(dir.path(), 9);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec![file_name(9)]);
-        assert!(load_latest(dir.path()).unwrap().is_some());
+        let (_, loaded) = load_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.last.index, 9);
+    }
+
+    #[test]
+    fn a_checkpoint_left_unfinished_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = Position { term: 1, index: 1 };
+        let mut writer = CheckpointWriter::create(dir.path(), last, 104, 1, None).unwrap();
+        writer.segment(1, 0, 1).unwrap();
+        drop(writer);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(load_latest(dir.path()).unwrap().is_none());
     }
 }

@@ -122,10 +122,14 @@ impl SecondaryIndexes {
         self.set_mut(key.index).insert((inline, primary));
     }
 
-    pub(crate) fn remove(&mut self, key: SecondaryKey, primary: u64) {
+    /// Removes an entry; `strict`: it must be there.
+    pub(crate) fn remove(&mut self, key: SecondaryKey, primary: u64, strict: bool) {
         let inline = InlineKey::from_derived(&key);
         let removed = self.set_mut(key.index).remove(&(inline, primary));
-        assert!(removed, "secondary key of an indexed record was missing");
+        assert!(
+            removed || !strict,
+            "secondary key of an indexed record was missing"
+        );
     }
 
     fn set_mut(&mut self, index: u8) -> &mut SecondarySet {
@@ -162,9 +166,22 @@ impl SecondaryIndexes {
             .collect()
     }
 
-    /// Every entry of every index, for checkpoints.
-    pub(crate) fn sets(&self) -> &[SecondarySet] {
-        &self.sets
+    /// Appends up to `max` entries of index `index` that sort after `after` (from its first
+    /// entry for `None`) to `out`, in order; whether the index's last entry was reached. A
+    /// checkpoint reads an index so between holds of the log's lock.
+    pub(crate) fn capture_some(
+        &self,
+        index: usize,
+        after: Option<(InlineKey, u64)>,
+        max: usize,
+        out: &mut Vec<(InlineKey, u64)>,
+    ) -> bool {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let set = &self.sets[index];
+        let from = after.map_or(Unbounded, Excluded);
+        let before = out.len();
+        out.extend(set.range((from, Unbounded)).take(max).copied());
+        out.len() - before < max
     }
 
     /// Rebuilds from checkpointed sets.
@@ -197,7 +214,7 @@ mod tests {
         assert_eq!(indexes.prefix(0, b"SM", 2), vec![1, 3]);
         assert_eq!(indexes.range(0, b"A", Some(b"SMITH"), 10), vec![4]);
         assert_eq!(indexes.range(0, b"K", None, 10), vec![1, 3, 2]);
-        indexes.remove(key(0, "SMITH"), 1);
+        indexes.remove(key(0, "SMITH"), 1, true);
         assert_eq!(indexes.prefix(0, b"SMITH", 10), vec![3]);
         assert_eq!(indexes.prefix(1, b"", 10), vec![9]);
         assert!(indexes.prefix(5, b"", 10).is_empty());

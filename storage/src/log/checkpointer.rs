@@ -1,279 +1,224 @@
-//! The background checkpointer: keeps a shadow copy of the indexes and writes checkpoints from
-//! it, so the writer is never held off while a checkpoint is encoded.
+//! Checkpoints of the live indexes, written while the log goes on writing: the background
+//! checkpointer thread, and the same work for an explicit request and on close.
 //!
-//! Encoding a checkpoint of the live state needs the state's read lock for as long as it takes
-//! (227 ms for 4 million keys, measured), and the writer cannot publish a batch meanwhile. The
-//! shadow avoids that: it is built the way recovery builds the state (from the newest checkpoint
-//! file, then the records after it) and caught up before each checkpoint by replaying the durable
-//! records it has not seen, read from the segment maps. Durable records never change, so this
-//! needs the lock only to copy the segment list and the last durable position.
-//!
-//! The cost is a second copy of the indexes in memory while background checkpoints are enabled
-//! (`checkpoint_interval_records > 0`), and the CPU to replay each record once more.
-//!
-//! A compaction replaces a sealed segment the shadow may point into. It sends the checkpointer
-//! what it did ([`CompactionNotice`]): the shadow is caught up to the point of the swap and then
-//! takes the same replacement, so it is not built again (from the log, since the checkpoint on
-//! disk no longer matches the segments). Only when a notice cannot be followed (the queue of
-//! them full, the shadow not past the segment) is the shadow dropped and built at the next
-//! checkpoint.
+//! A checkpoint is read from the live state a run at a time, each under the state's read lock
+//! for a short while only (the writer publishes its batches between runs), and streamed to its
+//! file: no copy of the indexes is kept, so a shard's memory is its indexes once, whatever their
+//! size. What is read is *fuzzy* (`index::checkpoint`): keys that change meanwhile are caught
+//! in any state they pass through, and recovery makes them exact by replaying the records after
+//! the checkpoint's last one. Two things would move a key that no later record names, and are
+//! kept from doing so while a checkpoint is read: a compaction's swap (it waits for the
+//! checkpoint's lock, held throughout) and a deletion's backward shift in the primary table (the
+//! keys it shifts are noted and read again at the end, `index::primary`).
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, select};
+use crossbeam_channel::Receiver;
 
-use super::record;
-use super::recovery::{apply_checkpoint, replay_compacted};
-use super::segment::Segment;
-use super::state::{Replacement, State};
-use super::{OpenError, Shared};
-use crate::format::SEGMENT_HEADER_SIZE;
-use crate::index::Location;
-use crate::index::checkpoint;
-use crate::index::primary::PrimaryIndex;
-use crate::index::secondary::{SecondaryIndexes, SecondaryKey, SecondaryKeys};
+use super::Shared;
+use super::state::State;
+use crate::index::checkpoint::{CheckpointWriter, RUN_ENTRIES_MAX};
+use crate::index::secondary::InlineKey;
+
+/// Primary table slots read under one hold of the read lock (1 MiB of slots).
+const SLOTS_PER_HOLD: usize = RUN_ENTRIES_MAX;
+/// Secondary entries read under one hold of the read lock.
+const SECONDARY_ENTRIES_PER_HOLD: usize = 16_384;
+/// Record offsets (or compacted segments' indices) copied under one hold of the read lock.
+const OFFSETS_PER_HOLD: usize = RUN_ENTRIES_MAX;
 
 pub(super) struct Checkpointer {
     shared: Arc<Shared>,
-    extractor: Arc<dyn SecondaryKeys>,
-    /// Built at the first checkpoint request, so opening the log pays nothing for it.
-    shadow: Option<State>,
-    /// The log's count of compactions it was not told of, as of the shadow: after such a
-    /// compaction the shadow points into a segment that is gone, and is built again.
-    unfollowed_seen: u64,
-    scratch: Vec<SecondaryKey>,
 }
 
 impl Checkpointer {
-    pub(super) fn new(shared: Arc<Shared>, extractor: Arc<dyn SecondaryKeys>) -> Self {
-        Self {
-            shared,
-            extractor,
-            shadow: None,
-            unfollowed_seen: 0,
-            scratch: Vec::new(),
-        }
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
-    /// Writes a checkpoint for every request, and follows every compaction, until the request
-    /// channel closes.
-    pub(super) fn run(mut self, requests: Receiver<()>) {
+    /// Writes a checkpoint for every request, until the request channel closes.
+    pub(super) fn run(self, requests: Receiver<()>) {
         super::writer::lower_priority_of_this_thread();
-        let notices = self.shared.compaction_notices.1.clone();
-        loop {
-            select! {
-                recv(requests) -> request => {
-                    if request.is_err() {
-                        return;
-                    }
-                    // Compactions before this checkpoint are followed first.
-                    while let Ok(notice) = notices.try_recv() {
-                        self.follow(*notice);
-                    }
-                    if let Err(error) = self.checkpoint() {
-                        // Rebuilt from disk at the next request, in case the shadow went astray.
-                        self.shadow = None;
-                        tracing::warn!(%error, "background checkpoint failed; the log is unaffected");
-                    }
-                }
-                recv(notices) -> notice => {
-                    if let Ok(notice) = notice {
-                        self.follow(*notice);
-                    }
+        while requests.recv().is_ok() {
+            let started = Instant::now();
+            match self.shared.write_checkpoint() {
+                // Operators see each background checkpoint and what it cost.
+                Ok(Some(path)) => tracing::info!(
+                    path = %path.display(),
+                    ms = started.elapsed().as_millis(),
+                    "background checkpoint written"
+                ),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "background checkpoint failed; the log is unaffected");
                 }
             }
         }
     }
+}
 
-    /// Gives the shadow the replacement a compaction made in the live state, once the shadow
-    /// is caught up to where the swap happened; drops the shadow if that cannot be done.
-    fn follow(&mut self, mut notice: CompactionNotice) {
-        let Some(mut shadow) = self.shadow.take() else {
-            return;
-        };
-        let segments = self.shared.state.read().segments.clone();
-        if let Err(error) = self.catch_up(&mut shadow, &segments, notice.swapped_at) {
-            tracing::warn!(%error, "checkpointer: following a compaction; the shadow is built again");
-            return;
-        }
-        let at = notice.ordinal as usize;
-        let sealed = at + 1 < shadow.segments.len();
-        match shadow.segments.get(at) {
-            // Replayed from the compacted copy itself: nothing to do.
-            Some(held) if Arc::ptr_eq(held, &notice.replacement.segment) => {}
-            Some(held) if sealed && Arc::ptr_eq(held, &notice.replaced) => {
-                shadow.replace_segment(notice.ordinal, &mut notice.replacement);
-            }
-            _ => {
-                tracing::info!(
-                    "checkpointer: a compaction it cannot follow; the shadow is built again"
-                );
-                return;
-            }
-        }
-        self.shadow = Some(shadow);
-    }
+/// One segment's part of a checkpoint, as the state held it at the checkpoint's last record.
+struct SegmentPlan {
+    first_index: u64,
+    compaction: u32,
+    /// Its records up to the checkpoint's last one.
+    records: usize,
+}
 
-    fn checkpoint(&mut self) -> io::Result<Option<PathBuf>> {
-        // Read before the segment list, so a compaction after it is seen at the next request.
-        let unfollowed = self.shared.unfollowed_compactions.load(Ordering::Acquire);
-        if unfollowed != self.unfollowed_seen {
-            self.shadow = None;
-            self.unfollowed_seen = unfollowed;
-        }
-        let (segments, last) = {
-            let state = self.shared.state.read();
-            (state.segments.clone(), state.last)
-        };
-        let started = std::time::Instant::now();
-        let built = self.shadow.is_none();
-        let mut shadow = match self.shadow.take() {
-            Some(shadow) => shadow,
-            None => {
-                let counters = &self.shared.counters;
-                counters.shadow_builds.fetch_add(1, Ordering::Relaxed);
-                self.build_shadow(&segments)?
+impl Shared {
+    /// Writes a checkpoint of the live state as of its last durable record, reading it while
+    /// the log goes on writing; `None` if there is nothing new since the last checkpoint.
+    pub(super) fn write_checkpoint(&self) -> io::Result<Option<PathBuf>> {
+        // Held throughout: no other checkpoint, and no compaction's swap, meanwhile.
+        let mut checkpointed = self.checkpointed.lock();
+        let (last, write_offset, plans, mut cursor) = {
+            let mut state = self.state.write();
+            if state.last.index == 0 || state.last.index <= *checkpointed {
+                return Ok(None);
             }
-        };
-        let shadow_ms = started.elapsed().as_millis();
-        let caught_up = self.catch_up(&mut shadow, &segments, last.index);
-        let written = caught_up.and_then(|()| self.shared.write_checkpoint_of(&shadow));
-        if let Ok(Some(path)) = &written {
-            // Operators see each background checkpoint, and what the first one after a start
-            // costs (the shadow of the indexes is built then, from the newest checkpoint).
-            tracing::info!(
-                path = %path.display(),
-                index = last.index,
-                shadow_built = built,
-                shadow_ms,
-                ms = started.elapsed().as_millis(),
-                "background checkpoint written"
+            // A compaction holds `checkpointed` while index entries name its pending copy.
+            assert!(
+                state.pending.is_none(),
+                "a checkpoint of the live state while a segment is being replaced"
             );
-        }
-        if self.shared.config.keep_checkpoint_shadow {
-            self.shadow = Some(shadow);
-        } else {
-            drop(shadow);
-            return_free_memory();
-        }
-        written
-    }
-
-    /// A state as of the newest checkpoint on disk (or an empty one), like recovery's.
-    fn build_shadow(&self, segments: &[Arc<super::segment::Segment>]) -> io::Result<State> {
-        let config = &self.shared.config;
-        let fresh = || {
-            State::new(
-                PrimaryIndex::with_capacity(config.expected_keys),
-                SecondaryIndexes::new(self.extractor.index_count()),
-                config.payload_bytes_max,
-            )
+            let plans: Vec<SegmentPlan> = state
+                .segments
+                .iter()
+                .zip(&state.offsets)
+                .map(|(segment, offsets)| SegmentPlan {
+                    first_index: segment.first_index,
+                    compaction: segment.compaction,
+                    records: offsets.len(),
+                })
+                .collect();
+            let cursor = state.primary.begin_capture();
+            (state.last, state.write_offset as u32, plans, cursor)
         };
-        let mut shadow = fresh();
-        if let Some((_, saved)) = checkpoint::load_latest(&config.dir)? {
-            let matches = apply_checkpoint(&config.dir, saved, segments, &mut shadow)
-                .map_err(|error: OpenError| io::Error::other(error.to_string()))?;
-            if !matches {
-                shadow = fresh();
-            }
+        let disk = self.config.simulated_disk.as_ref();
+        let started =
+            CheckpointWriter::create(&self.config.dir, last, write_offset, plans.len(), disk);
+        let read = started.and_then(|mut writer| {
+            self.write_segments(&mut writer, &plans)?;
+            self.write_primary(&mut writer, &mut cursor)?;
+            Ok(writer)
+        });
+        // The capture ends whatever happened, so the next one can begin.
+        let shifted = self.state.write().primary.end_capture();
+        let mut writer = read?;
+        let shifted = shifted.ok_or_else(|| {
+            io::Error::other(
+                "more index entries were shifted while the checkpoint was read than it notes; \
+                 it is written at the next request",
+            )
+        })?;
+        for run in shifted.chunks(RUN_ENTRIES_MAX) {
+            writer.primary_run(run)?;
         }
-        Ok(shadow)
+        writer.end_runs()?;
+        self.write_secondary(&mut writer)?;
+        let path = writer.finish()?;
+        *checkpointed = last.index;
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(path))
     }
 
-    /// Replays the durable records after the shadow's last one, up to `target`.
-    fn catch_up(
-        &mut self,
-        shadow: &mut State,
-        segments: &[Arc<super::segment::Segment>],
-        target: u64,
+    /// Runs `read` under the state's read lock, recording how long the lock was held.
+    fn under_read_lock<T>(&self, read: impl FnOnce(&State) -> T) -> T {
+        let state = self.state.read();
+        let locked_at = Instant::now();
+        let value = read(&state);
+        let held = locked_at.elapsed();
+        drop(state);
+        self.note_hold(held);
+        value
+    }
+
+    fn note_hold(&self, held: Duration) {
+        self.counters
+            .checkpoint_lock_nanos_max
+            .fetch_max(held.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Each segment's part: its record offsets (and a compacted one's indices) up to the
+    /// checkpoint's last record, which no longer change (sealed segments are replaced only by
+    /// a compaction's swap, which waits; the last one's only grow).
+    fn write_segments(
+        &self,
+        writer: &mut CheckpointWriter,
+        plans: &[SegmentPlan],
     ) -> io::Result<()> {
-        let corrupt = |error: super::ReadError| io::Error::other(error.to_string());
-        while shadow.last.index < target {
-            let next = shadow.last.index + 1;
-            // Records at or below `target` are durable and never change, and the next one is
-            // either at the shadow's write offset or, if that segment ended, at the start of
-            // the next segment; the bytes read are one or the other, never a write in progress.
-            let current = shadow
-                .last_segment()
-                .map(|ordinal| (ordinal, Arc::clone(&shadow.segments[ordinal as usize])));
-            let offset = shadow.write_offset;
-            let found = current.as_ref().and_then(|(ordinal, segment)| {
-                let bytes = segment.record_bytes(offset)?;
-                let header = record::decode(bytes, shadow.payload_max).ok()?;
-                (header.position.index == next).then_some((*ordinal, bytes, header))
-            });
-            if let Some((ordinal, bytes, header)) = found {
-                let location = Location {
-                    segment: ordinal,
-                    offset: offset as u32,
-                };
-                let payload = record::payload(bytes, &header);
-                shadow
-                    .apply(
-                        self.extractor.as_ref(),
-                        &mut self.scratch,
-                        location,
-                        &header,
-                        payload,
-                    )
-                    .map_err(corrupt)?;
+        let mut offsets = Vec::with_capacity(OFFSETS_PER_HOLD);
+        let mut indices = Vec::with_capacity(OFFSETS_PER_HOLD);
+        for (ordinal, plan) in plans.iter().enumerate() {
+            writer.segment(plan.first_index, plan.compaction, plan.records)?;
+            for from in (0..plan.records).step_by(OFFSETS_PER_HOLD) {
+                let to = (from + OFFSETS_PER_HOLD).min(plan.records);
+                offsets.clear();
+                self.under_read_lock(|state| {
+                    offsets.extend_from_slice(&state.offsets[ordinal][from..to]);
+                });
+                writer.offsets(&offsets)?;
+            }
+            if plan.compaction == 0 {
                 continue;
             }
-            let fresh_segment = shadow.write_offset == SEGMENT_HEADER_SIZE
-                && shadow.offsets.last().is_some_and(Vec::is_empty);
-            let following = segments.get(shadow.segments.len());
-            match following {
-                Some(segment) if segment.compacted() && segment.first_index == next => {
-                    shadow.push_segment(Arc::clone(segment));
-                    let extractor = self.extractor.as_ref();
-                    replay_compacted(shadow, extractor, &mut self.scratch, segment)
-                        .map_err(corrupt)?
-                        .map_err(|corruption| {
-                            io::Error::other(format!(
-                                "checkpointer: compacted segment {} is damaged at {}: {}",
-                                segment.path.display(),
-                                corruption.offset,
-                                corruption.reason
-                            ))
-                        })?;
-                }
-                Some(segment) if !fresh_segment && segment.first_index == next => {
-                    shadow.push_segment(Arc::clone(segment));
-                }
-                _ => {
-                    return Err(io::Error::other(format!(
-                        "checkpointer: durable record {next} not found where the log puts it"
-                    )));
-                }
+            for from in (0..plan.records).step_by(OFFSETS_PER_HOLD) {
+                let to = (from + OFFSETS_PER_HOLD).min(plan.records);
+                indices.clear();
+                self.under_read_lock(|state| {
+                    indices.extend_from_slice(&state.indices[ordinal][from..to]);
+                });
+                writer.indices(&indices)?;
             }
         }
         Ok(())
     }
-}
 
-/// What a compaction did to the live state, for the checkpointer's shadow.
-pub(super) struct CompactionNotice {
-    /// The segment's ordinal.
-    pub(super) ordinal: u32,
-    /// The segment replaced.
-    pub(super) replaced: Arc<Segment>,
-    /// What replaced it (its moves as the live state made them).
-    pub(super) replacement: Replacement,
-    /// The last durable index when it was swapped in: the shadow takes the replacement once
-    /// it has applied every record up to here (every key a move skipped was superseded by then).
-    pub(super) swapped_at: u64,
-}
+    /// The primary table, a run of slots at a time (the keys shifted meanwhile follow).
+    fn write_primary(
+        &self,
+        writer: &mut CheckpointWriter,
+        cursor: &mut crate::index::primary::CaptureCursor,
+    ) -> io::Result<()> {
+        let mut run = Vec::with_capacity(SLOTS_PER_HOLD);
+        loop {
+            run.clear();
+            let done = self.under_read_lock(|state| {
+                state.primary.capture_some(cursor, SLOTS_PER_HOLD, &mut run)
+            });
+            writer.primary_run(&run)?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
 
-/// Gives memory freed by this thread back to the system, so that a dropped shadow no longer
-/// counts against the process (glibc keeps freed small blocks in the thread's arena otherwise).
-fn return_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas; it touches
-    // no live allocation and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
+    /// Each secondary index, in order, a run of entries at a time.
+    fn write_secondary(&self, writer: &mut CheckpointWriter) -> io::Result<()> {
+        let count = self.under_read_lock(|state| state.secondary.index_count());
+        writer.secondary_indexes(count)?;
+        let mut run: Vec<(InlineKey, u64)> = Vec::with_capacity(SECONDARY_ENTRIES_PER_HOLD);
+        for index in 0..count {
+            let mut after = None;
+            loop {
+                run.clear();
+                let done = self.under_read_lock(|state| {
+                    state
+                        .secondary
+                        .capture_some(index, after, SECONDARY_ENTRIES_PER_HOLD, &mut run)
+                });
+                after = run.last().copied();
+                writer.secondary_run(&run)?;
+                if done {
+                    break;
+                }
+            }
+            writer.end_runs()?;
+        }
+        Ok(())
     }
 }

@@ -21,7 +21,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::checkpointer::CompactionNotice;
 use super::record::{self, RecordHeader};
 use super::segment::{self, Segment, sync_dir};
 use super::state::{MovedRecord, PENDING_SEGMENT, Replacement, State};
@@ -235,26 +234,7 @@ impl Log {
             return Err(CompactError::Pinned);
         }
         let mut replacement = copy.commit()?;
-        // For the checkpointer's shadow, which still points into the old segment.
-        let mut notice = CompactionNotice {
-            ordinal,
-            replaced: Arc::clone(old),
-            replacement: replacement.clone(),
-            swapped_at: 0,
-        };
-        let (swapped_at, swap) = self.swap_in_steps(ordinal, &mut replacement);
-        notice.swapped_at = swapped_at;
-        if self
-            .shared
-            .compaction_notices
-            .0
-            .try_send(Box::new(notice))
-            .is_err()
-        {
-            self.shared
-                .unfollowed_compactions
-                .fetch_add(1, Ordering::Release);
-        }
+        let swap = self.swap_in_steps(ordinal, &mut replacement);
         let io_error = |source| CompactError::Io {
             path: old.path.clone(),
             source,
@@ -272,12 +252,10 @@ impl Log {
     /// them): the copy readable as the pending segment, the keys moved to it a chunk at a time,
     /// the swap, the keys moved to the segment's ordinal, the pending copy let go. No
     /// checkpoint of the live state is written meanwhile (index entries name the pending
-    /// copy). Returns the last durable index at the swap.
-    fn swap_in_steps(
-        &self,
-        ordinal: u32,
-        replacement: &mut Replacement,
-    ) -> (u64, std::time::Duration) {
+    /// copy). Returns the longest the write lock was held at once.
+    fn swap_in_steps(&self, ordinal: u32, replacement: &mut Replacement) -> std::time::Duration {
+        // A checkpoint reads the indexes while the log goes on writing: no key may move under
+        // it without a record naming it.
         let _no_checkpoint = self.shared.checkpointed.lock();
         let moved = std::mem::take(&mut replacement.moved);
         let mut longest = std::time::Duration::ZERO;
@@ -291,16 +269,12 @@ impl Log {
         for chunk in moved.chunks(MOVES_PER_LOCK) {
             step(&mut |state| state.move_keys(chunk, ordinal, PENDING_SEGMENT));
         }
-        let mut swapped_at = 0;
-        step(&mut |state| {
-            state.swap_in(ordinal, replacement);
-            swapped_at = state.last.index;
-        });
+        step(&mut |state| state.swap_in(ordinal, replacement));
         for chunk in moved.chunks(MOVES_PER_LOCK) {
             step(&mut |state| state.move_keys(chunk, PENDING_SEGMENT, ordinal));
         }
         step(&mut State::end_pending);
-        (swapped_at, longest)
+        longest
     }
 
     /// Pins the log's files: until the pin is dropped no compaction commits, so every file a

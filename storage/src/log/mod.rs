@@ -5,7 +5,7 @@
 //! one write and one `fdatasync` through the io backend, then publishes the batch to the indexes
 //! and acknowledges it. A preparer thread keeps a zero-filled spare segment ready so that rolling
 //! to a new segment does not stall appenders, and a checkpointer thread (`checkpointer.rs`) writes
-//! index checkpoints from a shadow copy it keeps up to date. Reads take a read lock on the indexes
+//! index checkpoints read from the live indexes a run at a time, without copying them. Reads take a read lock on the indexes
 //! and see exactly the durable records; commit and flush latencies are kept in `latency.rs`.
 
 mod append_queue;
@@ -35,7 +35,6 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::format::{RECORD_FLAG_DELETE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, record_size};
-use crate::index::checkpoint;
 use crate::index::secondary::{NoSecondaryKeys, SecondaryKeys};
 use crate::io::{BackendChoice, BackendKind, FaultInjection, SimulatedDisk};
 use append_queue::AppendQueue;
@@ -190,12 +189,6 @@ pub struct LogConfig {
     /// Write an index checkpoint every this many records (0: never in the background).
     /// Default 1,000,000.
     pub checkpoint_interval_records: u64,
-    /// Keep the background checkpointer's shadow copy of the indexes between checkpoints, so
-    /// each checkpoint only replays the records since the last. False drops it after each
-    /// checkpoint (and returns the memory to the system): the indexes then take half the
-    /// memory between checkpoints, and each checkpoint rebuilds the shadow from the previous
-    /// one. Default true.
-    pub keep_checkpoint_shadow: bool,
     /// Write a checkpoint when the log is closed. Default true.
     pub checkpoint_on_close: bool,
     /// Use the newest checkpoint at open. Default true; false forces a full scan.
@@ -222,7 +215,6 @@ impl LogConfig {
             backend: BackendChoice::Auto,
             expected_keys: 65_536,
             checkpoint_interval_records: 1_000_000,
-            keep_checkpoint_shadow: true,
             checkpoint_on_close: true,
             use_checkpoint: true,
             fault_injection: None,
@@ -454,10 +446,6 @@ pub struct LogStats {
     /// Longest time a checkpoint held the state's read lock, in nanoseconds: how long it kept the
     /// writer from publishing (and so from acknowledging) a batch.
     pub checkpoint_lock_nanos_max: u64,
-    /// Times the background checkpointer built its shadow of the indexes (from the newest
-    /// checkpoint and the records after it): once after the open, and again only after a
-    /// compaction it could not follow.
-    pub shadow_builds: u64,
     /// Segments compacted (replaced by a compacted copy).
     pub compactions: u64,
     /// File bytes compaction reclaimed (the segments' sizes less their copies').
@@ -472,14 +460,9 @@ struct Counters {
     flush_nanos: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_lock_nanos_max: AtomicU64,
-    shadow_builds: AtomicU64,
     compactions: AtomicU64,
     compaction_bytes_reclaimed: AtomicU64,
 }
-
-/// Compaction notices waiting for the checkpointer, at most (each holds a segment's offsets and
-/// moves: a few MB for a 64 MiB segment).
-const COMPACTION_NOTICES_MAX: usize = 4;
 
 /// State shared by the handle and the background threads.
 struct Shared {
@@ -500,15 +483,6 @@ struct Shared {
     compaction: Mutex<()>,
     /// How many [`FilesPin`]s are held; a compaction commits only while there are none.
     file_pins: Mutex<usize>,
-    /// How many compactions the checkpointer could not be told of (its queue of notices was
-    /// full): it builds its shadow of the indexes again after one (the shadow points into the
-    /// segment replaced).
-    unfollowed_compactions: AtomicU64,
-    /// What each compaction did, for the checkpointer's shadow; a few at a time.
-    compaction_notices: (
-        crossbeam_channel::Sender<Box<checkpointer::CompactionNotice>>,
-        crossbeam_channel::Receiver<Box<checkpointer::CompactionNotice>>,
-    ),
 }
 
 impl Shared {
@@ -525,8 +499,6 @@ impl Shared {
             writes: Mutex::new(()),
             compaction: Mutex::new(()),
             file_pins: Mutex::new(0),
-            unfollowed_compactions: AtomicU64::new(0),
-            compaction_notices: crossbeam_channel::bounded(COMPACTION_NOTICES_MAX),
         }
     }
 }
@@ -547,78 +519,6 @@ impl Shared {
         }
         self.failed.store(true, Ordering::Release);
     }
-
-    /// Writes a checkpoint of the live state: for an explicit request and on close. The state's
-    /// read lock is held while encoding (the writer cannot publish meanwhile), not while writing
-    /// the file. Background checkpoints go through the checkpointer's shadow instead.
-    fn write_checkpoint(&self) -> io::Result<Option<PathBuf>> {
-        let mut checkpointed = self.checkpointed.lock();
-        let (last_index, encoded) = {
-            let state = self.state.read();
-            let locked_at = std::time::Instant::now();
-            if state.last.index == 0 || state.last.index <= *checkpointed {
-                return Ok(None);
-            }
-            // A compaction holds `checkpointed` while index entries name its pending copy.
-            assert!(
-                state.pending.is_none(),
-                "a checkpoint of the live state while a segment is being replaced"
-            );
-            let encoded = encode_state(&state);
-            let held = locked_at.elapsed().as_nanos() as u64;
-            self.counters
-                .checkpoint_lock_nanos_max
-                .fetch_max(held, Ordering::Relaxed);
-            (state.last.index, encoded)
-        };
-        self.write_encoded(&mut checkpointed, last_index, &encoded)
-    }
-
-    /// Writes a checkpoint of `state`, a copy no other thread uses.
-    fn write_checkpoint_of(&self, state: &State) -> io::Result<Option<PathBuf>> {
-        let mut checkpointed = self.checkpointed.lock();
-        if state.last.index == 0 || state.last.index <= *checkpointed {
-            return Ok(None);
-        }
-        let encoded = encode_state(state);
-        self.write_encoded(&mut checkpointed, state.last.index, &encoded)
-    }
-
-    fn write_encoded(
-        &self,
-        checkpointed: &mut u64,
-        last_index: u64,
-        encoded: &[u8],
-    ) -> io::Result<Option<PathBuf>> {
-        let disk = self.config.simulated_disk.as_ref();
-        let path = checkpoint::write(&self.config.dir, last_index, encoded, disk)?;
-        *checkpointed = last_index;
-        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(path))
-    }
-}
-
-/// Serialises a state as a checkpoint.
-fn encode_state(state: &State) -> Vec<u8> {
-    let segments: Vec<checkpoint::SegmentPart<'_>> = state
-        .segments
-        .iter()
-        .zip(&state.offsets)
-        .zip(&state.indices)
-        .map(|((segment, offsets), indices)| checkpoint::SegmentPart {
-            first_index: segment.first_index,
-            offsets,
-            compaction: segment.compaction,
-            indices: segment.compacted().then_some(indices.as_slice()),
-        })
-        .collect();
-    checkpoint::encode(
-        state.last,
-        state.write_offset as u32,
-        &segments,
-        &state.primary,
-        &state.secondary,
-    )
 }
 
 /// A request in the append queue.
@@ -1104,7 +1004,6 @@ impl Log {
             flush_nanos: counters.flush_nanos.load(Ordering::Relaxed),
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
             checkpoint_lock_nanos_max: counters.checkpoint_lock_nanos_max.load(Ordering::Relaxed),
-            shadow_builds: counters.shadow_builds.load(Ordering::Relaxed),
             compactions: counters.compactions.load(Ordering::Relaxed),
             compaction_bytes_reclaimed: counters.compaction_bytes_reclaimed.load(Ordering::Relaxed),
         }

@@ -461,6 +461,7 @@ pub(super) fn apply_checkpoint(
     {
         return Ok(false);
     }
+    state.replaying_fuzzy = checkpoint.fuzzy;
     for (segment, part) in segments.iter().zip(checkpoint.segments) {
         state.segments.push(Arc::clone(segment));
         state.offsets.push(part.offsets);
@@ -610,12 +611,13 @@ pub(crate) fn recover(
             }
         }
     }
+    state.replaying_fuzzy = false;
     report.records = state.last.index;
     Ok(Recovered { state, report })
 }
 
 /// Verifies the compacted segment just pushed as `state`'s last and indexes its records, for
-/// recovery and for the checkpointer's shadow alike; returns how many records and bytes it
+/// recovery; returns how many records and bytes it
 /// held, or where it is damaged.
 pub(crate) fn replay_compacted(
     state: &mut State,

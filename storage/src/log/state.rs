@@ -22,7 +22,7 @@ const PAST_THE_END: &str = "record runs past the end of the segment";
 /// segments), and never written to a checkpoint (none is written meanwhile).
 pub(crate) const PENDING_SEGMENT: u32 = u32::MAX - 1;
 
-/// A compacted copy of a sealed segment, ready to take its place ([`State::replace_segment`]).
+/// A compacted copy of a sealed segment, ready to take its place (see [`State::begin_pending`]).
 #[derive(Clone)]
 pub(crate) struct Replacement {
     pub(crate) segment: Arc<Segment>,
@@ -67,6 +67,9 @@ pub(crate) struct State {
     pub(crate) write_offset: usize,
     /// Payload maximum, for verifying reads.
     pub(crate) payload_max: u32,
+    /// Whether recovery is replaying the records after a fuzzy checkpoint (see
+    /// [`State::apply`]).
+    pub(crate) replaying_fuzzy: bool,
 }
 
 impl State {
@@ -86,6 +89,7 @@ impl State {
             last: Position { term: 0, index: 0 },
             write_offset: SEGMENT_HEADER_SIZE,
             payload_max,
+            replaying_fuzzy: false,
         }
     }
 
@@ -101,18 +105,6 @@ impl State {
         self.indices.push(Vec::new());
         self.superseded.push(0);
         self.write_offset = SEGMENT_HEADER_SIZE;
-    }
-
-    /// Puts `replacement`, a compacted copy of the sealed segment with `ordinal`, in its place,
-    /// and moves each key the index finds at one of its `moved` records (old offset, new
-    /// offset, key) to the record's new offset, all at once (for a copy of the state no one
-    /// else reads: the checkpointer's shadow). Every record the indexes point to in the segment
-    /// must be among `moved` (compaction keeps each key's latest record).
-    pub(crate) fn replace_segment(&mut self, ordinal: u32, replacement: &mut Replacement) {
-        self.check_replacement(ordinal, replacement);
-        let moved = std::mem::take(&mut replacement.moved);
-        self.move_keys(&moved, ordinal, ordinal);
-        self.swap_in(ordinal, replacement);
     }
 
     /// The steps of a replacement that readers and the writer see meanwhile, each short (the
@@ -262,8 +254,13 @@ impl State {
             // changed under us, which the caller treats as fatal for the log.
             let old = self.view(previous)?;
             extractor.extract(&old, scratch);
+            // Over a fuzzy checkpoint the previous record's entries may be missing: the
+            // checkpoint read the primary entry before the key changed and its secondary
+            // entries after (`index::checkpoint`). Nothing else is: every entry it read of a
+            // later record is removed by the replay of the record after that one.
+            let strict = !self.replaying_fuzzy;
             for key in scratch.drain(..) {
-                self.secondary.remove(key, header.key);
+                self.secondary.remove(key, header.key, strict);
             }
         }
         if header.flags & RECORD_FLAG_DELETE == 0 {

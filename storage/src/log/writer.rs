@@ -60,7 +60,7 @@ pub(super) fn start(
             .spawn(move || prepare_spares(dir, size, spare_sender, &preparer_tid))?
     };
     let checkpointer = {
-        let checkpointer = Checkpointer::new(Arc::clone(&shared), Arc::clone(&extractor));
+        let checkpointer = Checkpointer::new(Arc::clone(&shared));
         thread::Builder::new()
             .name("spine-log-checkpoint".into())
             .spawn(move || checkpointer.run(checkpoint_requests))?

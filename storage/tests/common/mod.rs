@@ -4,7 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use spine_storage::{BackendChoice, Key, Log, LogConfig, NewRecord};
+use spine_storage::{
+    BackendChoice, Key, Log, LogConfig, NewRecord, RecordView, SecondaryKey, SecondaryKeys,
+};
 
 /// Both real backends: every test that takes a backend runs against each.
 pub const BACKENDS: [BackendChoice; 2] = [BackendChoice::IoUring, BackendChoice::Portable];
@@ -81,6 +83,24 @@ pub fn crash_image(from: &Path, to: &Path) {
             // A checkpoint replaced while copying: the image simply does not have it.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => panic!("copy: {error}"),
+        }
+    }
+}
+
+/// Derives one secondary key: the first byte of the payload, as a surname-like bucket.
+pub struct FirstByte;
+
+impl SecondaryKeys for FirstByte {
+    fn index_count(&self) -> usize {
+        1
+    }
+
+    fn extract(&self, record: &RecordView<'_>, out: &mut Vec<SecondaryKey>) {
+        if let Some(&first) = record.payload().first() {
+            out.push(SecondaryKey {
+                index: 0,
+                key: vec![first],
+            });
         }
     }
 }
