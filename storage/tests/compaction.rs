@@ -495,3 +495,31 @@ fn a_background_checkpoint_after_compactions_matches_them() {
     assert_eq!(latest(&log), keys);
     log.close().unwrap();
 }
+
+#[test]
+fn a_compaction_asks_for_a_checkpoint_that_matches_it() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let mut background = config(&live, true);
+    // No checkpoint from the interval within this test: only the compaction asks for one.
+    background.checkpoint_interval_records = 1_000_000;
+    background.checkpoint_on_close = false;
+    let log = Log::open(background).unwrap().0;
+    for n in 1..=RECORDS {
+        log.append_blocking(record(n)).unwrap();
+    }
+    assert_eq!(log.stats().checkpoints, 0);
+    let sealed = log.sealed_segments();
+    compact(&log, sealed[0].first_index).unwrap();
+    wait_for_checkpoints(&log, 1);
+    let written = readable(&log);
+    // A crash now: the image opens from the checkpoint, which lists the compacted segment.
+    let image = root.path().join("image");
+    common::crash_image(&live, &image);
+    let (opened, report) = Log::open(config(&image, true)).unwrap();
+    assert!(report.checkpoint.is_some(), "{report:?}");
+    assert_eq!(report.records_scanned, 0, "{report:?}");
+    assert_eq!(readable(&opened), written);
+    drop(opened);
+    log.close().unwrap();
+}

@@ -202,6 +202,14 @@ impl Log {
         counters
             .compaction_bytes_reclaimed
             .fetch_add(reclaimed, Ordering::Relaxed);
+        // The newest checkpoint names the segment as it was, and opening ignores a checkpoint
+        // that does not match the segments (a crash now would scan the whole log): one that
+        // matches is asked for at once, where checkpoints are written in the background.
+        if self.shared.config.checkpoint_interval_records > 0
+            && let Some(requests) = &self.checkpoint_requests
+        {
+            let _ = requests.try_send(());
+        }
         tracing::info!(
             longest_hold_us = swap.as_micros() as u64,
             segment = %replacement.segment.path.display(),
@@ -307,6 +315,7 @@ impl Log {
                 .map_or(0, |&offset| offset as usize + RECORD_HEADER_SIZE);
             let read_from = chunk.first().map_or(0, |&offset| offset as usize);
             pace.advance(read_up_to - read_from);
+            segment.will_read(read_from, read_up_to - read_from);
             if pace.cancelled() {
                 return Err(CompactError::Stopped);
             }

@@ -572,6 +572,9 @@ pub struct Log {
     push_lock: Mutex<()>,
     writer: Option<JoinHandle<()>>,
     helpers: Vec<JoinHandle<()>>,
+    /// Asks the checkpointer for a checkpoint (after a compaction); dropped at shutdown, so
+    /// that the checkpointer's channel closes once the writer's end is gone too.
+    checkpoint_requests: Option<crossbeam_channel::Sender<()>>,
     backend: BackendKind,
     /// Opened by [`Log::open_read_only`]: no writer, no checkpoint on close.
     read_only: bool,
@@ -610,8 +613,9 @@ impl Log {
         let mut report = recovered.report;
         report.backend = backend_kind;
         let shared = Arc::new(Shared::new(recovered.state, config.clone()));
-        let (queue, threads) = writer::start(Arc::clone(&shared), backend, extractor)
-            .map_err(io_error(&config.dir))?;
+        let (queue, threads, checkpoint_requests) =
+            writer::start(Arc::clone(&shared), backend, extractor)
+                .map_err(io_error(&config.dir))?;
         let mut threads = threads.into_iter();
         let writer = threads.next();
         report.duration = started.elapsed();
@@ -629,6 +633,7 @@ impl Log {
             push_lock: Mutex::new(()),
             writer,
             helpers: threads.collect(),
+            checkpoint_requests: Some(checkpoint_requests),
             backend: backend_kind,
             read_only: false,
             _lock: Some(lock),
@@ -688,6 +693,7 @@ impl Log {
             push_lock: Mutex::new(()),
             writer: None,
             helpers: Vec::new(),
+            checkpoint_requests: None,
             backend: BackendKind::Portable,
             read_only: true,
             _lock: lock,
@@ -1044,6 +1050,7 @@ impl Log {
             return Ok(());
         }
         self.permits.close();
+        self.checkpoint_requests = None;
         // Closing lets the writer drain the queue and exit; its exit drops the channels the
         // helpers wait on, so they exit too.
         self.queue.close();

@@ -9,7 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap};
 
 use crate::format::{RECORD_HEADER_SIZE, RECORD_PAYLOAD_LEN_OFFSET, record_size};
 
@@ -155,6 +155,12 @@ impl Segment {
         // a torn tail) happens during recovery, before any slice of the map is handed out.
         // Another process modifying the file anyway breaks that contract, as for any mmap.
         let map = unsafe { Mmap::map(&file)? };
+        // Reads by key land anywhere in the log: without this, each read of a page not in the
+        // cache faults in the read-ahead window around it as well (8 MiB on some disks), and a
+        // log larger than the page cache evicts itself to serve one record. Scans say what
+        // they will read ([`Segment::will_read`]). Advice is a hint: if refused, reads still
+        // work.
+        let _ = map.advise(Advice::Random);
         Ok(Self {
             first_index,
             path,
@@ -179,7 +185,17 @@ impl Segment {
     /// The whole mapped segment. Only for recovery, before the writer starts: afterwards the
     /// tail of the last segment changes under the map, so use [`Segment::record_bytes`].
     pub(crate) fn bytes_for_recovery(&self) -> &[u8] {
+        self.will_read(0, self.map.len());
         &self.map
+    }
+
+    /// Asks the kernel to read `len` bytes from `offset` ahead (a scan's next stretch), as
+    /// random-access maps get no read-ahead of their own. A hint: ignored if refused.
+    pub(crate) fn will_read(&self, offset: usize, len: usize) {
+        let len = len.min(self.map.len().saturating_sub(offset));
+        if len > 0 {
+            let _ = self.map.advise_range(Advice::WillNeed, offset, len);
+        }
     }
 
     /// Size of the segment file.

@@ -33,10 +33,15 @@ use crate::io::IoBackend;
 type Spare = io::Result<(fs::File, PathBuf)>;
 
 /// The append queue and the log's threads, writer first.
-pub(super) type Started = (Arc<AppendQueue<AppendRequest>>, Vec<JoinHandle<()>>);
+/// The append queue, the threads (writer first) and a way to ask the checkpointer for a
+/// checkpoint.
+pub(super) type Started = (
+    Arc<AppendQueue<AppendRequest>>,
+    Vec<JoinHandle<()>>,
+    crossbeam_channel::Sender<()>,
+);
 
-/// Starts the writer, preparer and checkpointer threads; returns the append queue and the
-/// threads, writer first.
+/// Starts the writer, preparer and checkpointer threads.
 pub(super) fn start(
     shared: Arc<Shared>,
     backend: Box<dyn IoBackend>,
@@ -84,7 +89,7 @@ pub(super) fn start(
         queue: Arc::clone(&queue),
         spares,
         preparer_tid,
-        checkpoints: checkpoint_sender,
+        checkpoints: checkpoint_sender.clone(),
         buffer: Vec::new(),
         scratch: Vec::new(),
         run: Vec::new(),
@@ -100,7 +105,11 @@ pub(super) fn start(
         .name("spine-log-writer".into())
         .spawn(move || writer.run())?;
     queue.set_writer(writer.thread().clone());
-    Ok((queue, vec![writer, preparer, checkpointer]))
+    Ok((
+        queue,
+        vec![writer, preparer, checkpointer],
+        checkpoint_sender,
+    ))
 }
 
 /// Niceness of the checkpointer: replaying records and encoding a checkpoint is CPU work that, on

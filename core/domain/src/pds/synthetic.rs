@@ -249,9 +249,17 @@ impl SplitMix64 {
     }
 }
 
-/// The NHS numbers of a population, in order: valid numbers from [`POPULATION_FIRST_STEM`].
+/// First nine-digit stem of the `9xxxxxxxxx` range.
+const RANGE_FIRST_STEM: u64 = 900_000_000;
+
+/// The NHS numbers of a population, in order: valid numbers from [`POPULATION_FIRST_STEM`] up
+/// (45,454,546 of them), then, for a population as large as the nation's, from just below it
+/// down, into the stems creates allocate upwards from 900,000,000 (they meet only past about
+/// 90.9 million numbers in all; an allocation skips a number in use).
 pub fn nhs_numbers() -> impl Iterator<Item = NhsNumber> {
-    (POPULATION_FIRST_STEM..1_000_000_000).filter_map(|stem| {
+    let upwards = POPULATION_FIRST_STEM..1_000_000_000;
+    let downwards = (RANGE_FIRST_STEM..POPULATION_FIRST_STEM).rev();
+    upwards.chain(downwards).filter_map(|stem| {
         let check = check_value_of_stem(stem);
         if check == 10 {
             return None; // no number has this stem
@@ -441,5 +449,23 @@ mod tests {
         assert_ne!(first, other);
         let numbers: Vec<NhsNumber> = nhs_numbers().take(500).collect();
         assert_eq!(patient_at(7, 321, numbers[321]), first[321]);
+    }
+
+    #[test]
+    fn a_population_larger_than_its_range_goes_on_below_it() {
+        let upwards = (POPULATION_FIRST_STEM..1_000_000_000)
+            .filter(|&stem| check_value_of_stem(stem) != 10)
+            .count();
+        let mut numbers = nhs_numbers().skip(upwards - 1);
+        let last_up = numbers.next().unwrap().value();
+        let first_down = numbers.next().unwrap().value();
+        assert!(last_up / 10 >= 999_999_990, "{last_up}");
+        assert!(first_down / 10 < POPULATION_FIRST_STEM, "{first_down}");
+        assert!(
+            first_down / 10 >= POPULATION_FIRST_STEM - 20,
+            "{first_down}"
+        );
+        // The nation's 80 million fit in the 9xxxxxxxxx range, with room left for creates.
+        assert!(nhs_numbers().nth(80_000_000).is_some());
     }
 }
