@@ -80,8 +80,9 @@ fn file_name(last_index: u64) -> String {
 pub(crate) struct CheckpointWriter {
     dir: PathBuf,
     last_index: u64,
+    /// Emptied once renamed into place: nothing is left for the drop to remove.
     temporary: PathBuf,
-    file: Option<File>,
+    file: File,
     buffer: Vec<u8>,
     crc: u32,
     written: u64,
@@ -104,7 +105,7 @@ impl CheckpointWriter {
             dir: dir.to_path_buf(),
             last_index: last.index,
             temporary,
-            file: Some(file),
+            file,
             buffer: Vec::with_capacity(WRITEBACK_CHUNK + (1 << 16)),
             crc: 0,
             written: 0,
@@ -128,9 +129,8 @@ impl CheckpointWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let file = self.file.as_mut().expect("an unfinished checkpoint");
         self.crc = crc32c::crc32c_append(self.crc, &self.buffer);
-        write_paced(file, self.written, [self.buffer.as_slice()])?;
+        write_paced(&mut self.file, self.written, [self.buffer.as_slice()])?;
         self.written += self.buffer.len() as u64;
         self.buffer.clear();
         Ok(())
@@ -217,33 +217,22 @@ impl CheckpointWriter {
     pub(crate) fn finish(mut self) -> io::Result<PathBuf> {
         self.flush()?;
         let crc = self.crc.to_le_bytes();
-        let mut file = self.file.take().expect("an unfinished checkpoint");
-        let written = write_paced(&mut file, self.written, [&crc[..]]).and_then(|()| {
-            reached(
-                self.disk.as_ref(),
-                Reached::CheckpointWritten {
-                    file: &self.temporary,
-                },
-            )?;
-            file.sync_all()
-        });
-        if let Err(error) = written {
-            self.file = Some(file);
-            return Err(error);
-        }
-        let disk = self.disk.clone();
-        let disk = disk.as_ref();
+        write_paced(&mut self.file, self.written, [&crc[..]])?;
+        let disk = self.disk.as_ref();
+        reached(
+            disk,
+            Reached::CheckpointWritten {
+                file: &self.temporary,
+            },
+        )?;
+        self.file.sync_all()?;
         let path = self.dir.join(file_name(self.last_index));
         fs::rename(&self.temporary, &path)?;
-        // Renamed: nothing of this checkpoint is left to remove.
-        self.temporary = PathBuf::new();
+        let temporary = std::mem::take(&mut self.temporary);
         reached(
             disk,
             Reached::CheckpointRenamed {
-                from: &self.dir.join(format!(
-                    "checkpoint-{:020}{TEMPORARY_SUFFIX}",
-                    self.last_index
-                )),
+                from: &temporary,
                 to: &path,
             },
         )?;

@@ -15,7 +15,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
@@ -133,14 +133,10 @@ impl Shared {
         let value = read(&state);
         let held = locked_at.elapsed();
         drop(state);
-        self.note_hold(held);
-        value
-    }
-
-    fn note_hold(&self, held: Duration) {
         self.counters
             .checkpoint_lock_nanos_max
             .fetch_max(held.as_nanos() as u64, Ordering::Relaxed);
+        value
     }
 
     /// Each segment's part: its record offsets (and a compacted one's indices) up to the
@@ -151,29 +147,38 @@ impl Shared {
         writer: &mut CheckpointWriter,
         plans: &[SegmentPlan],
     ) -> io::Result<()> {
-        let mut offsets = Vec::with_capacity(OFFSETS_PER_HOLD);
-        let mut indices = Vec::with_capacity(OFFSETS_PER_HOLD);
         for (ordinal, plan) in plans.iter().enumerate() {
             writer.segment(plan.first_index, plan.compaction, plan.records)?;
-            for from in (0..plan.records).step_by(OFFSETS_PER_HOLD) {
-                let to = (from + OFFSETS_PER_HOLD).min(plan.records);
-                offsets.clear();
-                self.under_read_lock(|state| {
-                    offsets.extend_from_slice(&state.offsets[ordinal][from..to]);
-                });
-                writer.offsets(&offsets)?;
+            self.copy_in_holds(
+                plan.records,
+                |state| &state.offsets[ordinal],
+                |offsets| writer.offsets(offsets),
+            )?;
+            if plan.compaction > 0 {
+                self.copy_in_holds(
+                    plan.records,
+                    |state| &state.indices[ordinal],
+                    |indices| writer.indices(indices),
+                )?;
             }
-            if plan.compaction == 0 {
-                continue;
-            }
-            for from in (0..plan.records).step_by(OFFSETS_PER_HOLD) {
-                let to = (from + OFFSETS_PER_HOLD).min(plan.records);
-                indices.clear();
-                self.under_read_lock(|state| {
-                    indices.extend_from_slice(&state.indices[ordinal][from..to]);
-                });
-                writer.indices(&indices)?;
-            }
+        }
+        Ok(())
+    }
+
+    /// Hands the first `count` items of the state's vector `part` picks to `write`, copied out
+    /// under the read lock [`OFFSETS_PER_HOLD`] at a time.
+    fn copy_in_holds<T: Copy>(
+        &self,
+        count: usize,
+        part: impl Fn(&State) -> &[T],
+        mut write: impl FnMut(&[T]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut copied = Vec::with_capacity(OFFSETS_PER_HOLD.min(count));
+        for from in (0..count).step_by(OFFSETS_PER_HOLD) {
+            let to = (from + OFFSETS_PER_HOLD).min(count);
+            copied.clear();
+            self.under_read_lock(|state| copied.extend_from_slice(&part(state)[from..to]));
+            write(&copied)?;
         }
         Ok(())
     }

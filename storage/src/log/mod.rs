@@ -5,8 +5,9 @@
 //! one write and one `fdatasync` through the io backend, then publishes the batch to the indexes
 //! and acknowledges it. A preparer thread keeps a zero-filled spare segment ready so that rolling
 //! to a new segment does not stall appenders, and a checkpointer thread (`checkpointer.rs`) writes
-//! index checkpoints read from the live indexes a run at a time, without copying them. Reads take a read lock on the indexes
-//! and see exactly the durable records; commit and flush latencies are kept in `latency.rs`.
+//! index checkpoints read from the live indexes a run at a time, without copying them. Reads
+//! take a read lock on the indexes and see exactly the durable records; commit and flush
+//! latencies are kept in `latency.rs`.
 
 mod append_queue;
 mod checkpointer;

@@ -564,6 +564,7 @@ pub(crate) fn recover(
         }
         let is_last = ordinal + 1 == segments.len();
         let start = state.write_offset;
+        segment.will_read(start, segment.size());
         let bytes = segment.bytes_for_recovery();
         let outcome = scan_segment(
             bytes,
@@ -629,6 +630,7 @@ pub(crate) fn replay_compacted(
     let mut scanned = (0, 0);
     let next_index = state.last.index + 1;
     let payload_max = state.payload_max;
+    segment.will_read(0, segment.size());
     let outcome = scan_compacted(
         segment.bytes_for_recovery(),
         next_index,

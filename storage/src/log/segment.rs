@@ -185,7 +185,6 @@ impl Segment {
     /// The whole mapped segment. Only for recovery, before the writer starts: afterwards the
     /// tail of the last segment changes under the map, so use [`Segment::record_bytes`].
     pub(crate) fn bytes_for_recovery(&self) -> &[u8] {
-        self.will_read(0, self.map.len());
         &self.map
     }
 

@@ -23,7 +23,6 @@ const PAST_THE_END: &str = "record runs past the end of the segment";
 pub(crate) const PENDING_SEGMENT: u32 = u32::MAX - 1;
 
 /// A compacted copy of a sealed segment, ready to take its place (see [`State::begin_pending`]).
-#[derive(Clone)]
 pub(crate) struct Replacement {
     pub(crate) segment: Arc<Segment>,
     /// Offsets of its records, in log order.
@@ -42,7 +41,6 @@ pub(crate) struct MovedRecord {
     pub(crate) new_offset: u32,
 }
 
-#[derive(Clone)]
 pub(crate) struct State {
     /// Every segment, oldest first; a [`Location`]'s segment is an index into this.
     pub(crate) segments: Vec<Arc<Segment>>,
@@ -258,9 +256,12 @@ impl State {
             // checkpoint read the primary entry before the key changed and its secondary
             // entries after (`index::checkpoint`). Nothing else is: every entry it read of a
             // later record is removed by the replay of the record after that one.
-            let strict = !self.replaying_fuzzy;
             for key in scratch.drain(..) {
-                self.secondary.remove(key, header.key, strict);
+                let removed = self.secondary.remove(key, header.key);
+                assert!(
+                    removed || self.replaying_fuzzy,
+                    "secondary key of an indexed record was missing"
+                );
             }
         }
         if header.flags & RECORD_FLAG_DELETE == 0 {
